@@ -1,0 +1,199 @@
+//! The one error envelope every failing response uses: `{"error":{"code","message","details"}}`.
+//!
+//! `code` is stable and machine-readable (clients branch on it); `message` is for a person and says how
+//! to fix the input; `details` carries structured context such as per-field problems.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Stable, machine-readable error codes. The wire form is the snake_case name; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON.
+    InvalidJson,
+    /// The body is JSON but a field is missing, of the wrong type, or out of range.
+    ValidationFailed,
+    /// The body is larger than the route accepts.
+    PayloadTooLarge,
+    /// No credentials, or credentials that are invalid or expired.
+    Unauthorized,
+    /// The caller is known but may not do this.
+    Forbidden,
+    /// No route has this path, or the resource does not exist (or is not visible to the caller).
+    NotFound,
+    /// The path exists but not with this method.
+    MethodNotAllowed,
+    /// The write was based on a stale revision, or collides with existing state.
+    Conflict,
+    /// The server has no authentication configured, so protected routes are closed.
+    AuthNotConfigured,
+    /// A dependency (such as the database) did not answer.
+    Unavailable,
+    /// A bug on our side; the request id in the response identifies it in the logs.
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::ValidationFailed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Conflict,
+        ErrorCode::AuthNotConfigured,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// The HTTP status this code is sent with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidJson | ErrorCode::ValidationFailed => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::Internal => 500,
+            ErrorCode::AuthNotConfigured | ErrorCode::Unavailable => 503,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::AuthNotConfigured => "auth_not_configured",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// An error as the API reports it. Build one with the constructors, then serialize it wrapped in an
+/// [`ErrorEnvelope`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    pub error: ApiError,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    pub fn route_not_found(method: &str, path: &str) -> Self {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("No route matches {method} {path}. GET /openapi.json lists the API's routes."),
+        )
+        .with_details(serde_json::json!({ "method": method, "path": path }))
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &[&str]) -> Self {
+        ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!(
+                "{path} does not accept {method}; use one of: {}.",
+                allowed.join(", ")
+            ),
+        )
+        .with_details(serde_json::json!({ "method": method, "path": path, "allowed": allowed }))
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(
+            ErrorCode::Internal,
+            "Something went wrong on our side. Quote the x-request-id header when you report it.",
+        )
+    }
+
+    pub fn into_envelope(self) -> ErrorEnvelope {
+        ErrorEnvelope { error: self }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serializes_to_its_stable_name() {
+        for code in ErrorCode::ALL {
+            let wire = serde_json::to_value(code).unwrap();
+            assert_eq!(wire, Value::String(code.as_str().to_owned()));
+            let back: ErrorCode = serde_json::from_value(wire).unwrap();
+            assert_eq!(back, code);
+        }
+    }
+
+    #[test]
+    fn every_code_is_a_client_or_server_error_status() {
+        for code in ErrorCode::ALL {
+            assert!((400..600).contains(&code.status()), "{code:?}");
+        }
+        assert_eq!(ErrorCode::Internal.status(), 500);
+        assert_eq!(ErrorCode::AuthNotConfigured.status(), 503);
+    }
+
+    #[test]
+    fn envelope_has_the_documented_shape() {
+        let body = serde_json::to_value(ApiError::route_not_found("GET", "/nope").into_envelope())
+            .unwrap();
+        assert_eq!(body["error"]["code"], "not_found");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/openapi.json")
+        );
+        assert_eq!(body["error"]["details"]["path"], "/nope");
+    }
+
+    #[test]
+    fn details_are_omitted_when_absent() {
+        let body = serde_json::to_string(&ApiError::internal().into_envelope()).unwrap();
+        assert!(!body.contains("details"));
+    }
+}

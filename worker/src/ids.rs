@@ -1,0 +1,19 @@
+//! Random identifiers, from the runtime's cryptographic random source.
+
+/// A request id such as `req_4f1c9a0b7d3e2a61`: unique enough to find one request in the logs.
+pub fn request_id() -> String {
+    format!("req_{}", random_hex::<8>())
+}
+
+/// `N` random bytes as lowercase hex. When the random source fails (it does not in workerd), the id
+/// degrades to the clock rather than failing the request it labels.
+pub fn random_hex<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
+    if getrandom::fill(&mut bytes).is_err() {
+        let now = worker::Date::now().as_millis().to_le_bytes();
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = now[index % now.len()];
+        }
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}

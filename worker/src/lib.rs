@@ -1,0 +1,18 @@
+//! cat-factory's Cloudflare Worker.
+//!
+//! A thin shell around `domain`: it parses requests, asks the domain what to do, talks to D1 and the
+//! Durable Objects, and renders the answer. Everything here is wasm32-only; natively the crate is empty
+//! so that workspace-wide native builds stay fast.
+
+#![cfg(target_arch = "wasm32")]
+
+mod http;
+mod ids;
+mod routes;
+
+use worker::{Context, Env, Request, Response, Result, event};
+
+#[event(fetch)]
+async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
+    Ok(http::serve(request, env).await)
+}
