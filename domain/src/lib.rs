@@ -4,8 +4,13 @@
 //! randomness. The worker, the harness and the board all depend on this crate and on nothing of each
 //! other, so a type that crosses a wire is defined exactly once, here.
 
+pub mod access;
 pub mod api;
+pub mod auth;
+pub mod board;
+pub mod event;
 pub mod harness;
+pub mod ids;
 
 /// The version every component reports, taken from the workspace's package version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

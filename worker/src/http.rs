@@ -1,17 +1,58 @@
-//! The request pipeline: request id → route match → handler → response, with one error envelope.
+//! The request pipeline: request id → route match → authenticate → authorize → read body → handler →
+//! response, with one error envelope for every failure.
 
-use domain::api::routes::{RouteMiss, match_route};
-use domain::api::{ApiError, Operation, REQUEST_ID_HEADER, RouteMatch};
+use domain::access::{Denial, authorize};
+use domain::api::body::{MAX_BODY_BYTES, parse_json, too_large};
+use domain::api::routes::{RouteAccess, RouteMiss, match_route};
+use domain::api::{ApiError, CLIENT_ID_HEADER, Operation, REQUEST_ID_HEADER, RouteMatch};
+use domain::ids::WorkspaceId;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use worker::{Env, Headers, Request, Response};
 
+use crate::auth::{AuthConfig, Caller, authenticate};
+use crate::routes::workspaces::{WorkspaceAccess, load_access};
+use crate::store::Db;
 use crate::{ids, routes};
 
 /// Everything a handler needs about the request it serves.
 pub struct RequestContext {
     pub env: Env,
+    pub db: Db,
+    pub auth: AuthConfig,
     pub request_id: String,
     pub route: RouteMatch,
+    /// The signed-in caller (always present on non-public routes).
+    pub caller: Option<Caller>,
+    /// The workspace named by `:id` and the caller's role in it (workspace routes only).
+    pub workspace: Option<WorkspaceAccess>,
+    /// The raw body, for routes that take one.
+    pub body: Vec<u8>,
+    /// The `x-client-id` the request came from, recorded on its events to suppress the echo.
+    pub client_id: Option<String>,
+    pub url: worker::Url,
+}
+
+impl RequestContext {
+    pub fn caller(&self) -> &Caller {
+        self.caller
+            .as_ref()
+            .expect("the pipeline authenticates every non-public route")
+    }
+
+    pub fn workspace(&self) -> &WorkspaceAccess {
+        self.workspace
+            .as_ref()
+            .expect("the pipeline loads the workspace for workspace routes")
+    }
+
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        parse_json(&self.body)
+    }
+
+    pub fn param(&self, name: &str) -> &str {
+        self.route.param(name).unwrap_or_default()
+    }
 }
 
 /// What a handler returns: a response, or an API error that becomes the envelope.
@@ -24,14 +65,7 @@ pub async fn serve(request: Request, env: Env) -> Response {
     let method = request.method().to_string();
     let path = request.path();
     let outcome = match match_route(&method, &path) {
-        Ok(route) => {
-            let context = RequestContext {
-                env,
-                request_id: request_id.clone(),
-                route,
-            };
-            dispatch(request, context).await
-        }
+        Ok(route) => handle(request, env, request_id.clone(), route).await,
         Err(RouteMiss::NotFound) if method == "GET" || method == "HEAD" => {
             serve_static(request, &env, &method, &path).await
         }
@@ -52,11 +86,125 @@ pub async fn serve(request: Request, env: Env) -> Response {
     with_request_id(response, &request_id)
 }
 
-async fn dispatch(request: Request, context: RequestContext) -> HandlerResult {
+async fn handle(
+    mut request: Request,
+    env: Env,
+    request_id: String,
+    route: RouteMatch,
+) -> HandlerResult {
+    let db = Db::from_env(&env)?;
+    let auth = AuthConfig::from_env(&env);
+    let caller = match route.route.access {
+        RouteAccess::Public => None,
+        RouteAccess::SignedIn | RouteAccess::Workspace(_) => {
+            Some(authenticate(&request, &auth, &db).await?)
+        }
+    };
+    let workspace = match (route.route.access, &caller) {
+        (RouteAccess::Workspace(permission), Some(caller)) => {
+            let hidden = || ApiError::not_found("This workspace");
+            let workspace_id =
+                WorkspaceId::parse(route.param("id").unwrap_or_default()).map_err(|_| hidden())?;
+            let access = load_access(&db, &workspace_id, &caller.user.id)
+                .await?
+                .ok_or_else(hidden)?;
+            match authorize(access.role, permission) {
+                Ok(_) => Some(access),
+                Err(Denial::Hidden) => return Err(hidden()),
+                Err(Denial::Forbidden) => {
+                    return Err(ApiError::forbidden(format!(
+                        "Your role in this workspace ({}) does not allow this; ask a workspace admin.",
+                        access.role.map_or("none", |role| role.as_str())
+                    )));
+                }
+            }
+        }
+        _ => None,
+    };
+    let body = if route.route.request.is_some() {
+        read_body(&mut request).await?
+    } else {
+        Vec::new()
+    };
+    let client_id = request
+        .headers()
+        .get(CLIENT_ID_HEADER)
+        .ok()
+        .flatten()
+        .filter(|id| !id.is_empty() && id.len() <= 64);
+    let url = request.url().map_err(internal("request URL"))?;
+    let context = RequestContext {
+        env,
+        db,
+        auth,
+        request_id,
+        route,
+        caller,
+        workspace,
+        body,
+        client_id,
+        url,
+    };
+    dispatch(&request, &context).await
+}
+
+async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult {
+    use routes::{accounts, auth, board, health, openapi, workspaces};
     match context.route.route.operation {
-        Operation::Health => routes::health::get(&context).await,
-        Operation::OpenApi => routes::openapi::get(&request),
+        Operation::Health => health::get(context).await,
+        Operation::OpenApi => openapi::get(),
+        Operation::GithubLogin => auth::github_login(context).await,
+        Operation::GithubCallback => auth::github_callback(request, context).await,
+        Operation::DevLogin => auth::dev_login(context).await,
+        Operation::GetMe => auth::me(context).await,
+        Operation::Logout => auth::logout(context).await,
+        Operation::RevokeAllSessions => auth::revoke_all(context).await,
+        Operation::CreateApiToken => auth::create_api_token(context).await,
+        Operation::ListApiTokens => auth::list_api_tokens(context).await,
+        Operation::DeleteApiToken => auth::delete_api_token(context).await,
+        Operation::CreateAccount => accounts::create(context).await,
+        Operation::ListAccounts => accounts::list(context).await,
+        Operation::AddAccountMember => accounts::add_member(context).await,
+        Operation::ListWorkspaces => workspaces::list(context).await,
+        Operation::CreateWorkspace => workspaces::create(context).await,
+        Operation::GetWorkspace => workspaces::get(context).await,
+        Operation::UpdateWorkspace => workspaces::update(context).await,
+        Operation::DeleteWorkspace => workspaces::delete(context).await,
+        Operation::ListWorkspaceMembers => workspaces::list_members(context).await,
+        Operation::AddWorkspaceMember => workspaces::add_member(context).await,
+        Operation::RemoveWorkspaceMember => workspaces::remove_member(context).await,
+        Operation::GetBoard => board::snapshot(context).await,
+        Operation::CreateBlock => board::create_block(context).await,
+        Operation::GetBlock => board::get_block(context).await,
+        Operation::UpdateBlock => board::update_block(context).await,
+        Operation::ReparentBlock => board::reparent_block(context).await,
+        Operation::DeleteBlock => board::delete_block(context).await,
+        Operation::CreateEdge => board::create_edge(context).await,
+        Operation::DeleteEdge => board::delete_edge(context).await,
     }
+}
+
+/// Reads the body, refusing oversize ones by their declared length before reading them.
+async fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
+    let declared = request
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|length| length.parse::<usize>().ok());
+    if let Some(length) = declared.filter(|length| *length > MAX_BODY_BYTES) {
+        return Err(too_large(length));
+    }
+    let body = request.bytes().await.map_err(|_| {
+        ApiError::new(
+            domain::api::ErrorCode::InvalidJson,
+            "The request body could not be read.",
+        )
+    })?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(too_large(body.len()));
+    }
+    Ok(body)
 }
 
 /// Serves the board's static files. The worker runs first for every request (`run_worker_first`), so
@@ -94,6 +242,21 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> HandlerResult {
         .map_err(internal("serialize"))
 }
 
+/// A JSON response from text that is already JSON (serialized once, or built by SQLite).
+pub fn raw_json(status: u16, body: String) -> HandlerResult {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    Response::ok(body)
+        .map(|response| response.with_status(status).with_headers(headers))
+        .map_err(internal("response"))
+}
+
+pub fn no_content() -> HandlerResult {
+    Response::empty()
+        .map(|response| response.with_status(204))
+        .map_err(internal("response"))
+}
+
 /// Logs a runtime error with what was being done, and hides it behind the generic internal error.
 pub fn internal<E: std::fmt::Display>(doing: &'static str) -> impl Fn(E) -> ApiError {
     move |error| {
@@ -113,7 +276,7 @@ fn error_response(error: &ApiError) -> Response {
         .unwrap_or_else(|_| Response::empty().expect("an empty response can always be built"))
 }
 
-fn with_request_id(mut response: Response, request_id: &str) -> Response {
+fn with_request_id(response: Response, request_id: &str) -> Response {
     // Responses fetched from the assets binding have immutable headers; copy them into a fresh
     // header map so the id can be added.
     let headers = Headers::new();
@@ -121,6 +284,5 @@ fn with_request_id(mut response: Response, request_id: &str) -> Response {
         let _ = headers.append(&name, &value);
     }
     let _ = headers.set(REQUEST_ID_HEADER, request_id);
-    response = response.with_headers(headers);
-    response
+    response.with_headers(headers)
 }

@@ -17,3 +17,14 @@ pub fn random_hex<const N: usize>() -> String {
     }
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
+
+/// 8 random bytes, for the random part of a `domain::ids` identifier.
+pub fn random_id_bytes() -> [u8; 8] {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // workerd always provides crypto.getRandomValues; this keeps ids unique even if it did not.
+        let now = worker::Date::now().as_millis().to_le_bytes();
+        bytes.copy_from_slice(&now);
+    }
+    bytes
+}

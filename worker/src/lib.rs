@@ -6,9 +6,12 @@
 
 #![cfg(target_arch = "wasm32")]
 
+mod auth;
+mod events;
 mod http;
 mod ids;
 mod routes;
+mod store;
 
 use worker::{Context, Env, Request, Response, Result, event};
 

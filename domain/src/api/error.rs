@@ -26,6 +26,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The write was based on a stale revision, or collides with existing state.
     Conflict,
+    /// The change is well-formed but breaks a rule of the board (see `details.rule`).
+    RuleViolated,
     /// The server has no authentication configured, so protected routes are closed.
     AuthNotConfigured,
     /// A dependency (such as the database) did not answer.
@@ -35,7 +37,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -44,6 +46,7 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
+        ErrorCode::RuleViolated,
         ErrorCode::AuthNotConfigured,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
@@ -59,6 +62,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RuleViolated => 422,
             ErrorCode::Internal => 500,
             ErrorCode::AuthNotConfigured | ErrorCode::Unavailable => 503,
         }
@@ -74,6 +78,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::RuleViolated => "rule_violated",
             ErrorCode::AuthNotConfigured => "auth_not_configured",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -89,6 +94,23 @@ pub struct ApiError {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
+}
+
+/// One wrong field of a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldProblem {
+    /// The field's path in the body, such as `title` or `position.x`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldProblem {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// The JSON body of every error response.
@@ -132,6 +154,40 @@ impl ApiError {
             ),
         )
         .with_details(serde_json::json!({ "method": method, "path": path, "allowed": allowed }))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("{what} does not exist, or you do not have access to it."),
+        )
+    }
+
+    /// One or more fields of the body are wrong; `problems` pairs a field path with what is wrong.
+    pub fn invalid_fields(problems: Vec<FieldProblem>) -> Self {
+        let summary = problems
+            .iter()
+            .map(|problem| format!("{}: {}", problem.field, problem.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("The request is invalid. {summary}"),
+        )
+        .with_details(serde_json::json!({ "fields": problems }))
+    }
+
+    pub fn rule_violated(rule: &str, message: String) -> Self {
+        ApiError::new(ErrorCode::RuleViolated, message)
+            .with_details(serde_json::json!({ "rule": rule }))
     }
 
     pub fn internal() -> Self {

@@ -1,10 +1,11 @@
 //! `GET /health`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The worker's health report. `db` is `ok` only when a real query against D1 succeeded; when it is
 /// not, the worker answers 503 with this same body so a load balancer and a person both see why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthResponse {
     pub status: HealthState,
@@ -15,14 +16,14 @@ pub struct HealthResponse {
     pub migrations_applied: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
     Ok,
     Degraded,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DependencyState {
     Ok,

@@ -1,18 +1,23 @@
 //! The OpenAPI 3.1 document, generated from [`ROUTES`](super::routes::ROUTES).
 
+use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use super::routes::{ROUTES, RouteSpec};
+use super::routes::{ROUTES, RouteAccess, RouteSpec};
 
 /// Builds the whole document. Every route in the table appears exactly once.
 pub fn document() -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
     let mut paths = Map::new();
-    for route in ROUTES {
+    for route in ROUTES.iter() {
+        let operation = operation(route, &mut generator);
         let path_item = paths
             .entry(openapi_path(route.path))
             .or_insert_with(|| json!({}));
-        path_item[route.method.as_str().to_ascii_lowercase()] = operation(route);
+        path_item[route.method.as_str().to_ascii_lowercase()] = operation;
     }
+    let mut schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
+    schemas.insert("ErrorEnvelope".to_owned(), error_envelope_schema());
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -25,9 +30,7 @@ pub fn document() -> Value {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer" }
             },
-            "schemas": {
-                "ErrorEnvelope": error_envelope_schema()
-            }
+            "schemas": schemas
         }
     })
 }
@@ -44,7 +47,7 @@ pub fn openapi_path(template: &str) -> String {
         .join("/")
 }
 
-fn operation(route: &RouteSpec) -> Value {
+fn operation(route: &RouteSpec, generator: &mut schemars::SchemaGenerator) -> Value {
     let operation_id = serde_json::to_value(route.operation).unwrap_or(Value::Null);
     let parameters: Vec<Value> = route
         .path
@@ -62,7 +65,20 @@ fn operation(route: &RouteSpec) -> Value {
         "parameters": parameters,
         "responses": { "default": error }
     });
-    if route.authenticated {
+    let (status, response) = route.success;
+    let mut success = json!({ "description": "Success" });
+    if let Some(response) = response {
+        success["content"] =
+            json!({ "application/json": { "schema": response(generator).to_value() } });
+    }
+    operation["responses"][status.to_string()] = success;
+    if let Some(request) = route.request {
+        operation["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": request(generator).to_value() } }
+        });
+    }
+    if route.access != RouteAccess::Public {
         operation["security"] = json!([{ "bearer": [] }]);
     }
     operation
@@ -97,7 +113,7 @@ mod tests {
     #[test]
     fn every_route_is_in_the_document() {
         let document = document();
-        for route in ROUTES {
+        for route in ROUTES.iter() {
             let method = route.method.as_str().to_ascii_lowercase();
             let operation = &document["paths"][openapi_path(route.path)][&method];
             assert!(
@@ -107,6 +123,29 @@ mod tests {
                 route.path
             );
             assert_eq!(operation["summary"], route.summary);
+            if route.request.is_some() {
+                assert!(
+                    operation["requestBody"].is_object(),
+                    "{} has no request schema",
+                    route.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_referenced_schema_is_defined() {
+        let document = document();
+        let text = document.to_string();
+        for reference in text.split("\"$ref\":\"").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            let name = name
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("odd $ref {name}"));
+            assert!(
+                document["components"]["schemas"][name].is_object(),
+                "{name} is referenced but not defined"
+            );
         }
     }
 

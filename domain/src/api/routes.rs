@@ -3,7 +3,12 @@
 //! The worker dispatches on [`Operation`] (an exhaustive `match`, so a route without a handler does not
 //! compile) and the OpenAPI document is generated from the same table, so the two cannot drift apart.
 
+use std::sync::LazyLock;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
+
+use crate::access::Permission;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -44,35 +49,182 @@ impl Method {
 pub enum Operation {
     Health,
     OpenApi,
+    GithubLogin,
+    GithubCallback,
+    DevLogin,
+    GetMe,
+    Logout,
+    RevokeAllSessions,
+    CreateApiToken,
+    ListApiTokens,
+    DeleteApiToken,
+    CreateAccount,
+    ListAccounts,
+    AddAccountMember,
+    ListWorkspaces,
+    CreateWorkspace,
+    GetWorkspace,
+    UpdateWorkspace,
+    DeleteWorkspace,
+    ListWorkspaceMembers,
+    AddWorkspaceMember,
+    RemoveWorkspaceMember,
+    GetBoard,
+    CreateBlock,
+    GetBlock,
+    UpdateBlock,
+    ReparentBlock,
+    DeleteBlock,
+    CreateEdge,
+    DeleteEdge,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAccess {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in caller (routes about the caller's own things).
+    SignedIn,
+    /// A signed-in caller with this permission in the workspace named by the `:id` path parameter.
+    Workspace(Permission),
+}
+
+/// Generates the JSON Schema of a body type, for the OpenAPI document.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
 }
 
 /// One route: a method, a path template whose `:name` segments are parameters, and what it does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct RouteSpec {
     pub method: Method,
     pub path: &'static str,
     pub operation: Operation,
     pub summary: &'static str,
-    /// Whether the route needs a signed-in caller.
-    pub authenticated: bool,
+    pub access: RouteAccess,
+    /// The request body's type, for routes that take one.
+    pub request: Option<SchemaFn>,
+    /// The success status and the response body's type (`None`: no body, or not JSON).
+    pub success: (u16, Option<SchemaFn>),
 }
 
-pub const ROUTES: &[RouteSpec] = &[
-    RouteSpec {
-        method: Method::Get,
-        path: "/health",
-        operation: Operation::Health,
-        summary: "Liveness and database reachability",
-        authenticated: false,
-    },
-    RouteSpec {
-        method: Method::Get,
-        path: "/openapi.json",
-        operation: Operation::OpenApi,
-        summary: "This API's OpenAPI 3.1 description",
-        authenticated: false,
-    },
-];
+impl PartialEq for RouteSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.method == other.method && self.path == other.path && self.operation == other.operation
+    }
+}
+
+impl Eq for RouteSpec {}
+
+macro_rules! route {
+    ($method:ident $path:literal => $operation:ident, $access:expr, $summary:literal,
+     request: $request:expr, success: $status:literal $(, $response:ty)?) => {
+        RouteSpec {
+            method: Method::$method,
+            path: $path,
+            operation: Operation::$operation,
+            summary: $summary,
+            access: $access,
+            request: $request,
+            success: ($status, route!(@response $($response)?)),
+        }
+    };
+    (@response) => { None };
+    (@response $response:ty) => { Some(schema::<$response> as SchemaFn) };
+}
+
+const PUBLIC: RouteAccess = RouteAccess::Public;
+const SIGNED_IN: RouteAccess = RouteAccess::SignedIn;
+const READ: RouteAccess = RouteAccess::Workspace(Permission::Read);
+const WRITE: RouteAccess = RouteAccess::Workspace(Permission::WriteBoard);
+const SETTINGS: RouteAccess = RouteAccess::Workspace(Permission::ManageSettings);
+const MEMBERS: RouteAccess = RouteAccess::Workspace(Permission::ManageMembers);
+
+fn body<T: JsonSchema>() -> Option<SchemaFn> {
+    Some(schema::<T> as SchemaFn)
+}
+
+pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
+    use super::auth::*;
+    use super::board::*;
+    use super::health::HealthResponse;
+    use super::workspaces::*;
+    use crate::board::{Block, Edge};
+    vec![
+        route!(Get "/health" => Health, PUBLIC, "Liveness and database reachability",
+            request: None, success: 200, HealthResponse),
+        route!(Get "/openapi.json" => OpenApi, PUBLIC, "This API's OpenAPI 3.1 description",
+            request: None, success: 200),
+        route!(Get "/auth/github/login" => GithubLogin, PUBLIC, "Start signing in with GitHub (redirects to GitHub)",
+            request: None, success: 302),
+        route!(Get "/auth/github/callback" => GithubCallback, PUBLIC,
+            "GitHub's redirect back; signs in and redirects to the board with the session token",
+            request: None, success: 302),
+        route!(Post "/auth/dev-login" => DevLogin, PUBLIC, "Local development sign-in (only when AUTH_MODE=dev)",
+            request: body::<DevLoginRequest>(), success: 200, SessionToken),
+        route!(Get "/auth/me" => GetMe, SIGNED_IN, "The caller and their accounts",
+            request: None, success: 200, Me),
+        route!(Post "/auth/logout" => Logout, SIGNED_IN, "Revoke the session token this request carries",
+            request: None, success: 204),
+        route!(Post "/auth/sessions/revoke-all" => RevokeAllSessions, SIGNED_IN,
+            "Sign out everywhere: every session token issued so far stops working",
+            request: None, success: 204),
+        route!(Post "/auth/tokens" => CreateApiToken, SIGNED_IN, "Create a personal API token (shown once)",
+            request: body::<CreateApiTokenRequest>(), success: 201, ApiTokenCreated),
+        route!(Get "/auth/tokens" => ListApiTokens, SIGNED_IN, "The caller's personal API tokens",
+            request: None, success: 200, Vec<ApiTokenInfo>),
+        route!(Delete "/auth/tokens/:id" => DeleteApiToken, SIGNED_IN, "Revoke a personal API token",
+            request: None, success: 204),
+        route!(Post "/accounts" => CreateAccount, SIGNED_IN, "Create an organisation account; the caller is its admin",
+            request: body::<CreateAccountRequest>(), success: 201, Account),
+        route!(Get "/accounts" => ListAccounts, SIGNED_IN, "The accounts the caller belongs to",
+            request: None, success: 200, Vec<Account>),
+        route!(Post "/accounts/:id/members" => AddAccountMember, SIGNED_IN,
+            "Add a user to an account or change their role (account admins only)",
+            request: body::<AddAccountMemberRequest>(), success: 200, AccountMember),
+        route!(Get "/workspaces" => ListWorkspaces, SIGNED_IN, "The workspaces the caller can see",
+            request: None, success: 200, Vec<WorkspaceView>),
+        route!(Post "/workspaces" => CreateWorkspace, SIGNED_IN,
+            "Create a workspace in the caller's personal account or an account they belong to",
+            request: body::<CreateWorkspaceRequest>(), success: 201, WorkspaceView),
+        route!(Get "/workspaces/:id" => GetWorkspace, READ, "One workspace",
+            request: None, success: 200, WorkspaceView),
+        route!(Patch "/workspaces/:id" => UpdateWorkspace, SETTINGS, "Rename a workspace or change its access mode",
+            request: body::<UpdateWorkspaceRequest>(), success: 200, WorkspaceView),
+        route!(Delete "/workspaces/:id" => DeleteWorkspace, MEMBERS, "Delete a workspace and its board",
+            request: None, success: 204),
+        route!(Get "/workspaces/:id/members" => ListWorkspaceMembers, READ, "A workspace's explicit members",
+            request: None, success: 200, Vec<WorkspaceMember>),
+        route!(Post "/workspaces/:id/members" => AddWorkspaceMember, MEMBERS,
+            "Add a member to a workspace or change their role",
+            request: body::<AddWorkspaceMemberRequest>(), success: 200, WorkspaceMember),
+        route!(Delete "/workspaces/:id/members/:userId" => RemoveWorkspaceMember, MEMBERS,
+            "Remove a workspace member", request: None, success: 204),
+        route!(Get "/workspaces/:id/board" => GetBoard, READ,
+            "The whole board (blocks, edges) and the event sequence number it reflects",
+            request: None, success: 200, BoardSnapshot),
+        route!(Post "/workspaces/:id/blocks" => CreateBlock, WRITE, "Create a frame, module or task",
+            request: body::<CreateBlockRequest>(), success: 201, Block),
+        route!(Get "/workspaces/:id/blocks/:blockId" => GetBlock, READ, "One block",
+            request: None, success: 200, Block),
+        route!(Patch "/workspaces/:id/blocks/:blockId" => UpdateBlock, WRITE,
+            "Change a block's fields; 409 with the current block when `rev` is stale",
+            request: body::<UpdateBlockRequest>(), success: 200, Block),
+        route!(Post "/workspaces/:id/blocks/:blockId/reparent" => ReparentBlock, WRITE,
+            "Move a block under another parent (or to the top level, for frames)",
+            request: body::<ReparentRequest>(), success: 200, Block),
+        route!(Delete "/workspaces/:id/blocks/:blockId" => DeleteBlock, WRITE,
+            "Delete a block with its whole subtree and every edge touching them",
+            request: None, success: 204),
+        route!(Post "/workspaces/:id/edges" => CreateEdge, WRITE, "Add a dependency edge (`from` depends on `to`)",
+            request: body::<CreateEdgeRequest>(), success: 201, Edge),
+        route!(Delete "/workspaces/:id/edges/:edgeId" => DeleteEdge, WRITE, "Remove a dependency edge",
+            request: None, success: 204),
+    ]
+});
 
 /// A matched route and the values of its path parameters, in template order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +253,7 @@ pub enum RouteMiss {
 
 /// Finds the route for `method` and `path` (the path without query string).
 pub fn match_route(method: &str, path: &str) -> Result<RouteMatch, RouteMiss> {
-    match_in(ROUTES, method, path)
+    match_in(&ROUTES, method, path)
 }
 
 fn match_in(
@@ -184,14 +336,18 @@ mod tests {
             path: "/things/:id",
             operation: Operation::Health,
             summary: "",
-            authenticated: true,
+            access: RouteAccess::Public,
+            request: None,
+            success: (200, None),
         },
         RouteSpec {
             method: Method::Delete,
             path: "/things/:id",
             operation: Operation::OpenApi,
             summary: "",
-            authenticated: true,
+            access: RouteAccess::Public,
+            request: None,
+            success: (204, None),
         },
     ];
 
@@ -248,6 +404,28 @@ mod tests {
             match_route("HEAD", "/health").unwrap().route.operation,
             Operation::Health
         );
+    }
+
+    #[test]
+    fn every_operation_has_exactly_one_route() {
+        let operations: std::collections::HashSet<Operation> =
+            ROUTES.iter().map(|route| route.operation).collect();
+        assert_eq!(
+            operations.len(),
+            ROUTES.len(),
+            "an operation is routed twice"
+        );
+        // Adding an Operation variant without a route makes this list (and so this test) fail to match.
+        assert_eq!(ROUTES.len(), 30);
+    }
+
+    #[test]
+    fn workspace_routes_name_the_workspace_as_id() {
+        for route in ROUTES.iter() {
+            if let RouteAccess::Workspace(_) = route.access {
+                assert!(route.path.starts_with("/workspaces/:id"), "{}", route.path);
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,8 @@
 //! One module per resource: its handlers, storage and rules side by side.
 
+pub mod accounts;
+pub mod auth;
+pub mod board;
 pub mod health;
 pub mod openapi;
+pub mod workspaces;

@@ -1,9 +1,7 @@
 //! `GET /openapi.json`, generated from the route table in `domain`.
 
-use worker::Request;
-
 use crate::http::{HandlerResult, json};
 
-pub fn get(_request: &Request) -> HandlerResult {
+pub fn get() -> HandlerResult {
     json(200, &domain::api::openapi::document())
 }

@@ -1,0 +1,219 @@
+//! Who may do what in a workspace.
+//!
+//! A caller's effective role in a workspace is the highest of what their account membership grants
+//! and what an explicit workspace membership grants. A caller with no role gets 404 for the workspace
+//! and everything in it: the API never hints that a workspace it will not show exists.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A role in an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountRole {
+    Admin,
+    Member,
+}
+
+/// A role in a workspace, ordered from least to most powerful.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceRole {
+    Viewer,
+    Member,
+    Admin,
+}
+
+/// Who can see a workspace: everyone in its account, or only its listed members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessMode {
+    Account,
+    Restricted,
+}
+
+/// What a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// See the workspace, its board and its members; subscribe to its events.
+    Read,
+    /// Create, change and delete blocks and edges.
+    WriteBoard,
+    /// Rename the workspace, change its access mode.
+    ManageSettings,
+    /// Add, change and remove workspace members; delete the workspace.
+    ManageMembers,
+}
+
+impl WorkspaceRole {
+    pub fn allows(self, permission: Permission) -> bool {
+        match permission {
+            Permission::Read => true,
+            Permission::WriteBoard => self >= WorkspaceRole::Member,
+            Permission::ManageSettings | Permission::ManageMembers => self == WorkspaceRole::Admin,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceRole::Viewer => "viewer",
+            WorkspaceRole::Member => "member",
+            WorkspaceRole::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "viewer" => Some(WorkspaceRole::Viewer),
+            "member" => Some(WorkspaceRole::Member),
+            "admin" => Some(WorkspaceRole::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl AccountRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRole::Admin => "admin",
+            AccountRole::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "admin" => Some(AccountRole::Admin),
+            "member" => Some(AccountRole::Member),
+            _ => None,
+        }
+    }
+}
+
+impl AccessMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::Account => "account",
+            AccessMode::Restricted => "restricted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "account" => Some(AccessMode::Account),
+            "restricted" => Some(AccessMode::Restricted),
+            _ => None,
+        }
+    }
+}
+
+/// The caller's effective role in a workspace, or `None` when they may not see it at all.
+pub fn effective_role(
+    account_role: Option<AccountRole>,
+    access_mode: AccessMode,
+    workspace_role: Option<WorkspaceRole>,
+) -> Option<WorkspaceRole> {
+    let from_account = match (account_role, access_mode) {
+        (Some(AccountRole::Admin), _) => Some(WorkspaceRole::Admin),
+        (Some(AccountRole::Member), AccessMode::Account) => Some(WorkspaceRole::Member),
+        (Some(AccountRole::Member), AccessMode::Restricted) | (None, _) => None,
+    };
+    from_account.max(workspace_role)
+}
+
+/// How a refused request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// The caller may not see the workspace: answer 404, as if it did not exist.
+    Hidden,
+    /// The caller sees the workspace but lacks the permission: answer 403.
+    Forbidden,
+}
+
+/// Checks `permission` for a caller whose effective role is `role`.
+pub fn authorize(
+    role: Option<WorkspaceRole>,
+    permission: Permission,
+) -> Result<WorkspaceRole, Denial> {
+    match role {
+        None => Err(Denial::Hidden),
+        Some(role) if role.allows(permission) => Ok(role),
+        Some(_) => Err(Denial::Forbidden),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AccessMode::*;
+    use WorkspaceRole::*;
+
+    #[test]
+    fn effective_role_table() {
+        let cases: &[(
+            Option<AccountRole>,
+            AccessMode,
+            Option<WorkspaceRole>,
+            Option<WorkspaceRole>,
+        )] = &[
+            (None, Account, None, None),
+            (None, Restricted, None, None),
+            (None, Restricted, Some(Viewer), Some(Viewer)),
+            (Some(AccountRole::Member), Account, None, Some(Member)),
+            (
+                Some(AccountRole::Member),
+                Account,
+                Some(Viewer),
+                Some(Member),
+            ),
+            (Some(AccountRole::Member), Account, Some(Admin), Some(Admin)),
+            (Some(AccountRole::Member), Restricted, None, None),
+            (
+                Some(AccountRole::Member),
+                Restricted,
+                Some(Viewer),
+                Some(Viewer),
+            ),
+            (Some(AccountRole::Admin), Restricted, None, Some(Admin)),
+            (Some(AccountRole::Admin), Account, Some(Viewer), Some(Admin)),
+        ];
+        for &(account, mode, workspace, expected) in cases {
+            assert_eq!(
+                effective_role(account, mode, workspace),
+                expected,
+                "{account:?} {mode:?} {workspace:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn permissions_by_role() {
+        let cases = [
+            (Viewer, [true, false, false, false]),
+            (Member, [true, true, false, false]),
+            (Admin, [true, true, true, true]),
+        ];
+        let permissions = [
+            Permission::Read,
+            Permission::WriteBoard,
+            Permission::ManageSettings,
+            Permission::ManageMembers,
+        ];
+        for (role, expected) in cases {
+            for (permission, allowed) in permissions.iter().zip(expected) {
+                assert_eq!(role.allows(*permission), allowed, "{role:?} {permission:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_members_are_hidden_and_weak_roles_forbidden() {
+        assert_eq!(authorize(None, Permission::Read), Err(Denial::Hidden));
+        assert_eq!(
+            authorize(Some(Viewer), Permission::WriteBoard),
+            Err(Denial::Forbidden)
+        );
+        assert_eq!(authorize(Some(Member), Permission::WriteBoard), Ok(Member));
+    }
+}

@@ -1,0 +1,490 @@
+//! `/auth`: GitHub sign-in, the dev sign-in, sessions and personal API tokens.
+
+use domain::api::auth::{
+    ApiTokenCreated, ApiTokenInfo, CreateApiTokenRequest, DevLoginRequest, Me, SessionToken, User,
+};
+use domain::api::{ApiError, ErrorCode};
+use domain::auth::{self as tokens, API_TOKEN_PREFIX, Audience, Claims};
+use domain::ids::{AccountId, ApiTokenId, UserId};
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
+
+use crate::auth::{Credential, GithubConfig, issue_session, now_ms, now_seconds};
+use crate::http::{HandlerResult, RequestContext, internal, json, no_content};
+use crate::ids::random_id_bytes;
+use crate::params;
+use crate::routes::accounts::accounts_of;
+use crate::store::Db;
+
+const OAUTH_NONCE_COOKIE: &str = "cf_oauth_nonce";
+const OAUTH_STATE_TTL_SECONDS: i64 = 600;
+
+#[derive(Deserialize)]
+struct IdentityRow {
+    user_id: String,
+    session_generation: i64,
+}
+
+/// Who a sign-in says the person is.
+struct Profile<'a> {
+    provider: &'a str,
+    provider_user_id: String,
+    login: String,
+    name: Option<String>,
+    avatar_url: Option<String>,
+}
+
+/// Finds or creates the user behind an identity (with their personal account), refreshing the
+/// profile. Returns the user id and their session generation.
+async fn sign_in(db: &Db, profile: &Profile<'_>) -> Result<(UserId, i64), ApiError> {
+    let lookup =
+        "SELECT i.user_id, u.session_generation FROM identities i JOIN users u ON u.id = i.user_id
+                  WHERE i.provider = ?1 AND i.provider_user_id = ?2";
+    let identity_params = params![profile.provider, profile.provider_user_id.as_str()];
+    if let Some(row) = db.first::<IdentityRow>(lookup, &identity_params).await? {
+        db.run(
+            "UPDATE users SET login = ?2, name = ?3, avatar_url = ?4 WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM users WHERE login = ?2 AND id <> ?1)",
+            &params![
+                row.user_id.as_str(),
+                profile.login.as_str(),
+                profile.name.clone(),
+                profile.avatar_url.clone()
+            ],
+        )
+        .await?;
+        let user_id = UserId::parse(&row.user_id).map_err(internal("stored user id"))?;
+        return Ok((user_id, row.session_generation));
+    }
+    let login_taken: Option<IdentityRow> = db
+        .first(
+            "SELECT id AS user_id, session_generation FROM users WHERE login = ?1",
+            &params![profile.login.as_str()],
+        )
+        .await?;
+    if login_taken.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "Another account already uses the login `{}`.",
+                profile.login
+            ),
+        ));
+    }
+    let user_id = UserId::from_random(random_id_bytes());
+    let account_id = AccountId::from_random(random_id_bytes());
+    let now = now_ms();
+    let statements = vec![
+        db.statement(
+            "INSERT INTO users (id, login, name, avatar_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &params![user_id.as_str(), profile.login.as_str(), profile.name.clone(), profile.avatar_url.clone(), now],
+        )?,
+        db.statement(
+            "INSERT INTO identities (provider, provider_user_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            &params![profile.provider, profile.provider_user_id.as_str(), user_id.as_str(), now],
+        )?,
+        db.statement(
+            "INSERT INTO accounts (id, kind, name, personal_user_id, created_at) VALUES (?1, 'personal', ?2, ?3, ?4)",
+            &params![account_id.as_str(), profile.login.as_str(), user_id.as_str(), now],
+        )?,
+        db.statement(
+            "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?1, ?2, 'admin', ?3)",
+            &params![account_id.as_str(), user_id.as_str(), now],
+        )?,
+    ];
+    if db.batch(statements).await.is_err() {
+        // Two first sign-ins of the same person raced; the other one created the user.
+        if let Some(row) = db.first::<IdentityRow>(lookup, &identity_params).await? {
+            let user_id = UserId::parse(&row.user_id).map_err(internal("stored user id"))?;
+            return Ok((user_id, row.session_generation));
+        }
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "Signing in collided with another change; try again.",
+        ));
+    }
+    Ok((user_id, 0))
+}
+
+/// `POST /auth/dev-login`.
+pub async fn dev_login(context: &RequestContext) -> HandlerResult {
+    if !context.auth.dev_mode {
+        // The route does not exist outside dev mode; say so the same way as for any unknown route.
+        return Err(ApiError::route_not_found("POST", "/auth/dev-login"));
+    }
+    let request: DevLoginRequest = context.json()?;
+    request.validate()?;
+    let profile = Profile {
+        provider: "dev",
+        provider_user_id: request.login.to_ascii_lowercase(),
+        login: request.login.clone(),
+        name: None,
+        avatar_url: None,
+    };
+    let (user_id, generation) = sign_in(&context.db, &profile).await?;
+    let (token, expires_at) = issue_session(context.auth.signing_key()?, &user_id, generation);
+    json(200, &SessionToken { token, expires_at })
+}
+
+/// `GET /auth/me`.
+pub async fn me(context: &RequestContext) -> HandlerResult {
+    let caller = context.caller();
+    let accounts = accounts_of(&context.db, &caller.user.id).await?;
+    let via = match caller.credential {
+        Credential::Session { .. } => "session",
+        Credential::ApiToken => "api_token",
+    };
+    json(
+        200,
+        &Me {
+            user: caller.user.clone(),
+            accounts,
+            via: via.to_owned(),
+        },
+    )
+}
+
+/// `POST /auth/logout`: revokes this session token (API tokens are revoked with DELETE /auth/tokens/:id).
+pub async fn logout(context: &RequestContext) -> HandlerResult {
+    match &context.caller().credential {
+        Credential::Session { jti, expires_at } => {
+            context
+                .db
+                .run(
+                    "INSERT OR IGNORE INTO revoked_sessions (jti, expires_at) VALUES (?1, ?2)",
+                    &params![jti.as_str(), *expires_at],
+                )
+                .await?;
+            // Revocations of expired tokens are useless; trim them while we are here.
+            context
+                .db
+                .run(
+                    "DELETE FROM revoked_sessions WHERE expires_at < ?1",
+                    &params![now_seconds()],
+                )
+                .await?;
+            no_content()
+        }
+        Credential::ApiToken => Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "This request used an API token, not a session; revoke it with DELETE /auth/tokens/{id}.",
+        )),
+    }
+}
+
+/// `POST /auth/sessions/revoke-all`.
+pub async fn revoke_all(context: &RequestContext) -> HandlerResult {
+    context
+        .db
+        .run(
+            "UPDATE users SET session_generation = session_generation + 1 WHERE id = ?1",
+            &params![context.caller().user.id.as_str()],
+        )
+        .await?;
+    no_content()
+}
+
+#[derive(Deserialize)]
+struct TokenRow {
+    id: String,
+    name: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl TokenRow {
+    fn into_info(self) -> Result<ApiTokenInfo, ApiError> {
+        Ok(ApiTokenInfo {
+            id: ApiTokenId::parse(&self.id).map_err(internal("stored token id"))?,
+            name: self.name,
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+        })
+    }
+}
+
+/// `POST /auth/tokens`.
+pub async fn create_api_token(context: &RequestContext) -> HandlerResult {
+    let request: CreateApiTokenRequest = context.json()?;
+    request.validate()?;
+    let id = ApiTokenId::from_random(random_id_bytes());
+    let token = format!("{API_TOKEN_PREFIX}{}", crate::ids::random_hex::<24>());
+    let now = now_ms();
+    let name = request.name.trim().to_owned();
+    context
+        .db
+        .run(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &params![id.as_str(), context.caller().user.id.as_str(), name.as_str(), tokens::hash_api_token(&token), now],
+        )
+        .await?;
+    let info = ApiTokenInfo {
+        id,
+        name,
+        created_at: now,
+        last_used_at: None,
+    };
+    json(201, &ApiTokenCreated { info, token })
+}
+
+/// `GET /auth/tokens`.
+pub async fn list_api_tokens(context: &RequestContext) -> HandlerResult {
+    let rows: Vec<TokenRow> = context
+        .db
+        .all(
+            "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = ?1 ORDER BY created_at",
+            &params![context.caller().user.id.as_str()],
+        )
+        .await?;
+    let tokens = rows
+        .into_iter()
+        .map(TokenRow::into_info)
+        .collect::<Result<Vec<_>, _>>()?;
+    json(200, &tokens)
+}
+
+/// `DELETE /auth/tokens/:id`.
+pub async fn delete_api_token(context: &RequestContext) -> HandlerResult {
+    let not_found = || ApiError::not_found("This API token");
+    let id = ApiTokenId::parse(context.param("id")).map_err(|_| not_found())?;
+    let deleted = context
+        .db
+        .run(
+            "DELETE FROM api_tokens WHERE id = ?1 AND user_id = ?2",
+            &params![id.as_str(), context.caller().user.id.as_str()],
+        )
+        .await?;
+    if deleted == 0 {
+        return Err(not_found());
+    }
+    no_content()
+}
+
+fn github_config(context: &RequestContext) -> Result<&GithubConfig, ApiError> {
+    context.auth.signing_key()?;
+    context.auth.github.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::AuthNotConfigured,
+            "GitHub sign-in is not configured: set GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET and AUTH_SESSION_SECRET.",
+        )
+    })
+}
+
+fn callback_url(context: &RequestContext) -> String {
+    format!(
+        "{}/auth/github/callback",
+        context.url.origin().ascii_serialization()
+    )
+}
+
+fn redirect(location: &str, cookie: Option<String>) -> HandlerResult {
+    let headers = Headers::new();
+    headers
+        .set("location", location)
+        .map_err(internal("redirect header"))?;
+    if let Some(cookie) = cookie {
+        headers
+            .set("set-cookie", &cookie)
+            .map_err(internal("cookie header"))?;
+    }
+    Response::empty()
+        .map(|response| response.with_status(302).with_headers(headers))
+        .map_err(internal("redirect"))
+}
+
+/// `GET /auth/github/login`: sends the browser to GitHub with a signed, cookie-bound state.
+pub async fn github_login(context: &RequestContext) -> HandlerResult {
+    let github = github_config(context)?;
+    let nonce = crate::ids::random_hex::<16>();
+    let now = now_seconds();
+    let state = tokens::sign(
+        context.auth.signing_key()?,
+        &Claims {
+            sub: nonce.clone(),
+            aud: Audience::OauthState,
+            iat: now,
+            exp: now + OAUTH_STATE_TTL_SECONDS,
+            generation: 0,
+            jti: crate::ids::random_hex::<8>(),
+            ws: None,
+        },
+    );
+    let mut authorize =
+        worker::Url::parse(&format!("{}/login/oauth/authorize", github.oauth_base_url))
+            .map_err(internal("GITHUB_OAUTH_BASE_URL"))?;
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", &github.client_id)
+        .append_pair("redirect_uri", &callback_url(context))
+        .append_pair("state", &state)
+        .append_pair("scope", "read:user");
+    let secure = if context.url.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{OAUTH_NONCE_COOKIE}={nonce}; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age={OAUTH_STATE_TTL_SECONDS}{secure}"
+    );
+    redirect(authorize.as_str(), Some(cookie))
+}
+
+#[derive(Deserialize)]
+struct AccessTokenAnswer {
+    access_token: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GithubUser {
+    id: u64,
+    login: String,
+    name: Option<String>,
+    avatar_url: Option<String>,
+}
+
+fn bad_callback(message: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthorized,
+        format!("GitHub sign-in failed: {message} Start again from /auth/github/login."),
+    )
+}
+
+/// `GET /auth/github/callback?code&state`: checks the state against its cookie, exchanges the code,
+/// reads the GitHub user, signs them in, and hands the session token to the board in the URL fragment
+/// (fragments never reach servers or logs).
+pub async fn github_callback(request: &Request, context: &RequestContext) -> HandlerResult {
+    let github = github_config(context)?;
+    let query: std::collections::HashMap<String, String> =
+        context.url.query_pairs().into_owned().collect();
+    let code = query
+        .get("code")
+        .ok_or_else(|| bad_callback("GitHub sent no code."))?;
+    let state = query
+        .get("state")
+        .ok_or_else(|| bad_callback("GitHub sent no state."))?;
+    let claims = tokens::verify(
+        context.auth.signing_key()?,
+        state,
+        Audience::OauthState,
+        now_seconds(),
+    )
+    .map_err(|_| bad_callback("the sign-in state is invalid or expired."))?;
+    let cookie_nonce = request
+        .headers()
+        .get("cookie")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == OAUTH_NONCE_COOKIE)
+        .map(|(_, value)| value.to_owned());
+    if cookie_nonce.as_deref() != Some(claims.sub.as_str()) {
+        return Err(bad_callback("this browser did not start the sign-in."));
+    }
+
+    let exchange = serde_json::json!({
+        "client_id": github.client_id,
+        "client_secret": github.client_secret,
+        "code": code,
+        "redirect_uri": callback_url(context),
+    });
+    let answer: AccessTokenAnswer = fetch_json(
+        &format!("{}/login/oauth/access_token", github.oauth_base_url),
+        Method::Post,
+        None,
+        Some(exchange.to_string()),
+    )
+    .await?;
+    let access_token = match (answer.access_token, answer.error) {
+        (Some(token), _) => token,
+        (None, error) => {
+            let reason = answer
+                .error_description
+                .or(error)
+                .unwrap_or_else(|| "no access token".to_owned());
+            return Err(bad_callback(&format!(
+                "GitHub refused the code ({reason})."
+            )));
+        }
+    };
+    let github_user: GithubUser = fetch_json(
+        &format!("{}/user", github.api_base_url),
+        Method::Get,
+        Some(&access_token),
+        None,
+    )
+    .await?;
+    let profile = Profile {
+        provider: "github",
+        provider_user_id: github_user.id.to_string(),
+        login: github_user.login,
+        name: github_user.name,
+        avatar_url: github_user.avatar_url,
+    };
+    let (user_id, generation) = sign_in(&context.db, &profile).await?;
+    let (token, _) = issue_session(context.auth.signing_key()?, &user_id, generation);
+    let clear =
+        format!("{OAUTH_NONCE_COOKIE}=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0");
+    redirect(&format!("/#token={token}"), Some(clear))
+}
+
+/// Calls GitHub and decodes its JSON answer. The OAuth access token never leaves this function's
+/// callers and is never logged.
+async fn fetch_json<T: for<'de> Deserialize<'de>>(
+    url: &str,
+    method: Method,
+    bearer: Option<&str>,
+    body: Option<String>,
+) -> Result<T, ApiError> {
+    let headers = Headers::new();
+    let _ = headers.set("accept", "application/json");
+    let _ = headers.set("user-agent", "cat-factory");
+    if body.is_some() {
+        let _ = headers.set("content-type", "application/json");
+    }
+    if let Some(token) = bearer {
+        let _ = headers.set("authorization", &format!("Bearer {token}"));
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(headers)
+        .with_body(body.map(|text| JsValue::from_str(&text)));
+    let request = Request::new_with_init(url, &init).map_err(internal("GitHub request"))?;
+    let mut response = Fetch::Request(request).send().await.map_err(|error| {
+        worker::console_error!("GitHub unreachable at {url}: {error}");
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "GitHub did not answer; try signing in again in a moment.",
+        )
+    })?;
+    if !(200..300).contains(&response.status_code()) {
+        worker::console_error!("GitHub answered {} at {url}", response.status_code());
+        return Err(bad_callback(&format!(
+            "GitHub answered HTTP {}.",
+            response.status_code()
+        )));
+    }
+    response
+        .json::<T>()
+        .await
+        .map_err(|_| bad_callback("GitHub's answer was not understood."))
+}
+
+/// Used by other modules to render users.
+pub fn user(
+    id: &str,
+    login: String,
+    name: Option<String>,
+    avatar_url: Option<String>,
+) -> Result<User, ApiError> {
+    Ok(User {
+        id: UserId::parse(id).map_err(internal("stored user id"))?,
+        login,
+        name,
+        avatar_url,
+    })
+}
