@@ -1,6 +1,12 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use cat_harness::jobs::{JobRegistry, Shared};
+use cat_harness::server::AppState;
+use cat_harness::store::Store;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -17,7 +23,21 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
         #[arg(long, env = "HARNESS_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Where job records, checkouts and local-forge pull requests live. One harness per directory.
+        /// Defaults to $XDG_STATE_HOME/cat-harness (or ~/.local/state/cat-harness).
+        #[arg(long, env = "HARNESS_STATE_DIR")]
+        state_dir: Option<PathBuf>,
     },
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(state_home) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(state_home).join("cat-harness");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/state/cat-harness"),
+        None => std::env::temp_dir().join("cat-harness"),
+    }
 }
 
 #[tokio::main]
@@ -30,16 +50,62 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen } => {
-            match cat_harness::server::serve(listen, shutdown_signal()).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    tracing::error!("cat-harness serve failed: {error}");
-                    ExitCode::FAILURE
-                }
+        Command::Serve { listen, state_dir } => match serve(listen, state_dir).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(problem) => {
+                tracing::error!("cat-harness serve failed: {problem}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
+}
+
+async fn serve(listen: SocketAddr, state_dir: Option<PathBuf>) -> Result<(), String> {
+    // Agent commands run as this user. Without this, they could read the harness's memory and its
+    // environment (the shared secret, every job's tokens) through /proc/<pid>/{mem,environ}.
+    if let Err(error) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        tracing::warn!(%error, "cannot mark the harness non-dumpable");
+    }
+
+    let shared_secret = std::env::var("HARNESS_SHARED_SECRET")
+        .ok()
+        .filter(|secret| !secret.is_empty());
+    if shared_secret.is_none() {
+        if !listen.ip().is_loopback() {
+            return Err(format!(
+                "HARNESS_SHARED_SECRET is not set; the harness refuses to serve jobs on {listen} \
+                 without it (set it, or listen on a loopback address for local development)"
+            ));
+        }
+        tracing::warn!(
+            "HARNESS_SHARED_SECRET is not set: the job API is open to every local process"
+        );
+    }
+
+    let state_dir = state_dir.unwrap_or_else(default_state_dir);
+    let store = Store::open(&state_dir)
+        .map_err(|error| format!("cannot use state dir {}: {error}", state_dir.display()))?;
+    tracing::info!(state_dir = %state_dir.display(), "state directory ready");
+
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("cat-harness/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+    let registry = Arc::new(JobRegistry::open(Shared {
+        store: Arc::new(store),
+        http,
+        harness_secret: shared_secret.clone(),
+    }));
+    let state = AppState {
+        registry,
+        shared_secret: shared_secret.map(Arc::new),
+    };
+    cat_harness::server::serve(listen, state, shutdown_signal())
+        .await
+        .map_err(|error| error.to_string())
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what a container runtime sends before it kills the process).

@@ -151,12 +151,14 @@ mod tests {
 
     #[test]
     fn effective_role_table() {
-        let cases: &[(
+        // (account role, access mode, explicit workspace role) → effective role
+        type Case = (
             Option<AccountRole>,
             AccessMode,
             Option<WorkspaceRole>,
             Option<WorkspaceRole>,
-        )] = &[
+        );
+        let cases: &[Case] = &[
             (None, Account, None, None),
             (None, Restricted, None, None),
             (None, Restricted, Some(Viewer), Some(Viewer)),

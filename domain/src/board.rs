@@ -93,6 +93,43 @@ pub struct Block {
     pub updated_at: i64,
 }
 
+/// A block as the board snapshot carries it: what drawing the board needs, without the long texts
+/// (description, requirements), which `GET /workspaces/:id/blocks/:blockId` and the events carry. This
+/// keeps the snapshot of a large board small.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BoardBlock {
+    pub id: BlockId,
+    pub level: Level,
+    pub parent_id: Option<BlockId>,
+    pub title: String,
+    pub status: BlockStatus,
+    pub position: Position,
+    pub size: Size,
+    pub repo_url: Option<String>,
+    pub archived: bool,
+    pub rev: i64,
+    pub updated_at: i64,
+}
+
+impl From<&Block> for BoardBlock {
+    fn from(block: &Block) -> Self {
+        BoardBlock {
+            id: block.id.clone(),
+            level: block.level,
+            parent_id: block.parent_id.clone(),
+            title: block.title.clone(),
+            status: block.status,
+            position: block.position,
+            size: block.size,
+            repo_url: block.repo_url.clone(),
+            archived: block.archived,
+            rev: block.rev,
+            updated_at: block.updated_at,
+        }
+    }
+}
+
 /// A dependency edge: `from` depends on `to`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -14,3 +14,224 @@ pub struct HarnessHealth {
     /// What this harness can do (job modes, forges); the worker checks it before dispatching.
     pub capabilities: Vec<String>,
 }
+
+/// What `GET /health` lists in `capabilities`, so the worker can check before it dispatches.
+pub const CAPABILITIES: &[&str] = &[
+    "mode:explore",
+    "mode:coding",
+    "llm:openai",
+    "llm:anthropic",
+    "forge:github",
+    "forge:local",
+    "transcript",
+];
+
+/// The text that replaces a secret wherever the harness reports or stores output.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Compares two byte strings in time that depends only on their lengths, so a caller guessing the
+/// shared secret learns nothing from how fast a wrong guess is refused.
+pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    let difference = left
+        .iter()
+        .zip(right)
+        .fold(0u8, |accumulated, (a, b)| accumulated | (a ^ b));
+    std::hint::black_box(difference) == 0
+}
+
+/// Replaces every known secret in a text with [`REDACTED`]. Built once per job from the job's
+/// credentials (and the harness's shared secret) and applied to everything that leaves the harness:
+/// transcripts, job views, logs, command output.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so a secret that contains another is replaced whole.
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// Secrets shorter than this are ignored: replacing every "a" in a transcript protects nothing
+    /// and destroys the text.
+    pub const MIN_SECRET_LEN: usize = 6;
+
+    pub fn new<I, S>(secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .map(Into::into)
+            .filter(|secret| secret.len() >= Self::MIN_SECRET_LEN)
+            .collect();
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut redacted = text.to_owned();
+        for secret in &self.secrets {
+            if redacted.contains(secret.as_str()) {
+                redacted = redacted.replace(secret.as_str(), REDACTED);
+            }
+        }
+        redacted
+    }
+
+    /// Redacts every string inside a JSON value (tool-call arguments, for example).
+    pub fn redact_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => Value::String(self.redact(text)),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.redact_json(v)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, v)| (self.redact(key), self.redact_json(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+/// Shortens long command output to its head and tail (the start shows what ran, the end shows why it
+/// failed), cutting on character boundaries and saying how much was left out.
+pub fn truncate_middle(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let head_budget = max_bytes / 4;
+    let tail_budget = max_bytes - head_budget;
+    let mut head_end = head_budget;
+    while !text.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = text.len() - tail_budget;
+    while !text.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    format!(
+        "{}\n[... {} bytes omitted ...]\n{}",
+        &text[..head_end],
+        tail_start - head_end,
+        &text[tail_start..]
+    )
+}
+
+/// How big a change is, as `git diff --numstat` counts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffStat {
+    pub files_changed: u32,
+    pub insertions: u32,
+    pub deletions: u32,
+    pub files: Vec<String>,
+}
+
+impl DiffStat {
+    /// Parses `git diff --numstat` output (`<added>\t<deleted>\t<path>`; `-` for binary files).
+    pub fn from_numstat(numstat: &str) -> Self {
+        let mut stat = DiffStat::default();
+        for line in numstat.lines() {
+            let mut fields = line.splitn(3, '\t');
+            let (Some(added), Some(deleted), Some(path)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            stat.files_changed += 1;
+            stat.insertions += added.parse::<u32>().unwrap_or(0);
+            stat.deletions += deleted.parse::<u32>().unwrap_or(0);
+            stat.files.push(path.to_owned());
+        }
+        stat
+    }
+}
+
+/// A pull request on the local forge: a pushed `cat/*` branch in a local bare repository plus this
+/// record, so the whole pipeline runs without GitHub. `GET /forge/prs` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalPullRequest {
+    pub number: u64,
+    /// The bare repository the branch was pushed to.
+    pub repository: String,
+    pub title: String,
+    pub body: String,
+    pub branch: crate::job::WorkBranch,
+    pub base: crate::job::BranchName,
+    pub commit: String,
+    pub diff_stat: DiffStat,
+    pub job_id: crate::job::JobId,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl LocalPullRequest {
+    /// The URL the job view reports for a local pull request.
+    pub fn url(&self) -> String {
+        format!("local-forge://{}#{}", self.repository, self.number)
+    }
+}
+
+/// `GET /forge/prs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalPullRequestList {
+    pub pull_requests: Vec<LocalPullRequest>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_matches_only_identical_bytes() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cret!"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn redactor_replaces_every_secret_and_prefers_the_longest() {
+        let redactor = Redactor::new(["tok_abcdef", "tok_abcdef_long", "short"]);
+        assert_eq!(
+            redactor.redact("a tok_abcdef_long b tok_abcdef c short"),
+            "a [REDACTED] b [REDACTED] c short"
+        );
+    }
+
+    #[test]
+    fn redactor_reaches_into_json() {
+        let redactor = Redactor::new(["sk-123456"]);
+        let value = serde_json::json!({"cmd": ["echo", "sk-123456"], "sk-123456": 1, "n": 2});
+        let redacted = redactor.redact_json(&value).to_string();
+        assert!(!redacted.contains("sk-123456"), "{redacted}");
+        assert!(redacted.contains("\"n\":2"));
+    }
+
+    #[test]
+    fn truncate_middle_keeps_head_and_tail_on_char_boundaries() {
+        assert_eq!(truncate_middle("short", 100), "short");
+        let text = format!("{}{}", "é".repeat(100), "END");
+        let truncated = truncate_middle(&text, 40);
+        assert!(truncated.ends_with("END"));
+        assert!(truncated.starts_with('é'));
+        assert!(truncated.contains("bytes omitted"));
+    }
+
+    #[test]
+    fn diff_stat_parses_numstat_including_binary_files() {
+        let stat = DiffStat::from_numstat("3\t1\tsrc/lib.rs\n-\t-\tlogo.png\n10\t0\tREADME.md\n");
+        assert_eq!(stat.files_changed, 3);
+        assert_eq!(stat.insertions, 13);
+        assert_eq!(stat.deletions, 1);
+        assert_eq!(stat.files, ["src/lib.rs", "logo.png", "README.md"]);
+    }
+}

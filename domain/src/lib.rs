@@ -11,6 +11,9 @@ pub mod board;
 pub mod event;
 pub mod harness;
 pub mod ids;
+pub mod job;
+pub mod llm;
+pub mod stream;
 
 /// The version every component reports, taken from the workspace's package version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,6 +7,7 @@
 //! - [`process`]: every process a fixture starts runs in its own process group and is killed, with
 //!   all its children, when the fixture is dropped or the test binary exits.
 
+pub mod api;
 pub mod browser;
 pub mod http;
 pub mod process;

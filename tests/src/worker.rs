@@ -13,10 +13,27 @@ pub struct WorkerServer {
     pub base_url: String,
     pub persist_dir: PathBuf,
     process: ManagedProcess,
+    owns_state: bool,
 }
 
-/// Variables the tests run the worker with (`--var NAME:VALUE`).
-const TEST_VARS: &[(&str, &str)] = &[("AUTH_MODE", "dev")];
+/// How to start a server of one's own.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Variables (`--var NAME:VALUE`); the default is the dev sign-in.
+    pub vars: Vec<(String, String)>,
+    /// Reuse this state folder (its data survives a restart) instead of a fresh one. It is not
+    /// deleted when the server stops.
+    pub persist_dir: Option<PathBuf>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            vars: vec![("AUTH_MODE".to_owned(), "dev".to_owned())],
+            persist_dir: None,
+        }
+    }
+}
 
 impl WorkerServer {
     /// The server shared by every test in this test binary; started on first use and stopped when the
@@ -30,15 +47,23 @@ impl WorkerServer {
         })
     }
 
-    /// Starts a server of its own (for tests that restart or break it). Stopped on drop.
+    /// Starts a server of its own with the default options. Stopped on drop.
     pub fn start() -> WorkerServer {
+        WorkerServer::start_with(ServerOptions::default())
+    }
+
+    /// Starts a server of its own (for tests that restart it or need other settings). Stopped on drop.
+    pub fn start_with(options: ServerOptions) -> WorkerServer {
         let root = repo_root();
         assert_built(&root);
-        let persist_dir = tempfile::Builder::new()
-            .prefix("cat-factory-d1-")
-            .tempdir()
-            .expect("a temp dir can be created")
-            .keep();
+        let owns_state = options.persist_dir.is_none();
+        let persist_dir = options.persist_dir.clone().unwrap_or_else(|| {
+            tempfile::Builder::new()
+                .prefix("cat-factory-d1-")
+                .tempdir()
+                .expect("a temp dir can be created")
+                .keep()
+        });
         let log_path = artifacts_dir("wrangler").join(format!(
             "{}.log",
             persist_dir
@@ -64,7 +89,7 @@ impl WorkerServer {
             &free_port().to_string(),
         ]);
         command.arg("--persist-to").arg(&persist_dir);
-        for (name, value) in TEST_VARS {
+        for (name, value) in &options.vars {
             command.args(["--var", &format!("{name}:{value}")]);
         }
         let mut process = ManagedProcess::spawn("wrangler dev", command, &log_path);
@@ -93,7 +118,40 @@ impl WorkerServer {
             base_url: format!("http://{host_port}"),
             persist_dir,
             process,
+            owns_state,
         }
+    }
+
+    /// Runs SQL against this server's local D1 database through wrangler (for seeding benchmarks and
+    /// for checking what is stored). Returns wrangler's JSON output.
+    pub fn execute_sql(&self, sql: &str) -> serde_json::Value {
+        let output = wrangler(&repo_root())
+            .args([
+                "d1",
+                "execute",
+                "DB",
+                "--local",
+                "--json",
+                "--command",
+                sql,
+                "--persist-to",
+            ])
+            .arg(&self.persist_dir)
+            .output()
+            .expect("wrangler runs");
+        assert!(
+            output.status.success(),
+            "wrangler d1 execute failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("wrangler prints JSON")
+    }
+
+    /// Stops the server but keeps its state folder, and returns it (to restart on the same data).
+    pub fn stop_keeping_state(mut self) -> PathBuf {
+        self.process.stop();
+        self.owns_state = false;
+        self.persist_dir.clone()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -109,7 +167,9 @@ impl WorkerServer {
 impl Drop for WorkerServer {
     fn drop(&mut self) {
         self.process.stop();
-        let _ = std::fs::remove_dir_all(&self.persist_dir);
+        if self.owns_state {
+            let _ = std::fs::remove_dir_all(&self.persist_dir);
+        }
     }
 }
 

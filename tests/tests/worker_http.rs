@@ -107,7 +107,7 @@ async fn openapi_describes_every_route_in_the_table() {
     assert_eq!(response.status(), 200);
     let document: Value = response.json().await.unwrap();
     assert_eq!(document["openapi"], "3.1.0");
-    for route in domain::api::routes::ROUTES {
+    for route in domain::api::routes::ROUTES.iter() {
         let path = domain::api::openapi::openapi_path(route.path);
         let method = route.method.as_str().to_ascii_lowercase();
         assert!(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::body::Problems;
 use super::error::{ApiError, FieldProblem};
 use super::workspaces::Workspace;
-use crate::board::{Block, BlockStatus, Edge, Level, Position, Size};
+use crate::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position, Size};
 use crate::ids::BlockId;
 
 pub const TITLE_MAX_CHARS: usize = 200;
@@ -23,7 +23,8 @@ pub const SIZE_MAX: f64 = 100_000.0;
 #[serde(rename_all = "camelCase")]
 pub struct BoardSnapshot {
     pub workspace: Workspace,
-    pub blocks: Vec<Block>,
+    /// Every block, without its long texts (see [`BoardBlock`]).
+    pub blocks: Vec<BoardBlock>,
     pub edges: Vec<Edge>,
     /// The sequence number of the last event this snapshot reflects; follow the stream from here.
     pub seq: i64,

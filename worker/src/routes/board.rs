@@ -38,6 +38,13 @@ const BLOCK_JSON: &str = "json_object(
     'repoUrl', repo_url, 'archived', json(CASE archived WHEN 1 THEN 'true' ELSE 'false' END),
     'rev', rev, 'createdAt', created_at, 'updatedAt', updated_at)";
 
+/// The same for the snapshot's `domain::board::BoardBlock`: no long texts.
+const BOARD_BLOCK_JSON: &str = "json_object(
+    'id', id, 'level', level, 'parentId', parent_id, 'title', title, 'status', status,
+    'position', json_object('x', x, 'y', y), 'size', json_object('width', width, 'height', height),
+    'repoUrl', repo_url, 'archived', json(CASE archived WHEN 1 THEN 'true' ELSE 'false' END),
+    'rev', rev, 'updatedAt', updated_at)";
+
 const EDGE_JSON: &str =
     "json_object('id', id, 'from', from_id, 'to', to_id, 'createdAt', created_at)";
 
@@ -72,7 +79,7 @@ pub async fn snapshot(context: &RequestContext) -> HandlerResult {
     let id = workspace_id(context).as_str();
     // Rows are aggregated in chunks (by rowid) to stay far below D1's per-value size limit.
     let blocks_sql = format!(
-        "SELECT group_concat({BLOCK_JSON}, ',') AS json FROM blocks WHERE workspace_id = ?1 GROUP BY rowid >> 10"
+        "SELECT group_concat({BOARD_BLOCK_JSON}, ',') AS json FROM blocks WHERE workspace_id = ?1 GROUP BY rowid >> 10"
     );
     let edges_sql = format!(
         "SELECT group_concat({EDGE_JSON}, ',') AS json FROM edges WHERE workspace_id = ?1 GROUP BY rowid >> 11"

@@ -1,0 +1,230 @@
+//! Running child processes: always with an environment the harness chose (never its own), in a
+//! process group of their own that is killed when the command ends, times out or is abandoned, so
+//! nothing an agent starts outlives its tool call.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, kill_process_group};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+/// Output beyond this is dropped while reading (the tail is what the caller usually needs, and
+/// [`domain::harness::truncate_middle`] shortens it further for the model).
+const MAX_CAPTURED_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long to wait for a killed command's pipes to close before giving up on the rest of its output.
+const PIPE_DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// The environment a child process gets: exactly these variables and nothing inherited.
+#[derive(Debug, Clone, Default)]
+pub struct ChildEnvironment {
+    variables: Vec<(String, String)>,
+}
+
+impl ChildEnvironment {
+    /// The minimum every tool needs: `PATH` (the harness's own, so the repository's toolchains are
+    /// found), a scratch `HOME` and `TMPDIR`, and a UTF-8 locale. No credential is ever in it.
+    pub fn minimal(scratch_home: &Path, scratch_tmp: &Path) -> Self {
+        let path =
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned());
+        ChildEnvironment::default()
+            .with("PATH", path)
+            .with("HOME", scratch_home.display().to_string())
+            .with("TMPDIR", scratch_tmp.display().to_string())
+            .with("LANG", "C.UTF-8")
+            .with("GIT_TERMINAL_PROMPT", "0")
+    }
+
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.variables.retain(|(existing, _)| existing != name);
+        self.variables.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+/// One command to run.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    pub working_directory: PathBuf,
+    pub environment: ChildEnvironment,
+    pub timeout: Duration,
+    pub stdin: Option<Vec<u8>>,
+    /// Send stderr into the stdout stream (for agent commands, where the order matters to a reader).
+    pub merge_stderr_into_stdout: bool,
+}
+
+impl CommandSpec {
+    pub fn new(program: &str, working_directory: &Path, environment: ChildEnvironment) -> Self {
+        CommandSpec {
+            program: program.to_owned(),
+            args: Vec::new(),
+            working_directory: working_directory.to_owned(),
+            environment,
+            timeout: Duration::from_secs(300),
+            stdin: None,
+            merge_stderr_into_stdout: false,
+        }
+    }
+
+    /// A shell command line, run with `sh -c`, stderr merged into stdout.
+    pub fn shell(
+        command_line: &str,
+        working_directory: &Path,
+        environment: ChildEnvironment,
+    ) -> Self {
+        let mut spec = CommandSpec::new("sh", working_directory, environment);
+        // `exec 2>&1` first so the whole script writes one interleaved stream, as in a terminal.
+        spec.args = vec!["-c".to_owned(), format!("exec 2>&1\n{command_line}")];
+        spec.merge_stderr_into_stdout = true;
+        spec
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn stdin(mut self, input: Vec<u8>) -> Self {
+        self.stdin = Some(input);
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// `None` when the process was killed (timeout) or died from a signal.
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CommandOutput {
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+
+    /// stdout then stderr, for reporting.
+    pub fn combined(&self) -> String {
+        match (self.stdout.is_empty(), self.stderr.is_empty()) {
+            (_, true) => self.stdout.clone(),
+            (true, false) => self.stderr.clone(),
+            (false, false) => format!("{}\n{}", self.stdout, self.stderr),
+        }
+    }
+}
+
+/// Kills a process group when dropped: covers the normal end, a timeout, and the job's future being
+/// dropped on `DELETE /jobs/{id}`.
+struct ProcessGroupGuard {
+    group: Option<Pid>,
+}
+
+impl ProcessGroupGuard {
+    fn kill(&mut self) {
+        if let Some(group) = self.group.take() {
+            // ESRCH (the group is already gone) is the common case and needs no handling.
+            let _ = kill_process_group(group, Signal::KILL);
+        }
+    }
+}
+
+impl Drop for ProcessGroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn read_capped(mut stream: impl AsyncReadExt + Unpin) -> Vec<u8> {
+    let mut captured = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => {
+                let room = MAX_CAPTURED_BYTES.saturating_sub(captured.len());
+                captured.extend_from_slice(&buffer[..read.min(room)]);
+            }
+        }
+    }
+    captured
+}
+
+/// Runs a command to completion or timeout. An error means it could not be started at all.
+pub async fn run(spec: CommandSpec) -> std::io::Result<CommandOutput> {
+    let mut command = Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .current_dir(&spec.working_directory)
+        .env_clear()
+        .envs(spec.environment.variables.iter().cloned())
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(if spec.merge_stderr_into_stdout {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = command.spawn()?;
+    let mut group = ProcessGroupGuard {
+        group: child.id().and_then(|id| Pid::from_raw(id as i32)),
+    };
+    if let (Some(input), Some(mut child_stdin)) = (spec.stdin, child.stdin.take()) {
+        tokio::spawn(async move {
+            let _ = child_stdin.write_all(&input).await;
+        });
+    }
+    let stdout_reader = child
+        .stdout
+        .take()
+        .map(|out| tokio::spawn(read_capped(out)));
+    let stderr_reader = child
+        .stderr
+        .take()
+        .map(|err| tokio::spawn(read_capped(err)));
+
+    let (exit_code, timed_out) = tokio::select! {
+        status = child.wait() => (status?.code(), false),
+        () = tokio::time::sleep(spec.timeout) => (None, true),
+    };
+    // Background processes the command left behind would keep its pipes open and run on unseen.
+    group.kill();
+    let _ = child.wait().await;
+
+    let collect = |reader: Option<tokio::task::JoinHandle<Vec<u8>>>| async move {
+        match reader {
+            Some(handle) => tokio::time::timeout(PIPE_DRAIN_GRACE, handle)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default(),
+            None => String::new(),
+        }
+    };
+    Ok(CommandOutput {
+        exit_code,
+        timed_out,
+        stdout: collect(stdout_reader).await,
+        stderr: collect(stderr_reader).await,
+    })
+}

@@ -1,0 +1,562 @@
+//! Test support: the real `cat-harness` binary, a scripted model server, a fake GitHub REST API and
+//! real git repositories, all on loopback or in temp dirs. Every process a test starts is stopped when
+//! its handle drops.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use domain::job::{JobState, JobView};
+use serde_json::{Value, json};
+
+/// How long a test waits for a condition before it fails. Generous: a slow CI machine must not fail
+/// a correct harness; a broken one fails at the deadline with the last state it saw.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub const LLM_TOKEN: &str = "llm-token-7f3a9c2e51";
+pub const FORGE_TOKEN: &str = "ghs_forge_token_b81d0e44";
+pub const SHARED_SECRET: &str = "harness-shared-secret-55aa";
+
+/// Where the harness binary is: `CAT_HARNESS_BIN` when set (the bench passes the release build),
+/// else the binary cargo built for these tests.
+pub fn harness_binary() -> PathBuf {
+    std::env::var_os("CAT_HARNESS_BIN")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_BIN_EXE_cat-harness").map(PathBuf::from))
+        .expect("set CAT_HARNESS_BIN to the cat-harness binary")
+}
+
+/// A running `cat-harness serve`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Harness {
+    child: Option<Child>,
+    pub base_url: String,
+    pub log_path: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Harness {
+    /// Starts the harness on a free loopback port with the shared secret and `state_dir`; its log
+    /// (stderr) is appended to `log_path`.
+    pub fn start(state_dir: &Path, log_path: &Path) -> Self {
+        Self::start_with(
+            state_dir,
+            log_path,
+            &[("HARNESS_SHARED_SECRET", SHARED_SECRET)],
+        )
+    }
+
+    pub fn start_with(state_dir: &Path, log_path: &Path, env: &[(&str, &str)]) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .expect("log file opens");
+        let mut command = Command::new(harness_binary());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state_dir)
+            .env_remove("HARNESS_SHARED_SECRET")
+            .env("RUST_LOG", "info,cat_harness=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("cat-harness starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut first_line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first_line)
+            .expect("cat-harness prints its address");
+        let base_url = first_line
+            .trim()
+            .strip_prefix("cat-harness listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {first_line:?}; log:\n{}",
+                    std::fs::read_to_string(log_path).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        Harness {
+            child: Some(child),
+            base_url,
+            log_path: log_path.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("harness is running").id()
+    }
+
+    /// Kills the harness at once, as a crash or an evicted container would.
+    pub fn kill_abruptly(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url))
+            .header("x-harness-secret", SHARED_SECRET);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("harness answers");
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn post_job(&self, job: &Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::POST, "/jobs", Some(job))
+            .await
+    }
+
+    pub async fn job(&self, id: &str) -> JobView {
+        let (status, body) = self
+            .request(reqwest::Method::GET, &format!("/jobs/{id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_value(body).expect("the job view is the shared type")
+    }
+
+    pub async fn transcript(&self, id: &str) -> Value {
+        let (status, body) = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/jobs/{id}/transcript"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Polls the job until `condition` holds, failing the test at the deadline.
+    pub async fn wait_for(&self, id: &str, condition: impl Fn(&JobView) -> bool) -> JobView {
+        let started = Instant::now();
+        loop {
+            let view = self.job(id).await;
+            if condition(&view) {
+                return view;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "job {id} did not reach the expected state; last view: {view:#?}\nlog:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for_end(&self, id: &str) -> JobView {
+        self.wait_for(id, |view| view.state != JobState::Running)
+            .await
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM first: the harness stops its jobs (and their process groups) on the way out.
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One scripted model answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Tool calls, each `(name, arguments)`.
+    Tools(Vec<(&'static str, Value)>),
+    /// Plain text and no tool call.
+    Text(&'static str),
+    /// Never answer (the connection stays open until the server is dropped).
+    Hang,
+}
+
+pub fn tool(name: &'static str, arguments: Value) -> Reply {
+    Reply::Tools(vec![(name, arguments)])
+}
+
+pub fn finish(summary: &str) -> Reply {
+    tool("finish", json!({ "summary": summary }))
+}
+
+/// What the model server received.
+#[derive(Debug, Clone)]
+pub struct RecordedModelRequest {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub api_key: Option<String>,
+    pub body: Value,
+    pub at: Instant,
+}
+
+impl RecordedModelRequest {
+    /// Every tool result the agent sent back, in either protocol, as text.
+    pub fn tool_results(&self) -> Vec<String> {
+        let mut results = Vec::new();
+        for message in self.body["messages"].as_array().into_iter().flatten() {
+            if message["role"] == "tool" {
+                results.push(message["content"].as_str().unwrap_or_default().to_owned());
+            }
+            for block in message["content"].as_array().into_iter().flatten() {
+                if block["type"] == "tool_result" {
+                    results.push(block["content"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+        results
+    }
+}
+
+struct ModelState {
+    script: Mutex<VecDeque<Reply>>,
+    requests: Mutex<Vec<RecordedModelRequest>>,
+    calls: Mutex<u32>,
+}
+
+/// An OpenAI-compatible (and Anthropic-compatible) model on loopback that replays a script.
+pub struct ScriptedModel {
+    pub base_url: String,
+    state: Arc<ModelState>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ScriptedModel {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn answer_model(
+    State(state): State<Arc<ModelState>>,
+    UrlPath(endpoint): UrlPath<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, axum::Json<Value>) {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    state.requests.lock().unwrap().push(RecordedModelRequest {
+        path: format!("/v1/{endpoint}"),
+        authorization: header("authorization"),
+        api_key: header("x-api-key"),
+        body,
+        at: Instant::now(),
+    });
+    let call_number = {
+        let mut calls = state.calls.lock().unwrap();
+        *calls += 1;
+        *calls
+    };
+    let next = state.script.lock().unwrap().pop_front();
+    let anthropic = endpoint == "messages";
+    let reply = match next {
+        None => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": "the script has no more replies" })),
+            );
+        }
+        Some(Reply::Hang) => std::future::pending().await,
+        Some(reply) => reply,
+    };
+    let (text, calls) = match reply {
+        Reply::Text(text) => (Some(text), Vec::new()),
+        Reply::Tools(calls) => (None, calls),
+        Reply::Hang => unreachable!(),
+    };
+    let body = if anthropic {
+        let mut content: Vec<Value> = text
+            .iter()
+            .map(|text| json!({ "type": "text", "text": text }))
+            .collect();
+        for (index, (name, arguments)) in calls.iter().enumerate() {
+            content.push(
+                json!({ "type": "tool_use", "id": format!("toolu_{call_number}_{index}"),
+                                 "name": name, "input": arguments }),
+            );
+        }
+        json!({ "content": content, "stop_reason": "tool_use" })
+    } else {
+        let tool_calls: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(index, (name, arguments))| {
+                json!({ "id": format!("call_{call_number}_{index}"), "type": "function",
+                        "function": { "name": name, "arguments": arguments.to_string() } })
+            })
+            .collect();
+        json!({ "choices": [{ "message": { "role": "assistant", "content": text,
+                                           "tool_calls": tool_calls },
+                              "finish_reason": "tool_calls" }] })
+    };
+    (StatusCode::OK, axum::Json(body))
+}
+
+impl ScriptedModel {
+    pub async fn start(script: Vec<Reply>) -> Self {
+        let state = Arc::new(ModelState {
+            script: Mutex::new(script.into()),
+            requests: Mutex::new(Vec::new()),
+            calls: Mutex::new(0),
+        });
+        let app = Router::new()
+            .route("/v1/{*endpoint}", post(answer_model))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        ScriptedModel {
+            base_url: format!("http://{address}/v1"),
+            state,
+            server,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<RecordedModelRequest> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until the model has received `count` requests.
+    pub async fn wait_for_requests(&self, count: usize) -> Vec<RecordedModelRequest> {
+        let started = Instant::now();
+        loop {
+            let requests = self.requests();
+            if requests.len() >= count {
+                return requests;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the model got {} of {count} requests",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// What the fake GitHub received.
+#[derive(Debug, Clone)]
+pub struct RecordedGithubRequest {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+    pub api_version: Option<String>,
+    pub body: Value,
+}
+
+/// GitHub's REST API for pull requests, on loopback. `POST /repos/{owner}/{repo}/pulls` answers 201
+/// with PR number 17.
+pub struct FakeGithub {
+    pub base_url: String,
+    requests: Arc<Mutex<Vec<RecordedGithubRequest>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGithub {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeGithub {
+    pub async fn start() -> Self {
+        let requests: Arc<Mutex<Vec<RecordedGithubRequest>>> = Arc::default();
+        let recorded = requests.clone();
+        let app = Router::new().route(
+            "/repos/{owner}/{repo}/pulls",
+            post(
+                move |UrlPath((owner, repo)): UrlPath<(String, String)>,
+                      headers: HeaderMap,
+                      body: axum::body::Bytes| {
+                    let recorded = recorded.clone();
+                    async move {
+                        let header = |name: &str| {
+                            headers
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned)
+                        };
+                        recorded.lock().unwrap().push(RecordedGithubRequest {
+                            method: "POST".to_owned(),
+                            path: format!("/repos/{owner}/{repo}/pulls"),
+                            authorization: header("authorization"),
+                            api_version: header("x-github-api-version"),
+                            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                        });
+                        (
+                            StatusCode::CREATED,
+                            axum::Json(json!({
+                                "number": 17,
+                                "html_url": format!("https://github.example/{owner}/{repo}/pull/17"),
+                            })),
+                        )
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeGithub {
+            base_url: format!("http://{address}"),
+            requests,
+            server,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<RecordedGithubRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Runs git for test setup, isolated from the machine's git config.
+pub fn git(directory: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(directory)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A temp dir holding a bare "origin" repository with a `main` branch, plus room for the harness's
+/// state dir and log.
+pub struct TestRepo {
+    pub dir: tempfile::TempDir,
+    pub origin: PathBuf,
+}
+
+impl TestRepo {
+    pub fn create() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let origin = dir.path().join("origin.git");
+        git(
+            dir.path(),
+            &["init", "--quiet", "--bare", "-b", "main", "origin.git"],
+        );
+        let seed = dir.path().join("seed");
+        std::fs::create_dir_all(seed.join("src")).unwrap();
+        std::fs::create_dir_all(seed.join(".github/workflows")).unwrap();
+        std::fs::write(seed.join("README.md"), "# Demo\n\nA demo service.\n").unwrap();
+        std::fs::write(seed.join("src/greeting.txt"), "hello\n").unwrap();
+        std::fs::write(
+            seed.join(".github/workflows/ci.yml"),
+            "on: push\njobs: {}\n",
+        )
+        .unwrap();
+        git(&seed, &["init", "--quiet", "-b", "main"]);
+        git(&seed, &["add", "--all"]);
+        git(&seed, &["commit", "--quiet", "-m", "Initial commit"]);
+        git(
+            &seed,
+            &["push", "--quiet", origin.to_str().unwrap(), "main"],
+        );
+        TestRepo { dir, origin }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("harness.log")
+    }
+
+    /// The branches of the origin repository.
+    pub fn branches(&self) -> Vec<String> {
+        git(
+            &self.origin,
+            &["for-each-ref", "--format=%(refname:short)", "refs/heads"],
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    }
+
+    pub fn commit_of(&self, branch: &str) -> String {
+        git(
+            &self.origin,
+            &["rev-parse", &format!("refs/heads/{branch}")],
+        )
+    }
+
+    pub fn file_on(&self, branch: &str, path: &str) -> String {
+        git(&self.origin, &["show", &format!("{branch}:{path}")])
+    }
+}
+
+/// A coding job against `repo` on the local forge, talking to `model`; tests adjust the fields they
+/// care about.
+pub fn coding_job(id: &str, repo: &TestRepo, model: &ScriptedModel) -> Value {
+    json!({
+        "id": id,
+        "blockId": format!("blk-{id}"),
+        "mode": "coding",
+        "repo": { "cloneUrl": repo.origin.to_str().unwrap(), "baseBranch": "main" },
+        "systemPrompt": "You are a careful software engineer.",
+        "userPrompt": "Add a NOTES.md file that says hi.",
+        "model": "scripted-model",
+        "llm": { "baseUrl": model.base_url, "token": LLM_TOKEN, "protocol": "openai" },
+        "limits": { "maxAgentSteps": 20, "maxWallSeconds": 120, "stallTimeoutSeconds": 30,
+                    "commandTimeoutSeconds": 60 },
+        "pullRequest": { "title": "Add NOTES.md", "body": "Adds a notes file." },
+        "forge": { "kind": "local", "bareRepoPath": repo.origin.to_str().unwrap() }
+    })
+}

@@ -1,0 +1,219 @@
+//! `scripts/bench board`: the board snapshot of a 10,000-block, 20,000-edge workspace.
+//!
+//! Signs in and creates a workspace through the API, seeds the blocks and edges straight into the local
+//! D1 database (creating 30,000 rows one HTTP request at a time would take many minutes and measure
+//! nothing this benchmark is about), restarts the worker on that data, and times
+//! `GET /workspaces/:id/board` end to end over HTTP. Prints the median (the goal is ≤ 100 ms locally),
+//! the spread, and the response size raw and gzipped.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use cat_tests::api::Client;
+use cat_tests::worker::{ServerOptions, WorkerServer};
+
+const FRAMES: usize = 100;
+const MODULES_PER_FRAME: usize = 9;
+const TASKS_PER_MODULE: usize = 10;
+const EDGES: usize = 20_000;
+const SAMPLES: usize = 30;
+
+/// A deterministic pseudo-random sequence (xorshift), so every run measures the same board.
+struct Sequence(u64);
+
+impl Sequence {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn block_id(n: usize) -> String {
+    format!("blk_{n:016x}")
+}
+
+fn seed_sql(workspace: &str) -> (String, usize, usize) {
+    let mut rows = Vec::new();
+    let mut tasks = Vec::new();
+    let mut next = 1;
+    let now = 1_700_000_000_000i64;
+    let row = |id: usize, level: &str, parent: Option<usize>, title: String, x: f64, y: f64| {
+        let parent = parent.map_or("NULL".to_owned(), |parent| {
+            format!("'{}'", block_id(parent))
+        });
+        format!(
+            "('{workspace}','{}','{level}',{parent},'{title}','Description of {title}','','planned',{x},{y},200,72,NULL,0,1,{now},{now})",
+            block_id(id)
+        )
+    };
+    for frame in 0..FRAMES {
+        let frame_id = next;
+        next += 1;
+        rows.push(row(
+            frame_id,
+            "frame",
+            None,
+            format!("Service {frame}"),
+            (frame % 10) as f64 * 3000.0,
+            (frame / 10) as f64 * 2500.0,
+        ));
+        for module in 0..MODULES_PER_FRAME {
+            let module_id = next;
+            next += 1;
+            rows.push(row(
+                module_id,
+                "module",
+                Some(frame_id),
+                format!("Module {frame}.{module}"),
+                40.0 + module as f64 * 300.0,
+                60.0,
+            ));
+            for task in 0..TASKS_PER_MODULE {
+                let task_id = next;
+                next += 1;
+                tasks.push(task_id);
+                rows.push(row(
+                    task_id,
+                    "task",
+                    Some(module_id),
+                    format!("Task {frame}.{module}.{task}"),
+                    10.0,
+                    40.0 + task as f64 * 80.0,
+                ));
+            }
+        }
+    }
+    let mut sql = String::new();
+    for chunk in rows.chunks(200) {
+        sql.push_str("INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status, x, y, width, height, repo_url, archived, rev, created_at, updated_at) VALUES ");
+        sql.push_str(&chunk.join(","));
+        sql.push_str(";\n");
+    }
+    // Edges only go from a later task to an earlier one, so the dependency graph has no cycle.
+    let mut sequence = Sequence(0x2545_f491_4f6c_dd1d);
+    let mut pairs = std::collections::HashSet::new();
+    while pairs.len() < EDGES {
+        let a = tasks[(sequence.next() % tasks.len() as u64) as usize];
+        let b = tasks[(sequence.next() % tasks.len() as u64) as usize];
+        if a != b {
+            pairs.insert((a.max(b), a.min(b)));
+        }
+    }
+    let edges: Vec<String> = pairs
+        .iter()
+        .enumerate()
+        .map(|(n, (from, to))| {
+            format!(
+                "('{workspace}','edg_{n:016x}','{}','{}',{now})",
+                block_id(*from),
+                block_id(*to)
+            )
+        })
+        .collect();
+    for chunk in edges.chunks(500) {
+        sql.push_str("INSERT INTO edges (workspace_id, id, from_id, to_id, created_at) VALUES ");
+        sql.push_str(&chunk.join(","));
+        sql.push_str(";\n");
+    }
+    (sql, rows.len(), edges.len())
+}
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "bench board: {} blocks, {EDGES} edges",
+        FRAMES * (1 + MODULES_PER_FRAME * (1 + TASKS_PER_MODULE))
+    );
+    let server = WorkerServer::start();
+    let client = Client::sign_in(&server, "bench-owner").await;
+    let workspace = client.create_workspace("bench").await;
+    let token = client.token.clone().expect("signed in");
+    let state = server.stop_keeping_state();
+
+    let seeding = Instant::now();
+    let (sql, blocks, edges) = seed_sql(&workspace);
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(sql.as_bytes()).expect("seed written");
+    let output =
+        std::process::Command::new(cat_tests::repo_root().join("node_modules/.bin/wrangler"))
+            .current_dir(cat_tests::repo_root())
+            .env("CI", "1")
+            .args(["d1", "execute", "DB", "--local", "--yes", "--persist-to"])
+            .arg(&state)
+            .arg("--file")
+            .arg(file.path())
+            .output()
+            .expect("wrangler runs");
+    assert!(
+        output.status.success(),
+        "seeding failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!(
+        "seeded {blocks} blocks and {edges} edges in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
+
+    let server = WorkerServer::start_with(ServerOptions {
+        persist_dir: Some(state.clone()),
+        ..ServerOptions::default()
+    });
+    let client = Client::anonymous(&server).with_token(&token);
+    let http = reqwest::Client::new();
+    let url = server.url(&format!("/workspaces/{workspace}/board"));
+    let fetch = || async {
+        let started = Instant::now();
+        let response = http
+            .get(&url)
+            .bearer_auth(client.token.as_deref().unwrap())
+            .send()
+            .await
+            .expect("board answers");
+        assert_eq!(response.status(), 200);
+        let body = response.bytes().await.expect("body");
+        (started.elapsed(), body)
+    };
+    for _ in 0..3 {
+        fetch().await;
+    }
+    let mut times: Vec<Duration> = Vec::with_capacity(SAMPLES);
+    let mut body = Vec::new();
+    for _ in 0..SAMPLES {
+        let (elapsed, bytes) = fetch().await;
+        times.push(elapsed);
+        body = bytes.to_vec();
+    }
+    times.sort();
+    let snapshot: serde_json::Value = serde_json::from_slice(&body).expect("the board is JSON");
+    assert_eq!(
+        snapshot["blocks"].as_array().map(Vec::len),
+        Some(blocks),
+        "every block is in the snapshot"
+    );
+    assert_eq!(
+        snapshot["edges"].as_array().map(Vec::len),
+        Some(edges),
+        "every edge is in the snapshot"
+    );
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&body).expect("gzip");
+    let gzipped = gzip.finish().expect("gzip").len();
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    println!("GET /workspaces/:id/board over {SAMPLES} requests (after 3 warm-up):");
+    println!(
+        "  median {:.1} ms   p90 {:.1} ms   min {:.1} ms   max {:.1} ms   (goal: median ≤ 100 ms)",
+        ms(times[SAMPLES / 2]),
+        ms(times[SAMPLES * 9 / 10]),
+        ms(times[0]),
+        ms(times[SAMPLES - 1])
+    );
+    println!(
+        "  size {:.2} MB raw, {:.2} MB gzipped",
+        body.len() as f64 / 1e6,
+        gzipped as f64 / 1e6
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(state);
+}
