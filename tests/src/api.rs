@@ -39,6 +39,8 @@ pub struct Client {
     pub token: Option<String>,
     pub login: String,
     pub user_id: String,
+    /// Extra headers sent with every request (`x-client-id`, test hooks).
+    pub headers: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -49,6 +51,7 @@ impl Client {
             token: None,
             login: String::new(),
             user_id: String::new(),
+            headers: Vec::new(),
             http: crate::http::client(),
         }
     }
@@ -67,6 +70,13 @@ impl Client {
         client
     }
 
+    /// The same caller, sending `name: value` with every request.
+    pub fn with_header(&self, name: &str, value: &str) -> Client {
+        let mut client = self.clone();
+        client.headers.push((name.to_owned(), value.to_owned()));
+        client
+    }
+
     pub fn with_token(&self, token: &str) -> Client {
         Client {
             token: Some(token.to_owned()),
@@ -80,6 +90,9 @@ impl Client {
             .request(method, format!("{}{path}", self.base_url));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
         }
         request = match body {
             Some(RawBody::Json(value)) => request

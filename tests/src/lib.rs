@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod events;
 pub mod http;
 pub mod process;
 pub mod worker;

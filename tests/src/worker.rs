@@ -29,7 +29,11 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
-            vars: vec![("AUTH_MODE".to_owned(), "dev".to_owned())],
+            vars: vec![
+                ("AUTH_MODE".to_owned(), "dev".to_owned()),
+                // Lets a test simulate a lost event delivery (header x-test-skip-delivery).
+                ("TEST_HOOKS".to_owned(), "1".to_owned()),
+            ],
             persist_dir: None,
         }
     }
@@ -81,6 +85,8 @@ impl WorkerServer {
             "--ip",
             "127.0.0.1",
             "--show-interactive-dev-session=false",
+            // Exposes /__scheduled, so tests can run the cron sweep on demand.
+            "--test-scheduled",
         ]);
         command.args([
             "--port",

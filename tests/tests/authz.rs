@@ -31,7 +31,9 @@ const PERSONAS: [Persona; 5] = [
 fn minimum_role(operation: Operation) -> Option<Persona> {
     use Operation::*;
     Some(match operation {
-        GetWorkspace | ListWorkspaceMembers | GetBoard | GetBlock => Persona::Viewer,
+        GetWorkspace | ListWorkspaceMembers | GetBoard | GetBlock | CreateEventTicket => {
+            Persona::Viewer
+        }
         CreateBlock | UpdateBlock | ReparentBlock | DeleteBlock | CreateEdge | DeleteEdge => {
             Persona::Member
         }
@@ -184,7 +186,8 @@ impl Fixture {
                 Some(json!({ "from": self.frame, "to": self.module })),
             ),
             DeleteEdge => (format!("{ws}/edges/{}", self.edge), None),
-            Health | OpenApi | GithubLogin | GithubCallback | DevLogin => {
+            CreateEventTicket => (format!("{ws}/events/ticket"), Some(json!(null))),
+            Health | OpenApi | GithubLogin | GithubCallback | DevLogin | OpenEventStream => {
                 unreachable!("public routes are not in the matrix")
             }
         };

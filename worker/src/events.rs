@@ -31,12 +31,14 @@ pub fn record(
         &format!("UPDATE workspaces SET seq = seq + 1 WHERE id = ?1 AND {GUARD}"),
         &params![workspace_id.as_str()],
     )?;
-    batch.push(
+    batch.push_event(
         &format!(
             "INSERT INTO events (workspace_id, seq, type, body, created_at)
-             SELECT id, seq, ?2, json_set(?3, '$.seq', seq), ?4 FROM workspaces WHERE id = ?1 AND {GUARD}"
+             SELECT id, seq, ?2, json_set(?3, '$.seq', seq), ?4 FROM workspaces WHERE id = ?1 AND {GUARD}
+             RETURNING seq, body"
         ),
         &params![workspace_id.as_str(), event_type, body, now],
+        workspace_id.as_str(),
     )?;
     Ok(())
 }

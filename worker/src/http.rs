@@ -92,7 +92,19 @@ async fn handle(
     request_id: String,
     route: RouteMatch,
 ) -> HandlerResult {
-    let db = Db::from_env(&env)?;
+    let mut db = Db::from_env(&env)?;
+    // A test-only hook (never set in wrangler.toml): simulate a crash between commit and delivery.
+    if crate::auth::env_value(&env, "TEST_HOOKS").as_deref() == Some("1")
+        && request
+            .headers()
+            .get("x-test-skip-delivery")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("1")
+    {
+        db.skip_event_delivery();
+    }
     let auth = AuthConfig::from_env(&env);
     let caller = match route.route.access {
         RouteAccess::Public => None,
@@ -149,7 +161,7 @@ async fn handle(
 }
 
 async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult {
-    use routes::{accounts, auth, board, health, openapi, workspaces};
+    use routes::{accounts, auth, board, events, health, openapi, workspaces};
     match context.route.route.operation {
         Operation::Health => health::get(context).await,
         Operation::OpenApi => openapi::get(),
@@ -181,6 +193,8 @@ async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult 
         Operation::DeleteBlock => board::delete_block(context).await,
         Operation::CreateEdge => board::create_edge(context).await,
         Operation::DeleteEdge => board::delete_edge(context).await,
+        Operation::CreateEventTicket => events::ticket(context).await,
+        Operation::OpenEventStream => events::open(request, context).await,
     }
 }
 

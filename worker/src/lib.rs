@@ -9,13 +9,22 @@
 mod auth;
 mod events;
 mod http;
+mod hub;
 mod ids;
 mod routes;
 mod store;
+mod sweep;
 
-use worker::{Context, Env, Request, Response, Result, event};
+pub use hub::WorkspaceHub;
+use worker::{Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent, event};
 
 #[event(fetch)]
 async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
     Ok(http::serve(request, env).await)
+}
+
+/// The cron trigger (every minute): repairs lost deliveries and prunes the outbox.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    sweep::run(&env).await;
 }

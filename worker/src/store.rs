@@ -86,13 +86,25 @@ macro_rules! params {
 
 pub struct Db {
     inner: D1Database,
+    env: Env,
+    /// Whether committed events are handed to the workspace hub right away (off only when a test
+    /// simulates a lost delivery; the hub's gap fill or the sweep then has to repair it).
+    deliver_events: bool,
 }
 
 impl Db {
     pub fn from_env(env: &Env) -> Result<Db, ApiError> {
-        env.d1("DB")
-            .map(|inner| Db { inner })
-            .map_err(internal("D1 binding"))
+        let inner = env.d1("DB").map_err(internal("D1 binding"))?;
+        Ok(Db {
+            inner,
+            env: env.clone(),
+            deliver_events: true,
+        })
+    }
+
+    /// Stops this request's commits from delivering their events to the hub (test hook).
+    pub fn skip_event_delivery(&mut self) {
+        self.deliver_events = false;
     }
 
     pub fn statement(&self, sql: &str, params: &[Param]) -> Result<D1PreparedStatement, ApiError> {
@@ -156,11 +168,21 @@ impl Db {
     }
 }
 
+/// An event as the outbox holds it: its number and its JSON exactly as clients receive it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OutboxEvent {
+    pub seq: i64,
+    pub body: String,
+}
+
 /// A batch gated on a precondition; see the module documentation.
 pub struct GuardedBatch<'db> {
     db: &'db Db,
     guard_id: String,
     statements: Vec<D1PreparedStatement>,
+    /// Statements that insert an event and return `seq, body`; the workspace they belong to.
+    event_statements: Vec<usize>,
+    event_workspace: Option<String>,
 }
 
 /// Written in a gated statement's WHERE clause where the guard must hold; replaced by
@@ -191,6 +213,8 @@ impl<'db> GuardedBatch<'db> {
             db,
             guard_id,
             statements: vec![first],
+            event_statements: Vec::new(),
+            event_workspace: None,
         })
     }
 
@@ -205,7 +229,24 @@ impl<'db> GuardedBatch<'db> {
         Ok(())
     }
 
-    /// Runs the batch. `Ok(true)` when the precondition held and every statement applied.
+    /// Adds a gated statement that inserts an event into the outbox `RETURNING seq, body`; once the
+    /// batch commits, those events are delivered to the workspace's hub.
+    pub fn push_event(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+        workspace_id: &str,
+    ) -> Result<(), ApiError> {
+        self.push(sql, params)?;
+        self.event_statements.push(self.statements.len() - 1);
+        self.event_workspace = Some(workspace_id.to_owned());
+        Ok(())
+    }
+
+    /// Runs the batch. `Ok(true)` when the precondition held and every statement applied. The events
+    /// it recorded are then delivered to the hub before this returns, so by the time the writer gets
+    /// its answer every open board has been sent the change. A failed delivery does not fail the write:
+    /// the change is committed, and the hub (on its next event) or the sweep delivers it.
     pub async fn commit(mut self) -> Result<bool, ApiError> {
         let release = self.db.statement(
             "DELETE FROM write_guards WHERE id = ?1",
@@ -218,6 +259,18 @@ impl<'db> GuardedBatch<'db> {
             .and_then(|result| result.meta().ok().flatten())
             .and_then(|meta| meta.changes)
             .unwrap_or(0);
-        Ok(guard_changes == 1)
+        let applied = guard_changes == 1;
+        if applied && self.db.deliver_events {
+            let mut events = Vec::new();
+            for index in &self.event_statements {
+                let rows: Vec<OutboxEvent> =
+                    results[*index].results().map_err(internal("outbox rows"))?;
+                events.extend(rows);
+            }
+            if let (Some(workspace_id), false) = (&self.event_workspace, events.is_empty()) {
+                crate::hub::deliver(&self.db.env, workspace_id, &events).await;
+            }
+        }
+        Ok(applied)
     }
 }

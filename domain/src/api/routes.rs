@@ -77,6 +77,8 @@ pub enum Operation {
     DeleteBlock,
     CreateEdge,
     DeleteEdge,
+    CreateEventTicket,
+    OpenEventStream,
 }
 
 /// Who may call a route.
@@ -223,6 +225,13 @@ pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
             request: body::<CreateEdgeRequest>(), success: 201, Edge),
         route!(Delete "/workspaces/:id/edges/:edgeId" => DeleteEdge, WRITE, "Remove a dependency edge",
             request: None, success: 204),
+        route!(Post "/workspaces/:id/events/ticket" => CreateEventTicket, READ,
+            "A 60-second ticket to open the workspace's event stream",
+            request: None, success: 200, crate::stream::EventTicket),
+        route!(Get "/workspaces/:id/events" => OpenEventStream, PUBLIC,
+            "The live event stream (WebSocket). Query: ticket (required), since (the last seq the client has), \
+             clientId (its own writes are not echoed). Authenticated by the ticket.",
+            request: None, success: 101),
     ]
 });
 
@@ -416,7 +425,25 @@ mod tests {
             "an operation is routed twice"
         );
         // Adding an Operation variant without a route makes this list (and so this test) fail to match.
-        assert_eq!(ROUTES.len(), 30);
+        assert_eq!(ROUTES.len(), 32);
+    }
+
+    #[test]
+    fn the_event_stream_is_matched_before_the_ticket_route_and_apart_from_it() {
+        assert_eq!(
+            match_route("GET", "/workspaces/ws_0000000000000001/events")
+                .unwrap()
+                .route
+                .operation,
+            Operation::OpenEventStream
+        );
+        assert_eq!(
+            match_route("POST", "/workspaces/ws_0000000000000001/events/ticket")
+                .unwrap()
+                .route
+                .operation,
+            Operation::CreateEventTicket
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod board;
+pub mod events;
 pub mod health;
 pub mod openapi;
 pub mod workspaces;

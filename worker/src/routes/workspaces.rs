@@ -227,6 +227,7 @@ pub async fn delete(context: &RequestContext) -> HandlerResult {
         db.statement("DELETE FROM workspaces WHERE id = ?1", &params![id])?,
     ])
     .await?;
+    crate::hub::close_workspace(&context.env, id).await;
     no_content()
 }
 

@@ -1,0 +1,429 @@
+//! The live event stream against the real worker and its WorkspaceHub Durable Object.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cat_tests::api::{Client, unique_login};
+use cat_tests::events::EventStream;
+use cat_tests::worker::{ServerOptions, WorkerServer};
+use futures::future::join_all;
+use serde_json::json;
+
+/// The hubs of this binary keep only 30 events, so the resync path is reachable in a test.
+const LOG_CAPACITY: i64 = 30;
+
+fn server() -> &'static WorkerServer {
+    static SERVER: OnceLock<WorkerServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let mut options = ServerOptions::default();
+        options
+            .vars
+            .push(("HUB_LOG_CAPACITY".to_owned(), LOG_CAPACITY.to_string()));
+        let server = WorkerServer::start_with(options);
+        cat_tests::process::remove_at_exit(server.persist_dir.clone());
+        server
+    })
+}
+
+async fn owner_with_frame() -> (Client, String, String) {
+    let client = Client::sign_in(server(), &unique_login("live")).await;
+    let workspace = client.create_workspace("live").await;
+    let frame = client
+        .create_block(&workspace, "frame", None, "frame")
+        .await;
+    (client, workspace, frame)
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn every_change_reaches_every_open_socket_in_order() {
+    let (client, ws, frame) = owner_with_frame().await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = EventStream::open(&client, &ws, Some(1), None).await;
+        assert_eq!(stream.wait_live().await, 1);
+        streams.push(stream);
+    }
+    let module = client.create_block(&ws, "module", Some(&frame), "m").await;
+    client
+        .patch(
+            &format!("/workspaces/{ws}/blocks/{module}"),
+            json!({ "rev": 1, "title": "renamed" }),
+        )
+        .await
+        .expect(200);
+    let edge_to = client.create_block(&ws, "frame", None, "other").await;
+    client
+        .post(
+            &format!("/workspaces/{ws}/edges"),
+            json!({ "from": frame, "to": edge_to }),
+        )
+        .await
+        .expect(201);
+    client
+        .delete(&format!("/workspaces/{ws}/blocks/{module}"))
+        .await
+        .expect(204);
+    for stream in &mut streams {
+        assert!(
+            stream.read_until_seq(6, WAIT).await,
+            "got {:?}",
+            stream.seqs
+        );
+        assert_eq!(stream.seqs, vec![2, 3, 4, 5, 6]);
+        let types: Vec<&str> = stream
+            .events
+            .iter()
+            .map(|event| event["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "block.created",
+                "block.updated",
+                "block.created",
+                "edge.created",
+                "block.deleted"
+            ]
+        );
+        assert_eq!(stream.events[1]["data"]["block"]["title"], "renamed");
+    }
+}
+
+#[tokio::test]
+async fn a_reconnect_with_since_replays_exactly_the_missing_events_then_goes_live() {
+    let (client, ws, frame) = owner_with_frame().await;
+    let mut stream = EventStream::open(&client, &ws, Some(0), None).await;
+    assert_eq!(stream.wait_live().await, 1);
+    assert_eq!(
+        stream.seqs,
+        vec![1],
+        "the replay from 0 holds the frame's creation"
+    );
+    stream.close().await;
+    for n in 0..4 {
+        client
+            .patch(
+                &format!("/workspaces/{ws}/blocks/{frame}"),
+                json!({ "rev": n + 1, "title": format!("t{n}") }),
+            )
+            .await
+            .expect(200);
+    }
+    let mut resumed = EventStream::open(&client, &ws, Some(1), None).await;
+    assert_eq!(resumed.wait_live().await, 5);
+    assert_eq!(resumed.seqs, vec![2, 3, 4, 5]);
+    client
+        .patch(
+            &format!("/workspaces/{ws}/blocks/{frame}"),
+            json!({ "rev": 5, "title": "live" }),
+        )
+        .await
+        .expect(200);
+    assert!(resumed.read_until_seq(6, WAIT).await);
+    assert_eq!(resumed.seqs, vec![2, 3, 4, 5, 6]);
+}
+
+#[tokio::test]
+async fn a_since_older_than_the_log_or_ahead_of_it_gets_resync() {
+    let (client, ws, frame) = owner_with_frame().await;
+    for n in 0..(LOG_CAPACITY + 5) {
+        client
+            .patch(
+                &format!("/workspaces/{ws}/blocks/{frame}"),
+                json!({ "rev": n + 1, "status": "ready" }),
+            )
+            .await
+            .expect(200);
+    }
+    for since in [0, 9_999] {
+        let mut stream = EventStream::open(&client, &ws, Some(since), None).await;
+        let frame = stream.next_frame(WAIT).await.expect("a frame");
+        assert_eq!(frame["type"], "stream.resync", "since {since}: {frame}");
+        assert!(stream.seqs.is_empty());
+    }
+    // The snapshot's seq is always a valid place to resume.
+    let seq = client.board(&ws).await["seq"].as_i64().unwrap();
+    let mut stream = EventStream::open(&client, &ws, Some(seq), None).await;
+    assert_eq!(stream.wait_live().await, seq);
+}
+
+#[tokio::test]
+async fn many_clients_with_random_drops_during_a_burst_all_end_with_the_same_gap_free_sequence() {
+    let (client, ws, frame) = owner_with_frame().await;
+    let writers = 3;
+    let changes_per_writer = 8;
+    let total = 1 + writers * changes_per_writer;
+    let readers = (0..6).map(|reader| {
+        let client = client.clone();
+        let ws = ws.clone();
+        async move {
+            // Each reader drops its socket after a different number of events and resumes with
+            // `since` = the last seq it saw.
+            let mut seen: Vec<i64> = Vec::new();
+            let mut drop_after = 2 + reader as usize;
+            loop {
+                let since = seen.last().copied().unwrap_or(0);
+                let mut stream = EventStream::open(&client, &ws, Some(since), None).await;
+                let mut got = 0;
+                while got < drop_after && seen.last().is_none_or(|last| *last < total) {
+                    match stream.next_frame(WAIT).await {
+                        Some(frame)
+                            if frame["seq"].is_i64()
+                                && !frame["type"].as_str().unwrap().starts_with("stream.") =>
+                        {
+                            seen.push(frame["seq"].as_i64().unwrap());
+                            got += 1;
+                        }
+                        Some(_) => {}
+                        None => panic!("reader {reader} starved at {seen:?}"),
+                    }
+                }
+                stream.close().await;
+                if seen.last() == Some(&total) {
+                    return seen;
+                }
+                drop_after += 1;
+            }
+        }
+    });
+    let writes = (0..writers).map(|writer| {
+        let client = client.clone();
+        let ws = ws.clone();
+        let frame = frame.clone();
+        async move {
+            for n in 0..changes_per_writer {
+                let title = format!("w{writer}-{n}");
+                let body = json!({ "level": "task", "parentId": frame, "title": title });
+                client
+                    .post(&format!("/workspaces/{ws}/blocks"), body)
+                    .await
+                    .expect(201);
+            }
+        }
+    });
+    let (seen_by_readers, _) = tokio::join!(join_all(readers), join_all(writes));
+    let expected: Vec<i64> = (1..=total).collect();
+    for (reader, seen) in seen_by_readers.iter().enumerate() {
+        assert_eq!(seen, &expected, "reader {reader}");
+    }
+}
+
+#[tokio::test]
+async fn the_writers_own_client_gets_no_echo_but_everyone_else_does() {
+    let (client, ws, frame) = owner_with_frame().await;
+    let mut own = EventStream::open(&client, &ws, None, Some("tab-1")).await;
+    let mut other = EventStream::open(&client, &ws, None, Some("tab-2")).await;
+    own.wait_live().await;
+    other.wait_live().await;
+    let tab_one = client.with_header("x-client-id", "tab-1");
+    tab_one
+        .patch(
+            &format!("/workspaces/{ws}/blocks/{frame}"),
+            json!({ "rev": 1, "title": "mine" }),
+        )
+        .await
+        .expect(200);
+    client
+        .patch(
+            &format!("/workspaces/{ws}/blocks/{frame}"),
+            json!({ "rev": 2, "title": "theirs" }),
+        )
+        .await
+        .expect(200);
+    assert!(other.read_until_seq(3, WAIT).await);
+    assert_eq!(other.seqs, vec![2, 3]);
+    assert_eq!(other.events[0]["origin"], "tab-1");
+    assert!(own.read_until_seq(3, WAIT).await);
+    assert_eq!(own.seqs, vec![3], "tab-1 does not get its own change back");
+}
+
+#[tokio::test]
+async fn pings_are_answered_and_malformed_frames_get_an_error_frame() {
+    let (client, ws, _) = owner_with_frame().await;
+    let mut stream = EventStream::open(&client, &ws, None, None).await;
+    stream.wait_live().await;
+    stream.send_text("ping").await;
+    assert_eq!(stream.next_frame(WAIT).await.unwrap(), json!("pong"));
+    stream.send_text(r#"{"type":"ping"}"#).await;
+    assert_eq!(
+        stream.next_frame(WAIT).await.unwrap()["type"],
+        "stream.pong"
+    );
+    for bad in ["{", r#"{"type":"delete-everything"}"#, "42"] {
+        stream.send_text(bad).await;
+        let frame = stream.next_frame(WAIT).await.unwrap();
+        assert_eq!(frame["type"], "stream.error", "{bad}: {frame}");
+        assert!(frame["error"]["code"].is_string());
+    }
+    assert_eq!(client.board(&ws).await["seq"], 1, "nothing changed");
+    // The socket is still usable.
+    stream.send_text("ping").await;
+    assert_eq!(stream.next_frame(WAIT).await.unwrap(), json!("pong"));
+}
+
+#[tokio::test]
+async fn non_members_and_bad_tickets_cannot_subscribe() {
+    let (client, ws, _) = owner_with_frame().await;
+    let stranger = Client::sign_in(server(), &unique_login("peeker")).await;
+    assert_eq!(
+        stranger
+            .post(&format!("/workspaces/{ws}/events/ticket"), json!(null))
+            .await
+            .status,
+        404
+    );
+
+    let base = &client.base_url;
+    let refused = EventStream::open_with_ticket(base, &ws, "garbage", None, None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.body["error"]["code"], "unauthorized");
+
+    // A ticket for one workspace does not open another.
+    let other_ws = client.create_workspace("other").await;
+    let ticket = client
+        .post(
+            &format!("/workspaces/{other_ws}/events/ticket"),
+            json!(null),
+        )
+        .await
+        .expect(200);
+    let ticket = ticket["ticket"].as_str().unwrap();
+    let refused = EventStream::open_with_ticket(base, &ws, ticket, None, None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.status, 401);
+
+    // A session token is not a ticket.
+    let session = client.token.clone().unwrap();
+    let refused = EventStream::open_with_ticket(base, &ws, &session, None, None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.status, 401);
+
+    // A viewer may subscribe.
+    let viewer = Client::sign_in(server(), &unique_login("watcher")).await;
+    client
+        .post(
+            &format!("/workspaces/{ws}/members"),
+            json!({ "login": viewer.login, "role": "viewer" }),
+        )
+        .await
+        .expect(200);
+    let mut stream = EventStream::open(&viewer, &ws, None, None).await;
+    stream.wait_live().await;
+}
+
+#[tokio::test]
+async fn a_socket_is_closed_when_its_user_loses_access() {
+    let (client, ws, frame) = owner_with_frame().await;
+    client
+        .patch(
+            &format!("/workspaces/{ws}"),
+            json!({ "accessMode": "restricted" }),
+        )
+        .await
+        .expect(200);
+    let viewer = Client::sign_in(server(), &unique_login("removed")).await;
+    client
+        .post(
+            &format!("/workspaces/{ws}/members"),
+            json!({ "login": viewer.login, "role": "viewer" }),
+        )
+        .await
+        .expect(200);
+    let mut stream = EventStream::open(&viewer, &ws, None, None).await;
+    stream.wait_live().await;
+    client
+        .delete(&format!("/workspaces/{ws}/members/{}", viewer.user_id))
+        .await
+        .expect(204);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stream.closed.is_none() && tokio::time::Instant::now() < deadline {
+        if stream.next_frame(WAIT).await.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        stream.closed.as_ref().map(|(code, _)| *code),
+        Some(domain::stream::CLOSE_ACCESS_REVOKED)
+    );
+    // And it cannot come back.
+    assert_eq!(
+        viewer
+            .post(&format!("/workspaces/{ws}/events/ticket"), json!(null))
+            .await
+            .status,
+        404
+    );
+    let _ = frame;
+}
+
+#[tokio::test]
+async fn a_delivery_lost_between_commit_and_hub_is_repaired_by_the_next_event_or_the_sweep() {
+    let (client, ws, frame) = owner_with_frame().await;
+    let mut stream = EventStream::open(&client, &ws, None, None).await;
+    stream.wait_live().await;
+    let lost = client.with_header("x-test-skip-delivery", "1");
+
+    // 1. The next event's delivery finds the gap and fills it from the outbox, in order.
+    lost.patch(
+        &format!("/workspaces/{ws}/blocks/{frame}"),
+        json!({ "rev": 1, "title": "lost" }),
+    )
+    .await
+    .expect(200);
+    client
+        .patch(
+            &format!("/workspaces/{ws}/blocks/{frame}"),
+            json!({ "rev": 2, "title": "next" }),
+        )
+        .await
+        .expect(200);
+    assert!(
+        stream.read_until_seq(3, WAIT).await,
+        "got {:?}",
+        stream.seqs
+    );
+    assert_eq!(stream.seqs, vec![2, 3]);
+
+    // 2. With no later event, the scheduled sweep delivers it.
+    lost.patch(
+        &format!("/workspaces/{ws}/blocks/{frame}"),
+        json!({ "rev": 3, "title": "lost again" }),
+    )
+    .await
+    .expect(200);
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !stream.read_until_seq(4, Duration::from_millis(500)).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweep never delivered seq 4"
+        );
+        let answer = http
+            .get(server().url("/__scheduled?cron=*+*+*+*+*"))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success());
+    }
+    assert_eq!(stream.seqs, vec![2, 3, 4]);
+    assert_eq!(stream.events[2]["data"]["block"]["title"], "lost again");
+}
+
+#[tokio::test]
+async fn a_plain_get_of_the_stream_is_refused_with_the_envelope() {
+    let (client, ws, _) = owner_with_frame().await;
+    let answer = client
+        .get(&format!("/workspaces/{ws}/events?ticket=x"))
+        .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.code(), Some("validation_failed"));
+}

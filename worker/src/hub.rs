@@ -1,0 +1,540 @@
+//! `WorkspaceHub`: one Durable Object per workspace, the only fan-out point for its events.
+//!
+//! Writers deliver committed events (from the D1 outbox, with their sequence numbers) to the hub. The
+//! hub keeps a bounded log in its own SQLite storage, deduplicates by `seq`, and broadcasts only
+//! gap-free runs, in order; when it sees a gap (a delivery still in flight, or lost in a crash) it reads
+//! the missing events from the outbox itself. Sockets use the hibernation API: per-socket facts live in
+//! tags (`user:<id>`, `client:<id>`), the text `ping` is answered `pong` by the runtime without waking
+//! the object, and nothing is kept in memory that a wake-up would have to rebuild.
+
+use domain::access::Permission;
+use domain::api::{ApiError, ErrorCode};
+use domain::event::{EventPayload, WorkspaceEvent};
+use domain::ids::{UserId, WorkspaceId};
+use domain::stream::{
+    CLOSE_ACCESS_REVOKED, ClientMessage, ControlMessage, REPLAY_LOG_CAPACITY, ReplayPlan,
+    broadcastable, parse_client_message, plan_replay,
+};
+use serde::{Deserialize, Serialize};
+use worker::{
+    DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result, SqlStorageValue,
+    State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+    durable_object,
+};
+
+use crate::params;
+use crate::routes::workspaces::load_access;
+use crate::store::{Db, OutboxEvent};
+
+const BINDING: &str = "WORKSPACE_HUB";
+/// How many outbox rows one gap fill reads.
+const FILL_BATCH: i64 = 500;
+
+#[derive(Serialize, Deserialize)]
+struct PublishRequest {
+    events: Vec<OutboxEvent>,
+}
+
+/// What the hub answers to a delivery: the last sequence number it has broadcast.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishAnswer {
+    pub last_seq: i64,
+}
+
+fn stub(env: &Env, workspace_id: &str) -> Result<worker::Stub> {
+    env.durable_object(BINDING)?
+        .id_from_name(workspace_id)?
+        .get_stub()
+}
+
+fn hub_request(
+    path: &str,
+    method: Method,
+    workspace_id: &str,
+    body: Option<String>,
+) -> Result<Request> {
+    let headers = Headers::new();
+    headers.set("x-workspace-id", workspace_id)?;
+    headers.set("content-type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(headers)
+        .with_body(body.map(|text| text.into()));
+    Request::new_with_init(&format!("https://hub.internal{path}"), &init)
+}
+
+/// Hands committed events to their workspace's hub. Never fails the caller: a lost delivery is
+/// repaired by the hub's gap fill or by the sweep.
+pub async fn deliver(
+    env: &Env,
+    workspace_id: &str,
+    events: &[OutboxEvent],
+) -> Option<PublishAnswer> {
+    let outcome = async {
+        let body = serde_json::to_string(&PublishRequest {
+            events: events.to_vec(),
+        })?;
+        let request = hub_request("/publish", Method::Post, workspace_id, Some(body))?;
+        let mut response = stub(env, workspace_id)?.fetch_with_request(request).await?;
+        response.json::<PublishAnswer>().await
+    }
+    .await;
+    match outcome {
+        Ok(answer) => Some(answer),
+        Err(error) => {
+            worker::console_error!(
+                "delivering {} event(s) to the hub of {workspace_id} failed: {error}",
+                events.len()
+            );
+            None
+        }
+    }
+}
+
+/// Closes every socket of a workspace that no longer exists, and forgets its log.
+pub async fn close_workspace(env: &Env, workspace_id: &str) {
+    let outcome = async {
+        let request = hub_request("/close", Method::Post, workspace_id, None)?;
+        stub(env, workspace_id)?.fetch_with_request(request).await
+    }
+    .await;
+    if let Err(error) = outcome {
+        worker::console_error!("closing the hub of {workspace_id} failed: {error}");
+    }
+}
+
+/// Opens a socket on the hub for a caller the worker has authenticated and authorized.
+pub async fn connect(
+    env: &Env,
+    workspace_id: &str,
+    user_id: &str,
+    client_id: Option<&str>,
+    since: Option<i64>,
+) -> Result<Response> {
+    let mut request = hub_request("/connect", Method::Get, workspace_id, None)?;
+    let headers = request.headers_mut()?;
+    headers.set("upgrade", "websocket")?;
+    headers.set("x-user-id", user_id)?;
+    if let Some(client_id) = client_id {
+        headers.set("x-client-id", client_id)?;
+    }
+    if let Some(since) = since {
+        headers.set("x-since", &since.to_string())?;
+    }
+    stub(env, workspace_id)?.fetch_with_request(request).await
+}
+
+#[durable_object]
+pub struct WorkspaceHub {
+    state: State,
+    env: Env,
+}
+
+#[derive(Deserialize)]
+struct SeqRow {
+    seq: i64,
+}
+
+#[derive(Deserialize)]
+struct LogRow {
+    body: String,
+    origin: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MetaRow {
+    value: String,
+}
+
+impl DurableObject for WorkspaceHub {
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        for statement in [
+            "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, body TEXT NOT NULL, origin TEXT)",
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ] {
+            if let Err(error) = sql.exec(statement, None) {
+                worker::console_error!("hub schema: {error}");
+            }
+        }
+        // Answered by the runtime itself, without waking a hibernating hub.
+        if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
+            state.set_websocket_auto_response(&pair);
+        }
+        WorkspaceHub { state, env }
+    }
+
+    async fn fetch(&self, request: Request) -> Result<Response> {
+        let workspace_id = request.headers().get("x-workspace-id")?.unwrap_or_default();
+        self.remember_workspace(&workspace_id)?;
+        match request.path().as_str() {
+            "/publish" => self.publish(request).await,
+            "/connect" => self.open_socket(&request).await,
+            "/close" => {
+                for socket in self.state.get_websockets() {
+                    let _ = socket.close(
+                        Some(CLOSE_ACCESS_REVOKED),
+                        Some("the workspace was deleted"),
+                    );
+                }
+                self.state.storage().delete_all().await?;
+                Response::empty()
+            }
+            "/stats" => Response::from_json(&serde_json::json!({
+                "sockets": self.state.get_websockets().len(),
+                "lastSeq": self.last_seq()?,
+                "logSize": self.state.storage().sql().database_size(),
+            })),
+            _ => Response::error("no such hub route", 404),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        socket: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let text = match message {
+            WebSocketIncomingMessage::String(text) => text,
+            WebSocketIncomingMessage::Binary(_) => String::from("<binary>"),
+        };
+        let reply = match parse_client_message(&text) {
+            Ok(ClientMessage::Ping {}) => ControlMessage::Pong,
+            Err(error) => ControlMessage::Error { error },
+        };
+        socket.send_with_str(serde_json::to_string(&reply)?)
+    }
+
+    async fn websocket_close(
+        &self,
+        socket: WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        // Complete the closing handshake; 1005/1006 (no code) cannot be echoed.
+        let code = if (1000..5000).contains(&code) && code != 1005 && code != 1006 {
+            code as u16
+        } else {
+            1000
+        };
+        let _ = socket.close(Some(code), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _socket: WebSocket, error: worker::Error) -> Result<()> {
+        worker::console_error!("hub socket error: {error}");
+        Ok(())
+    }
+}
+
+impl WorkspaceHub {
+    fn sql(&self) -> worker::SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        let rows: Vec<MetaRow> = self
+            .sql()
+            .exec(
+                "SELECT value FROM meta WHERE key = ?",
+                Some(vec![key.into()]),
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| row.value))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            Some(vec![key.into(), value.into()]),
+        )?;
+        Ok(())
+    }
+
+    fn remember_workspace(&self, workspace_id: &str) -> Result<()> {
+        if !workspace_id.is_empty() && self.meta("workspace")?.is_none() {
+            self.set_meta("workspace", workspace_id)?;
+        }
+        Ok(())
+    }
+
+    /// How many events the log keeps for replay (`HUB_LOG_CAPACITY`, for tests of the resync path).
+    fn log_capacity(&self) -> i64 {
+        crate::auth::env_value(&self.env, "HUB_LOG_CAPACITY")
+            .and_then(|value| value.parse().ok())
+            .filter(|capacity: &i64| *capacity > 0)
+            .unwrap_or(REPLAY_LOG_CAPACITY)
+    }
+
+    fn last_seq(&self) -> Result<i64> {
+        Ok(self
+            .meta("last")?
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0))
+    }
+
+    fn oldest_seq(&self) -> Result<Option<i64>> {
+        let rows: Vec<SeqRow> = self
+            .sql()
+            .exec("SELECT MIN(seq) AS seq FROM log", None)?
+            .to_array()
+            .unwrap_or_default();
+        Ok(rows.into_iter().next().map(|row| row.seq))
+    }
+
+    fn hold(&self, events: &[OutboxEvent]) -> Result<()> {
+        for event in events {
+            let origin = serde_json::from_str::<OriginOnly>(&event.body)
+                .ok()
+                .and_then(|parsed| parsed.origin);
+            let origin = origin.map_or(SqlStorageValue::Null, SqlStorageValue::String);
+            self.sql().exec(
+                "INSERT OR IGNORE INTO log (seq, body, origin) VALUES (?, ?, ?)",
+                Some(vec![
+                    SqlStorageValue::Integer(event.seq),
+                    event.body.clone().into(),
+                    origin,
+                ]),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Broadcasts every held event that continues the gap-free run, in order. Synchronous: no other
+    /// event of this object runs in between, so two deliveries can never interleave their broadcasts.
+    fn flush(&self) -> Result<Vec<LogRow>> {
+        let last = self.last_seq()?;
+        let held: Vec<SeqRow> = self
+            .sql()
+            .exec(
+                "SELECT seq FROM log WHERE seq > ? ORDER BY seq",
+                Some(vec![SqlStorageValue::Integer(last)]),
+            )?
+            .to_array()?;
+        let run = broadcastable(last, &held.iter().map(|row| row.seq).collect::<Vec<_>>());
+        let Some(&new_last) = run.last() else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<LogRow> = self
+            .sql()
+            .exec(
+                "SELECT seq, body, origin FROM log WHERE seq > ? AND seq <= ? ORDER BY seq",
+                Some(vec![
+                    SqlStorageValue::Integer(last),
+                    SqlStorageValue::Integer(new_last),
+                ]),
+            )?
+            .to_array()?;
+        let sockets = self.state.get_websockets();
+        for row in &rows {
+            let echo = row
+                .origin
+                .as_deref()
+                .map(|origin| self.state.get_websockets_with_tag(&client_tag(origin)));
+            for socket in &sockets {
+                if echo.as_ref().is_some_and(|echo| echo.contains(socket)) {
+                    continue;
+                }
+                // A socket that is closing refuses the send; it is gone on the next event anyway.
+                let _ = socket.send_with_str(&row.body);
+            }
+        }
+        self.set_meta("last", &new_last.to_string())?;
+        self.sql().exec(
+            "DELETE FROM log WHERE seq <= ?",
+            Some(vec![SqlStorageValue::Integer(
+                new_last - self.log_capacity(),
+            )]),
+        )?;
+        Ok(rows)
+    }
+
+    /// Reads events the hub has not got from the D1 outbox (a delivery still in flight, or lost).
+    async fn fill_from_outbox(&self) -> Result<()> {
+        let Some(workspace_id) = self.meta("workspace")? else {
+            return Ok(());
+        };
+        let last = self.last_seq()?;
+        let db =
+            Db::from_env(&self.env).map_err(|error| worker::Error::RustError(error.message))?;
+        let rows: Vec<OutboxEvent> = db
+            .all(
+                "SELECT seq, body FROM events WHERE workspace_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                &params![workspace_id.as_str(), last, FILL_BATCH],
+            )
+            .await
+            .map_err(|error| worker::Error::RustError(error.message))?;
+        if let Some(first) = rows.first()
+            && first.seq > self.last_seq()? + 1
+            && self.oldest_seq()?.is_none_or(|oldest| oldest > first.seq)
+        {
+            // The outbox no longer has the events before `first` (they were pruned): nobody can get
+            // them, so the run continues from here and older clients will be told to resync.
+            self.set_meta("last", &(first.seq - 1).to_string())?;
+        }
+        self.hold(&rows)
+    }
+
+    async fn publish(&self, mut request: Request) -> Result<Response> {
+        let publish: PublishRequest = request.json().await?;
+        self.hold(&publish.events)?;
+        let mut sent = self.flush()?;
+        let last = self.last_seq()?;
+        if publish.events.iter().any(|event| event.seq > last) {
+            // A gap: an earlier event has not arrived. It is committed (sequence numbers exist only
+            // in committed transactions), so the outbox has it.
+            self.fill_from_outbox().await?;
+            sent.extend(self.flush()?);
+        }
+        self.enforce_access(&sent).await?;
+        Response::from_json(&PublishAnswer {
+            last_seq: self.last_seq()?,
+        })
+    }
+
+    async fn open_socket(&self, request: &Request) -> Result<Response> {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .ok()
+                .flatten()
+                .filter(|value| !value.is_empty())
+        };
+        let user_id = header("x-user-id").unwrap_or_default();
+        let client_id = header("x-client-id");
+        let since = header("x-since").and_then(|value| value.parse::<i64>().ok());
+        if since.is_some_and(|since| since > self.last_seq().unwrap_or(0)) {
+            // The client has seen more than this hub has broadcast: catch up from the outbox first.
+            self.fill_from_outbox().await?;
+            self.flush()?;
+        }
+
+        let pair = WebSocketPair::new()?;
+        let mut tags = vec![user_tag(&user_id)];
+        if let Some(client_id) = &client_id {
+            tags.push(client_tag(client_id));
+        }
+        let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        self.state
+            .accept_websocket_with_tags(&pair.server, &tag_refs);
+
+        // From here to the end nothing awaits, so no broadcast can slip between the replay and going
+        // live: the client gets every event exactly once.
+        let last = self.last_seq()?;
+        let since = since.unwrap_or(last);
+        match plan_replay(since, self.oldest_seq()?, last) {
+            ReplayPlan::UpToDate => {}
+            ReplayPlan::Replay { since, until } => {
+                let rows: Vec<LogRow> = self
+                    .sql()
+                    .exec(
+                        "SELECT seq, body, origin FROM log WHERE seq > ? AND seq <= ? ORDER BY seq",
+                        Some(vec![
+                            SqlStorageValue::Integer(since),
+                            SqlStorageValue::Integer(until),
+                        ]),
+                    )?
+                    .to_array()?;
+                for row in rows {
+                    if row.origin.is_some() && row.origin == client_id {
+                        continue;
+                    }
+                    pair.server.send_with_str(&row.body)?;
+                }
+            }
+            ReplayPlan::Resync => {
+                let reason = format!(
+                    "This stream can replay events after {}; reload the board and reconnect with its seq.",
+                    self.oldest_seq()?.map_or(last, |oldest| oldest - 1)
+                );
+                pair.server
+                    .send_with_str(serde_json::to_string(&ControlMessage::Resync { reason })?)?;
+                return Response::from_websocket(pair.client);
+            }
+        }
+        pair.server
+            .send_with_str(serde_json::to_string(&ControlMessage::Live { seq: last })?)?;
+        Response::from_websocket(pair.client)
+    }
+
+    /// After a membership or access-mode change, closes the sockets of users who lost access.
+    async fn enforce_access(&self, sent: &[LogRow]) -> Result<()> {
+        let mut users_to_check: Vec<String> = Vec::new();
+        for row in sent {
+            let Ok(event) = serde_json::from_str::<WorkspaceEvent>(&row.body) else {
+                continue;
+            };
+            match event.payload {
+                EventPayload::MemberChanged { user_id, .. } => {
+                    users_to_check.push(user_id.to_string())
+                }
+                EventPayload::WorkspaceUpdated { .. } => {
+                    for socket in self.state.get_websockets() {
+                        for tag in self.state.get_tags(&socket) {
+                            if let Some(user) = tag.strip_prefix("user:") {
+                                users_to_check.push(user.to_owned());
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        users_to_check.sort();
+        users_to_check.dedup();
+        if users_to_check.is_empty() {
+            return Ok(());
+        }
+        let Some(workspace_id) = self
+            .meta("workspace")?
+            .and_then(|id| WorkspaceId::parse(&id).ok())
+        else {
+            return Ok(());
+        };
+        let db =
+            Db::from_env(&self.env).map_err(|error| worker::Error::RustError(error.message))?;
+        for user in users_to_check {
+            let sockets = self.state.get_websockets_with_tag(&user_tag(&user));
+            if sockets.is_empty() {
+                continue;
+            }
+            let Ok(user_id) = UserId::parse(&user) else {
+                continue;
+            };
+            let access = load_access(&db, &workspace_id, &user_id)
+                .await
+                .map_err(|error| worker::Error::RustError(error.message))?;
+            let may_read = access
+                .and_then(|access| access.role)
+                .is_some_and(|role| role.allows(Permission::Read));
+            if !may_read {
+                for socket in sockets {
+                    let error = ApiError::new(
+                        ErrorCode::NotFound,
+                        "You no longer have access to this workspace.",
+                    );
+                    let _ = socket
+                        .send_with_str(serde_json::to_string(&ControlMessage::Error { error })?);
+                    let _ = socket.close(Some(CLOSE_ACCESS_REVOKED), Some("access revoked"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct OriginOnly {
+    origin: Option<String>,
+}
+
+fn user_tag(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+fn client_tag(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
