@@ -153,6 +153,42 @@ impl WorkerServer {
         serde_json::from_slice(&output.stdout).expect("wrangler prints JSON")
     }
 
+    /// The resident memory (KiB) of the workerd processes serving this worker (the runtime with every
+    /// isolate and Durable Object in it), read from /proc.
+    pub fn workerd_rss_kib(&self) -> u64 {
+        let group = self.process.pid() as i64;
+        let mut total = 0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // Fields after the command (which is in parentheses): state, ppid, pgrp, ...
+            let Some((command, rest)) = stat.split_once(") ") else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if !command.ends_with("(workerd")
+                || fields.get(2).and_then(|pgrp| pgrp.parse::<i64>().ok()) != Some(group)
+            {
+                continue;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            total += status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+                .unwrap_or(0);
+        }
+        total
+    }
+
     /// Stops the server but keeps its state folder, and returns it (to restart on the same data).
     pub fn stop_keeping_state(mut self) -> PathBuf {
         self.process.stop();

@@ -22,6 +22,9 @@ use worker::{
     durable_object,
 };
 
+use worker::js_sys::{Function, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
+
 use crate::params;
 use crate::routes::workspaces::load_access;
 use crate::store::{Db, OutboxEvent};
@@ -328,17 +331,29 @@ impl WorkspaceHub {
             )?
             .to_array()?;
         let sockets = self.state.get_websockets();
+        // Every socket shares `WebSocket.prototype.send`; look it up once.
+        let send = sockets.first().and_then(|socket| {
+            let socket: &JsValue = socket.as_ref().as_ref();
+            Reflect::get(socket, &JsValue::from_str("send"))
+                .ok()
+                .map(JsCast::unchecked_into::<Function>)
+        });
         for row in &rows {
             let echo = row
                 .origin
                 .as_deref()
                 .map(|origin| self.state.get_websockets_with_tag(&client_tag(origin)));
+            // The event's text is converted to a JS string once and that same string is sent to every
+            // socket, instead of one UTF-8 → UTF-16 copy per socket.
+            let text = JsValue::from_str(&row.body);
             for socket in &sockets {
                 if echo.as_ref().is_some_and(|echo| echo.contains(socket)) {
                     continue;
                 }
                 // A socket that is closing refuses the send; it is gone on the next event anyway.
-                let _ = socket.send_with_str(&row.body);
+                if let Some(send) = &send {
+                    let _ = send.call1(socket.as_ref().as_ref(), &text);
+                }
             }
         }
         self.set_meta("last", &new_last.to_string())?;

@@ -1,0 +1,158 @@
+//! `scripts/bench events`: 1,000 sockets on one workspace, 200 changes, and the latency from each
+//! change's HTTP response to its receipt at every socket (goal: p99 ≤ 50 ms locally).
+//!
+//! The writer's request returns after the hub has been handed the event (see ADR 5), so a socket can
+//! receive an event before the writer reads its response: those samples are negative and are reported
+//! as they are. The latency from the moment the request was sent is printed as well.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cat_tests::api::Client;
+use cat_tests::events::EventStream;
+use cat_tests::worker::WorkerServer;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+const SOCKETS: usize = 1_000;
+const CHANGES: usize = 200;
+
+/// Per socket: when each seq arrived.
+type Arrivals = Arc<Vec<Mutex<Vec<(i64, Instant)>>>>;
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    println!("bench events: {SOCKETS} sockets on one workspace, {CHANGES} changes");
+    let server = WorkerServer::start();
+    let client = Client::sign_in(&server, "bench-events").await;
+    let workspace = client.create_workspace("bench").await;
+    let frame = client
+        .create_block(&workspace, "frame", None, "frame")
+        .await;
+    let ticket = client
+        .post(
+            &format!("/workspaces/{workspace}/events/ticket"),
+            json!(null),
+        )
+        .await
+        .expect(200);
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let rss_before = server.workerd_rss_kib();
+
+    // Every socket records when each seq arrived.
+    let started = Instant::now();
+    let arrivals: Arrivals = Arc::new(
+        (0..SOCKETS)
+            .map(|_| Mutex::new(Vec::with_capacity(CHANGES)))
+            .collect(),
+    );
+    let mut readers = Vec::new();
+    let mut opened = 0;
+    while opened < SOCKETS {
+        let batch = (opened..(opened + 50).min(SOCKETS)).map(|index| {
+            let base = server.base_url.clone();
+            let workspace = workspace.clone();
+            let ticket = ticket.clone();
+            async move {
+                let mut stream =
+                    EventStream::open_with_ticket(&base, &workspace, &ticket, None, None)
+                        .await
+                        .unwrap_or_else(|refused| panic!("socket {index} refused: {refused:?}"));
+                stream.wait_live().await;
+                (index, stream)
+            }
+        });
+        for (index, mut stream) in futures::future::join_all(batch).await {
+            let arrivals = arrivals.clone();
+            readers.push(tokio::spawn(async move {
+                while arrivals[index].lock().await.len() < CHANGES {
+                    let Some(frame) = stream.next_frame(Duration::from_secs(60)).await else {
+                        break;
+                    };
+                    if let Some(seq) = frame["seq"]
+                        .as_i64()
+                        .filter(|_| frame["type"] != "stream.live")
+                    {
+                        arrivals[index].lock().await.push((seq, Instant::now()));
+                    }
+                }
+                stream.close().await;
+            }));
+        }
+        opened = (opened + 50).min(SOCKETS);
+    }
+    let rss_open = server.workerd_rss_kib();
+    println!(
+        "opened {SOCKETS} sockets in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let first_seq = client.board(&workspace).await["seq"].as_i64().unwrap() + 1;
+    let mut sent_at = Vec::with_capacity(CHANGES);
+    let mut answered_at = Vec::with_capacity(CHANGES);
+    for n in 0..CHANGES {
+        let send = Instant::now();
+        let path = format!("/workspaces/{workspace}/blocks/{frame}");
+        client
+            .patch(
+                &path,
+                json!({ "rev": n + 1, "title": format!("change {n}") }),
+            )
+            .await
+            .expect(200);
+        sent_at.push(send);
+        answered_at.push(Instant::now());
+    }
+    for reader in readers {
+        let _ = tokio::time::timeout(Duration::from_secs(120), reader).await;
+    }
+    let rss_after = server.workerd_rss_kib();
+
+    let mut from_response = Vec::with_capacity(SOCKETS * CHANGES);
+    let mut from_request = Vec::with_capacity(SOCKETS * CHANGES);
+    let mut missing = 0;
+    for socket in arrivals.iter() {
+        let socket = socket.lock().await;
+        missing += CHANGES.saturating_sub(socket.len());
+        for (seq, at) in socket.iter() {
+            let change = (*seq - first_seq) as usize;
+            let signed = |from: Instant| {
+                if *at >= from {
+                    at.duration_since(from).as_secs_f64()
+                } else {
+                    -from.duration_since(*at).as_secs_f64()
+                }
+            };
+            from_response.push(signed(answered_at[change]) * 1000.0);
+            from_request.push(signed(sent_at[change]) * 1000.0);
+        }
+    }
+    from_response.sort_by(f64::total_cmp);
+    from_request.sort_by(f64::total_cmp);
+    println!(
+        "deliveries: {} received, {missing} missing",
+        from_response.len()
+    );
+    println!(
+        "  HTTP response → receipt: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   (goal: p99 ≤ 50 ms)",
+        percentile(&from_response, 0.5),
+        percentile(&from_response, 0.99),
+        from_response.last().unwrap()
+    );
+    println!(
+        "  request sent  → receipt: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        percentile(&from_request, 0.5),
+        percentile(&from_request, 0.99),
+        from_request.last().unwrap()
+    );
+    println!(
+        "  workerd RSS: {:.1} MB idle, {:.1} MB with {SOCKETS} sockets, {:.1} MB after {CHANGES} changes (hub ≈ the growth)",
+        rss_before as f64 / 1024.0,
+        rss_open as f64 / 1024.0,
+        rss_after as f64 / 1024.0
+    );
+}
