@@ -75,7 +75,10 @@ impl EventStream {
             }),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
-                let body = response.body().as_ref().and_then(|bytes| serde_json::from_slice(bytes).ok());
+                let body = response
+                    .body()
+                    .as_ref()
+                    .and_then(|bytes| serde_json::from_slice(bytes).ok());
                 // The handshake reader keeps the refusal's body only when it arrived with the head;
                 // ask again over plain HTTP (same upgrade header) to read the envelope.
                 let body = match body {
