@@ -90,6 +90,101 @@ impl Browser {
             .unwrap_or_else(|error| panic!("no element matches {css} within 20 s: {error}"))
     }
 
+    /// Waits until the JavaScript `condition` (the body of a function) returns a truthy value, and
+    /// returns that value. `what` says in the failure what was expected.
+    pub async fn wait_until(&self, what: &str, condition: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let value = self
+                .client
+                .execute(condition, Vec::new())
+                .await
+                .unwrap_or(serde_json::Value::Null);
+            let truthy = match &value {
+                serde_json::Value::Null => false,
+                serde_json::Value::Bool(flag) => *flag,
+                serde_json::Value::Number(number) => number.as_f64() != Some(0.0),
+                serde_json::Value::String(text) => !text.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return value;
+            }
+            if Instant::now() > deadline {
+                let path = self.screenshot(&format!("timeout-{}", slug(what))).await;
+                panic!(
+                    "within 20 s: {what} (last value {value}); screenshot {}",
+                    path.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Drags with the mouse from `from` (offset from its centre) to `to` (offset from its centre),
+    /// through intermediate moves so the page sees a real drag.
+    pub async fn drag(
+        &self,
+        from: &fantoccini::elements::Element,
+        from_offset: (i64, i64),
+        to: &fantoccini::elements::Element,
+        to_offset: (i64, i64),
+    ) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let step = Duration::from_millis(60);
+        let actions = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveToElement {
+                element: from.clone(),
+                duration: None,
+                x: from_offset.0 as f64,
+                y: from_offset.1 as f64,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::MoveBy {
+                duration: Some(step),
+                x: 12.0,
+                y: 12.0,
+            })
+            .then(PointerAction::MoveToElement {
+                element: to.clone(),
+                duration: Some(step),
+                x: to_offset.0 as f64,
+                y: to_offset.1 as f64,
+            })
+            .then(PointerAction::MoveToElement {
+                element: to.clone(),
+                duration: Some(step),
+                x: to_offset.0 as f64 + 1.0,
+                y: to_offset.1 as f64,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(actions)
+            .await
+            .expect("the drag is performed");
+        self.client
+            .release_actions()
+            .await
+            .expect("actions released");
+    }
+
+    /// Signs in through the dev sign-in form on `url` as `login`.
+    pub async fn dev_sign_in(&self, url: &str, login: &str) {
+        self.client.goto(url).await.expect("the page loads");
+        let input = self.wait_for("[data-testid='dev-login-input']").await;
+        input.send_keys(login).await.expect("typing works");
+        self.wait_for("[data-testid='dev-login-submit']")
+            .await
+            .click()
+            .await
+            .expect("submit");
+        self.wait_for("[data-testid='signed-in-as']").await;
+    }
+
     /// Saves a PNG screenshot under target/test-artifacts/screenshots and prints where it went.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self
@@ -107,4 +202,11 @@ impl Browser {
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
+}
+
+fn slug(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(60)
+        .collect()
 }

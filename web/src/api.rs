@@ -1,42 +1,292 @@
 //! HTTP calls to the worker, decoding the same `domain` types the worker encodes.
+//!
+//! Every call sends the session token (kept in `localStorage`) and this tab's client id, so the hub
+//! does not echo our own writes back to us: we apply them from the HTTP response instead.
 
-use domain::api::ErrorEnvelope;
+use std::cell::RefCell;
+
+use domain::api::auth::{DevLoginRequest, Me, SessionToken};
+use domain::api::board::{
+    BoardSnapshot, CreateBlockRequest, CreateEdgeRequest, ReparentRequest, StaleRevision,
+    UpdateBlockRequest,
+};
 use domain::api::health::HealthResponse;
-use gloo_net::http::Request;
+use domain::api::workspaces::{CreateWorkspaceRequest, UpdateWorkspaceRequest, WorkspaceView};
+use domain::api::{CLIENT_ID_HEADER, ErrorCode, ErrorEnvelope};
+use domain::board::{Block, Edge};
+use domain::ids::{BlockId, EdgeId, WorkspaceId};
+use domain::stream::EventTicket;
+use gloo_net::http::{Method, RequestBuilder};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-/// What a failed call tells the user.
+const TOKEN_KEY: &str = "cat-factory.token";
+
+/// What a failed call tells the user (and the code, for the cases the UI handles specially).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiFailure {
+    pub status: u16,
+    pub code: Option<ErrorCode>,
     pub message: String,
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiFailure {
     fn from_transport(error: gloo_net::Error) -> Self {
         ApiFailure {
+            status: 0,
+            code: None,
             message: format!("The server did not answer: {error}"),
+            details: None,
         }
+    }
+
+    /// The server's current version of a block, sent with a 409 on a stale revision.
+    pub fn current_block(&self) -> Option<Block> {
+        if self.code != Some(ErrorCode::Conflict) {
+            return None;
+        }
+        let details = self.details.clone()?;
+        serde_json::from_value::<StaleRevision>(details)
+            .ok()
+            .map(|stale| stale.current)
     }
 }
 
+thread_local! {
+    static TOKEN: RefCell<Option<String>> = RefCell::new(load_token());
+    static CLIENT_ID: String = new_client_id();
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+fn load_token() -> Option<String> {
+    storage()?.get_item(TOKEN_KEY).ok().flatten()
+}
+
+/// A random id for this tab: the hub suppresses the events our own writes cause.
+fn new_client_id() -> String {
+    let mut id = String::from("tab_");
+    for _ in 0..4 {
+        let word = (js_sys::Math::random() * 65_536.0) as u32;
+        id.push_str(&format!("{word:04x}"));
+    }
+    id
+}
+
+pub fn client_id() -> String {
+    CLIENT_ID.with(Clone::clone)
+}
+
+pub fn token() -> Option<String> {
+    TOKEN.with(|token| token.borrow().clone())
+}
+
+pub fn set_token(value: Option<String>) {
+    if let Some(storage) = storage() {
+        let _ = match &value {
+            Some(token) => storage.set_item(TOKEN_KEY, token),
+            None => storage.remove_item(TOKEN_KEY),
+        };
+    }
+    TOKEN.with(|token| *token.borrow_mut() = value);
+}
+
+async fn send(
+    method: Method,
+    path: &str,
+    body: Option<&(impl Serialize + ?Sized)>,
+) -> Result<(u16, String), ApiFailure> {
+    let mut builder = RequestBuilder::new(path)
+        .method(method)
+        .header(CLIENT_ID_HEADER, &client_id());
+    if let Some(token) = token() {
+        builder = builder.header("authorization", &format!("Bearer {token}"));
+    }
+    let request = match body {
+        Some(body) => builder.json(body),
+        None => builder.build(),
+    }
+    .map_err(ApiFailure::from_transport)?;
+    let response = request.send().await.map_err(ApiFailure::from_transport)?;
+    let status = response.status();
+    let text = response.text().await.map_err(ApiFailure::from_transport)?;
+    if (200..300).contains(&status) {
+        return Ok((status, text));
+    }
+    Err(match serde_json::from_str::<ErrorEnvelope>(&text) {
+        Ok(envelope) => ApiFailure {
+            status,
+            code: Some(envelope.error.code),
+            message: envelope.error.message,
+            details: envelope.error.details,
+        },
+        Err(_) => ApiFailure {
+            status,
+            code: None,
+            message: format!("Unexpected answer from {path} (HTTP {status})"),
+            details: None,
+        },
+    })
+}
+
+async fn call<T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: Option<&(impl Serialize + ?Sized)>,
+) -> Result<T, ApiFailure> {
+    let (status, text) = send(method, path, body).await?;
+    serde_json::from_str(&text).map_err(|error| ApiFailure {
+        status,
+        code: None,
+        message: format!("Could not read the answer from {path}: {error}"),
+        details: None,
+    })
+}
+
+const NO_BODY: Option<&()> = None;
+
 /// `GET /health`. A degraded server answers 503 with a health body, which is still a health report.
 pub async fn health() -> Result<HealthResponse, ApiFailure> {
-    let response = Request::get("/health")
+    let response = gloo_net::http::Request::get("/health")
         .send()
         .await
         .map_err(ApiFailure::from_transport)?;
+    let status = response.status();
     let text = response.text().await.map_err(ApiFailure::from_transport)?;
-    if let Ok(health) = serde_json::from_str::<HealthResponse>(&text) {
-        return Ok(health);
+    serde_json::from_str::<HealthResponse>(&text).map_err(|_| ApiFailure {
+        status,
+        code: None,
+        message: format!("Unexpected answer from /health (HTTP {status})"),
+        details: None,
+    })
+}
+
+/// `POST /auth/dev-login`. A 404 means the server is not in dev mode.
+pub async fn dev_login(login: &str) -> Result<SessionToken, ApiFailure> {
+    let body = DevLoginRequest {
+        login: login.to_owned(),
+    };
+    call(Method::POST, "/auth/dev-login", Some(&body)).await
+}
+
+pub async fn me() -> Result<Me, ApiFailure> {
+    call(Method::GET, "/auth/me", NO_BODY).await
+}
+
+pub async fn workspaces() -> Result<Vec<WorkspaceView>, ApiFailure> {
+    call(Method::GET, "/workspaces", NO_BODY).await
+}
+
+pub async fn create_workspace(
+    request: &CreateWorkspaceRequest,
+) -> Result<WorkspaceView, ApiFailure> {
+    call(Method::POST, "/workspaces", Some(request)).await
+}
+
+pub async fn update_workspace(
+    id: &WorkspaceId,
+    request: &UpdateWorkspaceRequest,
+) -> Result<WorkspaceView, ApiFailure> {
+    call(Method::PATCH, &format!("/workspaces/{id}"), Some(request)).await
+}
+
+pub async fn board(id: &WorkspaceId) -> Result<BoardSnapshot, ApiFailure> {
+    call(Method::GET, &format!("/workspaces/{id}/board"), NO_BODY).await
+}
+
+pub async fn block(workspace: &WorkspaceId, block: &BlockId) -> Result<Block, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/workspaces/{workspace}/blocks/{block}"),
+        NO_BODY,
+    )
+    .await
+}
+
+pub async fn create_block(
+    workspace: &WorkspaceId,
+    request: &CreateBlockRequest,
+) -> Result<Block, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/workspaces/{workspace}/blocks"),
+        Some(request),
+    )
+    .await
+}
+
+pub async fn update_block(
+    workspace: &WorkspaceId,
+    block: &BlockId,
+    request: &UpdateBlockRequest,
+) -> Result<Block, ApiFailure> {
+    // `UpdateBlockRequest` serializes an absent field as `null`, and `"repoUrl": null` means "clear the
+    // repository"; only the fields the edit names are sent.
+    let mut body = serde_json::to_value(request).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        fields.retain(|_, value| !value.is_null());
     }
-    match serde_json::from_str::<ErrorEnvelope>(&text) {
-        Ok(envelope) => Err(ApiFailure {
-            message: envelope.error.message,
-        }),
-        Err(_) => Err(ApiFailure {
-            message: format!(
-                "Unexpected answer from /health (HTTP {})",
-                response.status()
-            ),
-        }),
-    }
+    call(
+        Method::PATCH,
+        &format!("/workspaces/{workspace}/blocks/{block}"),
+        Some(&body),
+    )
+    .await
+}
+
+pub async fn reparent_block(
+    workspace: &WorkspaceId,
+    block: &BlockId,
+    request: &ReparentRequest,
+) -> Result<Block, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/workspaces/{workspace}/blocks/{block}/reparent"),
+        Some(request),
+    )
+    .await
+}
+
+pub async fn delete_block(workspace: &WorkspaceId, block: &BlockId) -> Result<(), ApiFailure> {
+    send(
+        Method::DELETE,
+        &format!("/workspaces/{workspace}/blocks/{block}"),
+        NO_BODY,
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn create_edge(
+    workspace: &WorkspaceId,
+    request: &CreateEdgeRequest,
+) -> Result<Edge, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/workspaces/{workspace}/edges"),
+        Some(request),
+    )
+    .await
+}
+
+pub async fn delete_edge(workspace: &WorkspaceId, edge: &EdgeId) -> Result<(), ApiFailure> {
+    send(
+        Method::DELETE,
+        &format!("/workspaces/{workspace}/edges/{edge}"),
+        NO_BODY,
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn event_ticket(workspace: &WorkspaceId) -> Result<EventTicket, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/workspaces/{workspace}/events/ticket"),
+        NO_BODY,
+    )
+    .await
 }

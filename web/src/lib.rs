@@ -1,7 +1,9 @@
 //! cat-factory's board: a Yew single-page app, built to static files that the worker serves.
 //!
-//! `main.rs` mounts [`app::App`]; everything browser-specific is wasm32-only so native workspace builds
-//! skip it.
+//! `main.rs` mounts [`app::App`]. `model` is the board and the canvas geometry as plain data (tested
+//! natively); everything browser-specific is wasm32-only so native workspace builds skip it.
+
+pub mod model;
 
 #[cfg(target_arch = "wasm32")]
 pub mod api;
@@ -9,3 +11,9 @@ pub mod api;
 pub mod app;
 #[cfg(target_arch = "wasm32")]
 pub mod components;
+#[cfg(target_arch = "wasm32")]
+pub mod live;
+#[cfg(target_arch = "wasm32")]
+pub mod pages;
+#[cfg(target_arch = "wasm32")]
+pub mod router;

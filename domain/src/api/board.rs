@@ -35,20 +35,20 @@ pub struct BoardSnapshot {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateBlockRequest {
     pub level: Level,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<BlockId>,
     pub title: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirements: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<BlockStatus>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Size>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_url: Option<String>,
 }
 
@@ -74,23 +74,27 @@ impl CreateBlockRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateBlockRequest {
     pub rev: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirements: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<BlockStatus>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Size>,
     /// A URL links a repository; `null` unlinks it; absent leaves it as it is.
-    #[serde(default, deserialize_with = "present_or_null")]
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<String>")]
     pub repo_url: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived: Option<bool>,
 }
 
@@ -165,7 +169,7 @@ pub struct ReparentRequest {
     pub parent_id: Option<BlockId>,
     pub rev: i64,
     /// Where the block lands in its new parent; unchanged when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
 }
 
@@ -353,6 +357,34 @@ mod tests {
                 .unwrap()
                 .validate()
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn an_update_serializes_only_the_fields_it_changes() {
+        let request = UpdateBlockRequest {
+            rev: 3,
+            title: Some("t".into()),
+            description: None,
+            requirements: None,
+            status: None,
+            position: None,
+            size: None,
+            repo_url: None,
+            archived: None,
+        };
+        // A client that builds this type must not clear a frame's repository by accident.
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            serde_json::json!({ "rev": 3, "title": "t" })
+        );
+        let unlink = UpdateBlockRequest {
+            repo_url: Some(None),
+            ..request
+        };
+        assert_eq!(
+            serde_json::to_value(&unlink).unwrap()["repoUrl"],
+            serde_json::Value::Null
         );
     }
 

@@ -1,0 +1,263 @@
+//! `scripts/bench ui`: the board canvas with 5,000 blocks in headless Chromium.
+//!
+//! Seeds a 5,000-block board straight into the local D1 database (as `bench_board` does), opens it in
+//! the browser, drives a scripted pan and zoom through real wheel events, and collects the
+//! `requestAnimationFrame` timestamps in the page. Prints the frame-time p50/p95 (goal: p95 ≤ 16 ms)
+//! and the gzipped size of the web bundle (wasm + js + css; goal ≤ 1 MB).
+
+use std::io::Write;
+use std::time::Instant;
+
+use cat_tests::api::Client;
+use cat_tests::browser::Browser;
+use cat_tests::worker::{ServerOptions, WorkerServer};
+
+const FRAMES: usize = 50;
+const MODULES_PER_FRAME: usize = 9;
+const TASKS_PER_MODULE: usize = 10;
+const STATUSES: [&str; 6] = [
+    "planned",
+    "ready",
+    "in_progress",
+    "blocked",
+    "pr_ready",
+    "done",
+];
+
+fn block_id(n: usize) -> String {
+    format!("blk_{n:016x}")
+}
+
+/// Positions are relative to the parent, as the board stores them.
+fn seed_sql(workspace: &str) -> (String, usize) {
+    let mut rows = Vec::new();
+    let mut tasks = Vec::new();
+    let mut next = 1;
+    let now = 1_700_000_000_000i64;
+    let row = |id: usize,
+               level: &str,
+               parent: Option<usize>,
+               title: String,
+               geometry: (f64, f64, f64, f64),
+               status: &str| {
+        let parent = parent.map_or("NULL".to_owned(), |parent| {
+            format!("'{}'", block_id(parent))
+        });
+        let (x, y, width, height) = geometry;
+        format!(
+            "('{workspace}','{}','{level}',{parent},'{title}','','','{status}',{x},{y},{width},{height},NULL,0,1,{now},{now})",
+            block_id(id)
+        )
+    };
+    for frame in 0..FRAMES {
+        let frame_id = next;
+        next += 1;
+        let geometry = (
+            (frame % 8) as f64 * 2200.0,
+            (frame / 8) as f64 * 2200.0,
+            2000.0,
+            1900.0,
+        );
+        rows.push(row(
+            frame_id,
+            "frame",
+            None,
+            format!("Service {frame}"),
+            geometry,
+            "planned",
+        ));
+        for module in 0..MODULES_PER_FRAME {
+            let module_id = next;
+            next += 1;
+            let geometry = (
+                20.0 + (module % 3) as f64 * 650.0,
+                48.0 + (module / 3) as f64 * 610.0,
+                630.0,
+                590.0,
+            );
+            rows.push(row(
+                module_id,
+                "module",
+                Some(frame_id),
+                format!("Module {frame}.{module}"),
+                geometry,
+                "planned",
+            ));
+            for task in 0..TASKS_PER_MODULE {
+                let task_id = next;
+                next += 1;
+                tasks.push(task_id);
+                let geometry = (
+                    14.0 + (task % 2) as f64 * 310.0,
+                    40.0 + (task / 2) as f64 * 108.0,
+                    290.0,
+                    92.0,
+                );
+                let status = STATUSES[(frame + module + task) % STATUSES.len()];
+                rows.push(row(
+                    task_id,
+                    "task",
+                    Some(module_id),
+                    format!("Task {frame}.{module}.{task}"),
+                    geometry,
+                    status,
+                ));
+            }
+        }
+    }
+    let mut sql = String::new();
+    for chunk in rows.chunks(200) {
+        sql.push_str("INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status, x, y, width, height, repo_url, archived, rev, created_at, updated_at) VALUES ");
+        sql.push_str(&chunk.join(","));
+        sql.push_str(";\n");
+    }
+    // A dependency from every task to its neighbour, so edges are drawn while panning.
+    let edges: Vec<String> = tasks
+        .windows(2)
+        .enumerate()
+        .filter(|(n, _)| n % 3 == 0)
+        .map(|(n, pair)| {
+            format!(
+                "('{workspace}','edg_{n:016x}','{}','{}',{now})",
+                block_id(pair[1]),
+                block_id(pair[0])
+            )
+        })
+        .collect();
+    for chunk in edges.chunks(500) {
+        sql.push_str("INSERT INTO edges (workspace_id, id, from_id, to_id, created_at) VALUES ");
+        sql.push_str(&chunk.join(","));
+        sql.push_str(";\n");
+    }
+    (sql, rows.len())
+}
+
+/// Runs in the page: zooms in from the fitted view, pans across the board, zooms out again — one wheel
+/// event per animation frame — and returns the frame intervals in milliseconds.
+const SCRIPT: &str = r#"
+const done = arguments[arguments.length - 1];
+const canvas = document.querySelector("[data-testid='canvas']");
+const rect = canvas.getBoundingClientRect();
+const cx = rect.left + rect.width / 2, cy = rect.top + rect.height / 2;
+const steps = [];
+for (let i = 0; i < 60; i++) steps.push({ ctrlKey: true, deltaY: -12, deltaX: 0 });
+for (let i = 0; i < 180; i++) steps.push({ ctrlKey: false, deltaX: 24, deltaY: (i % 60) < 30 ? 8 : -8 });
+for (let i = 0; i < 60; i++) steps.push({ ctrlKey: true, deltaY: 14, deltaX: 0 });
+for (let i = 0; i < 120; i++) steps.push({ ctrlKey: false, deltaX: -30, deltaY: 10 });
+const times = [];
+let n = 0;
+function frame(now) {
+  times.push(now);
+  if (n < steps.length) {
+    const s = steps[n++];
+    canvas.dispatchEvent(new WheelEvent("wheel", { clientX: cx, clientY: cy, deltaMode: 0, bubbles: true, cancelable: true, ...s }));
+    requestAnimationFrame(frame);
+  } else {
+    const gaps = [];
+    for (let i = 2; i < times.length; i++) gaps.push(times[i] - times[i - 1]);
+    done(gaps);
+  }
+}
+requestAnimationFrame(frame);
+"#;
+
+fn gzipped(bytes: &[u8]) -> usize {
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(bytes).expect("gzip");
+    gzip.finish().expect("gzip").len()
+}
+
+#[tokio::main]
+async fn main() {
+    let blocks_total = FRAMES * (1 + MODULES_PER_FRAME * (1 + TASKS_PER_MODULE));
+    println!("bench ui: {blocks_total} blocks");
+    let server = WorkerServer::start();
+    let client = Client::sign_in(&server, "bench-ui").await;
+    let workspace = client.create_workspace("bench ui").await;
+    let token = client.token.clone().expect("signed in");
+    let state = server.stop_keeping_state();
+
+    let (sql, blocks) = seed_sql(&workspace);
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(sql.as_bytes()).expect("seed written");
+    let output =
+        std::process::Command::new(cat_tests::repo_root().join("node_modules/.bin/wrangler"))
+            .current_dir(cat_tests::repo_root())
+            .env("CI", "1")
+            .args(["d1", "execute", "DB", "--local", "--yes", "--persist-to"])
+            .arg(&state)
+            .arg("--file")
+            .arg(file.path())
+            .output()
+            .expect("wrangler runs");
+    assert!(
+        output.status.success(),
+        "seeding failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let server = WorkerServer::start_with(ServerOptions {
+        persist_dir: Some(state.clone()),
+        ..ServerOptions::default()
+    });
+    let browser = Browser::start().await;
+    let loading = Instant::now();
+    // The app takes a session token from the URL fragment, as after the GitHub sign-in.
+    browser
+        .client
+        .goto(&server.url(&format!("/w/{workspace}#token={token}")))
+        .await
+        .expect("the board loads");
+    browser
+        .wait_until(
+            "the board is drawn",
+            &format!("return document.querySelector(\"[data-testid='block-count']\")?.textContent === '{blocks} blocks'"),
+        )
+        .await;
+    println!(
+        "board of {blocks} blocks loaded and drawn in {:.0} ms",
+        loading.elapsed().as_secs_f64() * 1000.0
+    );
+
+    let value = browser
+        .client
+        .execute_async(SCRIPT, Vec::new())
+        .await
+        .expect("the scripted pan and zoom runs");
+    let mut gaps: Vec<f64> = value
+        .as_array()
+        .expect("frame intervals")
+        .iter()
+        .filter_map(|gap| gap.as_f64())
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let at = |q: f64| gaps[((gaps.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "frame time over {} frames of scripted pan and zoom: p50 {:.1} ms   p95 {:.1} ms   max {:.1} ms   (goal: p95 ≤ 16 ms)",
+        gaps.len(),
+        at(0.5),
+        at(0.95),
+        at(1.0)
+    );
+    browser.screenshot("bench-ui").await;
+    browser.close().await;
+
+    let dist = cat_tests::repo_root().join("web/dist");
+    let mut total_raw = 0;
+    let mut total_gz = 0;
+    for name in ["web_bg.wasm", "web.js", "app.css", "index.html"] {
+        let bytes = std::fs::read(dist.join(name))
+            .unwrap_or_else(|_| panic!("web/dist/{name} exists: run scripts/build web"));
+        let gz = gzipped(&bytes);
+        println!("  {name:<12} {:>8} B raw  {:>8} B gzipped", bytes.len(), gz);
+        total_raw += bytes.len();
+        total_gz += gz;
+    }
+    println!(
+        "web bundle: {:.1} KB raw, {:.1} KB gzipped   (goal: ≤ 1 MB gzipped)",
+        total_raw as f64 / 1024.0,
+        total_gz as f64 / 1024.0
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(state);
+}

@@ -1,0 +1,315 @@
+//! The live event stream of one workspace: a WebSocket to the hub that resumes from the last sequence
+//! number after a drop (exponential backoff), answers to `stream.resync`, and keeps itself alive.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use domain::event::WorkspaceEvent;
+use domain::ids::WorkspaceId;
+use domain::stream::{CLOSE_ACCESS_REVOKED, ControlMessage, ServerMessage};
+use gloo_timers::callback::{Interval, Timeout};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use yew::Callback;
+
+use crate::api;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveStatus {
+    Connecting,
+    Live,
+    /// Waiting `delay_ms` before attempt number `attempt`.
+    Reconnecting {
+        attempt: u32,
+        delay_ms: u32,
+    },
+    /// The stream will not come back by itself (access revoked).
+    Offline(String),
+}
+
+impl LiveStatus {
+    pub fn state(&self) -> &'static str {
+        match self {
+            LiveStatus::Connecting => "connecting",
+            LiveStatus::Live => "live",
+            LiveStatus::Reconnecting { .. } => "reconnecting",
+            LiveStatus::Offline(_) => "offline",
+        }
+    }
+}
+
+/// What the stream hands to the page.
+#[derive(Clone)]
+pub struct LiveHandlers {
+    pub on_event: Callback<WorkspaceEvent>,
+    /// The hub cannot replay what we missed: reload the snapshot, then call [`Live::resume_from`].
+    pub on_resync: Callback<()>,
+    pub on_status: Callback<LiveStatus>,
+}
+
+struct Inner {
+    workspace: WorkspaceId,
+    since: i64,
+    attempt: u32,
+    stopped: bool,
+    /// Bumped by every new socket, so callbacks of an old one are ignored.
+    generation: u32,
+    socket: Option<WebSocket>,
+    closures: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+    retry: Option<Timeout>,
+    keepalive: Option<Interval>,
+    handlers: LiveHandlers,
+}
+
+/// One open stream. Dropping it closes the socket and stops reconnecting.
+pub struct Live {
+    inner: Rc<RefCell<Inner>>,
+}
+
+const MAX_BACKOFF_MS: f64 = 15_000.0;
+
+impl Live {
+    pub fn start(workspace: WorkspaceId, since: i64, handlers: LiveHandlers) -> Live {
+        let inner = Rc::new(RefCell::new(Inner {
+            workspace,
+            since,
+            attempt: 0,
+            stopped: false,
+            generation: 0,
+            socket: None,
+            closures: Vec::new(),
+            retry: None,
+            keepalive: None,
+            handlers,
+        }));
+        connect(&inner);
+        Live { inner }
+    }
+
+    /// Records that the board reflects everything up to `seq` (a reconnect resumes after it).
+    pub fn seen(&self, seq: i64) {
+        let mut inner = self.inner.borrow_mut();
+        inner.since = inner.since.max(seq);
+    }
+
+    /// Reconnects from a fresh snapshot's `seq` (after a resync).
+    pub fn resume_from(&self, seq: i64) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.since = seq;
+            inner.attempt = 0;
+            close_socket(&mut inner);
+        }
+        connect(&self.inner);
+    }
+
+    /// Closes the socket as a network drop would; the stream reconnects by itself. (Used by the browser
+    /// tests through `window.__catFactory.dropLiveSocket()`.)
+    pub fn drop_socket(&self) {
+        if let Some(socket) = &self.inner.borrow().socket {
+            let _ = socket.close();
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.stopped = true;
+        inner.retry = None;
+        close_socket(&mut inner);
+    }
+}
+
+fn close_socket(inner: &mut Inner) {
+    inner.generation += 1;
+    inner.keepalive = None;
+    if let Some(socket) = inner.socket.take() {
+        socket.set_onmessage(None);
+        socket.set_onclose(None);
+        socket.set_onopen(None);
+        let _ = socket.close();
+    }
+    inner.closures.clear();
+}
+
+fn connect(shared: &Rc<RefCell<Inner>>) {
+    let weak = Rc::downgrade(shared);
+    let (workspace, generation, on_status) = {
+        let inner = shared.borrow();
+        (
+            inner.workspace.clone(),
+            inner.generation,
+            inner.handlers.on_status.clone(),
+        )
+    };
+    on_status.emit(LiveStatus::Connecting);
+    wasm_bindgen_futures::spawn_local(async move {
+        let ticket = api::event_ticket(&workspace).await;
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        if shared.borrow().stopped || shared.borrow().generation != generation {
+            return;
+        }
+        match ticket {
+            Ok(ticket) => open_socket(&shared, &ticket.ticket),
+            Err(failure) if failure.status == 404 || failure.status == 403 => {
+                let handlers = shared.borrow().handlers.clone();
+                // A missing route means this server has no hub; a missing workspace means no access.
+                handlers
+                    .on_status
+                    .emit(LiveStatus::Offline(failure.message));
+                schedule_reconnect(&shared, false);
+            }
+            Err(_) => schedule_reconnect(&shared, true),
+        }
+    });
+}
+
+fn socket_url(workspace: &WorkspaceId, ticket: &str, since: i64) -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    let host = location.host().ok()?;
+    Some(format!(
+        "{scheme}://{host}/workspaces/{workspace}/events?ticket={}&since={since}&clientId={}",
+        js_sys::encode_uri_component(ticket),
+        js_sys::encode_uri_component(&api::client_id()),
+    ))
+}
+
+fn open_socket(shared: &Rc<RefCell<Inner>>, ticket: &str) {
+    let mut inner = shared.borrow_mut();
+    close_socket(&mut inner);
+    let generation = inner.generation;
+    let Some(url) = socket_url(&inner.workspace, ticket, inner.since) else {
+        return;
+    };
+    let socket = match WebSocket::new(&url) {
+        Ok(socket) => socket,
+        Err(_) => {
+            drop(inner);
+            schedule_reconnect(shared, true);
+            return;
+        }
+    };
+    let weak = Rc::downgrade(shared);
+    let on_message = Closure::<dyn FnMut(web_sys::Event)>::new({
+        let weak = weak.clone();
+        move |event: web_sys::Event| {
+            let Some(text) = event
+                .dyn_ref::<MessageEvent>()
+                .and_then(|message| message.data().as_string())
+            else {
+                return;
+            };
+            handle_frame(&weak, generation, &text);
+        }
+    });
+    let on_close = Closure::<dyn FnMut(web_sys::Event)>::new({
+        let weak = weak.clone();
+        move |event: web_sys::Event| {
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            if shared.borrow().generation != generation || shared.borrow().stopped {
+                return;
+            }
+            let code = event.dyn_ref::<CloseEvent>().map(CloseEvent::code);
+            if code == Some(CLOSE_ACCESS_REVOKED) {
+                let handlers = shared.borrow().handlers.clone();
+                handlers.on_status.emit(LiveStatus::Offline(
+                    "You no longer have access to this workspace.".into(),
+                ));
+                return;
+            }
+            schedule_reconnect(&shared, true);
+        }
+    });
+    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    inner.closures = vec![on_message, on_close];
+    // Idle connections through proxies get cut; a ping every 25 s keeps this one open.
+    let keepalive_socket = socket.clone();
+    inner.keepalive = Some(Interval::new(25_000, move || {
+        let _ = keepalive_socket.send_with_str("ping");
+    }));
+    inner.socket = Some(socket);
+}
+
+fn handle_frame(weak: &Weak<RefCell<Inner>>, generation: u32, text: &str) {
+    let Some(shared) = weak.upgrade() else {
+        return;
+    };
+    if shared.borrow().generation != generation || text == "pong" {
+        return;
+    }
+    let Ok(message) = serde_json::from_str::<ServerMessage>(text) else {
+        return;
+    };
+    let handlers = shared.borrow().handlers.clone();
+    match message {
+        ServerMessage::Event(event) => {
+            {
+                let mut inner = shared.borrow_mut();
+                inner.since = inner.since.max(event.seq);
+            }
+            handlers.on_event.emit(*event);
+        }
+        ServerMessage::Control(ControlMessage::Live { seq }) => {
+            {
+                let mut inner = shared.borrow_mut();
+                inner.attempt = 0;
+                inner.since = inner.since.max(seq);
+            }
+            handlers.on_status.emit(LiveStatus::Live);
+        }
+        ServerMessage::Control(ControlMessage::Resync { .. }) => {
+            {
+                let mut inner = shared.borrow_mut();
+                close_socket(&mut inner);
+            }
+            handlers.on_status.emit(LiveStatus::Connecting);
+            handlers.on_resync.emit(());
+        }
+        ServerMessage::Control(ControlMessage::Error { .. } | ControlMessage::Pong) => {}
+    }
+}
+
+fn schedule_reconnect(shared: &Rc<RefCell<Inner>>, announce: bool) {
+    let (attempt, delay, on_status) = {
+        let mut inner = shared.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        close_socket(&mut inner);
+        inner.attempt += 1;
+        let base = (250.0 * 2f64.powi(inner.attempt as i32 - 1)).min(MAX_BACKOFF_MS);
+        // Jitter spreads the reconnects of many tabs after a server restart.
+        let delay = base * (0.75 + js_sys::Math::random() * 0.5);
+        (
+            inner.attempt,
+            delay as u32,
+            inner.handlers.on_status.clone(),
+        )
+    };
+    if announce {
+        on_status.emit(LiveStatus::Reconnecting {
+            attempt,
+            delay_ms: delay,
+        });
+    }
+    let weak = Rc::downgrade(shared);
+    let timer = Timeout::new(delay, move || {
+        if let Some(shared) = weak.upgrade() {
+            shared.borrow_mut().retry = None;
+            connect(&shared);
+        }
+    });
+    shared.borrow_mut().retry = Some(timer);
+}

@@ -1,0 +1,3 @@
+pub mod board;
+pub mod sign_in;
+pub mod workspaces;
