@@ -258,3 +258,53 @@ async fn every_change_advances_the_snapshot_seq_by_one() {
     assert_eq!(board["workspace"]["name"], "renamed");
     assert_eq!(board["blocks"][0]["status"], "ready");
 }
+
+#[tokio::test]
+async fn the_snapshot_agrees_with_every_block_read_on_its_own_after_every_kind_of_change() {
+    let (client, ws) = owner().await;
+    let frame = client.create_block(&ws, "frame", None, "svc").await;
+    let other = client.create_block(&ws, "frame", None, "other").await;
+    let module = client.create_block(&ws, "module", Some(&frame), "m").await;
+    let task = client.create_block(&ws, "task", Some(&module), "t").await;
+    client
+        .patch(
+            &format!("/workspaces/{ws}/blocks/{task}"),
+            json!({ "rev": 1, "title": "renamed", "status": "in_progress", "size": { "width": 300, "height": 90 } }),
+        )
+        .await
+        .expect(200);
+    client
+        .post(
+            &format!("/workspaces/{ws}/blocks/{module}/reparent"),
+            json!({ "rev": 1, "parentId": other, "position": { "x": 5, "y": 6 } }),
+        )
+        .await
+        .expect(200);
+    client
+        .post(
+            &format!("/workspaces/{ws}/edges"),
+            json!({ "from": task, "to": frame }),
+        )
+        .await
+        .expect(201);
+
+    let board = client.board(&ws).await;
+    for summary in board["blocks"].as_array().unwrap() {
+        let id = summary["id"].as_str().unwrap();
+        let mut full = client
+            .get(&format!("/workspaces/{ws}/blocks/{id}"))
+            .await
+            .expect(200);
+        let full = full.as_object_mut().unwrap();
+        for text_only in ["description", "requirements", "createdAt"] {
+            full.remove(text_only);
+        }
+        assert_eq!(&Value::Object(full.clone()), summary, "block {id}");
+    }
+    let edges = board["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1);
+    assert_eq!(
+        (edges[0]["from"].as_str(), edges[0]["to"].as_str()),
+        (Some(task.as_str()), Some(frame.as_str()))
+    );
+}

@@ -256,15 +256,6 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> HandlerResult {
         .map_err(internal("serialize"))
 }
 
-/// A JSON response from text that is already JSON (serialized once, or built by SQLite).
-pub fn raw_json(status: u16, body: String) -> HandlerResult {
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
-    Response::ok(body)
-        .map(|response| response.with_status(status).with_headers(headers))
-        .map_err(internal("response"))
-}
-
 pub fn no_content() -> HandlerResult {
     Response::empty()
         .map(|response| response.with_status(204))
@@ -272,9 +263,9 @@ pub fn no_content() -> HandlerResult {
 }
 
 /// Logs a runtime error with what was being done, and hides it behind the generic internal error.
-pub fn internal<E: std::fmt::Display>(doing: &'static str) -> impl Fn(E) -> ApiError {
+pub fn internal<E: std::fmt::Debug>(doing: &'static str) -> impl Fn(E) -> ApiError {
     move |error| {
-        worker::console_error!("internal error during {doing}: {error}");
+        worker::console_error!("internal error during {doing}: {error:?}");
         ApiError::internal()
     }
 }

@@ -12,8 +12,8 @@ use domain::api::board::{
     rule_error, stale_revision,
 };
 use domain::board::{
-    Block, BlockStatus, BoardIndex, Edge, Level, Position, RuleViolation, check_new_edge,
-    check_parent_level, default_size,
+    Block, BlockStatus, BoardBlock, BoardIndex, Edge, Level, Position, RuleViolation,
+    check_new_edge, check_parent_level, default_size,
 };
 use domain::event::EventPayload;
 use domain::ids::{BlockId, EdgeId, WorkspaceId};
@@ -21,10 +21,12 @@ use serde::Deserialize;
 
 use crate::auth::now_ms;
 use crate::events;
-use crate::http::{HandlerResult, RequestContext, internal, json, no_content, raw_json};
+use crate::http::{HandlerResult, RequestContext, internal, json, no_content};
 use crate::ids::random_id_bytes;
 use crate::params;
 use crate::store::{GUARD, GuardedBatch, Param};
+use worker::js_sys;
+use worker::wasm_bindgen::JsValue;
 
 /// How often a write is retried when the state it was validated against changed under it.
 const MAX_ATTEMPTS: usize = 5;
@@ -79,11 +81,12 @@ pub async fn snapshot(context: &RequestContext) -> HandlerResult {
     let id = workspace_id(context).as_str();
     // Rows are aggregated in chunks (by rowid) to stay far below D1's per-value size limit.
     let blocks_sql = format!(
-        "SELECT group_concat({BOARD_BLOCK_JSON}, ',') AS json FROM blocks WHERE workspace_id = ?1 GROUP BY rowid >> 10"
+        "SELECT group_concat(COALESCE(board_json, {BOARD_BLOCK_JSON}), ',') AS json FROM blocks WHERE workspace_id = ?1 GROUP BY rowid >> 10"
     );
     let edges_sql = format!(
-        "SELECT group_concat({EDGE_JSON}, ',') AS json FROM edges WHERE workspace_id = ?1 GROUP BY rowid >> 11"
+        "SELECT group_concat(COALESCE(board_json, {EDGE_JSON}), ',') AS json FROM edges WHERE workspace_id = ?1 GROUP BY rowid >> 11"
     );
+    let started = worker::Date::now().as_millis();
     let results = db
         .batch(vec![
             db.statement("SELECT seq FROM workspaces WHERE id = ?1", &params![id])?,
@@ -91,30 +94,67 @@ pub async fn snapshot(context: &RequestContext) -> HandlerResult {
             db.statement(&edges_sql, &params![id])?,
         ])
         .await?;
+    let queried = worker::Date::now().as_millis();
     let seq = results[0]
         .results::<SnapshotHead>()
         .map_err(internal("snapshot seq"))?
         .first()
         .map(|head| head.seq)
         .ok_or_else(|| ApiError::not_found("This workspace"))?;
-    let join = |index: usize| -> Result<String, ApiError> {
-        let chunks = results[index]
-            .results::<JsonRow>()
-            .map_err(internal("snapshot rows"))?;
-        Ok(chunks
-            .into_iter()
-            .map(|chunk| chunk.json)
-            .collect::<Vec<_>>()
-            .join(","))
-    };
+    let d1_ms: f64 = results
+        .iter()
+        .filter_map(|result| result.meta().ok().flatten()?.duration)
+        .sum();
     let workspace = serde_json::to_string(&context.workspace().workspace)
         .map_err(internal("workspace JSON"))?;
-    let body = format!(
-        r#"{{"workspace":{workspace},"blocks":[{}],"edges":[{}],"seq":{seq}}}"#,
-        join(1)?,
-        join(2)?
+
+    // The chunks stay JS strings: the body is assembled as a Blob of them, so megabytes of JSON never
+    // cross into wasm memory and back.
+    let parts = js_sys::Array::new();
+    parts.push(&JsValue::from_str(&format!(
+        r#"{{"workspace":{workspace},"blocks":["#
+    )));
+    push_chunks(&parts, &results[1])?;
+    parts.push(&JsValue::from_str(r#"],"edges":["#));
+    push_chunks(&parts, &results[2])?;
+    parts.push(&JsValue::from_str(&format!(r#"],"seq":{seq}}}"#)));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/json");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)
+        .map_err(internal("snapshot blob"))?;
+    let init = web_sys::ResponseInit::new();
+    init.set_status(200);
+    let headers = web_sys::Headers::new().map_err(internal("headers"))?;
+    let _ = headers.set("content-type", "application/json");
+    // How long D1 spent executing the queries, and the whole read, for whoever profiles the board.
+    let _ = headers.set(
+        "server-timing",
+        &format!("d1;dur={d1_ms:.1}, read;dur={}", queried - started),
     );
-    raw_json(200, body)
+    init.set_headers(&headers);
+    let response = web_sys::Response::new_with_opt_blob_and_init(Some(&blob), &init)
+        .map_err(internal("snapshot response"))?;
+    Ok(worker::Response::from(response))
+}
+
+#[derive(Deserialize)]
+struct JsChunk {
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    json: JsValue,
+}
+
+/// Appends a query's JSON chunks to `parts`, comma-separated, without copying them into wasm.
+fn push_chunks(parts: &js_sys::Array, result: &worker::D1Result) -> Result<(), ApiError> {
+    let chunks = result
+        .results::<JsChunk>()
+        .map_err(internal("snapshot rows"))?;
+    for (index, chunk) in chunks.into_iter().enumerate() {
+        if index > 0 {
+            parts.push(&JsValue::from_str(","));
+        }
+        parts.push(&chunk.json);
+    }
+    Ok(())
 }
 
 async fn load_block(
@@ -199,8 +239,8 @@ pub async fn create_block(context: &RequestContext) -> HandlerResult {
         batch.push(
             &format!(
                 "INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status,
-                                     x, y, width, height, repo_url, archived, rev, created_at, updated_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, 1, ?14, ?14 WHERE {GUARD}"
+                                     x, y, width, height, repo_url, archived, rev, created_at, updated_at, board_json)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, 1, ?14, ?14, ?15 WHERE {GUARD}"
             ),
             &block_params(workspace, &block),
         )?;
@@ -219,7 +259,7 @@ pub async fn create_block(context: &RequestContext) -> HandlerResult {
     Err(conflict_busy())
 }
 
-fn block_params(workspace: &str, block: &Block) -> [Param; 14] {
+fn block_params(workspace: &str, block: &Block) -> [Param; 15] {
     params![
         workspace,
         block.id.as_str(),
@@ -234,8 +274,14 @@ fn block_params(workspace: &str, block: &Block) -> [Param; 14] {
         block.size.width,
         block.size.height,
         block.repo_url.clone(),
-        block.created_at
+        block.created_at,
+        board_json(block)
     ]
+}
+
+/// What the snapshot sends for `block`, stored with every write (migration 0003).
+fn board_json(block: &Block) -> String {
+    serde_json::to_string(&BoardBlock::from(block)).expect("a block serializes")
 }
 
 fn record(
@@ -279,7 +325,8 @@ pub async fn update_block(context: &RequestContext) -> HandlerResult {
     batch.push(
         &format!(
             "UPDATE blocks SET title = ?3, description = ?4, requirements = ?5, status = ?6, x = ?7, y = ?8,
-                width = ?9, height = ?10, repo_url = ?11, archived = ?12, rev = ?13, updated_at = ?14
+                width = ?9, height = ?10, repo_url = ?11, archived = ?12, rev = ?13, updated_at = ?14,
+                board_json = ?15
              WHERE workspace_id = ?1 AND id = ?2 AND {GUARD}"
         ),
         &params![
@@ -296,7 +343,8 @@ pub async fn update_block(context: &RequestContext) -> HandlerResult {
             next.repo_url.clone(),
             next.archived,
             next.rev,
-            now
+            now,
+            board_json(&next)
         ],
     )?;
     record(
@@ -422,7 +470,7 @@ pub async fn reparent_block(context: &RequestContext) -> HandlerResult {
         let mut batch = GuardedBatch::new(&context.db, &precondition, &precondition_params)?;
         batch.push(
             &format!(
-                "UPDATE blocks SET parent_id = ?3, x = ?4, y = ?5, rev = ?6, updated_at = ?7
+                "UPDATE blocks SET parent_id = ?3, x = ?4, y = ?5, rev = ?6, updated_at = ?7, board_json = ?8
                  WHERE workspace_id = ?1 AND id = ?2 AND {GUARD}"
             ),
             &params![
@@ -432,7 +480,8 @@ pub async fn reparent_block(context: &RequestContext) -> HandlerResult {
                 next.position.x,
                 next.position.y,
                 next.rev,
-                now
+                now,
+                board_json(&next)
             ],
         )?;
         record(
@@ -614,9 +663,17 @@ pub async fn create_edge(context: &RequestContext) -> HandlerResult {
         )?;
         batch.push(
             &format!(
-                "INSERT INTO edges (workspace_id, id, from_id, to_id, created_at) SELECT ?1, ?2, ?3, ?4, ?5 WHERE {GUARD}"
+                "INSERT INTO edges (workspace_id, id, from_id, to_id, created_at, board_json)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE {GUARD}"
             ),
-            &params![workspace, edge.id.as_str(), edge.from.as_str(), edge.to.as_str(), now],
+            &params![
+                workspace,
+                edge.id.as_str(),
+                edge.from.as_str(),
+                edge.to.as_str(),
+                now,
+                serde_json::to_string(&edge).expect("an edge serializes")
+            ],
         )?;
         batch.push(
             &format!("UPDATE workspaces SET edges_rev = edges_rev + 1 WHERE id = ?1 AND {GUARD}"),
