@@ -42,3 +42,21 @@ pub fn record(
     )?;
     Ok(())
 }
+
+/// [`record`] for a change made by the caller of a workspace route: the workspace, the actor and the
+/// originating client come from the request.
+pub fn record_change(
+    context: &crate::http::RequestContext,
+    batch: &mut GuardedBatch<'_>,
+    payload: EventPayload,
+    now: i64,
+) -> Result<(), ApiError> {
+    record(
+        batch,
+        &context.workspace().workspace.id,
+        Some(&context.caller().user.id),
+        context.client_id.as_deref(),
+        payload,
+        now,
+    )
+}

@@ -69,18 +69,19 @@ impl UserRef {
     }
 }
 
-/// `POST /accounts/:id/members`.
+/// `POST /accounts/:id/members` and `POST /workspaces/:id/members`: adds a user (named by id or login)
+/// with a role, or changes their role.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AddAccountMemberRequest {
+pub struct AddMemberRequest<Role> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
-    pub role: AccountRole,
+    pub role: Role,
 }
 
-impl AddAccountMemberRequest {
+impl<Role> AddMemberRequest<Role> {
     pub fn user(&self) -> UserRef {
         UserRef {
             user_id: self.user_id.clone(),
@@ -94,6 +95,9 @@ impl AddAccountMemberRequest {
         problems.finish()
     }
 }
+
+pub type AddAccountMemberRequest = AddMemberRequest<AccountRole>;
+pub type AddWorkspaceMemberRequest = AddMemberRequest<WorkspaceRole>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -164,32 +168,6 @@ impl UpdateWorkspaceRequest {
                 "name at least one of `name` or `accessMode` to change",
             )]));
         }
-        problems.finish()
-    }
-}
-
-/// `POST /workspaces/:id/members`: adds a member or changes their role.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AddWorkspaceMemberRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub login: Option<String>,
-    pub role: WorkspaceRole,
-}
-
-impl AddWorkspaceMemberRequest {
-    pub fn user(&self) -> UserRef {
-        UserRef {
-            user_id: self.user_id.clone(),
-            login: self.login.clone(),
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), ApiError> {
-        let mut problems = Problems::default();
-        self.user().check(&mut problems);
         problems.finish()
     }
 }

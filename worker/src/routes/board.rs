@@ -244,7 +244,7 @@ pub async fn create_block(context: &RequestContext) -> HandlerResult {
             ),
             &block_params(workspace, &block),
         )?;
-        record(
+        events::record_change(
             context,
             &mut batch,
             EventPayload::BlockCreated {
@@ -282,22 +282,6 @@ fn block_params(workspace: &str, block: &Block) -> [Param; 15] {
 /// What the snapshot sends for `block`, stored with every write (migration 0003).
 fn board_json(block: &Block) -> String {
     serde_json::to_string(&BoardBlock::from(block)).expect("a block serializes")
-}
-
-fn record(
-    context: &RequestContext,
-    batch: &mut GuardedBatch<'_>,
-    payload: EventPayload,
-    now: i64,
-) -> Result<(), ApiError> {
-    events::record(
-        batch,
-        workspace_id(context),
-        Some(&context.caller().user.id),
-        context.client_id.as_deref(),
-        payload,
-        now,
-    )
 }
 
 /// `PATCH /workspaces/:id/blocks/:blockId`.
@@ -347,7 +331,7 @@ pub async fn update_block(context: &RequestContext) -> HandlerResult {
             board_json(&next)
         ],
     )?;
-    record(
+    events::record_change(
         context,
         &mut batch,
         EventPayload::BlockUpdated {
@@ -484,7 +468,7 @@ pub async fn reparent_block(context: &RequestContext) -> HandlerResult {
                 board_json(&next)
             ],
         )?;
-        record(
+        events::record_change(
             context,
             &mut batch,
             EventPayload::BlockReparented {
@@ -578,7 +562,7 @@ pub async fn delete_block(context: &RequestContext) -> HandlerResult {
             deleted_block_ids: subtree.clone(),
             deleted_edge_ids: deleted_edges.clone(),
         };
-        record(context, &mut batch, payload, now_ms())?;
+        events::record_change(context, &mut batch, payload, now_ms())?;
         if batch.commit().await? {
             return no_content();
         }
@@ -679,7 +663,7 @@ pub async fn create_edge(context: &RequestContext) -> HandlerResult {
             &format!("UPDATE workspaces SET edges_rev = edges_rev + 1 WHERE id = ?1 AND {GUARD}"),
             &params![workspace],
         )?;
-        record(
+        events::record_change(
             context,
             &mut batch,
             EventPayload::EdgeCreated { edge: edge.clone() },
@@ -710,7 +694,7 @@ pub async fn delete_edge(context: &RequestContext) -> HandlerResult {
         &format!("UPDATE workspaces SET edges_rev = edges_rev + 1 WHERE id = ?1 AND {GUARD}"),
         &params![workspace],
     )?;
-    record(
+    events::record_change(
         context,
         &mut batch,
         EventPayload::EdgeDeleted { edge_id },

@@ -198,14 +198,7 @@ pub async fn update(context: &RequestContext) -> HandlerResult {
     let payload = EventPayload::WorkspaceUpdated {
         workspace: workspace.clone(),
     };
-    events::record(
-        &mut batch,
-        &workspace.id,
-        Some(&context.caller().user.id),
-        context.client_id.as_deref(),
-        payload,
-        workspace.updated_at,
-    )?;
+    events::record_change(context, &mut batch, payload, workspace.updated_at)?;
     if !batch.commit().await? {
         return Err(ApiError::not_found("This workspace"));
     }
@@ -286,14 +279,7 @@ pub async fn add_member(context: &RequestContext) -> HandlerResult {
         user_id: user.id.clone(),
         role: Some(request.role),
     };
-    events::record(
-        &mut batch,
-        workspace_id,
-        Some(&context.caller().user.id),
-        context.client_id.as_deref(),
-        payload,
-        now,
-    )?;
+    events::record_change(context, &mut batch, payload, now)?;
     if !batch.commit().await? {
         return Err(ApiError::not_found("This workspace"));
     }
@@ -332,14 +318,7 @@ pub async fn remove_member(context: &RequestContext) -> HandlerResult {
         user_id,
         role: None,
     };
-    events::record(
-        &mut batch,
-        workspace_id,
-        Some(&context.caller().user.id),
-        context.client_id.as_deref(),
-        payload,
-        now,
-    )?;
+    events::record_change(context, &mut batch, payload, now)?;
     if !batch.commit().await? {
         return Err(not_member());
     }
