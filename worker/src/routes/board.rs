@@ -350,39 +350,54 @@ pub async fn update_block(context: &RequestContext) -> HandlerResult {
 }
 
 #[derive(Deserialize)]
-struct IndexRow {
+struct AncestryRow {
     id: String,
     level: String,
     parent_id: Option<String>,
     rev: i64,
 }
 
-/// Every block's level, parent and rev: what structural rules and their guards need.
-async fn load_index(
+/// A block of an ancestry chain, with what the structural rules and their guards need.
+struct AncestryNode {
+    id: BlockId,
+    level: Level,
+    parent_id: Option<BlockId>,
+    rev: i64,
+}
+
+/// `start` and its ancestors, nearest first, in one query (empty when `start` does not exist).
+async fn load_ancestry(
     context: &RequestContext,
-) -> Result<(BoardIndex, std::collections::HashMap<BlockId, i64>), ApiError> {
-    let rows: Vec<IndexRow> = context
+    start: &BlockId,
+) -> Result<Vec<AncestryNode>, ApiError> {
+    let rows: Vec<AncestryRow> = context
         .db
         .all(
-            "SELECT id, level, parent_id, rev FROM blocks WHERE workspace_id = ?1",
-            &params![workspace_id(context).as_str()],
+            "WITH RECURSIVE chain(id, level, parent_id, rev, depth) AS (
+                 SELECT id, level, parent_id, rev, 0 FROM blocks WHERE workspace_id = ?1 AND id = ?2
+                 UNION ALL
+                 SELECT b.id, b.level, b.parent_id, b.rev, chain.depth + 1
+                 FROM blocks b JOIN chain ON b.id = chain.parent_id
+                 WHERE b.workspace_id = ?1 AND chain.depth < 64)
+             SELECT id, level, parent_id, rev FROM chain ORDER BY depth",
+            &params![workspace_id(context).as_str(), start.as_str()],
         )
         .await?;
-    let mut revs = std::collections::HashMap::with_capacity(rows.len());
-    let mut nodes = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id = BlockId::parse(&row.id).map_err(internal("stored block id"))?;
-        let parent = row
-            .parent_id
-            .as_deref()
-            .map(BlockId::parse)
-            .transpose()
-            .map_err(internal("stored parent id"))?;
-        let level = Level::parse(&row.level).ok_or_else(ApiError::internal)?;
-        revs.insert(id.clone(), row.rev);
-        nodes.push((id, level, parent));
-    }
-    Ok((BoardIndex::new(nodes), revs))
+    rows.into_iter()
+        .map(|row| {
+            Ok(AncestryNode {
+                id: BlockId::parse(&row.id).map_err(internal("stored block id"))?,
+                level: Level::parse(&row.level).ok_or_else(ApiError::internal)?,
+                parent_id: row
+                    .parent_id
+                    .as_deref()
+                    .map(BlockId::parse)
+                    .transpose()
+                    .map_err(internal("stored parent id"))?,
+                rev: row.rev,
+            })
+        })
+        .collect()
 }
 
 /// `POST /workspaces/:id/blocks/:blockId/reparent`.
@@ -392,33 +407,38 @@ pub async fn reparent_block(context: &RequestContext) -> HandlerResult {
     request.validate()?;
     let workspace = workspace_id(context).as_str();
     for _ in 0..MAX_ATTEMPTS {
-        let (index, revs) = load_index(context).await?;
-        let Some(&current_rev) = revs.get(&block_id) else {
-            return Err(ApiError::not_found("This block"));
-        };
-        if current_rev != request.rev {
-            let current = load_block(context, &block_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("This block"))?;
+        let current = load_block(context, &block_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("This block"))?;
+        if current.rev != request.rev {
             return Err(stale_revision(current, request.rev));
         }
-        if let Some(parent) = &request.parent_id
-            && !index.contains(parent)
-        {
-            return Err(missing_block("parentId"));
-        }
-        index
+        let chain = match &request.parent_id {
+            None => Vec::new(),
+            Some(parent) => {
+                let chain = load_ancestry(context, parent).await?;
+                if chain.is_empty() {
+                    return Err(missing_block("parentId"));
+                }
+                chain
+            }
+        };
+        // What the rules need: the block, and the new parent with its ancestors (a cycle would pass
+        // through the block itself).
+        let mut nodes = vec![(block_id.clone(), current.level, current.parent_id.clone())];
+        nodes.extend(
+            chain
+                .iter()
+                .map(|node| (node.id.clone(), node.level, node.parent_id.clone())),
+        );
+        BoardIndex::new(nodes)
             .check_reparent(&block_id, request.parent_id.as_ref())
             .map_err(|violation| rule_error(&violation))?;
 
         // The move is valid as long as the block and every ancestor of its new parent are unchanged:
         // any move that could now make a cycle would have changed one of their revs.
-        let mut guarded: Vec<(&BlockId, i64)> = vec![(&block_id, current_rev)];
-        let mut cursor = request.parent_id.as_ref();
-        while let Some(ancestor) = cursor {
-            guarded.push((ancestor, revs[ancestor]));
-            cursor = index.parent(ancestor);
-        }
+        let mut guarded: Vec<(&BlockId, i64)> = vec![(&block_id, current.rev)];
+        guarded.extend(chain.iter().map(|node| (&node.id, node.rev)));
         if guarded.len() > 45 {
             return Err(ApiError::rule_violated(
                 "nesting_depth",
@@ -441,15 +461,13 @@ pub async fn reparent_block(context: &RequestContext) -> HandlerResult {
             guarded.len()
         );
 
-        let mut next = load_block(context, &block_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("This block"))?;
+        let mut next = current.clone();
         let now = now_ms();
         next.parent_id = request.parent_id.clone();
         if let Some(position) = request.position {
             next.position = position;
         }
-        next.rev = current_rev + 1;
+        next.rev = current.rev + 1;
         next.updated_at = now;
         let mut batch = GuardedBatch::new(&context.db, &precondition, &precondition_params)?;
         batch.push(
@@ -485,42 +503,42 @@ pub async fn reparent_block(context: &RequestContext) -> HandlerResult {
 
 #[derive(Deserialize)]
 struct EdgeRow {
-    id: String,
     from_id: String,
     to_id: String,
 }
 
 /// The subtree of `?2` in workspace `?1`, for use in SQL.
 const SUBTREE_CTE: &str = "WITH RECURSIVE subtree(id) AS (
-    SELECT ?2 UNION SELECT b.id FROM blocks b JOIN subtree s ON b.parent_id = s.id WHERE b.workspace_id = ?1)";
+    SELECT id FROM blocks WHERE workspace_id = ?1 AND id = ?2
+    UNION SELECT b.id FROM blocks b JOIN subtree s ON b.parent_id = s.id WHERE b.workspace_id = ?1)";
 
 /// `DELETE /workspaces/:id/blocks/:blockId`: the block, its subtree and their edges, in one batch.
 pub async fn delete_block(context: &RequestContext) -> HandlerResult {
     let block_id = block_id_param(context)?;
     let workspace = workspace_id(context).as_str();
     for _ in 0..MAX_ATTEMPTS {
-        let (index, _) = load_index(context).await?;
-        if !index.contains(&block_id) {
+        // The subtree and the edges touching it, read in one transaction.
+        let db = &context.db;
+        let results = db
+            .batch(vec![
+                db.statement(
+                    &format!("{SUBTREE_CTE} SELECT id FROM subtree"),
+                    &params![workspace, block_id.as_str()],
+                )?,
+                db.statement(
+                    &format!(
+                        "{SUBTREE_CTE} SELECT id FROM edges WHERE workspace_id = ?1
+                         AND (from_id IN subtree OR to_id IN subtree)"
+                    ),
+                    &params![workspace, block_id.as_str()],
+                )?,
+            ])
+            .await?;
+        let subtree: Vec<BlockId> = ids_of(&results[0], BlockId::parse)?;
+        if subtree.is_empty() {
             return Err(ApiError::not_found("This block"));
         }
-        let subtree = index.subtree(&block_id);
-        let members: std::collections::HashSet<&BlockId> = subtree.iter().collect();
-        let edges: Vec<EdgeRow> = context
-            .db
-            .all(
-                "SELECT id, from_id, to_id FROM edges WHERE workspace_id = ?1",
-                &params![workspace],
-            )
-            .await?;
-        let mut deleted_edges = Vec::new();
-        for edge in &edges {
-            let touches = [&edge.from_id, &edge.to_id]
-                .iter()
-                .any(|end| BlockId::parse(end).is_ok_and(|id| members.contains(&id)));
-            if touches {
-                deleted_edges.push(EdgeId::parse(&edge.id).map_err(internal("stored edge id"))?);
-            }
-        }
+        let deleted_edges: Vec<EdgeId> = ids_of(&results[1], EdgeId::parse)?;
         // The event lists what is deleted; the guard checks, in the transaction, that this is still
         // exactly the subtree and its edges (a concurrent child or edge would change the counts).
         let precondition = format!(
@@ -571,6 +589,22 @@ pub async fn delete_block(context: &RequestContext) -> HandlerResult {
 }
 
 #[derive(Deserialize)]
+struct IdRow {
+    id: String,
+}
+
+/// The `id` column of a result, parsed.
+fn ids_of<T>(
+    result: &worker::D1Result,
+    parse: fn(&str) -> Result<T, domain::ids::IdError>,
+) -> Result<Vec<T>, ApiError> {
+    let rows: Vec<IdRow> = result.results().map_err(internal("id rows"))?;
+    rows.iter()
+        .map(|row| parse(&row.id).map_err(internal("stored id")))
+        .collect()
+}
+
+#[derive(Deserialize)]
 struct EdgesHead {
     edges_rev: i64,
 }
@@ -588,7 +622,7 @@ pub async fn create_edge(context: &RequestContext) -> HandlerResult {
                     &params![workspace],
                 )?,
                 db.statement(
-                    "SELECT id, from_id, to_id FROM edges WHERE workspace_id = ?1",
+                    "SELECT from_id, to_id FROM edges WHERE workspace_id = ?1",
                     &params![workspace],
                 )?,
                 db.statement(
@@ -604,10 +638,6 @@ pub async fn create_edge(context: &RequestContext) -> HandlerResult {
             .map(|head| head.edges_rev)
             .ok_or_else(|| ApiError::not_found("This workspace"))?;
         let edges: Vec<EdgeRow> = results[1].results().map_err(internal("edges"))?;
-        #[derive(Deserialize)]
-        struct IdRow {
-            id: String,
-        }
         let found: Vec<IdRow> = results[2].results().map_err(internal("edge ends"))?;
         for (field, end) in [("from", &request.from), ("to", &request.to)] {
             if !found.iter().any(|row| row.id == end.as_str()) {
