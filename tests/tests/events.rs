@@ -11,6 +11,8 @@ use serde_json::json;
 
 /// The hubs of this binary keep only 30 events, so the resync path is reachable in a test.
 const LOG_CAPACITY: i64 = 30;
+/// This binary's server signs with a secret the tests know, so they can mint expired tokens.
+const SECRET: &str = "events-test-secret-with-enough-entropy";
 
 fn server() -> &'static WorkerServer {
     static SERVER: OnceLock<WorkerServer> = OnceLock::new();
@@ -19,6 +21,9 @@ fn server() -> &'static WorkerServer {
         options
             .vars
             .push(("HUB_LOG_CAPACITY".to_owned(), LOG_CAPACITY.to_string()));
+        options
+            .vars
+            .push(("AUTH_SESSION_SECRET".to_owned(), SECRET.to_owned()));
         let server = WorkerServer::start_with(options);
         cat_tests::process::remove_at_exit(server.persist_dir.clone());
         server
@@ -426,4 +431,60 @@ async fn a_plain_get_of_the_stream_is_refused_with_the_envelope() {
         .await;
     assert_eq!(answer.status, 400);
     assert_eq!(answer.code(), Some("validation_failed"));
+}
+
+#[tokio::test]
+async fn expired_tickets_and_sessions_are_refused() {
+    use domain::auth::{Audience, Claims, sign};
+    let (client, ws, _) = owner_with_frame().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let expired = |aud: Audience| Claims {
+        sub: client.user_id.clone(),
+        aud,
+        iat: now - 120,
+        exp: now - 60,
+        generation: 0,
+        jti: "expired".to_owned(),
+        ws: Some(ws.clone()),
+    };
+    // A well-signed ticket that expired a minute ago.
+    let ticket = sign(SECRET.as_bytes(), &expired(Audience::WsTicket));
+    let refused = EventStream::open_with_ticket(&client.base_url, &ws, &ticket, None, None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{}",
+        refused.body
+    );
+    // The same, fresh, is accepted: the signature was right and only the time was wrong.
+    let fresh = sign(
+        SECRET.as_bytes(),
+        &Claims {
+            exp: now + 60,
+            ..expired(Audience::WsTicket)
+        },
+    );
+    let mut stream = EventStream::open_with_ticket(&client.base_url, &ws, &fresh, None, None)
+        .await
+        .expect("accepted");
+    stream.wait_live().await;
+    // An expired session.
+    let session = sign(SECRET.as_bytes(), &expired(Audience::Session));
+    let answer = client.with_token(&session).get("/auth/me").await;
+    assert_eq!(answer.status, 401);
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
 }
