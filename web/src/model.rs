@@ -41,6 +41,14 @@ impl Rect {
             && other.y < self.bottom()
     }
 
+    /// Whether `other` lies wholly inside this rectangle.
+    pub fn covers(&self, other: &Rect) -> bool {
+        other.x >= self.x
+            && other.y >= self.y
+            && other.right() <= self.right()
+            && other.bottom() <= self.bottom()
+    }
+
     pub fn contains(&self, x: f64, y: f64) -> bool {
         x >= self.x && x <= self.right() && y >= self.y && y <= self.bottom()
     }
@@ -728,6 +736,38 @@ pub fn render_key(view: &View, width: f64, height: f64) -> (RenderKey, Rect) {
     )
 }
 
+/// What a frame that moved the view must do about the drawn blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redraw {
+    /// What is drawn is what this view wants.
+    Nothing,
+    /// Render in this frame: nothing is drawn yet, the level of detail changed, or part of the
+    /// viewport lies outside the drawn area (the user would see blocks missing).
+    Now,
+    /// The drawn blocks still cover the viewport at the right detail; only the over-scan cells or the
+    /// label size are out of date. Render once the view has stopped moving, so that a moving view pays
+    /// for a render only when it must.
+    WhenSettled,
+}
+
+/// Decides whether a moved view must re-render now, later, or not at all. `drawn` and `drawn_area` are
+/// the key and area of the last render; `wanted` is the key of the current view and `visible` the world
+/// rectangle the viewport shows.
+pub fn redraw_for(
+    drawn: Option<&RenderKey>,
+    drawn_area: &Rect,
+    wanted: &RenderKey,
+    visible: &Rect,
+) -> Redraw {
+    match drawn {
+        Some(drawn) if drawn == wanted => Redraw::Nothing,
+        Some(drawn) if drawn.detail == wanted.detail && drawn_area.covers(visible) => {
+            Redraw::WhenSettled
+        }
+        _ => Redraw::Now,
+    }
+}
+
 /// The blocks to draw: those in `area` whose level the detail shows, plus their ancestors (a child is
 /// drawn inside its parent's element).
 pub fn blocks_to_draw(
@@ -1143,6 +1183,58 @@ mod tests {
             slot,
             Position { x: 320.0, y: 48.0 },
             "the task takes the first slot"
+        );
+    }
+
+    #[test]
+    fn a_moving_view_renders_only_when_the_drawn_blocks_fall_short() {
+        let view = View {
+            pan_x: 0.0,
+            pan_y: 0.0,
+            zoom: 1.0,
+        };
+        let (drawn, area) = render_key(&view, 1280.0, 800.0);
+        let visible = |view: &View| view.visible_world(1280.0, 800.0);
+        let wanted = |view: &View| render_key(view, 1280.0, 800.0).0;
+        assert_eq!(
+            redraw_for(None, &area, &drawn, &visible(&view)),
+            Redraw::Now,
+            "nothing is drawn yet"
+        );
+        assert_eq!(
+            redraw_for(Some(&drawn), &area, &drawn, &visible(&view)),
+            Redraw::Nothing
+        );
+        // Zooming out a little changes the zoom band and the cells, but the drawn area still covers
+        // the viewport: the render waits until the view settles.
+        let mut out = view;
+        out.zoom_at(640.0, 400.0, 0.7);
+        assert_ne!(wanted(&out), drawn);
+        assert_eq!(
+            redraw_for(Some(&drawn), &area, &wanted(&out), &visible(&out)),
+            Redraw::WhenSettled
+        );
+        // Panning past the over-scan would show missing blocks: render now.
+        let mut far = view;
+        far.pan_x -= 3000.0;
+        assert_eq!(
+            redraw_for(Some(&drawn), &area, &wanted(&far), &visible(&far)),
+            Redraw::Now
+        );
+        // A new level of detail renders now, even though the area still covers the viewport.
+        let near = View {
+            pan_x: 0.0,
+            pan_y: 0.0,
+            zoom: 0.52,
+        };
+        let (near_key, near_area) = render_key(&near, 1280.0, 800.0);
+        let mut out = near;
+        out.zoom_at(640.0, 400.0, 0.48 / 0.52);
+        assert_ne!(wanted(&out).detail, near_key.detail);
+        assert!(near_area.covers(&visible(&out)));
+        assert_eq!(
+            redraw_for(Some(&near_key), &near_area, &wanted(&out), &visible(&out)),
+            Redraw::Now
         );
     }
 }

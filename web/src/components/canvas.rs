@@ -2,10 +2,12 @@
 //!
 //! Why it stays smooth (ADR 6): the view transform lives in [`Engine`], outside Yew's state. A pan or
 //! zoom writes it and schedules one `requestAnimationFrame`, which sets the CSS transform of the world
-//! element through a `NodeRef` and re-renders the component only when the [`RenderKey`] changes (the
-//! level of detail, the zoom band, or the grid cells of the over-scanned area in view). What is drawn
-//! comes from the spatial index, so the work per render follows what is in view, not the board's size.
-//! Dragging a block moves its element with a CSS transform too; the board changes once, on drop.
+//! element through a `NodeRef` and reads no layout. The component re-renders in that frame only when it
+//! must ([`model::redraw_for`]): the level of detail changed, or the viewport left the drawn
+//! (over-scanned) area. A changed zoom band or over-scan cell alone waits until the view has been still
+//! for [`SETTLE_MS`]. What is drawn comes from the spatial index, so the work per render follows what is
+//! in view, not the board's size. Dragging a block moves its element with a CSS transform too; the
+//! board changes once, on drop.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -21,7 +23,8 @@ use web_sys::{Element, HtmlElement, PointerEvent, WheelEvent};
 use yew::prelude::*;
 
 use crate::model::{
-    self, Board, Detail, MIX_ORDER, Rect, RenderKey, SpatialIndex, Summary, View, render_key,
+    self, Board, Detail, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary, View,
+    render_key,
 };
 
 /// An action the canvas asks the page to carry out (the page talks to the server).
@@ -77,6 +80,9 @@ pub struct Engine {
     derived_version: u64,
     pub view: View,
     pub viewport: (f64, f64),
+    /// Where the canvas's top-left corner is in the window, as of the last [`Engine::measure`]: a wheel
+    /// event uses it instead of reading layout that the previous frame's writes may have dirtied.
+    origin: (f64, f64),
     pub render_key: Option<RenderKey>,
     pub render_area: Rect,
     pub selected: Option<BlockId>,
@@ -114,6 +120,7 @@ impl Engine {
             derived_version: u64::MAX,
             view: View::default(),
             viewport: (1200.0, 700.0),
+            origin: (0.0, 0.0),
             render_key: None,
             render_area: Rect {
                 x: 0.0,
@@ -199,6 +206,8 @@ impl Engine {
             if width > 0.0 && height > 0.0 {
                 self.viewport = (width, height);
             }
+            let rect = element.get_bounding_client_rect();
+            self.origin = (rect.left(), rect.top());
         }
     }
 
@@ -256,24 +265,65 @@ pub fn schedule(shared: &Rc<RefCell<Engine>>) {
     }));
 }
 
+/// How long the view must stay still before a deferred render runs (a wheel or a trackpad sends events
+/// at least every few frames while it moves).
+const SETTLE_MS: u32 = 120;
+
 fn apply_view(shared: &Rc<RefCell<Engine>>) {
     let redraw = {
-        let mut engine = shared.borrow_mut();
+        let mut guard = shared.borrow_mut();
+        let engine = &mut *guard;
         engine.frame = None;
+        // A moving frame writes the transform and the zoom label and reads no layout, so the browser
+        // lays out and paints once, after this callback.
         if let Some(world) = engine.world.cast::<HtmlElement>() {
-            let style = world.style();
-            let _ = style.set_property("transform", &engine.view.css_transform());
-            // Only while the view moves is the world its own layer: a layer is fast to move but is
-            // rasterized at one scale, so it is dropped again to repaint crisp text afterwards.
-            let _ = world.class_list().add_1("moving");
-            let settle_world = world.clone();
-            engine.settle = Some(Timeout::new(160, move || {
-                let _ = settle_world.class_list().remove_1("moving");
-            }));
+            let _ = world
+                .style()
+                .set_property("transform", &engine.view.css_transform());
         }
         if let Some(label) = engine.zoom_label.cast::<HtmlElement>() {
             label.set_text_content(Some(&format!("{:.0}%", engine.view.zoom * 100.0)));
         }
+        let (width, height) = engine.viewport;
+        let (wanted, area) = render_key(&engine.view, width, height);
+        let visible = engine.view.visible_world(width, height);
+        match model::redraw_for(
+            engine.render_key.as_ref(),
+            &engine.render_area,
+            &wanted,
+            &visible,
+        ) {
+            Redraw::Nothing => false,
+            Redraw::Now => {
+                engine.render_key = Some(wanted);
+                engine.render_area = area;
+                true
+            }
+            Redraw::WhenSettled => {
+                // Re-armed by every moving frame, so it fires once the view has been still for a while.
+                let weak = Rc::downgrade(shared);
+                engine.settle = Some(Timeout::new(SETTLE_MS, move || {
+                    if let Some(shared) = weak.upgrade() {
+                        settle(&shared);
+                    }
+                }));
+                false
+            }
+        }
+    };
+    if redraw {
+        let callback = shared.borrow().redraw.clone();
+        if let Some(callback) = callback {
+            callback.emit(());
+        }
+    }
+}
+
+/// The view has stopped moving: draw what it wants now (over-scan cells, label size).
+fn settle(shared: &Rc<RefCell<Engine>>) {
+    let redraw = {
+        let mut engine = shared.borrow_mut();
+        engine.settle = None;
         engine.update_key()
     };
     if redraw {
@@ -578,6 +628,7 @@ fn attach(shared: &Rc<RefCell<Engine>>, on_intent: Callback<Intent>) -> Vec<Even
                     return;
                 }
                 let mut engine = shared.borrow_mut();
+                engine.measure();
                 let point = local_point(&engine, pointer);
                 engine.pointers.insert(pointer.pointer_id(), point);
                 let _ = target.set_pointer_capture(pointer.pointer_id());
@@ -808,7 +859,10 @@ fn attach(shared: &Rc<RefCell<Engine>>, on_intent: Callback<Intent>) -> Vec<Even
                 };
                 event.prevent_default();
                 let mut engine = shared.borrow_mut();
-                let point = local_point(&engine, wheel);
+                let point = (
+                    wheel.client_x() as f64 - engine.origin.0,
+                    wheel.client_y() as f64 - engine.origin.1,
+                );
                 let (dx, dy) = match wheel.delta_mode() {
                     WheelEvent::DOM_DELTA_LINE => (wheel.delta_x() * 16.0, wheel.delta_y() * 16.0),
                     WheelEvent::DOM_DELTA_PAGE => {
