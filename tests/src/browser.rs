@@ -20,6 +20,17 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub struct Browser {
     pub client: Client,
     _driver: ManagedProcess,
+    /// The profile folder only this browser uses: how its processes are found if it outlives its driver.
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Browser {
+    /// Chromium is started by chromedriver but leaves its process group, so stopping the driver does not
+    /// stop it. A test that ends normally closes the session (and Chromium with it); one that panics
+    /// before that gets here, and its browser is killed by its unique profile folder.
+    fn drop(&mut self) {
+        crate::process::kill_processes_mentioning(&self.profile.to_string_lossy());
+    }
 }
 
 impl Browser {
@@ -52,6 +63,8 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-quic", "--no-first-run", "--window-size=1280,800",
+                    // No crash reporter: its handler daemonizes out of every process group.
+                    "--disable-breakpad", "--disable-crash-reporter",
                     format!("--user-data-dir={}", profile.display()),
                 ]
             }),
@@ -77,6 +90,7 @@ impl Browser {
         Browser {
             client,
             _driver: driver,
+            profile,
         }
     }
 
@@ -200,7 +214,7 @@ impl Browser {
 
     /// Ends the WebDriver session (closing Chromium) before the driver is stopped.
     pub async fn close(self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
     }
 }
 

@@ -108,6 +108,35 @@ impl Drop for ManagedProcess {
     }
 }
 
+/// SIGKILLs every process whose command line contains `needle` (for children that left the process
+/// group they were started in).
+pub fn kill_processes_mentioning(needle: &str) {
+    if needle.is_empty() {
+        return;
+    }
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() as i32 {
+            continue;
+        }
+        let Ok(command_line) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&command_line).contains(needle) {
+            // SAFETY: kill(2) on a pid we just read from /proc; at worst it is already gone (ESRCH).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Removes `dir` when the test binary exits (for fixtures that live in statics).
 pub fn remove_at_exit(dir: PathBuf) {
     LEFTOVER_DIRS
