@@ -154,8 +154,16 @@ async fn a_board_designed_by_hand_reaches_a_second_session_live() {
     alice
         .drag(&module_b_head, (0, 0), &canvas, (-400, 200))
         .await;
-    let refusal = alice.wait_for("[data-testid='drop-refusal']").await;
-    let message = refusal.text().await.unwrap();
+    // Read the text from the DOM: while the bubble fades in, WebDriver's visible-text rule may still
+    // see it as empty.
+    let message = alice
+        .wait_until(
+            "the drop refusal is shown",
+            "const bubble = document.querySelector(\"[data-testid='drop-refusal']\"); \
+             return bubble ? bubble.textContent : null;",
+        )
+        .await;
+    let message = message.as_str().unwrap_or_default().to_owned();
     assert!(
         message.contains("module"),
         "the refusal says why: {message:?}"
