@@ -94,10 +94,12 @@ pub struct Block {
 }
 
 /// A block as the board snapshot carries it: what drawing the board needs, without the long texts
-/// (description, requirements), which `GET /workspaces/:id/blocks/:blockId` and the events carry. This
-/// keeps the snapshot of a large board small.
+/// (description, requirements), which `GET /workspaces/:id/blocks/:blockId` and the events carry.
+/// On the wire it is a JSON array ([`BoardBlockRow`]): a snapshot holds thousands, and field names
+/// would be almost half its bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "BoardBlockRow", into = "BoardBlockRow")]
+#[schemars(with = "BoardBlockRow")]
 pub struct BoardBlock {
     pub id: BlockId,
     pub level: Level,
@@ -110,6 +112,78 @@ pub struct BoardBlock {
     pub archived: bool,
     pub rev: i64,
     pub updated_at: i64,
+}
+
+/// [`BoardBlock`] as sent: `[id, level, parentId, title, status, x, y, width, height, repoUrl, archived,
+/// rev, updatedAt]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BoardBlockRow(
+    pub BlockId,
+    pub Level,
+    pub Option<BlockId>,
+    pub String,
+    pub BlockStatus,
+    pub f64,
+    pub f64,
+    pub f64,
+    pub f64,
+    pub Option<String>,
+    pub bool,
+    pub i64,
+    pub i64,
+);
+
+impl From<BoardBlockRow> for BoardBlock {
+    fn from(row: BoardBlockRow) -> Self {
+        let BoardBlockRow(
+            id,
+            level,
+            parent_id,
+            title,
+            status,
+            x,
+            y,
+            width,
+            height,
+            repo_url,
+            archived,
+            rev,
+            updated_at,
+        ) = row;
+        BoardBlock {
+            id,
+            level,
+            parent_id,
+            title,
+            status,
+            position: Position { x, y },
+            size: Size { width, height },
+            repo_url,
+            archived,
+            rev,
+            updated_at,
+        }
+    }
+}
+
+impl From<BoardBlock> for BoardBlockRow {
+    fn from(block: BoardBlock) -> Self {
+        BoardBlockRow(
+            block.id,
+            block.level,
+            block.parent_id,
+            block.title,
+            block.status,
+            block.position.x,
+            block.position.y,
+            block.size.width,
+            block.size.height,
+            block.repo_url,
+            block.archived,
+            block.rev,
+            block.updated_at,
+        )
+    }
 }
 
 impl From<&Block> for BoardBlock {
@@ -138,6 +212,32 @@ pub struct Edge {
     pub from: BlockId,
     pub to: BlockId,
     pub created_at: i64,
+}
+
+/// An edge as the board snapshot carries it: the JSON array `[id, from, to, createdAt]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BoardEdge(pub EdgeId, pub BlockId, pub BlockId, pub i64);
+
+impl From<&Edge> for BoardEdge {
+    fn from(edge: &Edge) -> Self {
+        BoardEdge(
+            edge.id.clone(),
+            edge.from.clone(),
+            edge.to.clone(),
+            edge.created_at,
+        )
+    }
+}
+
+impl From<BoardEdge> for Edge {
+    fn from(BoardEdge(id, from, to, created_at): BoardEdge) -> Self {
+        Edge {
+            id,
+            from,
+            to,
+            created_at,
+        }
+    }
 }
 
 /// Default sizes by level, used when a create request names none.
@@ -347,6 +447,58 @@ mod tests {
             (id(5), Level::Task, Some(id(4))),
             (id(6), Level::Frame, None),
         ])
+    }
+
+    #[test]
+    fn snapshot_rows_are_compact_arrays_that_round_trip() {
+        let block = BoardBlock {
+            id: id(1),
+            level: Level::Task,
+            parent_id: Some(id(2)),
+            title: "t".into(),
+            status: BlockStatus::Ready,
+            position: Position { x: 1.5, y: -2.0 },
+            size: Size {
+                width: 200.0,
+                height: 72.0,
+            },
+            repo_url: None,
+            archived: false,
+            rev: 3,
+            updated_at: 9,
+        };
+        let wire = serde_json::to_value(&block).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!([
+                id(1),
+                "task",
+                id(2),
+                "t",
+                "ready",
+                1.5,
+                -2.0,
+                200.0,
+                72.0,
+                null,
+                false,
+                3,
+                9
+            ])
+        );
+        assert_eq!(serde_json::from_value::<BoardBlock>(wire).unwrap(), block);
+        let edge = Edge {
+            id: EdgeId::from_random([7; 8]),
+            from: id(1),
+            to: id(2),
+            created_at: 5,
+        };
+        let row = serde_json::to_value(BoardEdge::from(&edge)).unwrap();
+        assert_eq!(row, serde_json::json!([edge.id, id(1), id(2), 5]));
+        assert_eq!(
+            Edge::from(serde_json::from_value::<BoardEdge>(row).unwrap()),
+            edge
+        );
     }
 
     #[test]

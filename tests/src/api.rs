@@ -161,6 +161,12 @@ impl Client {
             .to_owned()
     }
 
+    /// The board snapshot, decoded with the same `domain` types the board uses.
+    pub async fn snapshot(&self, workspace: &str) -> domain::api::board::BoardSnapshot {
+        serde_json::from_value(self.board(workspace).await)
+            .expect("the snapshot decodes as BoardSnapshot")
+    }
+
     pub async fn board(&self, workspace: &str) -> Value {
         self.get(&format!("/workspaces/{workspace}/board"))
             .await

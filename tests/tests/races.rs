@@ -95,15 +95,14 @@ async fn crossed_reparents_never_both_win() {
             .filter(|answer| answer.status == 200)
             .count();
         assert_eq!(wins, 1, "{} / {}", first.body, second.body);
-        let board = client.board(&ws).await;
-        let parents: Vec<_> = board["blocks"]
-            .as_array()
-            .unwrap()
+        let board = client.snapshot(&ws).await;
+        let parents: Vec<_> = board
+            .blocks
             .iter()
-            .map(|block| block["parentId"].clone())
+            .map(|block| block.parent_id.clone())
             .collect();
         assert!(
-            parents.iter().any(|parent| parent.is_null()),
+            parents.iter().any(Option::is_none),
             "a cycle was stored: {parents:?}"
         );
     }

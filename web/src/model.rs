@@ -117,7 +117,10 @@ impl Board {
             edges: snapshot
                 .edges
                 .into_iter()
-                .map(|edge| (edge.id.clone(), edge))
+                .map(|row| {
+                    let edge = Edge::from(row);
+                    (edge.id.clone(), edge)
+                })
                 .collect(),
             seq: snapshot.seq,
             version: 0,
@@ -864,6 +867,7 @@ pub fn child_level(parent: Option<Level>) -> Option<Level> {
 mod tests {
     use super::*;
     use domain::access::AccessMode;
+    use domain::board::BoardEdge;
     use domain::ids::{AccountId, WorkspaceId};
 
     fn id(n: u8) -> BlockId {
@@ -899,12 +903,7 @@ mod tests {
             blocks,
             edges: edges
                 .into_iter()
-                .map(|(e, from, to)| Edge {
-                    id: EdgeId::from_random([e; 8]),
-                    from: id(from),
-                    to: id(to),
-                    created_at: 0,
-                })
+                .map(|(e, from, to)| BoardEdge(EdgeId::from_random([e; 8]), id(from), id(to), 0))
                 .collect(),
             seq: 5,
         })

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::body::Problems;
 use super::error::{ApiError, FieldProblem};
 use super::workspaces::Workspace;
-use crate::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position, Size};
+use crate::board::{Block, BlockStatus, BoardBlock, BoardEdge, Level, Position, Size};
 use crate::ids::BlockId;
 
 pub const TITLE_MAX_CHARS: usize = 200;
@@ -23,9 +23,10 @@ pub const SIZE_MAX: f64 = 100_000.0;
 #[serde(rename_all = "camelCase")]
 pub struct BoardSnapshot {
     pub workspace: Workspace,
-    /// Every block, without its long texts (see [`BoardBlock`]).
+    /// Every block, without its long texts (see [`BoardBlock`]), as compact rows.
     pub blocks: Vec<BoardBlock>,
-    pub edges: Vec<Edge>,
+    /// Every dependency edge, as compact rows (see [`BoardEdge`]).
+    pub edges: Vec<BoardEdge>,
     /// The sequence number of the last event this snapshot reflects; follow the stream from here.
     pub seq: i64,
 }

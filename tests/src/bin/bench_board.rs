@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cat_tests::api::Client;
 use cat_tests::worker::{ServerOptions, WorkerServer};
-use domain::board::{BlockStatus, BoardBlock, Edge, Level, Position, Size};
+use domain::board::{BlockStatus, BoardBlock, BoardEdge, Edge, Level, Position, Size};
 use domain::ids::{BlockId, EdgeId};
 
 const FRAMES: usize = 100;
@@ -132,7 +132,7 @@ fn seed_sql(workspace: &str) -> (String, usize, usize) {
                 to: BlockId::parse(&block_id(*to)).unwrap(),
                 created_at: now,
             };
-            let board_json = serde_json::to_string(&edge).unwrap();
+            let board_json = serde_json::to_string(&BoardEdge::from(&edge)).unwrap();
             format!(
                 "('{workspace}','{}','{}','{}',{now},'{board_json}')",
                 edge.id, edge.from, edge.to

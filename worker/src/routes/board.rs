@@ -12,7 +12,7 @@ use domain::api::board::{
     rule_error, stale_revision,
 };
 use domain::board::{
-    Block, BlockStatus, BoardBlock, BoardIndex, Edge, Level, Position, RuleViolation,
+    Block, BlockStatus, BoardBlock, BoardEdge, BoardIndex, Edge, Level, Position, RuleViolation,
     check_new_edge, check_parent_level, default_size,
 };
 use domain::event::EventPayload;
@@ -40,15 +40,14 @@ const BLOCK_JSON: &str = "json_object(
     'repoUrl', repo_url, 'archived', json(CASE archived WHEN 1 THEN 'true' ELSE 'false' END),
     'rev', rev, 'createdAt', created_at, 'updatedAt', updated_at)";
 
-/// The same for the snapshot's `domain::board::BoardBlock`: no long texts.
-const BOARD_BLOCK_JSON: &str = "json_object(
-    'id', id, 'level', level, 'parentId', parent_id, 'title', title, 'status', status,
-    'position', json_object('x', x, 'y', y), 'size', json_object('width', width, 'height', height),
-    'repoUrl', repo_url, 'archived', json(CASE archived WHEN 1 THEN 'true' ELSE 'false' END),
-    'rev', rev, 'updatedAt', updated_at)";
+/// The snapshot's row for a block (`domain::board::BoardBlockRow`), for rows whose stored
+/// `board_json` is missing; the worker stores the same row, made by serde, with every write.
+const BOARD_BLOCK_JSON: &str = "json_array(
+    id, level, parent_id, title, status, x, y, width, height, repo_url,
+    json(CASE archived WHEN 1 THEN 'true' ELSE 'false' END), rev, updated_at)";
 
-const EDGE_JSON: &str =
-    "json_object('id', id, 'from', from_id, 'to', to_id, 'createdAt', created_at)";
+/// The snapshot's row for an edge (`domain::board::BoardEdge`).
+const EDGE_JSON: &str = "json_array(id, from_id, to_id, created_at)";
 
 fn conflict_busy() -> ApiError {
     ApiError::new(
@@ -686,7 +685,7 @@ pub async fn create_edge(context: &RequestContext) -> HandlerResult {
                 edge.from.as_str(),
                 edge.to.as_str(),
                 now,
-                serde_json::to_string(&edge).expect("an edge serializes")
+                serde_json::to_string(&BoardEdge::from(&edge)).expect("an edge serializes")
             ],
         )?;
         batch.push(
