@@ -163,23 +163,7 @@ async fn main() {
 
     let seeding = Instant::now();
     let (sql, blocks, edges) = seed_sql(&workspace);
-    let mut file = tempfile::NamedTempFile::new().expect("temp file");
-    file.write_all(sql.as_bytes()).expect("seed written");
-    let output =
-        std::process::Command::new(cat_tests::repo_root().join("node_modules/.bin/wrangler"))
-            .current_dir(cat_tests::repo_root())
-            .env("CI", "1")
-            .args(["d1", "execute", "DB", "--local", "--yes", "--persist-to"])
-            .arg(&state)
-            .arg("--file")
-            .arg(file.path())
-            .output()
-            .expect("wrangler runs");
-    assert!(
-        output.status.success(),
-        "seeding failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    cat_tests::worker::execute_sql_file(&state, &sql);
     println!(
         "seeded {blocks} blocks and {edges} edges in {:.1} s",
         seeding.elapsed().as_secs_f64()

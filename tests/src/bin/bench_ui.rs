@@ -180,23 +180,7 @@ async fn main() {
     let state = server.stop_keeping_state();
 
     let (sql, blocks) = seed_sql(&workspace);
-    let mut file = tempfile::NamedTempFile::new().expect("temp file");
-    file.write_all(sql.as_bytes()).expect("seed written");
-    let output =
-        std::process::Command::new(cat_tests::repo_root().join("node_modules/.bin/wrangler"))
-            .current_dir(cat_tests::repo_root())
-            .env("CI", "1")
-            .args(["d1", "execute", "DB", "--local", "--yes", "--persist-to"])
-            .arg(&state)
-            .arg("--file")
-            .arg(file.path())
-            .output()
-            .expect("wrangler runs");
-    assert!(
-        output.status.success(),
-        "seeding failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    cat_tests::worker::execute_sql_file(&state, &sql);
 
     let server = WorkerServer::start_with(ServerOptions {
         persist_dir: Some(state.clone()),
