@@ -9,10 +9,12 @@ pub mod api;
 pub mod auth;
 pub mod board;
 pub mod event;
+pub mod gateway;
 pub mod harness;
 pub mod ids;
 pub mod job;
 pub mod llm;
+pub mod spend;
 pub mod stream;
 
 /// The version every component reports, taken from the workspace's package version.
