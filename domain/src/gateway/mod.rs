@@ -6,6 +6,8 @@
 //! model it may call, so a leaked runner token can neither pick a pricier model nor outlive its step.
 //! Provider keys never leave the worker.
 
+pub mod meter;
+
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, Audience, TokenError};
