@@ -7,6 +7,7 @@
 //! Provider keys never leave the worker.
 
 pub mod meter;
+pub mod translate;
 
 use serde::{Deserialize, Serialize};
 
