@@ -5,6 +5,7 @@
 //! other, so a type that crosses a wire is defined exactly once, here.
 
 pub mod access;
+pub mod agent_output;
 pub mod api;
 pub mod auth;
 pub mod board;
@@ -13,6 +14,8 @@ pub mod harness;
 pub mod ids;
 pub mod job;
 pub mod llm;
+pub mod pipeline;
+pub mod prompt;
 pub mod stream;
 
 /// The version every component reports, taken from the workspace's package version.
