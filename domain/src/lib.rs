@@ -16,6 +16,7 @@ pub mod job;
 pub mod llm;
 pub mod pipeline;
 pub mod prompt;
+pub mod run;
 pub mod stream;
 
 /// The version every component reports, taken from the workspace's package version.
