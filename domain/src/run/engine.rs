@@ -266,13 +266,12 @@ impl Engine {
     fn finish_pipeline(&mut self) {
         self.clear_wake();
         match self.state.pull_request.clone() {
-            Some(pull_request) if !self.state.pull_request_merged => {
+            Some(pull_request) => {
                 self.state.status = RunStatus::Blocked;
                 self.state.park = Some(Park::Merge);
                 self.write_block_status(BlockStatus::PrReady);
                 self.emit(RunEvent::PrReady { pull_request });
             }
-            Some(_) => self.finish_done(BlockStatus::Done),
             // A pipeline that changes no code leaves the task where it was.
             None => self.finish_done(self.state.block_status_before_run),
         }
@@ -867,14 +866,36 @@ impl Engine {
         }
     }
 
+    /// A merged pull request is the last word on the task: the run is done whatever step it was
+    /// at (a person merged early, or merged a failed run's PR by hand). The step in flight is
+    /// stopped and the steps not run are skipped.
     fn pull_request_merged(&mut self) {
         if self.state.pull_request.is_none() || self.state.pull_request_merged {
             return;
         }
         self.state.pull_request_merged = true;
-        if self.state.park == Some(Park::Merge) {
-            self.finish_done(BlockStatus::Done);
+        let index = self.state.current_step;
+        if let Some(job) = self.state.steps[index].job.take()
+            && job.request.surface.is_runner()
+        {
+            self.effects.push(Effect::CancelJob {
+                job_id: job.request.job_id,
+            });
         }
+        for step in &mut self.state.steps {
+            if matches!(
+                step.status,
+                StepStatus::Pending
+                    | StepStatus::Working
+                    | StepStatus::Waiting
+                    | StepStatus::Failed
+            ) {
+                step.status = StepStatus::Skipped;
+            }
+        }
+        self.state.failure = None;
+        self.state.paused_reason = None;
+        self.finish_done(BlockStatus::Done);
     }
 }
 

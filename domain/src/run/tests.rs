@@ -1051,16 +1051,42 @@ fn a_pipeline_without_code_ends_done_and_gives_the_block_its_status_back() {
 }
 
 #[test]
-fn a_merge_before_the_last_step_ends_the_run_when_the_pipeline_finishes() {
+fn a_merge_at_any_point_ends_the_run_done_and_skips_what_is_left() {
     let mut run = build_run_at_first_review();
     let now = run.advance(1);
-    run.apply(RunInput::PullRequestMerged { now_ms: now });
-    assert_eq!(run.state.status, RunStatus::Running);
-    run.review(0.9);
-    run.approve(ApprovalVerdict::Approve);
-    let effects = run.job_done(&test_report_json(true));
-    assert_eq!(event_names(&effects), ["run.step_done", "run.done"]);
+    let effects = run.apply(RunInput::PullRequestMerged { now_ms: now });
+    assert_eq!(event_names(&effects), ["run.done"]);
+    assert!(effects.contains(&Effect::CancelJob {
+        job_id: job_id(3, 1)
+    }));
+    assert_eq!(run.state.status, RunStatus::Done);
+    assert_eq!(
+        run.step_statuses(),
+        [
+            StepStatus::Done,
+            StepStatus::Done,
+            StepStatus::Done,
+            StepStatus::Skipped,
+            StepStatus::Skipped
+        ]
+    );
     assert_eq!(run.block_writes().last(), Some(&BlockStatus::Done));
+
+    // A failed run whose PR a person merges by hand is done too.
+    let mut run = build_run_at_first_review();
+    run.job_failed(FailureKind::Rejected);
+    assert_eq!(run.state.status, RunStatus::Failed);
+    let now = run.advance(1);
+    run.apply(RunInput::PullRequestMerged { now_ms: now });
+    assert_eq!(run.state.status, RunStatus::Done);
+    assert_eq!(run.state.failure, None);
+
+    // Without a pull request there is nothing to merge.
+    let mut run = Run::started(BuiltInPipeline::Quick.pipeline());
+    assert_eq!(
+        run.apply(RunInput::PullRequestMerged { now_ms: run.now }),
+        Vec::new()
+    );
 }
 
 #[test]
