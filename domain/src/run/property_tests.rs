@@ -336,7 +336,7 @@ fn check_transition(
     // The coordinator checkpoints every state; a sample is enough to catch a type that does not
     // round-trip (a full round trip per transition would make this test slow in debug builds).
     history.transitions += 1;
-    if history.transitions % 8 == 0 || after.status != before.status {
+    if history.transitions.is_multiple_of(8) || after.status != before.status {
         let wire = serde_json::to_string(after).unwrap();
         assert_eq!(&serde_json::from_str::<RunState>(&wire).unwrap(), after);
     }
