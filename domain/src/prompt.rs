@@ -176,6 +176,8 @@ pub struct UserPromptInput<'a> {
     pub rework: Option<&'a ReworkRequest>,
     pub approval_feedback: Option<&'a str>,
     pub decision_answers: &'a [DecisionAnswer],
+    /// Why the previous attempt's answer could not be used (it did not have the required shape).
+    pub previous_answer_problem: Option<&'a str>,
     /// Whether the agent may answer with a decision request (not on a coding surface).
     pub decisions_allowed: bool,
 }
@@ -349,6 +351,13 @@ pub fn compose_user_prompt(input: &UserPromptInput<'_>) -> String {
             &answers.join("\n"),
         );
     }
+    if let Some(problem) = input.previous_answer_problem {
+        section(
+            &mut prompt,
+            "Your previous answer could not be used",
+            problem,
+        );
+    }
     section(&mut prompt, "Your job", &closing_instructions(input));
     prompt.push('\n');
     prompt
@@ -389,6 +398,7 @@ mod tests {
             rework: None,
             approval_feedback: None,
             decision_answers: &[],
+            previous_answer_problem: None,
             decisions_allowed: false,
         }
     }
@@ -511,6 +521,7 @@ If you cannot go on without a person's choice, answer instead with JSON only: {"
         input.rework = Some(&rework);
         input.approval_feedback = Some("Please also update the changelog.");
         input.decision_answers = &answers;
+        input.previous_answer_problem = Some("the answer is empty");
         let expected = r#"# Task: Fix the off-by-one in pagination
 
 ## Service: billing-api
@@ -547,6 +558,9 @@ Please also update the changelog.
 ## Answers to your questions
 - Q: Keep the old API?
   A: yes
+
+## Your previous answer could not be used
+the answer is empty
 
 ## Your job
 Implement the task in the repository. This is a revision of your earlier change on the same branch: address every review comment and all feedback above. Finish with a short summary of the change.

@@ -194,6 +194,7 @@ impl Engine {
         let step = &mut self.state.steps[index];
         step.status = StepStatus::Working;
         step.activity = None;
+        step.heartbeat_moved_at_ms = None;
         step.job = Some(LiveJob {
             request: request.clone(),
             acknowledged: false,
@@ -246,6 +247,7 @@ impl Engine {
             rework: step.rework.as_ref(),
             approval_feedback: step.approval_feedback.as_deref(),
             decision_answers: &step.answers,
+            previous_answer_problem: step.answer_problem.as_deref(),
             decisions_allowed: pipeline_step.surface != Surface::RunnerCoding,
         });
         JobRequest {
@@ -310,6 +312,34 @@ impl Engine {
                     progress: view.progress.clone(),
                     heartbeat_at_ms: view.heartbeat_at_ms,
                 };
+                let heartbeat_moved = step
+                    .activity
+                    .as_ref()
+                    .is_none_or(|previous| previous.heartbeat_at_ms != activity.heartbeat_at_ms);
+                if heartbeat_moved {
+                    step.heartbeat_moved_at_ms = Some(self.now);
+                }
+                let silent_for = self
+                    .now
+                    .saturating_sub(step.heartbeat_moved_at_ms.unwrap_or(self.now));
+                let max_silence = self.state.settings.max_heartbeat_silence_ms;
+                if silent_for > max_silence {
+                    self.effects.push(Effect::CancelJob {
+                        job_id: view.job_id.clone(),
+                    });
+                    self.clear_wake();
+                    let failure = self.failure(
+                        StepFailureKind::Stalled,
+                        format!(
+                            "the job's heartbeat has not moved for {} s; the runner answers but the \
+                             job is stuck",
+                            silent_for / 1000
+                        ),
+                        true,
+                    );
+                    self.step_failed(failure);
+                    return;
+                }
                 if step.activity.as_ref() != Some(&activity) {
                     step.activity = Some(activity.clone());
                     self.emit(RunEvent::StepProgress {
@@ -370,6 +400,7 @@ impl Engine {
         let decisions_allowed = pipeline_step.surface != Surface::RunnerCoding;
         match parse_agent_reply(expected, text, decisions_allowed) {
             Err(problem) => {
+                self.state.steps[index].answer_problem = Some(problem.0.clone());
                 let failure = self.failure(StepFailureKind::MalformedOutput, problem.0, true);
                 self.step_failed(failure);
             }
@@ -400,6 +431,7 @@ impl Engine {
         step.failure = None;
         step.rework = None;
         step.approval_feedback = None;
+        step.answer_problem = None;
         step.finished_at_ms = Some(self.now);
         self.emit(RunEvent::StepDone {
             step_index: index,

@@ -175,6 +175,10 @@ pub struct EngineSettings {
     pub max_runner_failures: u32,
     /// Re-dispatches after a job vanished (a runner restart) per step activation.
     pub max_vanished_redispatches: u32,
+    /// A job whose heartbeat has not moved for this long (by the coordinator's clock) is stopped and
+    /// counts as a transient `stalled` failure: the runner answers polls but the job is wedged. Longer
+    /// than the harness's own stall timeout, which should catch a stuck agent first.
+    pub max_heartbeat_silence_ms: u64,
 }
 
 impl Default for EngineSettings {
@@ -187,6 +191,7 @@ impl Default for EngineSettings {
             max_transient_retries: 3,
             max_runner_failures: 5,
             max_vanished_redispatches: 1,
+            max_heartbeat_silence_ms: 900_000,
         }
     }
 }
@@ -272,6 +277,12 @@ pub struct StepState {
     /// Every decision a person made for this step, in order.
     #[serde(default)]
     pub answers: Vec<DecisionAnswer>,
+    /// Why the last answer was refused (malformed), told to the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_problem: Option<String>,
+    /// When (coordinator time) the runner's heartbeat for the job in flight last moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_moved_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,6 +307,8 @@ impl StepState {
             rework: None,
             approval_feedback: None,
             answers: Vec::new(),
+            answer_problem: None,
+            heartbeat_moved_at_ms: None,
             started_at_ms: None,
             finished_at_ms: None,
         }

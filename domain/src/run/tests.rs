@@ -1174,3 +1174,56 @@ fn backoff_doubles_from_the_base_up_to_the_cap() {
     );
     assert_eq!(settings.backoff_delay_ms(u32::MAX), 300_000);
 }
+
+#[test]
+fn a_job_whose_heartbeat_stops_moving_is_stopped_and_retried_as_stalled() {
+    let mut run = Run::started(BuiltInPipeline::Quick.pipeline());
+    let frozen_heartbeat = run.now;
+    let poll = |run: &mut Run, now: u64| {
+        let view = JobOutcomeView {
+            job_id: run.live(),
+            phase: JobPhase::Agent,
+            progress: JobProgress::default(),
+            heartbeat_at_ms: frozen_heartbeat,
+            outcome: JobOutcome::Running,
+        };
+        run.apply(RunInput::JobPolled { now_ms: now, view })
+    };
+    let silence = EngineSettings::default().max_heartbeat_silence_ms;
+    assert_eq!(
+        event_names(&poll(&mut run, START_MS + 1)),
+        ["run.step_progress"]
+    );
+    assert_eq!(
+        event_names(&poll(&mut run, START_MS + 1 + silence)),
+        Vec::<&str>::new()
+    );
+    let effects = poll(&mut run, START_MS + 2 + silence);
+    assert!(effects.contains(&Effect::CancelJob {
+        job_id: job_id(0, 1)
+    }));
+    assert_eq!(event_names(&effects), ["run.step_retry_scheduled"]);
+    assert_eq!(
+        run.state.steps[0]
+            .failure
+            .as_ref()
+            .map(|failure| failure.kind),
+        Some(StepFailureKind::Stalled)
+    );
+}
+
+#[test]
+fn a_malformed_answer_is_explained_to_the_next_attempt() {
+    let mut run = Run::started(BuiltInPipeline::Quick.pipeline());
+    run.coder_done(3);
+    run.job_done("LGTM");
+    let retry_at = run.state.wake.unwrap().at_ms;
+    let effects = run.timer(retry_at);
+    let request = dispatched_request(&effects);
+    assert_eq!(request.job_id, job_id(1, 2));
+    assert!(request.user_prompt.contains(
+        "## Your previous answer could not be used\nexpected a JSON object with the review"
+    ));
+    run.review(0.9);
+    assert_eq!(run.state.steps[1].answer_problem, None);
+}
