@@ -124,6 +124,15 @@ impl Engine {
                 .is_some_and(|job| &job.request.job_id == job_id)
     }
 
+    /// Like [`Self::live_job_matches`], for a job on a runner (not an inline model call).
+    fn live_runner_job_matches(&self, job_id: &RunJobId) -> bool {
+        self.live_job_matches(job_id)
+            && self
+                .state
+                .live_job()
+                .is_some_and(|job| job.request.surface.is_runner())
+    }
+
     fn failure(
         &self,
         kind: StepFailureKind,
@@ -291,12 +300,7 @@ impl Engine {
     // ----- job and model outcomes -----
 
     fn job_polled(&mut self, view: &JobOutcomeView) {
-        if !self.live_job_matches(&view.job_id)
-            || self
-                .state
-                .live_job()
-                .is_some_and(|job| job.request.surface == Surface::Inline)
-        {
+        if !self.live_runner_job_matches(&view.job_id) {
             return;
         }
         let index = self.state.current_step;
@@ -541,7 +545,7 @@ impl Engine {
     }
 
     fn job_vanished(&mut self, job_id: &RunJobId) {
-        if !self.live_job_matches(job_id) {
+        if !self.live_runner_job_matches(job_id) {
             return;
         }
         let index = self.state.current_step;
@@ -569,7 +573,7 @@ impl Engine {
     }
 
     fn runner_unreachable(&mut self, job_id: &RunJobId, detail: &str) {
-        if !self.live_job_matches(job_id) {
+        if !self.live_runner_job_matches(job_id) {
             return;
         }
         let index = self.state.current_step;

@@ -312,6 +312,11 @@ fn check_transition(
             }
             Effect::ResendJob { request } => {
                 assert!(
+                    request.surface.is_runner(),
+                    "{}: re-sent an inline call",
+                    context()
+                );
+                assert!(
                     history.dispatched.contains(&request.job_id),
                     "{}",
                     context()
@@ -319,6 +324,13 @@ fn check_transition(
                 assert_eq!(after.live_job().map(|job| &job.request), Some(request));
             }
             Effect::PollJob { job_id } => {
+                assert!(
+                    after
+                        .live_job()
+                        .is_some_and(|job| job.request.surface.is_runner()),
+                    "{}: polled an inline call",
+                    context()
+                );
                 assert_eq!(
                     after.live_job().map(|job| &job.request.job_id),
                     Some(job_id),
