@@ -9,6 +9,7 @@ use serde_json::json;
 use super::tests::setup;
 use super::*;
 use crate::agent_output::ExpectedOutput;
+use crate::board::BlockStatus;
 use crate::job::{FailureKind, JobPhase, JobProgress};
 use crate::pipeline::{BuiltInPipeline, CompanionSettings, PipelineStep};
 
@@ -399,6 +400,24 @@ fn check_state(state: &RunState, context: &str) {
     if state.status == RunStatus::Failed {
         assert!(state.failure.is_some(), "{context}");
     }
+
+    // The block's status follows its run.
+    let before_run = state.block_status_before_run;
+    let expected_block_status: &[BlockStatus] = match (state.status, &state.park) {
+        (RunStatus::Running, _) => &[BlockStatus::InProgress],
+        (RunStatus::Blocked, Some(Park::Dependencies { .. })) => &[before_run],
+        (RunStatus::Blocked, Some(Park::Merge)) => &[BlockStatus::PrReady],
+        (RunStatus::Blocked | RunStatus::Paused | RunStatus::Failed, _) => &[BlockStatus::Blocked],
+        (RunStatus::Done, _) => &[BlockStatus::Done, before_run],
+        (RunStatus::Cancelled, _) => &[before_run],
+    };
+    assert!(
+        expected_block_status.contains(&state.block_status),
+        "{context}: block {:?} while the run is {:?} ({:?})",
+        state.block_status,
+        state.status,
+        state.park
+    );
 }
 
 #[test]
