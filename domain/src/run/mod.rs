@@ -18,6 +18,7 @@
 mod engine;
 mod gating;
 mod job_id;
+mod summary;
 mod view;
 
 #[cfg(test)]
@@ -40,6 +41,7 @@ pub use gating::{
     DependenciesNotDone, Refusal, RefusalCode, StartGate, check_input, gate_run_start,
 };
 pub use job_id::RunJobId;
+pub use summary::{RunSummary, StepSummary};
 pub use view::{JobOutcome, JobOutcomeFailure, JobOutcomeView, JobOutput};
 
 /// How many past failures a step keeps for the board.
