@@ -86,6 +86,7 @@ define_id!(WorkspaceId, "ws", "a workspace");
 define_id!(BlockId, "blk", "a block");
 define_id!(EdgeId, "edg", "a dependency edge");
 define_id!(ApiTokenId, "tok", "a personal API token");
+define_id!(RunId, "run", "a pipeline run");
 
 /// An id that does not have the expected shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! other, so a type that crosses a wire is defined exactly once, here.
 
 pub mod access;
+pub mod agent_output;
 pub mod api;
 pub mod auth;
 pub mod board;
@@ -14,6 +15,9 @@ pub mod harness;
 pub mod ids;
 pub mod job;
 pub mod llm;
+pub mod pipeline;
+pub mod prompt;
+pub mod run;
 pub mod spend;
 pub mod stream;
 
