@@ -89,6 +89,55 @@ validated_string_newtype!(
     |value| validate_identifier("job id", value, 128)
 );
 
+/// The parts of a deterministic job id `<run>-<step>-<attempt>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobAttempt {
+    /// The run's id; it has no `-`, so the id splits back unambiguously.
+    pub run: String,
+    /// The pipeline step, e.g. `coder` or `tester-api` (a `-` is fine here).
+    pub step: String,
+    /// 0 for the first dispatch of the step, then 1, 2, ... for each retry.
+    pub attempt: u32,
+}
+
+impl JobId {
+    /// The deterministic id of one attempt of one run step, `<run>-<step>-<attempt>`. The run engine
+    /// computes the same id when it replays a dispatch, so `POST /jobs` re-attaches to the job it
+    /// already started instead of running the step twice.
+    pub fn for_attempt(run: &str, step: &str, attempt: u32) -> Result<JobId, String> {
+        if run.contains('-') {
+            return Err(format!(
+                "run id {run:?} must not contain '-': the job id <run>-<step>-<attempt> would not \
+                 split back into its parts"
+            ));
+        }
+        validate_identifier("run id", run, 60)?;
+        validate_identifier("step", step, 40)?;
+        JobId::try_from(format!("{run}-{step}-{attempt}"))
+    }
+
+    /// Splits a deterministic id back into run, step and attempt; `None` for an id of another shape
+    /// (the harness accepts any safe id; only the run engine's are deterministic).
+    pub fn attempt_parts(&self) -> Option<JobAttempt> {
+        let (run, rest) = self.0.split_once('-')?;
+        let (step, attempt) = rest.rsplit_once('-')?;
+        if step.is_empty() || attempt.starts_with('+') {
+            return None;
+        }
+        Some(JobAttempt {
+            run: run.to_owned(),
+            step: step.to_owned(),
+            attempt: attempt.parse().ok()?,
+        })
+    }
+
+    /// The id of the next attempt of the same step.
+    pub fn next_attempt(&self) -> Option<JobId> {
+        let parts = self.attempt_parts()?;
+        JobId::for_attempt(&parts.run, &parts.step, parts.attempt.checked_add(1)?).ok()
+    }
+}
+
 validated_string_newtype!(
     /// The board block a coding job works on; it names the work branch `cat/<block-id>`.
     BlockId,
@@ -236,5 +285,37 @@ mod tests {
             branch,
             WorkBranch::for_block(&BlockId::try_from("blk-1").unwrap())
         );
+    }
+
+    #[test]
+    fn deterministic_job_ids_are_built_and_split_back() {
+        let id = JobId::for_attempt("run_0123abcd", "tester-api", 2).unwrap();
+        assert_eq!(id.as_str(), "run_0123abcd-tester-api-2");
+        assert_eq!(
+            id.attempt_parts(),
+            Some(JobAttempt {
+                run: "run_0123abcd".to_owned(),
+                step: "tester-api".to_owned(),
+                attempt: 2
+            })
+        );
+        assert_eq!(
+            id.next_attempt().unwrap().as_str(),
+            "run_0123abcd-tester-api-3"
+        );
+        assert_eq!(JobId::try_from("adhoc").unwrap().attempt_parts(), None);
+        assert_eq!(JobId::try_from("a-b-c").unwrap().attempt_parts(), None);
+    }
+
+    #[test]
+    fn deterministic_job_ids_refuse_parts_that_would_not_split_back() {
+        assert!(
+            JobId::for_attempt("run-1", "coder", 0)
+                .unwrap_err()
+                .contains("'-'")
+        );
+        assert!(JobId::for_attempt("run1", "", 0).is_err());
+        assert!(JobId::for_attempt("run1", "a/b", 0).is_err());
+        assert!(JobId::for_attempt("", "coder", 0).is_err());
     }
 }

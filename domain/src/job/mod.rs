@@ -11,12 +11,14 @@
 //! - `spec`: the job body (`Job` and its parts) and its cross-field rules.
 //! - `paths`: paths confined to the checkout, and the protected ones.
 //! - `failure`: the failure kinds and whether a retry could change them.
-//! - `view`: the job view, its progress, result and validation report.
+//! - `outcome`: how a job ends — the validation loop, repair rounds, guard-rail refusals.
+//! - `view`: the job view, its progress, usage, result and validation report.
 //! - `transcript`: the agent's transcript entries.
 //! - `stall`: the stall detector.
 
 mod failure;
 mod identifiers;
+mod outcome;
 mod paths;
 mod spec;
 mod stall;
@@ -25,6 +27,7 @@ mod view;
 
 pub use failure::*;
 pub use identifiers::*;
+pub use outcome::*;
 pub use paths::*;
 pub use spec::*;
 pub use stall::*;

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::identifiers::{
     BlockId, BranchName, CloneUrl, JobId, RepoSubdirectory, WorkBranch, is_id_character,
@@ -70,6 +71,17 @@ pub struct LlmEndpoint {
     pub base_url: String,
     pub token: Secret,
     pub protocol: LlmProtocol,
+    /// Ask for a streamed (SSE) answer, so a long answer keeps the job alive while the model
+    /// writes instead of running into a timeout. A server that answers with plain JSON anyway is
+    /// read as such. Streamed and non-streamed answers give the same transcript.
+    #[serde(default = "LlmEndpoint::default_stream")]
+    pub stream: bool,
+}
+
+impl LlmEndpoint {
+    fn default_stream() -> bool {
+        true
+    }
 }
 
 /// The agent's budget. A job that exceeds one fails with [`FailureKind::StepBudget`],
@@ -88,6 +100,23 @@ pub struct JobLimits {
     /// The longest a single `run_command` or validation command may run.
     #[serde(default = "JobLimits::default_command_timeout_seconds")]
     pub command_timeout_seconds: u64,
+    /// The longest one model request may take, first byte to last (a streamed answer that keeps
+    /// writing is bounded by this, not by the stall timeout). A request that runs past it is
+    /// abandoned and retried like a connection error.
+    #[serde(default = "JobLimits::default_request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
+    /// How many model requests the job may retry in all (429 honouring `Retry-After`, 5xx,
+    /// connection errors, request timeouts), with jittered exponential backoff.
+    #[serde(default = "JobLimits::default_max_model_retries")]
+    pub max_model_retries: u32,
+    /// The same tool call with the same result this many times in a row (or the same failing call,
+    /// or this many replies without a tool call) ends the job as `stalled`.
+    #[serde(default = "JobLimits::default_max_repeated_calls")]
+    pub max_repeated_calls: u32,
+    /// How many times an explore job's structured answer that does not fit `outputSchema` goes back
+    /// to the agent with the validation errors before the job fails with `invalid_answer`.
+    #[serde(default = "JobLimits::default_max_invalid_answers")]
+    pub max_invalid_answers: u32,
 }
 
 impl JobLimits {
@@ -103,6 +132,18 @@ impl JobLimits {
     fn default_command_timeout_seconds() -> u64 {
         300
     }
+    fn default_request_timeout_seconds() -> u64 {
+        300
+    }
+    fn default_max_model_retries() -> u32 {
+        6
+    }
+    fn default_max_repeated_calls() -> u32 {
+        3
+    }
+    fn default_max_invalid_answers() -> u32 {
+        2
+    }
 }
 
 impl Default for JobLimits {
@@ -112,6 +153,10 @@ impl Default for JobLimits {
             max_wall_seconds: Self::default_max_wall_seconds(),
             stall_timeout_seconds: Self::default_stall_timeout_seconds(),
             command_timeout_seconds: Self::default_command_timeout_seconds(),
+            request_timeout_seconds: Self::default_request_timeout_seconds(),
+            max_model_retries: Self::default_max_model_retries(),
+            max_repeated_calls: Self::default_max_repeated_calls(),
+            max_invalid_answers: Self::default_max_invalid_answers(),
         }
     }
 }
@@ -120,7 +165,8 @@ impl Default for JobLimits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValidationSpec {
-    /// Shell commands (`sh -c`), run in order; all must exit 0.
+    /// Shell commands (`bash -c` where bash exists, `sh -c` otherwise), run in order; all must
+    /// exit 0.
     #[serde(default)]
     pub commands: Vec<String>,
     /// How many times a red validation goes back to the agent before the job fails.
@@ -200,24 +246,16 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequestSpec>,
     pub forge: ForgeSpec,
+    /// Explore jobs only: a JSON Schema (the subset in [`crate::json_schema`]) for a structured
+    /// answer. The finish tool then takes `output` of that shape; the harness validates it and the
+    /// view carries it as `result.output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
 }
 
-/// One thing wrong with a job body, reported in the error envelope's `details`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FieldProblem {
-    pub field: String,
-    pub problem: String,
-}
-
-impl FieldProblem {
-    fn new(field: &str, problem: impl Into<String>) -> Self {
-        FieldProblem {
-            field: field.to_owned(),
-            problem: problem.into(),
-        }
-    }
-}
+/// One thing wrong with a job body: the same shape as every other `validation_failed` in the
+/// platform (`details.fields[{field, message}]`), so the worker and the harness speak one vocabulary.
+pub use crate::api::FieldProblem;
 
 fn is_github_name(value: &str) -> bool {
     !value.is_empty()
@@ -258,12 +296,36 @@ impl Job {
             ("limits.maxWallSeconds", limits.max_wall_seconds),
             ("limits.stallTimeoutSeconds", limits.stall_timeout_seconds),
             (
+                "limits.requestTimeoutSeconds",
+                limits.request_timeout_seconds,
+            ),
+            (
                 "limits.commandTimeoutSeconds",
                 limits.command_timeout_seconds,
             ),
         ] {
             if value == 0 {
                 problems.push(FieldProblem::new(field, "must be at least 1"));
+            }
+        }
+        if limits.max_repeated_calls < 2 {
+            problems.push(FieldProblem::new(
+                "limits.maxRepeatedCalls",
+                "must be at least 2 (one call is not a repetition)",
+            ));
+        }
+        if let Some(schema) = &self.output_schema {
+            if self.mode != JobMode::Explore {
+                problems.push(FieldProblem::new(
+                    "outputSchema",
+                    "is only for explore jobs; a coding job's result is its pull request",
+                ));
+            }
+            for problem in crate::json_schema::check_schema(schema) {
+                problems.push(FieldProblem::new(
+                    format!("outputSchema{}", problem.pointer.replace('/', ".")),
+                    problem.problem,
+                ));
             }
         }
         if self.validation.commands.iter().any(|c| c.trim().is_empty()) {
@@ -481,5 +543,42 @@ mod tests {
         assert!(!debug.contains("llm-secret"));
         assert!(!debug.contains("ghs_secret"));
         assert_eq!(job.secrets(), ["llm-secret", "ghs_secret"]);
+    }
+
+    #[test]
+    fn an_output_schema_is_for_explore_jobs_and_must_be_in_the_supported_subset() {
+        let mut body = job_json();
+        body["mode"] = json!("explore");
+        body["outputSchema"] = json!({ "type": "object",
+            "properties": { "rating": { "type": "integer", "minimum": 1 } }, "required": ["rating"] });
+        let job: Job = serde_json::from_value(body.clone()).unwrap();
+        assert!(job.problems().is_empty(), "{:?}", job.problems());
+
+        body["outputSchema"]["properties"]["rating"]["pattern"] = json!("x");
+        let job: Job = serde_json::from_value(body.clone()).unwrap();
+        let fields: Vec<String> = job.problems().into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["outputSchema.properties.rating.pattern"]);
+
+        body["mode"] = json!("coding");
+        body["outputSchema"] = json!({ "type": "object" });
+        let job: Job = serde_json::from_value(body).unwrap();
+        assert_eq!(job.problems()[0].field, "outputSchema");
+    }
+
+    #[test]
+    fn new_limits_have_defaults_and_are_checked() {
+        let job: Job = serde_json::from_value(job_json()).unwrap();
+        assert_eq!(job.limits.request_timeout_seconds, 300);
+        assert_eq!(job.limits.max_model_retries, 6);
+        assert_eq!(job.limits.max_repeated_calls, 3);
+        assert!(job.llm.stream);
+        let mut body = job_json();
+        body["limits"] = json!({ "requestTimeoutSeconds": 0, "maxRepeatedCalls": 1 });
+        let job: Job = serde_json::from_value(body).unwrap();
+        let fields: Vec<String> = job.problems().into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            ["limits.requestTimeoutSeconds", "limits.maxRepeatedCalls"]
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! `GET /jobs/{id}`: where a job is, and how it ended.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::failure::FailureKind;
 use super::identifiers::{JobId, WorkBranch};
+use super::outcome::GuardRailRefusal;
 use super::spec::{Job, JobMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,6 +47,55 @@ pub struct JobProgress {
     /// The agent's latest tool call, e.g. `edit_file src/lib.rs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action: Option<String>,
+    /// Model requests retried so far (429, 5xx, connection errors, request timeouts), counted
+    /// against `limits.maxModelRetries`.
+    #[serde(default)]
+    pub model_retries: u32,
+    /// The last error the model endpoint answered with (redacted), retried or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_upstream_error: Option<String>,
+}
+
+/// One model call, for the spend ledger: what it cost in tokens and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCallUsage {
+    /// The agent step the call answered.
+    pub step: u32,
+    /// The model that answered (as the provider reported it, else the one the job asked for).
+    pub model: String,
+    /// `None` when the provider did not report usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Request sent → answer complete, for the attempt that succeeded.
+    pub latency_ms: u64,
+    /// Attempts before this one that failed and were retried.
+    #[serde(default)]
+    pub retries: u32,
+    pub streamed: bool,
+}
+
+/// Every model call of a job, with running totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub calls: Vec<ModelCallUsage>,
+}
+
+impl ModelUsage {
+    pub fn record(&mut self, call: ModelCallUsage) {
+        self.input_tokens += call.input_tokens.unwrap_or(0);
+        self.output_tokens += call.output_tokens.unwrap_or(0);
+        self.calls.push(call);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +117,9 @@ pub struct JobResult {
     pub commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequestRef>,
+    /// An explore job's structured answer, valid against the job's `outputSchema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +185,17 @@ pub struct JobView {
     pub failure: Option<JobFailure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationReport>,
+    /// Every model call so far: tokens, model, latency.
+    #[serde(default, skip_serializing_if = "ModelUsage::is_empty")]
+    pub usage: ModelUsage,
+    /// What the guard rails refused during the job, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guard_rail_refusals: Vec<GuardRailRefusal>,
+    /// True when the job has ended but its work folder could not be removed yet; the harness
+    /// removes it at its next start at the latest. A job is reported ended only after its folder
+    /// is gone or this is set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleanup_pending: bool,
 }
 
 impl JobView {
@@ -151,6 +216,9 @@ impl JobView {
             result: None,
             failure: None,
             validation: None,
+            usage: ModelUsage::default(),
+            guard_rail_refusals: Vec::new(),
+            cleanup_pending: false,
         }
     }
 
