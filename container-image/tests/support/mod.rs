@@ -205,6 +205,8 @@ pub enum Reply {
     Tools(Vec<(&'static str, Value)>),
     /// Plain text and no tool call.
     Text(&'static str),
+    /// Text and tool calls in one answer.
+    Said(&'static str, Vec<(&'static str, Value)>),
     /// Never answer (the connection stays open until the server is dropped).
     Hang,
     /// Answer with this HTTP status and, if given, a `Retry-After` header (no reply consumed: the
@@ -478,6 +480,7 @@ async fn answer_model(
     let (text, calls) = match reply {
         Reply::Text(text) => (Some(text), Vec::new()),
         Reply::Tools(calls) => (None, calls),
+        Reply::Said(text, calls) => (Some(text), calls),
         Reply::Hang | Reply::Status(..) => unreachable!(),
     };
     if wants_stream {
@@ -654,6 +657,11 @@ pub struct TestRepo {
 
 impl TestRepo {
     pub fn create() -> Self {
+        Self::create_with(&[])
+    }
+
+    /// A test repository whose first commit also holds `files` (`(path, content)`).
+    pub fn create_with(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let origin = dir.path().join("origin.git");
         git(
@@ -670,6 +678,11 @@ impl TestRepo {
             "on: push\njobs: {}\n",
         )
         .unwrap();
+        for (path, content) in files {
+            let path = seed.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
         git(&seed, &["init", "--quiet", "-b", "main"]);
         git(&seed, &["add", "--all"]);
         git(&seed, &["commit", "--quiet", "-m", "Initial commit"]);
@@ -728,4 +741,20 @@ pub fn coding_job(id: &str, repo: &TestRepo, model: &ScriptedModel) -> Value {
         "pullRequest": { "title": "Add NOTES.md", "body": "Adds a notes file." },
         "forge": { "kind": "local", "bareRepoPath": repo.origin.to_str().unwrap() }
     })
+}
+
+/// An explore job (read-only, no pull request) against `repo`, talking to `model`.
+pub fn explore_job(id: &str, repo: &TestRepo, model: &ScriptedModel) -> Value {
+    let mut job = coding_job(id, repo, model);
+    job["mode"] = json!("explore");
+    job.as_object_mut().unwrap().remove("pullRequest");
+    job
+}
+
+/// The transcript's entries.
+pub fn entries(transcript: &Value) -> Vec<Value> {
+    transcript["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
