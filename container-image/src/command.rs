@@ -42,6 +42,46 @@ impl ChildEnvironment {
         self.variables.push((name.to_owned(), value.into()));
         self
     }
+
+    /// Adds every variable of `variables` (later ones win), e.g. the runner's toolchain allowlist
+    /// (`domain::toolchain_env`) and the job's cache folders.
+    pub fn with_all<'a>(self, variables: impl IntoIterator<Item = &'a (String, String)>) -> Self {
+        variables
+            .into_iter()
+            .fold(self, |environment, (name, value)| {
+                environment.with(name, value.clone())
+            })
+    }
+
+    /// The value of one variable, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.variables
+            .iter()
+            .find(|(existing, _)| existing == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// The shell that runs validation and agent commands: `bash` when the machine has it (repositories'
+/// scripts and the commands models write assume bash: `set -o pipefail`, `[[ ]]`, arrays), `sh`
+/// otherwise. Looked up once, in the harness's `PATH` and the usual places.
+pub fn shell_program() -> &'static str {
+    static SHELL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SHELL.get_or_init(|| {
+        let path = std::env::var("PATH").unwrap_or_default();
+        path.split(':')
+            .filter(|directory| !directory.is_empty())
+            .chain(["/bin", "/usr/bin", "/usr/local/bin"])
+            .map(|directory| Path::new(directory).join("bash"))
+            .find(|candidate| {
+                use std::os::unix::fs::PermissionsExt;
+                candidate.metadata().is_ok_and(|metadata| {
+                    metadata.is_file() && metadata.permissions().mode() & 0o111 != 0
+                })
+            })
+            .map(|bash| bash.display().to_string())
+            .unwrap_or_else(|| "sh".to_owned())
+    })
 }
 
 /// One command to run.
@@ -70,13 +110,14 @@ impl CommandSpec {
         }
     }
 
-    /// A shell command line, run with `sh -c`, stderr merged into stdout.
+    /// A shell command line, run with `bash -c` (or `sh -c` where there is no bash, see
+    /// [`shell_program`]), stderr merged into stdout.
     pub fn shell(
         command_line: &str,
         working_directory: &Path,
         environment: ChildEnvironment,
     ) -> Self {
-        let mut spec = CommandSpec::new("sh", working_directory, environment);
+        let mut spec = CommandSpec::new(shell_program(), working_directory, environment);
         // `exec 2>&1` first so the whole script writes one interleaved stream, as in a terminal.
         spec.args = vec!["-c".to_owned(), format!("exec 2>&1\n{command_line}")];
         spec.merge_stderr_into_stdout = true;

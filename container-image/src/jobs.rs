@@ -8,6 +8,7 @@ use std::time::Duration;
 use domain::harness::Redactor;
 use domain::job::{
     FailureKind, Job, JobFailure, JobId, JobPhase, JobState, JobView, Transcript, TranscriptEntry,
+    truthful_failure,
 };
 use tokio::sync::watch;
 
@@ -102,7 +103,8 @@ impl JobHandle {
         }
     }
 
-    fn touch_heartbeat(&self) {
+    /// Moves the heartbeat without writing the record (a streamed answer calls this per chunk).
+    pub fn touch_heartbeat(&self) {
         let mut record = self.lock();
         record.view.heartbeat_at_ms = now_ms();
     }
@@ -166,6 +168,9 @@ pub struct Shared {
     pub http: reqwest::Client,
     /// Redacted from every job's output too, in case an agent ever finds it.
     pub harness_secret: Option<String>,
+    /// The runner's toolchain variables (`domain::toolchain_env`), resolved once at start and given
+    /// to every agent and validation command.
+    pub toolchain_environment: Arc<Vec<(String, String)>>,
 }
 
 pub struct JobRegistry {
@@ -311,16 +316,47 @@ async fn drive(handle: Arc<JobHandle>, job: Job, shared: Shared) {
         outcome = pipeline::run(&job, &handle, &shared) => outcome,
         () = beat(&handle) => unreachable!("the heartbeat never ends"),
     };
+    // The work folder goes first: a job is reported ended only once nothing of it is left on disk
+    // (or the view says the cleanup is pending), so a harness stopped right after a job ends leaves
+    // nothing behind.
+    let cleanup_pending = match remove_work_dir(&work_dir).await {
+        Ok(()) => false,
+        Err(error) => {
+            tracing::error!(job = %job.id, %error, path = %work_dir.display(), "cannot remove the job's work folder; the next start removes it");
+            true
+        }
+    };
     let now = now_ms();
     match outcome {
-        Ok(result) => handle.update(|record| record.view.succeed(result, now)),
+        Ok(result) => handle.update(|record| {
+            record.view.cleanup_pending = cleanup_pending;
+            record.view.succeed(result, now)
+        }),
         Err(failure) => {
+            let failure = truthful_failure(failure, &handle.view().guard_rail_refusals);
             let detail = handle.redactor.redact(&failure.detail);
-            tracing::warn!(job = %job.id, kind = ?failure.kind, %detail, "job failed");
-            handle.update(|record| record.view.fail(failure.kind, detail, now));
+            tracing::warn!(job = %job.id, kind = failure.kind.name(), %detail, "job failed");
+            handle.update(|record| {
+                record.view.cleanup_pending = cleanup_pending;
+                record.view.fail(failure.kind, detail, now)
+            });
         }
     }
     tracing::info!(job = %job.id, state = ?handle.view().state, "job ended");
-    let _ = tokio::fs::remove_dir_all(&work_dir).await;
     handle.ended.send_replace(true);
+}
+
+/// Removes a job's work folder, trying a few times: a process that is still being reaped can hold
+/// a file open for a moment. A folder that is already gone is fine.
+async fn remove_work_dir(work_dir: &std::path::Path) -> std::io::Result<()> {
+    let mut last_error = None;
+    for attempt in 0..3u64 {
+        match tokio::fs::remove_dir_all(work_dir).await {
+            Ok(()) => return Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => last_error = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("cannot remove the work folder")))
 }

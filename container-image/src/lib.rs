@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod command;
+pub mod fingerprint;
 pub mod forge;
 pub mod git;
 pub mod jobs;

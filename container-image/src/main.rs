@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,8 +13,17 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "cat-harness", version, about = "cat-factory's runner harness")]
 struct Cli {
+    /// Log lines as text (colours only when stderr is a terminal) or as one JSON object per line.
+    #[arg(long, env = "HARNESS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -27,6 +37,11 @@ enum Command {
         /// Defaults to $XDG_STATE_HOME/cat-harness (or ~/.local/state/cat-harness).
         #[arg(long, env = "HARNESS_STATE_DIR")]
         state_dir: Option<PathBuf>,
+        /// The toolchain variables passed from this process's environment to agent and validation
+        /// commands, comma-separated; replaces the default list (see docs/jobs.md). Names that look
+        /// like credentials are refused.
+        #[arg(long, env = "HARNESS_TOOLCHAIN_ENV")]
+        toolchain_env: Option<String>,
     },
 }
 
@@ -42,15 +57,27 @@ fn default_state_dir() -> PathBuf {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        // Colour codes only for a person at a terminal: in a file or a log collector they are noise.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
     match cli.command {
-        Command::Serve { listen, state_dir } => match serve(listen, state_dir).await {
+        Command::Serve {
+            listen,
+            state_dir,
+            toolchain_env,
+        } => match serve(listen, state_dir, toolchain_env).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(problem) => {
                 tracing::error!("cat-harness serve failed: {problem}");
@@ -60,7 +87,44 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(listen: SocketAddr, state_dir: Option<PathBuf>) -> Result<(), String> {
+/// Resolves the runner's toolchain allowlist against this process's environment.
+fn toolchain_environment(configured: Option<String>) -> Result<Vec<(String, String)>, String> {
+    use domain::toolchain_env::{
+        DEFAULT_TOOLCHAIN_VARIABLES, parse_allowlist, resolve_toolchain_environment,
+    };
+    let allowlist = match configured {
+        Some(text) => parse_allowlist(&text)
+            .map_err(|problem| format!("--toolchain-env / HARNESS_TOOLCHAIN_ENV: {problem}"))?,
+        None => DEFAULT_TOOLCHAIN_VARIABLES
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect(),
+    };
+    let home = std::env::var("HOME").ok();
+    let resolved = resolve_toolchain_environment(
+        &allowlist,
+        |name| std::env::var(name).ok(),
+        home.as_deref(),
+        |path| std::path::Path::new(path).is_dir(),
+    );
+    for (name, reason) in &resolved.dropped {
+        tracing::warn!(variable = %name, %reason, "toolchain variable not passed to commands");
+    }
+    let names: Vec<&str> = resolved
+        .variables
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    tracing::info!(variables = ?names, "toolchain variables passed to commands");
+    Ok(resolved.variables)
+}
+
+async fn serve(
+    listen: SocketAddr,
+    state_dir: Option<PathBuf>,
+    toolchain_env: Option<String>,
+) -> Result<(), String> {
+    let toolchain_environment = toolchain_environment(toolchain_env)?;
     // Agent commands run as this user. Without this, they could read the harness's memory and its
     // environment (the shared secret, every job's tokens) through /proc/<pid>/{mem,environ}.
     if let Err(error) =
@@ -98,6 +162,7 @@ async fn serve(listen: SocketAddr, state_dir: Option<PathBuf>) -> Result<(), Str
         store: Arc::new(store),
         http,
         harness_secret: shared_secret.clone(),
+        toolchain_environment: Arc::new(toolchain_environment),
     }));
     let state = AppState {
         registry,

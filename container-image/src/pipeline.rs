@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use domain::harness::{DiffStat, truncate_middle};
 use domain::job::{
-    CommandOutcome, FailureKind, Job, JobFailure, JobMode, JobPhase, JobResult, TranscriptEntry,
-    ValidationReport, ValidationRound, is_protected_path,
+    CommandOutcome, FailureKind, Job, JobFailure, JobMode, JobPhase, JobResult, RepairRoundEnd,
+    TranscriptEntry, ValidationNext, ValidationReport, ValidationRound, after_repair_round,
+    after_validation_round, guard_rail_refusals_in_diff,
 };
+use domain::toolchain_env::job_cache_environment;
 
-use crate::agent::Agent;
+use crate::agent::{Agent, Round, TurnEnd};
 use crate::command::ChildEnvironment;
+use crate::fingerprint::working_tree_fingerprint;
 use crate::forge::{Forge, JobForge, PullRequestDraft};
 use crate::git::{self, Checkout, Scratch};
 use crate::jobs::{JobHandle, Shared};
@@ -39,7 +42,10 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
         home: work_dir.join("home"),
         tmp: work_dir.join("tmp"),
     };
-    for directory in [&scratch.home, &scratch.tmp] {
+    // Caches (cargo, go, npm, pip, XDG) live in the job's folder: writable, shared by every command
+    // of the job, and gone with it.
+    let cache_dir = work_dir.join("cache");
+    for directory in [&scratch.home, &scratch.tmp, &cache_dir] {
         tokio::fs::create_dir_all(directory)
             .await
             .map_err(internal("cannot create the job's scratch directory"))?;
@@ -92,7 +98,9 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
 
     handle.set_phase(JobPhase::Agent);
     let command_timeout = Duration::from_secs(job.limits.command_timeout_seconds);
-    let agent_environment = ChildEnvironment::minimal(&scratch.home, &scratch.tmp);
+    let agent_environment = ChildEnvironment::minimal(&scratch.home, &scratch.tmp)
+        .with_all(shared.toolchain_environment.iter())
+        .with_all(job_cache_environment(&cache_dir.display().to_string()).iter());
     let sub_directory = job.repo.sub_directory.as_ref().map(|sub| sub.as_str());
     let can_write = job.mode == JobMode::Coding;
     let workspace = Workspace::new(
@@ -108,21 +116,30 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
         job.llm.clone(),
         job.model.clone(),
         handle.redactor.clone(),
+        &job.limits,
     );
+    let output_schema = match job.mode {
+        JobMode::Explore => job.output_schema.clone(),
+        JobMode::Coding => None,
+    };
     let mut agent = Agent::new(
         handle,
         model,
         workspace,
         job.system_prompt.clone(),
         tools::tool_specs(can_write),
-        job.limits.max_agent_steps,
-        Duration::from_secs(job.limits.stall_timeout_seconds),
+        &job.limits,
+        output_schema,
     );
-    let mut summary = agent.run(opening_message(job)).await?;
+    let (mut summary, output) = match agent.run(opening_message(job), Round::Opening).await? {
+        TurnEnd::Finished { summary, output } => (summary, output),
+        TurnEnd::AnsweredInProse(text) => (text, None),
+    };
 
     if job.mode == JobMode::Explore {
         return Ok(JobResult {
             summary: Some(handle.redactor.redact(&summary)),
+            output: output.map(|output| handle.redactor.redact_json(&output)),
             ..JobResult::default()
         });
     }
@@ -143,34 +160,43 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
                 command_timeout,
             )
             .await;
-            report.rounds.push(round.clone());
+            report.rounds.push(round);
             let rounds = report.rounds.len() as u32;
             let report_so_far = report.clone();
             handle.update(|record| {
                 record.view.validation = Some(report_so_far);
                 record.view.progress.validation_rounds = rounds;
             });
-            if round.passed() {
-                break;
-            }
-            let repairs_used = rounds - 1;
-            if repairs_used >= job.validation.max_repair_rounds {
-                return Err(failure(
-                    FailureKind::ValidationFailed,
-                    format!(
-                        "validation stayed red after {repairs_used} repair round(s) \
-                         (validation.maxRepairRounds); nothing was pushed. {}",
-                        first_failure(&round)
-                    ),
-                ));
-            }
-            let feedback = validation_feedback(&round);
+            let feedback = match after_validation_round(&report, job.validation.max_repair_rounds) {
+                ValidationNext::Proceed => break,
+                ValidationNext::Fail(failure) => return Err(failure),
+                ValidationNext::Repair { feedback } => feedback,
+            };
             handle.append_transcript(TranscriptEntry::HarnessNote {
                 step: handle.view().progress.agent_steps,
                 text: feedback.clone(),
             });
             handle.set_phase(JobPhase::Agent);
-            summary = agent.run(feedback).await?;
+            // Whether the round changed anything is judged on the checkout, not on what the agent
+            // says: "Done" after no edit cannot turn red checks green.
+            let before = working_tree_fingerprint(&checkout_path, &scratch)
+                .await
+                .map_err(|problem| failure(FailureKind::Internal, problem))?;
+            let end = match agent.run(feedback, Round::Repair).await? {
+                TurnEnd::Finished {
+                    summary: repaired, ..
+                } => {
+                    summary = repaired;
+                    RepairRoundEnd::Finished
+                }
+                TurnEnd::AnsweredInProse(text) => RepairRoundEnd::AnsweredInProse(text),
+            };
+            let after = working_tree_fingerprint(&checkout_path, &scratch)
+                .await
+                .map_err(|problem| failure(FailureKind::Internal, problem))?;
+            if let Some(failure) = after_repair_round(&report, &end, before != after) {
+                return Err(failure);
+            }
         }
     }
     drop(agent);
@@ -191,22 +217,23 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
             format!("the agent finished without changing any file. Its summary: {summary}"),
         ));
     }
-    let protected: Vec<&String> = changed
-        .iter()
-        .filter(|path| is_protected_path(path))
-        .collect();
-    if !protected.is_empty() {
-        return Err(failure(
-            FailureKind::Rejected,
-            format!(
-                "the change touches workflow files, which the harness never commits or pushes: {}",
-                protected
-                    .iter()
-                    .map(|path| path.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
+    let refusals = guard_rail_refusals_in_diff(&changed);
+    if let Some(first) = refusals.first() {
+        let detail = format!(
+            "the change was refused by the final diff check: {}",
+            refusals
+                .iter()
+                .map(|refusal| refusal.describe())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let first = first.clone();
+        handle.append_transcript(TranscriptEntry::HarnessNote {
+            step: handle.view().progress.agent_steps,
+            text: format!("{}.", first.describe()),
+        });
+        handle.update(|record| record.view.guard_rail_refusals.extend(refusals));
+        return Err(failure(FailureKind::Rejected, detail));
     }
     let pull_request = job.pull_request.clone().unwrap_or_default();
     let commit_message = format!(
@@ -276,6 +303,7 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
         branch: Some(branch),
         commit: Some(commit),
         pull_request: Some(pull_request),
+        output: None,
     })
 }
 
@@ -350,46 +378,4 @@ async fn validate(
         }
     }
     ValidationRound { commands }
-}
-
-fn describe_outcome(outcome: &CommandOutcome) -> String {
-    if outcome.timed_out {
-        "timed out".to_owned()
-    } else {
-        match outcome.exit_code {
-            Some(code) => format!("exited with {code}"),
-            None => "was killed".to_owned(),
-        }
-    }
-}
-
-fn first_failure(round: &ValidationRound) -> String {
-    round
-        .commands
-        .iter()
-        .find(|outcome| !outcome.passed())
-        .map(|outcome| {
-            format!(
-                "`{}` {}: {}",
-                outcome.command,
-                describe_outcome(outcome),
-                truncate_middle(outcome.output.trim(), 1000)
-            )
-        })
-        .unwrap_or_default()
-}
-
-fn validation_feedback(round: &ValidationRound) -> String {
-    let mut feedback = "The validation checks failed, so nothing was committed. Fix the problem \
-                        with the tools, then call finish again.\n"
-        .to_owned();
-    for outcome in &round.commands {
-        feedback.push_str(&format!(
-            "\n$ {}\n({})\n{}\n",
-            outcome.command,
-            describe_outcome(outcome),
-            outcome.output.trim_end()
-        ));
-    }
-    feedback
 }

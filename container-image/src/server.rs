@@ -158,15 +158,9 @@ fn parse_job(body: &[u8]) -> Result<Job, ApiError> {
         }
     })?;
     let problems = job.problems();
-    if let Some(first) = problems.first() {
-        return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            format!(
-                "The job is invalid: {} {} (details.problems lists every problem).",
-                first.field, first.problem
-            ),
-        )
-        .with_details(json!({ "problems": problems })));
+    if !problems.is_empty() {
+        // The platform's one `validation_failed` shape: `details.fields[{field, message}]`.
+        return Err(ApiError::invalid_fields(problems));
     }
     Ok(job)
 }

@@ -71,7 +71,7 @@ pub fn tool_specs(can_write: bool) -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "run_command".to_owned(),
-            description: "Run a shell command in the repository (sh -c). Output is truncated; the command is killed after its timeout.".to_owned(),
+            description: "Run a shell command in the repository (bash -c; sh -c where bash is missing). Output is truncated; the command is killed after its timeout.".to_owned(),
             parameters: json!({ "type": "object", "properties": {
                 "command": { "type": "string" },
                 "timeout_seconds": { "type": "integer", "minimum": 1 } }, "required": ["command"] }),

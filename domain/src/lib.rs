@@ -14,12 +14,14 @@ pub mod gateway;
 pub mod harness;
 pub mod ids;
 pub mod job;
+pub mod json_schema;
 pub mod llm;
 pub mod pipeline;
 pub mod prompt;
 pub mod run;
 pub mod spend;
 pub mod stream;
+pub mod toolchain_env;
 
 /// The version every component reports, taken from the workspace's package version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

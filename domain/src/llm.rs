@@ -5,6 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod retry;
+pub mod stream;
+
 /// A tool the model may call, with a JSON Schema for its arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
@@ -39,11 +42,24 @@ pub enum ConversationMessage {
     },
 }
 
+/// Tokens one call used, as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+}
+
 /// What the model answered in one turn.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelReply {
     pub text: Option<String>,
     pub tool_calls: Vec<ToolCall>,
+    /// What the call cost, when the provider said.
+    #[serde(default)]
+    pub usage: Option<TokenUsage>,
+    /// The model that answered, when the provider said.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 impl ModelReply {
@@ -71,6 +87,25 @@ pub mod openai {
         pub tools: Vec<ChatTool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub tool_choice: Option<String>,
+        /// Ask for server-sent events instead of one JSON body.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub stream: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub stream_options: Option<StreamOptions>,
+    }
+
+    /// `include_usage` makes the last streamed chunk carry the token usage.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct StreamOptions {
+        pub include_usage: bool,
+    }
+
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Usage {
+        #[serde(default)]
+        pub prompt_tokens: Option<u64>,
+        #[serde(default)]
+        pub completion_tokens: Option<u64>,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +158,10 @@ pub mod openai {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct ChatResponse {
         pub choices: Vec<ChatChoice>,
+        #[serde(default)]
+        pub usage: Option<Usage>,
+        #[serde(default)]
+        pub model: Option<String>,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,11 +237,29 @@ pub fn openai_request(
             })
             .collect(),
         tool_choice: (!tools.is_empty()).then(|| "auto".to_owned()),
+        stream: false,
+        stream_options: None,
+    }
+}
+
+impl openai::ChatRequest {
+    /// The same request, answered as a stream that ends with the usage.
+    pub fn streamed(mut self) -> Self {
+        self.stream = true;
+        self.stream_options = Some(openai::StreamOptions {
+            include_usage: true,
+        });
+        self
     }
 }
 
 /// Reads the first choice of a chat-completions response.
 pub fn openai_reply(response: openai::ChatResponse) -> Result<ModelReply, String> {
+    let usage = response.usage.map(|usage| TokenUsage {
+        input_tokens: usage.prompt_tokens,
+        output_tokens: usage.completion_tokens,
+    });
+    let model = response.model;
     let choice = response
         .choices
         .into_iter()
@@ -221,10 +278,12 @@ pub fn openai_reply(response: openai::ChatResponse) -> Result<ModelReply, String
     Ok(ModelReply {
         text: choice.message.content.filter(|text| !text.is_empty()),
         tool_calls,
+        usage,
+        model,
     })
 }
 
-fn parse_arguments(raw: &str) -> Value {
+pub(crate) fn parse_arguments(raw: &str) -> Value {
     if raw.trim().is_empty() {
         return Value::Object(Default::default());
     }
@@ -248,6 +307,8 @@ pub mod anthropic {
         pub messages: Vec<Message>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub tools: Vec<Tool>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub stream: bool,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +351,18 @@ pub mod anthropic {
         pub content: Vec<ContentBlock>,
         #[serde(default)]
         pub stop_reason: Option<String>,
+        #[serde(default)]
+        pub usage: Option<Usage>,
+        #[serde(default)]
+        pub model: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Usage {
+        #[serde(default)]
+        pub input_tokens: Option<u64>,
+        #[serde(default)]
+        pub output_tokens: Option<u64>,
     }
 }
 
@@ -358,6 +431,7 @@ pub fn anthropic_request(
                 input_schema: tool.parameters.clone(),
             })
             .collect(),
+        stream: false,
     }
 }
 
@@ -378,6 +452,11 @@ pub fn anthropic_reply(response: anthropic::MessagesResponse) -> ModelReply {
     ModelReply {
         text: (!texts.is_empty()).then(|| texts.join("\n")),
         tool_calls,
+        usage: response.usage.map(|usage| TokenUsage {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+        }),
+        model: response.model,
     }
 }
 
@@ -466,7 +545,11 @@ mod tests {
 
     #[test]
     fn openai_reply_without_choices_is_an_error() {
-        let response = openai::ChatResponse { choices: vec![] };
+        let response = openai::ChatResponse {
+            choices: vec![],
+            usage: None,
+            model: None,
+        };
         assert!(openai_reply(response).is_err());
     }
 

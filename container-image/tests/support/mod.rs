@@ -205,8 +205,13 @@ pub enum Reply {
     Tools(Vec<(&'static str, Value)>),
     /// Plain text and no tool call.
     Text(&'static str),
+    /// Text and tool calls in one answer.
+    Said(&'static str, Vec<(&'static str, Value)>),
     /// Never answer (the connection stays open until the server is dropped).
     Hang,
+    /// Answer with this HTTP status and, if given, a `Retry-After` header (no reply consumed: the
+    /// client is expected to retry and get the next scripted reply).
+    Status(u16, Option<&'static str>),
 }
 
 pub fn tool(name: &'static str, arguments: Value) -> Reply {
@@ -264,12 +269,166 @@ impl Drop for ScriptedModel {
     }
 }
 
+/// Token usage the scripted model reports: deterministic, so tests can check the view's ledger.
+pub const SCRIPTED_OUTPUT_TOKENS: u64 = 7;
+
+/// Input tokens the scripted model reports for a request: 100 per message it was sent.
+pub fn scripted_input_tokens(body: &Value) -> u64 {
+    100 * body["messages"].as_array().map_or(0, Vec::len) as u64
+}
+
+/// The answer as one JSON body.
+fn plain_answer(
+    anthropic: bool,
+    call_number: u32,
+    text: Option<&str>,
+    calls: &[(&'static str, Value)],
+    input_tokens: u64,
+) -> Value {
+    if anthropic {
+        let mut content: Vec<Value> = text
+            .iter()
+            .map(|text| json!({ "type": "text", "text": text }))
+            .collect();
+        for (index, (name, arguments)) in calls.iter().enumerate() {
+            content.push(
+                json!({ "type": "tool_use", "id": format!("toolu_{call_number}_{index}"),
+                                 "name": name, "input": arguments }),
+            );
+        }
+        json!({ "content": content, "stop_reason": "tool_use", "model": "scripted-model-1",
+                "usage": { "input_tokens": input_tokens, "output_tokens": SCRIPTED_OUTPUT_TOKENS } })
+    } else {
+        let tool_calls: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(index, (name, arguments))| {
+                json!({ "id": format!("call_{call_number}_{index}"), "type": "function",
+                        "function": { "name": name, "arguments": arguments.to_string() } })
+            })
+            .collect();
+        json!({ "choices": [{ "message": { "role": "assistant", "content": text,
+                                           "tool_calls": tool_calls },
+                              "finish_reason": "tool_calls" }],
+                "model": "scripted-model-1",
+                "usage": { "prompt_tokens": input_tokens, "completion_tokens": SCRIPTED_OUTPUT_TOKENS } })
+    }
+}
+
+/// Splits a text into pieces of at most `size` characters (streams deliver text in fragments).
+fn pieces(text: &str, size: usize) -> Vec<String> {
+    let characters: Vec<char> = text.chars().collect();
+    characters
+        .chunks(size)
+        .map(|chunk| chunk.iter().collect())
+        .collect()
+}
+
+/// The same answer as server-sent events, text and tool arguments cut into fragments.
+fn streamed_answer(
+    anthropic: bool,
+    call_number: u32,
+    text: Option<&str>,
+    calls: &[(&'static str, Value)],
+    input_tokens: u64,
+) -> Vec<String> {
+    let mut events = Vec::new();
+    if anthropic {
+        let mut push = |name: &str, data: Value| {
+            events.push(format!("event: {name}\ndata: {data}\n\n"));
+        };
+        push(
+            "message_start",
+            json!({ "type": "message_start", "message": {
+            "model": "scripted-model-1", "content": [],
+            "usage": { "input_tokens": input_tokens, "output_tokens": 1 } } }),
+        );
+        let mut index = 0;
+        if let Some(text) = text {
+            push(
+                "content_block_start",
+                json!({ "type": "content_block_start", "index": index,
+                "content_block": { "type": "text", "text": "" } }),
+            );
+            push("ping", json!({ "type": "ping" }));
+            for piece in pieces(text, 3) {
+                push(
+                    "content_block_delta",
+                    json!({ "type": "content_block_delta", "index": index,
+                    "delta": { "type": "text_delta", "text": piece } }),
+                );
+            }
+            push(
+                "content_block_stop",
+                json!({ "type": "content_block_stop", "index": index }),
+            );
+            index += 1;
+        }
+        for (call_index, (name, arguments)) in calls.iter().enumerate() {
+            push(
+                "content_block_start",
+                json!({ "type": "content_block_start", "index": index,
+                "content_block": { "type": "tool_use", "id": format!("toolu_{call_number}_{call_index}"),
+                                   "name": name, "input": {} } }),
+            );
+            for piece in pieces(&arguments.to_string(), 5) {
+                push(
+                    "content_block_delta",
+                    json!({ "type": "content_block_delta", "index": index,
+                    "delta": { "type": "input_json_delta", "partial_json": piece } }),
+                );
+            }
+            push(
+                "content_block_stop",
+                json!({ "type": "content_block_stop", "index": index }),
+            );
+            index += 1;
+        }
+        push(
+            "message_delta",
+            json!({ "type": "message_delta",
+            "delta": { "stop_reason": "tool_use" }, "usage": { "output_tokens": SCRIPTED_OUTPUT_TOKENS } }),
+        );
+        push("message_stop", json!({ "type": "message_stop" }));
+    } else {
+        let mut push = |data: Value| events.push(format!("data: {data}\n\n"));
+        push(
+            json!({ "model": "scripted-model-1", "choices": [{ "index": 0,
+            "delta": { "role": "assistant", "content": "" } }] }),
+        );
+        for piece in text.map(|text| pieces(text, 3)).unwrap_or_default() {
+            push(json!({ "choices": [{ "index": 0, "delta": { "content": piece } }] }));
+        }
+        for (call_index, (name, arguments)) in calls.iter().enumerate() {
+            push(
+                json!({ "choices": [{ "index": 0, "delta": { "tool_calls": [{ "index": call_index,
+                "id": format!("call_{call_number}_{call_index}"), "type": "function",
+                "function": { "name": name, "arguments": "" } }] } }] }),
+            );
+            for piece in pieces(&arguments.to_string(), 5) {
+                push(
+                    json!({ "choices": [{ "index": 0, "delta": { "tool_calls": [{
+                    "index": call_index, "function": { "arguments": piece } }] } }] }),
+                );
+            }
+        }
+        push(json!({ "choices": [{ "index": 0, "delta": {}, "finish_reason": "tool_calls" }] }));
+        push(
+            json!({ "choices": [], "usage": { "prompt_tokens": input_tokens,
+                                               "completion_tokens": SCRIPTED_OUTPUT_TOKENS } }),
+        );
+        events.push("data: [DONE]\n\n".to_owned());
+    }
+    events
+}
+
 async fn answer_model(
     State(state): State<Arc<ModelState>>,
     UrlPath(endpoint): UrlPath<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> (StatusCode, axum::Json<Value>) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let header = |name: &str| {
         headers
@@ -277,6 +436,8 @@ async fn answer_model(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let wants_stream = body["stream"] == json!(true);
+    let input_tokens = scripted_input_tokens(&body);
     state.requests.lock().unwrap().push(RecordedModelRequest {
         path: format!("/v1/{endpoint}"),
         authorization: header("authorization"),
@@ -296,42 +457,53 @@ async fn answer_model(
             return (
                 StatusCode::BAD_REQUEST,
                 axum::Json(json!({ "error": "the script has no more replies" })),
-            );
+            )
+                .into_response();
         }
         Some(Reply::Hang) => std::future::pending().await,
+        Some(Reply::Status(status, retry_after)) => {
+            let status = StatusCode::from_u16(status).unwrap();
+            let mut response = (
+                status,
+                axum::Json(json!({ "error": { "message": format!("scripted {status}") } })),
+            )
+                .into_response();
+            if let Some(retry_after) = retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", retry_after.parse().unwrap());
+            }
+            return response;
+        }
         Some(reply) => reply,
     };
     let (text, calls) = match reply {
         Reply::Text(text) => (Some(text), Vec::new()),
         Reply::Tools(calls) => (None, calls),
-        Reply::Hang => unreachable!(),
+        Reply::Said(text, calls) => (Some(text), calls),
+        Reply::Hang | Reply::Status(..) => unreachable!(),
     };
-    let body = if anthropic {
-        let mut content: Vec<Value> = text
-            .iter()
-            .map(|text| json!({ "type": "text", "text": text }))
-            .collect();
-        for (index, (name, arguments)) in calls.iter().enumerate() {
-            content.push(
-                json!({ "type": "tool_use", "id": format!("toolu_{call_number}_{index}"),
-                                 "name": name, "input": arguments }),
-            );
-        }
-        json!({ "content": content, "stop_reason": "tool_use" })
-    } else {
-        let tool_calls: Vec<Value> = calls
-            .iter()
-            .enumerate()
-            .map(|(index, (name, arguments))| {
-                json!({ "id": format!("call_{call_number}_{index}"), "type": "function",
-                        "function": { "name": name, "arguments": arguments.to_string() } })
-            })
-            .collect();
-        json!({ "choices": [{ "message": { "role": "assistant", "content": text,
-                                           "tool_calls": tool_calls },
-                              "finish_reason": "tool_calls" }] })
-    };
-    (StatusCode::OK, axum::Json(body))
+    if wants_stream {
+        let events = streamed_answer(anthropic, call_number, text, &calls, input_tokens);
+        let stream = futures_util::stream::iter(
+            events
+                .into_iter()
+                .map(|event| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(event))),
+        );
+        return (
+            [("content-type", "text/event-stream")],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response();
+    }
+    axum::Json(plain_answer(
+        anthropic,
+        call_number,
+        text,
+        &calls,
+        input_tokens,
+    ))
+    .into_response()
 }
 
 impl ScriptedModel {
@@ -485,6 +657,11 @@ pub struct TestRepo {
 
 impl TestRepo {
     pub fn create() -> Self {
+        Self::create_with(&[])
+    }
+
+    /// A test repository whose first commit also holds `files` (`(path, content)`).
+    pub fn create_with(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let origin = dir.path().join("origin.git");
         git(
@@ -501,6 +678,11 @@ impl TestRepo {
             "on: push\njobs: {}\n",
         )
         .unwrap();
+        for (path, content) in files {
+            let path = seed.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
         git(&seed, &["init", "--quiet", "-b", "main"]);
         git(&seed, &["add", "--all"]);
         git(&seed, &["commit", "--quiet", "-m", "Initial commit"]);
@@ -559,4 +741,20 @@ pub fn coding_job(id: &str, repo: &TestRepo, model: &ScriptedModel) -> Value {
         "pullRequest": { "title": "Add NOTES.md", "body": "Adds a notes file." },
         "forge": { "kind": "local", "bareRepoPath": repo.origin.to_str().unwrap() }
     })
+}
+
+/// An explore job (read-only, no pull request) against `repo`, talking to `model`.
+pub fn explore_job(id: &str, repo: &TestRepo, model: &ScriptedModel) -> Value {
+    let mut job = coding_job(id, repo, model);
+    job["mode"] = json!("explore");
+    job.as_object_mut().unwrap().remove("pullRequest");
+    job
+}
+
+/// The transcript's entries.
+pub fn entries(transcript: &Value) -> Vec<Value> {
+    transcript["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
