@@ -270,6 +270,10 @@ impl Engine {
                 .reply_schema(),
             pull_request_title: (pipeline_step.surface == Surface::RunnerCoding)
                 .then(|| state.task.title.trim().to_owned()),
+            checkout_branch: state
+                .pull_request
+                .as_ref()
+                .map(|pull_request| pull_request.branch.clone()),
         }
     }
 

@@ -225,6 +225,10 @@ pub struct JobRequest {
     /// The pull request's title, for coding steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request_title: Option<String>,
+    /// The branch to check out instead of the base branch: the run's pull request branch once it
+    /// exists, so a reviewer reads the change, a tester tests it, and a coder's rework builds on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout_branch: Option<String>,
 }
 
 /// The attempt in flight.

@@ -340,6 +340,10 @@ fn the_build_pipeline_goes_from_estimate_to_merged_with_one_rework_round() {
             .user_prompt
             .contains("## Step 2 (architect) output\nRound up")
     );
+    assert_eq!(
+        coder.checkout_branch, None,
+        "no PR yet: start from the base branch"
+    );
     assert!(
         !coder.user_prompt.contains("\"decision\""),
         "coding steps cannot ask"
@@ -357,6 +361,10 @@ fn the_build_pipeline_goes_from_estimate_to_merged_with_one_rework_round() {
     );
     let reviewer = dispatched_request(&effects);
     assert_eq!(reviewer.job_id, job_id(3, 1));
+    assert_eq!(
+        reviewer.checkout_branch,
+        Some(format!("cat/{}", block_id()))
+    );
     assert!(
         reviewer
             .user_prompt
@@ -371,6 +379,7 @@ fn the_build_pipeline_goes_from_estimate_to_merged_with_one_rework_round() {
     );
     let rework = dispatched_request(&effects);
     assert_eq!(rework.job_id, job_id(2, 2));
+    assert_eq!(rework.checkout_branch, Some(format!("cat/{}", block_id())));
     assert!(rework.user_prompt.contains(
         "## Review to address (rated 0.40; 0.70 passes)\n- [blocker] src/page.rs: Still off by one."
     ));
