@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod board;
 pub mod event;
+pub mod gateway;
 pub mod harness;
 pub mod ids;
 pub mod job;
@@ -17,6 +18,7 @@ pub mod llm;
 pub mod pipeline;
 pub mod prompt;
 pub mod run;
+pub mod spend;
 pub mod stream;
 
 /// The version every component reports, taken from the workspace's package version.
