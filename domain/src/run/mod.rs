@@ -22,6 +22,8 @@ mod summary;
 mod view;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod property_tests;
 #[cfg(test)]
 mod tests;
