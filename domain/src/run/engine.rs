@@ -85,7 +85,9 @@ impl Engine {
     // ----- small helpers -----
 
     fn emit(&mut self, event: RunEvent) {
+        self.state.events_emitted += 1;
         self.effects.push(Effect::Emit {
+            seq: self.state.events_emitted,
             at_ms: self.now,
             event,
         });
@@ -270,6 +272,10 @@ impl Engine {
                 .reply_schema(),
             pull_request_title: (pipeline_step.surface == Surface::RunnerCoding)
                 .then(|| state.task.title.trim().to_owned()),
+            checkout_branch: state
+                .pull_request
+                .as_ref()
+                .map(|pull_request| pull_request.branch.clone()),
         }
     }
 
@@ -659,7 +665,10 @@ impl Engine {
                     self.clear_wake();
                     return;
                 };
-                if wake.reason == WakeReason::ResendJob && !job.acknowledged {
+                // Until the runner has shown it knows the job, poll by posting it again: the post
+                // is idempotent, so a dispatch lost with a crash (its state stored, its effect never
+                // performed) is delivered now instead of looking like a vanished job.
+                if !job.acknowledged {
                     self.effects.push(Effect::ResendJob {
                         request: job.request,
                     });

@@ -22,6 +22,8 @@ mod summary;
 mod view;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod property_tests;
 #[cfg(test)]
 mod tests;
@@ -225,6 +227,10 @@ pub struct JobRequest {
     /// The pull request's title, for coding steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request_title: Option<String>,
+    /// The branch to check out instead of the base branch: the run's pull request branch once it
+    /// exists, so a reviewer reads the change, a tester tests it, and a coder's rework builds on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout_branch: Option<String>,
 }
 
 /// The attempt in flight.
@@ -424,6 +430,8 @@ pub struct RunState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake: Option<Wake>,
     pub approvals_opened: u32,
+    /// How many events the run has emitted; the next one gets this plus one.
+    pub events_emitted: u64,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -472,6 +480,7 @@ impl RunState {
             queued_on: setup.waiting_on,
             wake: None,
             approvals_opened: 0,
+            events_emitted: 0,
             created_at_ms: setup.created_at_ms,
             updated_at_ms: setup.created_at_ms,
             finished_at_ms: None,
@@ -608,7 +617,9 @@ impl RunInput {
     }
 }
 
-/// What the coordinator must do after it has stored the new state, in order.
+/// What the coordinator must do after it has stored the new state, in order. It stores the effects
+/// with the state and marks each one performed, so a restart performs the rest; every effect is safe
+/// to perform twice (a job post re-attaches, a poll or cancel repeats, an event has its `seq`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
@@ -617,37 +628,28 @@ impl RunInput {
 )]
 pub enum Effect {
     /// `POST /jobs` for a new attempt. Emitted once per (step, attempt).
-    DispatchJob {
-        request: JobRequest,
-    },
+    DispatchJob { request: JobRequest },
     /// `POST /jobs` again with the same id and body after the runner was unreachable: the harness
     /// answers with the job it already has, or starts it if the first post never arrived.
-    ResendJob {
-        request: JobRequest,
-    },
+    ResendJob { request: JobRequest },
     /// `GET /jobs/{id}`; feed the answer back as `job_polled`, `job_vanished` (404) or
     /// `runner_unreachable`.
-    PollJob {
-        job_id: RunJobId,
-    },
+    PollJob { job_id: RunJobId },
     /// One model call through the gateway; feed back `inline_replied` or `inline_failed` (or
     /// `budget_refused` on a 402).
-    CallModel {
-        request: JobRequest,
-    },
+    CallModel { request: JobRequest },
     /// `DELETE /jobs/{id}`, best effort; the branch stays.
-    CancelJob {
-        job_id: RunJobId,
-    },
+    CancelJob { job_id: RunJobId },
     /// Replace the coordinator's alarm.
-    SetAlarm {
-        at_ms: u64,
-    },
+    SetAlarm { at_ms: u64 },
     WriteBlockStatus {
         block_id: BlockId,
         status: BlockStatus,
     },
+    /// `seq` counts the run's events from 1 with no gaps: with the run id it is the event's
+    /// idempotency key when a restarted coordinator performs a stored effect again.
     Emit {
+        seq: u64,
         at_ms: u64,
         event: RunEvent,
     },

@@ -244,6 +244,7 @@ fn fire_timer(rng: &mut Rng, state: &RunState, now: &mut u64) -> RunInput {
 #[derive(Default)]
 struct History {
     dispatched: BTreeSet<RunJobId>,
+    last_event_seq: u64,
     transitions: u64,
 }
 
@@ -340,6 +341,15 @@ fn check_transition(
                 );
             }
             Effect::SetAlarm { at_ms } => assert!(*at_ms >= input.now_ms(), "{}", context()),
+            Effect::Emit { seq, .. } => {
+                assert_eq!(
+                    *seq,
+                    history.last_event_seq + 1,
+                    "{}: event seq gap",
+                    context()
+                );
+                history.last_event_seq = *seq;
+            }
             _ => {}
         }
     }

@@ -312,13 +312,24 @@ fn the_build_pipeline_goes_from_estimate_to_merged_with_one_rework_round() {
     // The alarm polls the job; progress is lifted into the step.
     let poll_at = run.state.alarm_at_ms().unwrap();
     assert_eq!(poll_at, run.now + 2_000);
+    // Until the runner has answered for the job, the alarm re-posts it (idempotent) instead of
+    // polling, so a dispatch lost with a crash is delivered late rather than taken for vanished.
     let effects = run.timer(poll_at);
-    assert!(effects.contains(&Effect::PollJob {
-        job_id: job_id(1, 1)
-    }));
+    let Some(Effect::ResendJob { request }) = effects.first() else {
+        panic!("expected a re-post, got {effects:?}")
+    };
+    assert_eq!(request.job_id, job_id(1, 1));
     let effects = run.polled(JobOutcome::Running);
     assert_eq!(event_names(&effects), ["run.step_progress"]);
     assert!(run.state.steps[1].activity.is_some());
+    let poll_at = run.state.alarm_at_ms().unwrap();
+    let effects = run.timer(poll_at);
+    assert_eq!(
+        effects.first(),
+        Some(&Effect::PollJob {
+            job_id: job_id(1, 1)
+        })
+    );
     let effects = run.polled(JobOutcome::Running);
     assert_eq!(
         event_names(&effects),
@@ -340,6 +351,10 @@ fn the_build_pipeline_goes_from_estimate_to_merged_with_one_rework_round() {
             .user_prompt
             .contains("## Step 2 (architect) output\nRound up")
     );
+    assert_eq!(
+        coder.checkout_branch, None,
+        "no PR yet: start from the base branch"
+    );
     assert!(
         !coder.user_prompt.contains("\"decision\""),
         "coding steps cannot ask"
@@ -357,6 +372,10 @@ fn the_build_pipeline_goes_from_estimate_to_merged_with_one_rework_round() {
     );
     let reviewer = dispatched_request(&effects);
     assert_eq!(reviewer.job_id, job_id(3, 1));
+    assert_eq!(
+        reviewer.checkout_branch,
+        Some(format!("cat/{}", block_id()))
+    );
     assert!(
         reviewer
             .user_prompt
@@ -371,6 +390,7 @@ fn the_build_pipeline_goes_from_estimate_to_merged_with_one_rework_round() {
     );
     let rework = dispatched_request(&effects);
     assert_eq!(rework.job_id, job_id(2, 2));
+    assert_eq!(rework.checkout_branch, Some(format!("cat/{}", block_id())));
     assert!(rework.user_prompt.contains(
         "## Review to address (rated 0.40; 0.70 passes)\n- [blocker] src/page.rs: Still off by one."
     ));
