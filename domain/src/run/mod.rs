@@ -113,6 +113,9 @@ pub enum StepFailureKind {
     ValidationFailed,
     Rejected,
     NoChanges,
+    /// The runner's explore job got an answer out of the job's schema, after showing the agent its
+    /// errors; unlike [`StepFailureKind::MalformedOutput`] the harness already retried it.
+    InvalidAnswer,
     PushFailed,
     PullRequestFailed,
     Cancelled,
@@ -147,6 +150,7 @@ impl From<crate::job::FailureKind> for StepFailureKind {
             FailureKind::Cancelled => StepFailureKind::Cancelled,
             FailureKind::HarnessShutdown => StepFailureKind::HarnessShutdown,
             FailureKind::Internal => StepFailureKind::Internal,
+            FailureKind::InvalidAnswer => StepFailureKind::InvalidAnswer,
         }
     }
 }

@@ -108,6 +108,7 @@ mod tests {
                 max_agent_steps: 40,
                 validation_rounds: 0,
                 last_action: Some("edit_file src/lib.rs".to_owned()),
+                ..JobProgress::default()
             },
             started_at_ms: 1,
             heartbeat_at_ms: 9,
@@ -115,6 +116,9 @@ mod tests {
             result: None,
             failure: None,
             validation: None,
+            usage: Default::default(),
+            guard_rail_refusals: Vec::new(),
+            cleanup_pending: false,
         }
     }
 
@@ -136,6 +140,7 @@ mod tests {
                 number: 3,
                 url: "http://forge/pr/3".to_owned(),
             }),
+            output: None,
         });
         let JobOutcome::Succeeded(output) =
             JobOutcomeView::from_harness(job_id.clone(), &done).outcome
