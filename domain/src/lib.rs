@@ -9,11 +9,13 @@ pub mod api;
 pub mod auth;
 pub mod board;
 pub mod event;
+pub mod gateway;
 pub mod harness;
 pub mod ids;
 pub mod job;
 pub mod json_schema;
 pub mod llm;
+pub mod spend;
 pub mod stream;
 pub mod toolchain_env;
 

@@ -1,0 +1,207 @@
+//! Gateway tokens: what one caller of the model gateway may spend, and on whose behalf.
+//!
+//! A runner, an in-worker agent step or a person's own tool reaches models only through the
+//! gateway, with a signed, short-lived token of its own audience. The token names the account
+//! whose budget pays, the workspace (and block, run, step) the spend is attributed to, and the one
+//! model it may call, so a leaked runner token can neither pick a pricier model nor outlive its step.
+//! Provider keys never leave the worker.
+
+pub mod meter;
+pub mod translate;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, Audience, TokenError};
+use crate::ids::{AccountId, BlockId, UserId, WorkspaceId};
+
+/// Gateway tokens start with this, so they are easy to recognise in a leak scan and never mistaken
+/// for a session.
+pub const GATEWAY_TOKEN_PREFIX: &str = "cf_gw_";
+
+/// How long a token minted for a person lives when they do not say.
+pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 60 * 60;
+/// The longest a token can live: a day, so a forgotten one stops working soon.
+pub const MAX_TOKEN_TTL_SECONDS: i64 = 24 * 60 * 60;
+/// The shortest: anything less would expire before a slow first answer arrives.
+pub const MIN_TOKEN_TTL_SECONDS: i64 = 60;
+
+/// The signed content of a gateway token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayClaims {
+    pub account: AccountId,
+    pub workspace: WorkspaceId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<BlockId>,
+    /// The run and step whose spend this is, for tokens minted by the run engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    /// The person a token was minted for (absent for run tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    /// The one model this token may call.
+    pub model: String,
+    /// Issued at and expires at, in seconds since the Unix epoch.
+    pub iat: i64,
+    pub exp: i64,
+    /// A unique id, recorded with the ledger rows the token paid for.
+    pub jti: String,
+}
+
+/// Signs a gateway token.
+pub fn mint(secret: &[u8], claims: &GatewayClaims) -> String {
+    format!(
+        "{GATEWAY_TOKEN_PREFIX}{}",
+        auth::sign_payload(secret, Audience::Gateway, claims)
+    )
+}
+
+/// Checks a gateway token's signature and expiry at `now` (seconds).
+pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<GatewayClaims, TokenError> {
+    let signed = token
+        .strip_prefix(GATEWAY_TOKEN_PREFIX)
+        .ok_or(TokenError::Malformed)?;
+    let claims: GatewayClaims = auth::verify_payload(secret, signed, Audience::Gateway)?;
+    if now >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
+}
+
+/// A request for a model the token was not minted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelNotAllowed {
+    pub allowed: String,
+    pub requested: String,
+}
+
+impl ModelNotAllowed {
+    pub fn message(&self) -> String {
+        format!(
+            "This gateway token may call only `{}`, not `{}`. Ask for a token for the model you need.",
+            self.allowed, self.requested
+        )
+    }
+}
+
+/// Whether the token may call `requested`. Model ids compare exactly: a provider treats
+/// `gpt-4o` and `GPT-4o` as different models, and so do prices.
+pub fn check_model(claims: &GatewayClaims, requested: &str) -> Result<(), ModelNotAllowed> {
+    if claims.model == requested {
+        Ok(())
+    } else {
+        Err(ModelNotAllowed {
+            allowed: claims.model.clone(),
+            requested: requested.to_owned(),
+        })
+    }
+}
+
+/// The lifetime of a token a person asked for: the default when they did not say, refused
+/// outside `MIN_TOKEN_TTL_SECONDS..=MAX_TOKEN_TTL_SECONDS` with a message that says the range.
+pub fn token_ttl(requested: Option<i64>) -> Result<i64, String> {
+    match requested {
+        None => Ok(DEFAULT_TOKEN_TTL_SECONDS),
+        Some(seconds) if (MIN_TOKEN_TTL_SECONDS..=MAX_TOKEN_TTL_SECONDS).contains(&seconds) => {
+            Ok(seconds)
+        }
+        Some(_) => Err(format!(
+            "`ttlSeconds` must be between {MIN_TOKEN_TTL_SECONDS} and {MAX_TOKEN_TTL_SECONDS} \
+             (one day)."
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"gateway test secret, long enough to be realistic";
+
+    fn claims() -> GatewayClaims {
+        GatewayClaims {
+            account: AccountId::from_random([1; 8]),
+            workspace: WorkspaceId::from_random([2; 8]),
+            block: Some(BlockId::from_random([3; 8])),
+            run: Some("run_0303030303030303".into()),
+            step: Some(2),
+            user: None,
+            model: "gpt-4o-mini".into(),
+            iat: 1_000,
+            exp: 2_000,
+            jti: "j-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_minted_token_verifies_until_it_expires() {
+        let token = mint(SECRET, &claims());
+        assert!(token.starts_with(GATEWAY_TOKEN_PREFIX));
+        assert_eq!(verify(SECRET, &token, 1_999), Ok(claims()));
+        assert_eq!(verify(SECRET, &token, 2_000), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn forged_or_foreign_tokens_are_refused() {
+        let token = mint(SECRET, &claims());
+        assert_eq!(
+            verify(b"another deployment's secret", &token, 1_500),
+            Err(TokenError::BadSignature)
+        );
+        // A session token signed with the same secret is not a gateway token.
+        let session = auth::sign(
+            SECRET,
+            &auth::Claims {
+                sub: "usr_0101010101010101".into(),
+                aud: Audience::Session,
+                iat: 1_000,
+                exp: 2_000,
+                generation: 0,
+                jti: "s".into(),
+                ws: None,
+            },
+        );
+        assert_eq!(
+            verify(SECRET, &format!("{GATEWAY_TOKEN_PREFIX}{session}"), 1_500),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(verify(SECRET, &session, 1_500), Err(TokenError::Malformed));
+        // Changing the model in the payload breaks the signature.
+        let (payload, signature) = token
+            .strip_prefix(GATEWAY_TOKEN_PREFIX)
+            .unwrap()
+            .split_once('.')
+            .unwrap();
+        let mut tampered = claims();
+        tampered.model = "claude-opus-4-20250514".into();
+        let tampered_payload = auth::sign_payload(SECRET, Audience::Session, &tampered);
+        let forged = format!(
+            "{GATEWAY_TOKEN_PREFIX}{}.{signature}",
+            tampered_payload.split_once('.').unwrap().0
+        );
+        assert_ne!(payload, tampered_payload.split_once('.').unwrap().0);
+        assert_eq!(
+            verify(SECRET, &forged, 1_500),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_token_calls_only_its_model() {
+        let claims = claims();
+        assert_eq!(check_model(&claims, "gpt-4o-mini"), Ok(()));
+        let refused = check_model(&claims, "gpt-4o").unwrap_err();
+        assert!(refused.message().contains("`gpt-4o-mini`"));
+        assert!(check_model(&claims, "GPT-4o-mini").is_err());
+    }
+
+    #[test]
+    fn token_lifetimes_have_a_default_and_bounds() {
+        assert_eq!(token_ttl(None), Ok(DEFAULT_TOKEN_TTL_SECONDS));
+        assert_eq!(token_ttl(Some(600)), Ok(600));
+        assert!(token_ttl(Some(59)).is_err());
+        assert!(token_ttl(Some(MAX_TOKEN_TTL_SECONDS + 1)).is_err());
+        assert!(token_ttl(Some(-5)).is_err());
+    }
+}
