@@ -1,6 +1,7 @@
 //! `scripts/bench harness`: how fast the harness turns an accepted job into its first model call, and
-//! how much memory it needs, against the scripted model and a local repository. Prints figures; the
-//! goals are ≤ 2 s (plus the clone) and ≤ 50 MB peak RSS.
+//! how much memory it needs, against the scripted model and a local repository, with the model's
+//! answers streamed (SSE, the default) and as plain JSON. Prints figures; the goals are ≤ 2 s (plus
+//! the clone) and ≤ 50 MB peak RSS.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -34,9 +35,16 @@ fn script() -> Vec<Reply> {
 }
 
 /// Runs one job to its end; returns (accepted → first model call, accepted → done).
-async fn timed_job(harness: &Harness, repo: &TestRepo, id: &str) -> (Duration, Duration) {
+async fn timed_job(
+    harness: &Harness,
+    repo: &TestRepo,
+    id: &str,
+    stream: bool,
+) -> (Duration, Duration) {
     let model = ScriptedModel::start(script()).await;
-    let (status, _) = harness.post_job(&coding_job(id, repo, &model)).await;
+    let mut job = coding_job(id, repo, &model);
+    job["llm"]["stream"] = json!(stream);
+    let (status, _) = harness.post_job(&job).await;
     let accepted = Instant::now();
     assert_eq!(status.as_u16(), 202);
     let first_call = model.wait_for_requests(1).await[0].at;
@@ -86,34 +94,38 @@ async fn main() {
         milliseconds(clone_started.elapsed())
     );
 
-    let mut first_calls = Vec::new();
-    let mut whole_jobs = Vec::new();
-    for index in 0..SEQUENTIAL_JOBS {
-        let (first_call, whole) = timed_job(&harness, &repo, &format!("seq-{index}")).await;
-        first_calls.push(first_call);
-        whole_jobs.push(whole);
-    }
-    describe("accepted → first model call (w/ clone)", first_calls);
-    describe("accepted → PR on the local forge", whole_jobs);
+    for (label, stream) in [("streamed", true), ("plain JSON", false)] {
+        println!("-- model answers {label}");
+        let mut first_calls = Vec::new();
+        let mut whole_jobs = Vec::new();
+        for index in 0..SEQUENTIAL_JOBS {
+            let (first_call, whole) =
+                timed_job(&harness, &repo, &format!("seq-{stream}-{index}"), stream).await;
+            first_calls.push(first_call);
+            whole_jobs.push(whole);
+        }
+        describe("accepted → first model call (w/ clone)", first_calls);
+        describe("accepted → PR on the local forge", whole_jobs);
 
-    let started = Instant::now();
-    let ids: Vec<String> = (0..CONCURRENT_JOBS)
-        .map(|index| format!("par-{index}"))
-        .collect();
-    let concurrent: Vec<_> = ids
-        .iter()
-        .map(|id| timed_job(&harness, &repo, id))
-        .collect();
-    let results = futures_join_all(concurrent).await;
-    println!(
-        "{:<38} {:>7.1} ms   ({CONCURRENT_JOBS} jobs at once)",
-        "concurrent jobs, all done",
-        milliseconds(started.elapsed())
-    );
-    describe(
-        "  accepted → first model call",
-        results.iter().map(|r| r.0).collect(),
-    );
+        let started = Instant::now();
+        let ids: Vec<String> = (0..CONCURRENT_JOBS)
+            .map(|index| format!("par-{stream}-{index}"))
+            .collect();
+        let concurrent: Vec<_> = ids
+            .iter()
+            .map(|id| timed_job(&harness, &repo, id, stream))
+            .collect();
+        let results = futures_join_all(concurrent).await;
+        println!(
+            "{:<38} {:>7.1} ms   ({CONCURRENT_JOBS} jobs at once)",
+            "concurrent jobs, all done",
+            milliseconds(started.elapsed())
+        );
+        describe(
+            "  accepted → first model call",
+            results.iter().map(|r| r.0).collect(),
+        );
+    }
 
     let peak = peak_rss_kib(harness.pid());
     println!(

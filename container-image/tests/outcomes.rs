@@ -476,3 +476,29 @@ async fn a_credential_looking_toolchain_variable_keeps_the_harness_from_starting
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn an_output_schema_outside_the_subset_is_refused_at_post_naming_the_field() {
+    let repo = TestRepo::create();
+    let model = ScriptedModel::start(vec![]).await;
+    let harness = Harness::start(&repo.state_dir(), &repo.log_path());
+    let mut job = explore_job("bad-schema", &repo, &model);
+    job["outputSchema"] = json!({ "type": "object",
+        "properties": { "rating": { "type": "integer", "pattern": "^[1-5]$" } } });
+
+    let (status, body) = harness.post_job(&job).await;
+
+    assert_eq!(status.as_u16(), 400, "{body}");
+    assert_eq!(body["error"]["code"], "validation_failed");
+    // The platform's one shape for field problems: details.fields[{field, message}].
+    let fields = body["error"]["details"]["fields"].as_array().unwrap();
+    assert_eq!(fields[0]["field"], "outputSchema.properties.rating.pattern");
+    assert!(
+        fields[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not supported"),
+        "{body}"
+    );
+    assert!(model.requests().is_empty());
+}

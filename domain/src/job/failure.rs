@@ -243,4 +243,18 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn docs_jobs_md_repeats_the_table_row_for_row() {
+        let docs = include_str!("../../../docs/jobs.md");
+        for row in FAILURE_KINDS {
+            let flag = if row.transient {
+                "transient"
+            } else {
+                "permanent"
+            };
+            let line = format!("| `{}` | {flag} | {} |", row.name, row.reason);
+            assert!(docs.contains(&line), "docs/jobs.md lacks the row:\n{line}");
+        }
+    }
 }
