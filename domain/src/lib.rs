@@ -10,9 +10,11 @@ pub mod auth;
 pub mod board;
 pub mod event;
 pub mod harness;
+pub mod hub;
 pub mod ids;
 pub mod job;
 pub mod llm;
+pub mod problem;
 pub mod stream;
 
 /// The version every component reports, taken from the workspace's package version.
