@@ -213,7 +213,7 @@ async fn handle(
         url,
         execution,
         deliver_events: !skip_delivery,
-        timings: RefCell::new(vec![("auth", authenticated - started)]),
+        timings: RefCell::new(vec![("session_access", authenticated - started)]),
     };
     let response = dispatch(&request, &context).await?;
     let timings = context.timings.borrow();

@@ -12,6 +12,7 @@ mod delivery;
 mod http;
 mod hub;
 mod ids;
+mod people;
 mod routes;
 mod store;
 mod sweep;

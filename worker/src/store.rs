@@ -100,6 +100,22 @@ impl Db {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct AppliedMigrations {
+    applied: u32,
+}
+
+/// How many migrations wrangler has applied (its own bookkeeping table): proves the binding works and
+/// the schema was migrated, not only that the process is up.
+pub async fn applied_migrations(env: &Env) -> worker::Result<u32> {
+    let db = env.d1("DB")?;
+    let row = db
+        .prepare("SELECT COUNT(*) AS applied FROM d1_migrations")
+        .first::<AppliedMigrations>(None)
+        .await?;
+    Ok(row.map_or(0, |row| row.applied))
+}
+
 fn changes(result: &D1Result) -> usize {
     result
         .meta()

@@ -113,7 +113,7 @@ pub async fn create_block(context: &RequestContext) -> HandlerResult {
         &request,
     )
     .await;
-    context.record_timing("batch", started);
+    context.record_timing("command", started);
     let committed = committed?;
     deliver_after_response(context, committed.events);
     json(201, &committed.value)
@@ -132,7 +132,7 @@ pub async fn update_block(context: &RequestContext) -> HandlerResult {
         &request,
     )
     .await;
-    context.record_timing("batch", started);
+    context.record_timing("command", started);
     let committed = committed?;
     deliver_after_response(context, committed.events);
     json(200, &committed.value)

@@ -15,7 +15,7 @@ use crate::auth::now_ms;
 use crate::delivery::deliver_after_response;
 use crate::http::{HandlerResult, RequestContext, json, no_content};
 use crate::ids::{WorkerRuntime, random_id_bytes};
-use crate::routes::accounts::{account_of, accounts_of, resolve_user};
+use crate::people::{account_of, accounts_of, resolve_user};
 
 /// `GET /workspaces`.
 pub async fn list(context: &RequestContext) -> HandlerResult {
@@ -101,7 +101,7 @@ pub async fn add_member(context: &RequestContext) -> HandlerResult {
     let request: AddWorkspaceMemberRequest = context.json()?;
     request.validate()?;
     let user = resolve_user(&context.db, &request.user()).await?;
-    let user = crate::routes::auth::user(&user.id, user.login, user.name, user.avatar_url)?;
+    let user = crate::people::user(&user.id, user.login, user.name, user.avatar_url)?;
     let committed = commands::set_member(
         &context.db,
         &WorkerRuntime,
