@@ -274,6 +274,9 @@ pub enum RuleViolation {
     DuplicateEdge,
     /// The edge would close a dependency cycle.
     DependencyCycle,
+    /// The move's guard would check more blocks than one statement can bind (see
+    /// [`MAX_REPARENT_GUARDED_BLOCKS`]).
+    NestingTooDeep,
 }
 
 impl RuleViolation {
@@ -286,6 +289,7 @@ impl RuleViolation {
             RuleViolation::SelfEdge => "self_edge",
             RuleViolation::DuplicateEdge => "duplicate_edge",
             RuleViolation::DependencyCycle => "dependency_cycle",
+            RuleViolation::NestingTooDeep => "nesting_depth",
         }
     }
 
@@ -308,24 +312,68 @@ impl RuleViolation {
             RuleViolation::DependencyCycle => {
                 "This dependency would close a cycle; remove one of the existing dependencies first.".to_owned()
             }
+            RuleViolation::NestingTooDeep => "The board is nested too deeply for this move.".to_owned(),
         }
+    }
+}
+
+impl Level {
+    /// The levels a block of this level may sit under.
+    pub fn parent_levels(self) -> &'static [Level] {
+        match self {
+            Level::Frame => &[Level::Frame],
+            Level::Module | Level::Task => &[Level::Frame, Level::Module],
+        }
+    }
+
+    /// Whether a block of this level may stand at the top of the board, with no parent.
+    pub fn may_be_top_level(self) -> bool {
+        self == Level::Frame
     }
 }
 
 /// Whether a block of `child` level may sit under a parent of `parent` level (`None`: top level).
 pub fn check_parent_level(child: Level, parent: Option<Level>) -> Result<(), RuleViolation> {
-    let allowed = matches!(
-        (child, parent),
-        (Level::Frame, None | Some(Level::Frame))
-            | (
-                Level::Module | Level::Task,
-                Some(Level::Frame | Level::Module)
-            )
-    );
+    let allowed = match parent {
+        None => child.may_be_top_level(),
+        Some(parent) => child.parent_levels().contains(&parent),
+    };
     if allowed {
         Ok(())
     } else {
         Err(RuleViolation::ParentLevel { child, parent })
+    }
+}
+
+/// Only frames (services) link a repository: a block of `level` may set `repo_url` only if it is a frame.
+pub fn check_repository_link(level: Level, links_a_repository: bool) -> Result<(), RuleViolation> {
+    if links_a_repository && level != Level::Frame {
+        Err(RuleViolation::RepoOnNonFrame)
+    } else {
+        Ok(())
+    }
+}
+
+/// The most bound parameters one D1 statement accepts (a platform limit; SQLite itself allows more).
+pub const D1_MAX_BOUND_PARAMETERS: usize = 100;
+
+/// How many blocks a reparent's guard can re-check. The guard is one statement that binds the
+/// workspace, then an (id, rev) pair for the moved block and for each ancestor of its new parent, then
+/// the guard's own id; so `1 + 2 * n + 1` parameters must stay within [`D1_MAX_BOUND_PARAMETERS`],
+/// with room to spare for the statement growing a parameter or two.
+pub const MAX_REPARENT_GUARDED_BLOCKS: usize = 45;
+
+/// The parameters of the largest reparent guard: the workspace, the (id, rev) pairs, the guard's id.
+const LARGEST_REPARENT_GUARD_PARAMETERS: usize = 1 + 2 * MAX_REPARENT_GUARDED_BLOCKS + 1;
+const _: () = assert!(LARGEST_REPARENT_GUARD_PARAMETERS <= D1_MAX_BOUND_PARAMETERS);
+
+/// Refuses a move whose guard would check more than [`MAX_REPARENT_GUARDED_BLOCKS`] blocks (the moved
+/// block plus every ancestor of its new parent).
+pub fn check_reparent_guard_size(guarded_blocks: usize) -> Result<(), RuleViolation> {
+    if guarded_blocks > MAX_REPARENT_GUARDED_BLOCKS {
+        Err(RuleViolation::NestingTooDeep)
+    } else {
+        Ok(())
     }
 }
 
@@ -432,6 +480,49 @@ pub fn check_new_edge<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_levels_agree_with_the_parent_level_rule() {
+        let levels = [Level::Frame, Level::Module, Level::Task];
+        for child in levels {
+            assert_eq!(
+                check_parent_level(child, None).is_ok(),
+                child.may_be_top_level()
+            );
+            for parent in levels {
+                assert_eq!(
+                    check_parent_level(child, Some(parent)).is_ok(),
+                    child.parent_levels().contains(&parent),
+                    "{child:?} under {parent:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_frames_link_a_repository() {
+        assert_eq!(check_repository_link(Level::Frame, true), Ok(()));
+        assert_eq!(check_repository_link(Level::Task, false), Ok(()));
+        for level in [Level::Module, Level::Task] {
+            assert_eq!(
+                check_repository_link(level, true),
+                Err(RuleViolation::RepoOnNonFrame)
+            );
+        }
+    }
+
+    #[test]
+    fn a_reparent_guard_checks_at_most_the_bindable_number_of_blocks() {
+        assert_eq!(
+            check_reparent_guard_size(MAX_REPARENT_GUARDED_BLOCKS),
+            Ok(())
+        );
+        assert_eq!(
+            check_reparent_guard_size(MAX_REPARENT_GUARDED_BLOCKS + 1),
+            Err(RuleViolation::NestingTooDeep)
+        );
+        assert_eq!(RuleViolation::NestingTooDeep.rule(), "nesting_depth");
+    }
 
     fn id(n: u8) -> BlockId {
         BlockId::from_random([n; 8])

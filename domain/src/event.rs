@@ -20,13 +20,37 @@ pub struct WorkspaceEvent {
     pub seq: i64,
     /// Milliseconds since the Unix epoch.
     pub at: i64,
-    /// Who made the change (`None` for the platform itself).
-    pub actor: Option<UserId>,
+    /// Who made the change (`None` for the platform itself, such as a sweep).
+    pub actor: Option<Actor>,
     /// The client id the change came from, so that client can skip its own echo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     #[serde(flatten)]
     pub payload: EventPayload,
+}
+
+/// Who changed the board: a signed-in user, a run of the engine, or a webhook from a forge. Serialized
+/// as `{"kind": "user", "id": "usr_…"}`, `{"kind": "run", "id": "<run id>"}` or
+/// `{"kind": "webhook", "source": "github"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    /// A person, through the API or the board.
+    User { id: UserId },
+    /// A run of the engine, acting on the board without a request in hand.
+    Run { id: String },
+    /// A webhook delivery from an external system (`source` names it, such as `github`).
+    Webhook { source: String },
+}
+
+impl Actor {
+    /// The user behind the change, when a person made it.
+    pub fn user_id(&self) -> Option<&UserId> {
+        match self {
+            Actor::User { id } => Some(id),
+            Actor::Run { .. } | Actor::Webhook { .. } => None,
+        }
+    }
 }
 
 /// What happened. Serialized as `"type": "<name>", "data": {...}`.
@@ -100,5 +124,34 @@ mod tests {
             event
         );
         assert_eq!(event.payload.name(), "edge.deleted");
+    }
+
+    #[test]
+    fn every_actor_kind_has_a_stable_tagged_form() {
+        let user = UserId::from_random([3; 8]);
+        let cases = [
+            (
+                Actor::User { id: user.clone() },
+                serde_json::json!({"kind": "user", "id": "usr_0303030303030303"}),
+            ),
+            (
+                Actor::Run {
+                    id: "run-1".to_owned(),
+                },
+                serde_json::json!({"kind": "run", "id": "run-1"}),
+            ),
+            (
+                Actor::Webhook {
+                    source: "github".to_owned(),
+                },
+                serde_json::json!({"kind": "webhook", "source": "github"}),
+            ),
+        ];
+        for (actor, wire) in cases {
+            assert_eq!(serde_json::to_value(&actor).unwrap(), wire);
+            assert_eq!(serde_json::from_value::<Actor>(wire).unwrap(), actor);
+        }
+        assert_eq!(Actor::User { id: user.clone() }.user_id(), Some(&user));
+        assert_eq!(Actor::Run { id: "r".to_owned() }.user_id(), None);
     }
 }

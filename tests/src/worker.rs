@@ -33,6 +33,9 @@ impl Default for ServerOptions {
                 ("AUTH_MODE".to_owned(), "dev".to_owned()),
                 // Lets a test simulate a lost event delivery (header x-test-skip-delivery).
                 ("TEST_HOOKS".to_owned(), "1".to_owned()),
+                // The sweep redelivers every unmarked event at once (no settle time), so a test sees
+                // at once whether inline delivery marked what it delivered.
+                ("SWEEP_SETTLE_MS".to_owned(), "0".to_owned()),
             ],
             persist_dir: None,
         }

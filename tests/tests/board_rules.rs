@@ -118,7 +118,7 @@ async fn reparenting_never_makes_a_cycle_or_crosses_workspaces() {
         .await;
     assert_eq!(across.status, 400, "{}", across.body);
     assert_eq!(
-        across.body["error"]["details"]["fields"][0]["field"],
+        across.body["error"]["details"]["problems"][0]["field"],
         "parentId"
     );
 
@@ -170,7 +170,10 @@ async fn edges_join_two_blocks_of_one_workspace_without_cycles_or_duplicates() {
         .post(&edges, json!({ "from": a, "to": foreign }))
         .await;
     assert_eq!(across.status, 400);
-    assert_eq!(across.body["error"]["details"]["fields"][0]["field"], "to");
+    assert_eq!(
+        across.body["error"]["details"]["problems"][0]["field"],
+        "to"
+    );
     assert_eq!(
         client.board(&ws).await["edges"].as_array().unwrap().len(),
         2

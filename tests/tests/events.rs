@@ -423,6 +423,61 @@ async fn a_delivery_lost_between_commit_and_hub_is_repaired_by_the_next_event_or
     assert_eq!(stream.events[2]["data"]["block"]["title"], "lost again");
 }
 
+/// The hub's counters and the outbox's undelivered count (a test hook of the worker).
+async fn hub_stats(ws: &str) -> serde_json::Value {
+    reqwest::get(server().url(&format!("/__test/hub/{ws}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn in_the_normal_path_every_event_reaches_the_hub_once() {
+    let (client, ws, frame) = owner_with_frame().await;
+    let mut stream = EventStream::open(&client, &ws, Some(1), None).await;
+    stream.wait_live().await;
+    for rev in 1..=5 {
+        client
+            .patch(
+                &format!("/workspaces/{ws}/blocks/{frame}"),
+                json!({ "rev": rev, "title": format!("title {rev}") }),
+            )
+            .await
+            .expect(200);
+    }
+    assert!(
+        stream.read_until_seq(6, WAIT).await,
+        "got {:?}",
+        stream.seqs
+    );
+    // Inline delivery marks what the hub confirmed (after the response): wait for the outbox to say so.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stats = hub_stats(&ws).await;
+        if stats["undelivered"] == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events were never marked delivered: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The sweep (no settle time on this server) would hand the hub anything left unmarked.
+    let answer = reqwest::get(server().url("/__scheduled?cron=*+*+*+*+*"))
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    let stats = hub_stats(&ws).await;
+    assert_eq!(
+        stats["received"], 6,
+        "each of the 6 events reached the hub once: {stats}"
+    );
+    assert_eq!(stats["lastSeq"], 6);
+}
+
 #[tokio::test]
 async fn a_plain_get_of_the_stream_is_refused_with_the_envelope() {
     let (client, ws, _) = owner_with_frame().await;

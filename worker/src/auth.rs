@@ -3,10 +3,11 @@
 use domain::api::auth::User;
 use domain::api::{ApiError, ErrorCode};
 use domain::auth::{self as tokens, API_TOKEN_PREFIX, Audience, Claims};
-use domain::ids::UserId;
+use domain::ids::{UserId, WorkspaceId};
 use serde::Deserialize;
 use worker::{Env, Request};
 
+use crate::access::{WorkspaceAccess, WorkspaceRow, load_access};
 use crate::params;
 use crate::store::Db;
 
@@ -140,12 +141,67 @@ fn user_from(
     })
 }
 
-/// Authenticates the request's bearer token.
-pub async fn authenticate(
+/// A session's user and, when it exists, the workspace the route names with the user's roles in it.
+#[derive(Deserialize)]
+struct SessionWorkspaceRow {
+    id: String,
+    login: String,
+    name: Option<String>,
+    avatar_url: Option<String>,
+    session_generation: i64,
+    revoked: i64,
+    workspace_id: Option<String>,
+    account_id: Option<String>,
+    workspace_name: Option<String>,
+    access_mode: Option<String>,
+    created_at: Option<i64>,
+    updated_at: Option<i64>,
+    account_role: Option<String>,
+    workspace_role: Option<String>,
+}
+
+impl SessionWorkspaceRow {
+    fn split(self) -> (SessionUserRow, Option<WorkspaceRow>) {
+        let workspace = match (
+            self.workspace_id,
+            self.account_id,
+            self.workspace_name,
+            self.access_mode,
+        ) {
+            (Some(id), Some(account_id), Some(name), Some(access_mode)) => Some(WorkspaceRow {
+                id,
+                account_id,
+                name,
+                access_mode,
+                created_at: self.created_at.unwrap_or_default(),
+                updated_at: self.updated_at.unwrap_or_default(),
+                account_role: self.account_role,
+                workspace_role: self.workspace_role,
+            }),
+            _ => None,
+        };
+        let user = SessionUserRow {
+            id: self.id,
+            login: self.login,
+            name: self.name,
+            avatar_url: self.avatar_url,
+            session_generation: self.session_generation,
+            revoked: self.revoked,
+        };
+        (user, workspace)
+    }
+}
+
+/// Authenticates the request's bearer token and, for a workspace route, loads the workspace with the
+/// caller's role in it. For a session token (the board's) that is one read: the user, whether the
+/// session was revoked, the workspace and both roles in one query — the write path's only read before
+/// its command.
+pub async fn authenticate_for_workspace(
     request: &Request,
     config: &AuthConfig,
     db: &Db,
-) -> Result<Caller, ApiError> {
+    workspace_id: Option<&WorkspaceId>,
+) -> Result<(Caller, Option<WorkspaceAccess>), ApiError> {
     let key = config.signing_key()?;
     let header = request
         .headers()
@@ -162,18 +218,57 @@ pub async fn authenticate(
             ApiError::unauthorized("Sign in first: send `Authorization: Bearer <token>`.")
         })?;
     if token.starts_with(API_TOKEN_PREFIX) {
-        return authenticate_api_token(token, db).await;
+        let caller = authenticate_api_token(token, db).await?;
+        let access = match workspace_id {
+            Some(workspace_id) => load_access(db, workspace_id, &caller.user.id).await?,
+            None => None,
+        };
+        return Ok((caller, access));
     }
     let claims = tokens::verify(key, token, Audience::Session, now_seconds())
         .map_err(|error| ApiError::unauthorized(error.message()))?;
-    let row: Option<SessionUserRow> = db
-        .first(
-            "SELECT id, login, name, avatar_url, session_generation,
-                    EXISTS (SELECT 1 FROM revoked_sessions WHERE jti = ?2) AS revoked
-             FROM users WHERE id = ?1",
-            &params![claims.sub.as_str(), claims.jti.as_str()],
-        )
-        .await?;
+    let (row, access) = match workspace_id {
+        None => {
+            let row: Option<SessionUserRow> = db
+                .first(
+                    "SELECT id, login, name, avatar_url, session_generation,
+                            EXISTS (SELECT 1 FROM revoked_sessions WHERE jti = ?2) AS revoked
+                     FROM users WHERE id = ?1",
+                    &params![claims.sub.as_str(), claims.jti.as_str()],
+                )
+                .await?;
+            (row, None)
+        }
+        Some(workspace_id) => {
+            const SESSION_AND_WORKSPACE: &str =
+                "SELECT u.id AS id, u.login AS login, u.name AS name, u.avatar_url AS avatar_url,
+                        u.session_generation AS session_generation,
+                        EXISTS (SELECT 1 FROM revoked_sessions WHERE jti = ?2) AS revoked,
+                        w.id AS workspace_id, w.account_id AS account_id, w.name AS workspace_name,
+                        w.access_mode AS access_mode, w.created_at AS created_at, w.updated_at AS updated_at,
+                        (SELECT role FROM memberships WHERE account_id = w.account_id AND user_id = u.id) AS account_role,
+                        (SELECT role FROM workspace_members WHERE workspace_id = w.id AND user_id = u.id) AS workspace_role
+                 FROM users u LEFT JOIN workspaces w ON w.id = ?3 WHERE u.id = ?1";
+            let row: Option<SessionWorkspaceRow> = db
+                .first(
+                    SESSION_AND_WORKSPACE,
+                    &params![
+                        claims.sub.as_str(),
+                        claims.jti.as_str(),
+                        workspace_id.as_str()
+                    ],
+                )
+                .await?;
+            match row {
+                None => (None, None),
+                Some(row) => {
+                    let (user, workspace) = row.split();
+                    let access = workspace.map(WorkspaceRow::into_access).transpose()?;
+                    (Some(user), access)
+                }
+            }
+        }
+    };
     let row = row
         .ok_or_else(|| ApiError::unauthorized("The account behind this token no longer exists."))?;
     if row.revoked != 0 || row.session_generation != claims.generation {
@@ -181,13 +276,14 @@ pub async fn authenticate(
             "This session was signed out; sign in again.",
         ));
     }
-    Ok(Caller {
+    let caller = Caller {
         user: user_from(&row.id, row.login, row.name, row.avatar_url)?,
         credential: Credential::Session {
             jti: claims.jti,
             expires_at: claims.exp,
         },
-    })
+    };
+    Ok((caller, access))
 }
 
 async fn authenticate_api_token(token: &str, db: &Db) -> Result<Caller, ApiError> {

@@ -6,12 +6,16 @@ use domain::api::body::{MAX_BODY_BYTES, parse_json, too_large};
 use domain::api::routes::{RouteAccess, RouteMiss, match_route};
 use domain::api::{ApiError, CLIENT_ID_HEADER, Operation, REQUEST_ID_HEADER, RouteMatch};
 use domain::ids::WorkspaceId;
+use std::cell::RefCell;
+
+use domain::event::Actor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use worker::{Env, Headers, Request, Response};
+use worker_core::WriteContext;
 
-use crate::auth::{AuthConfig, Caller, authenticate};
-use crate::routes::workspaces::{WorkspaceAccess, load_access};
+use crate::access::WorkspaceAccess;
+use crate::auth::{AuthConfig, Caller, authenticate_for_workspace};
 use crate::store::Db;
 use crate::{ids, routes};
 
@@ -31,6 +35,13 @@ pub struct RequestContext {
     /// The `x-client-id` the request came from, recorded on its events to suppress the echo.
     pub client_id: Option<String>,
     pub url: worker::Url,
+    /// The fetch event's context, to deliver events after the response (`wait_until`).
+    pub execution: worker::Context,
+    /// Whether committed events are handed to the workspace hub (off only when a test simulates a
+    /// lost delivery; the hub's gap fill or the sweep then has to repair it).
+    pub deliver_events: bool,
+    /// Where this request's time went, sent as `Server-Timing`.
+    pub timings: RefCell<Vec<(&'static str, f64)>>,
 }
 
 impl RequestContext {
@@ -53,6 +64,38 @@ impl RequestContext {
     pub fn param(&self, name: &str) -> &str {
         self.route.param(name).unwrap_or_default()
     }
+
+    /// Who writes, where, from which client: the commands' context for a workspace route.
+    pub fn write_context(&self) -> WriteContext {
+        WriteContext {
+            workspace_id: self.workspace().workspace.id.clone(),
+            actor: Actor::User {
+                id: self.caller().user.id.clone(),
+            },
+            origin: self.client_id.clone(),
+        }
+    }
+
+    /// The time now, in milliseconds, for [`RequestContext::record_timing`].
+    pub fn clock(&self) -> f64 {
+        worker::Date::now().as_millis() as f64
+    }
+
+    /// Records that `name` took from `started` until now.
+    pub fn record_timing(&self, name: &'static str, started: f64) {
+        self.timings
+            .borrow_mut()
+            .push((name, self.clock() - started));
+    }
+}
+
+/// The `Server-Timing` header's value for `timings`.
+fn server_timing(timings: &[(&'static str, f64)]) -> String {
+    timings
+        .iter()
+        .map(|(name, ms)| format!("{name};dur={ms:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a handler returns: a response, or an API error that becomes the envelope.
@@ -60,12 +103,19 @@ pub type HandlerResult = Result<Response, ApiError>;
 
 /// Serves one request. Never fails: every error becomes a JSON envelope, and every response carries
 /// the request id.
-pub async fn serve(request: Request, env: Env) -> Response {
+pub async fn serve(request: Request, env: Env, execution: worker::Context) -> Response {
     let request_id = ids::request_id();
     let method = request.method().to_string();
     let path = request.path();
     let outcome = match match_route(&method, &path) {
-        Ok(route) => handle(request, env, request_id.clone(), route).await,
+        Err(RouteMiss::NotFound)
+            if method == "GET"
+                && path.starts_with("/__test/")
+                && crate::test_hooks::enabled(&env) =>
+        {
+            crate::test_hooks::serve(&env, &path).await
+        }
+        Ok(route) => handle(request, env, execution, request_id.clone(), route).await,
         Err(RouteMiss::NotFound) if method == "GET" || method == "HEAD" => {
             serve_static(request, &env, &method, &path).await
         }
@@ -89,37 +139,42 @@ pub async fn serve(request: Request, env: Env) -> Response {
 async fn handle(
     mut request: Request,
     env: Env,
+    execution: worker::Context,
     request_id: String,
     route: RouteMatch,
 ) -> HandlerResult {
-    let mut db = Db::from_env(&env)?;
+    let started = worker::Date::now().as_millis() as f64;
+    let db = Db::from_env(&env)?;
     // A test-only hook (never set in wrangler.toml): simulate a crash between commit and delivery.
-    if crate::auth::env_value(&env, "TEST_HOOKS").as_deref() == Some("1")
+    let skip_delivery = crate::auth::env_value(&env, "TEST_HOOKS").as_deref() == Some("1")
         && request
             .headers()
             .get("x-test-skip-delivery")
             .ok()
             .flatten()
             .as_deref()
-            == Some("1")
-    {
-        db.skip_event_delivery();
-    }
+            == Some("1");
     let auth = AuthConfig::from_env(&env);
-    let caller = match route.route.access {
-        RouteAccess::Public => None,
+    let hidden = || ApiError::not_found("This workspace");
+    let workspace_id = match route.route.access {
+        RouteAccess::Workspace(_) => {
+            Some(WorkspaceId::parse(route.param("id").unwrap_or_default()).map_err(|_| hidden())?)
+        }
+        RouteAccess::Public | RouteAccess::SignedIn => None,
+    };
+    // One read: the caller's session and, on a workspace route, the workspace and their role in it.
+    let (caller, access) = match route.route.access {
+        RouteAccess::Public => (None, None),
         RouteAccess::SignedIn | RouteAccess::Workspace(_) => {
-            Some(authenticate(&request, &auth, &db).await?)
+            let (caller, access) =
+                authenticate_for_workspace(&request, &auth, &db, workspace_id.as_ref()).await?;
+            (Some(caller), access)
         }
     };
-    let workspace = match (route.route.access, &caller) {
-        (RouteAccess::Workspace(permission), Some(caller)) => {
-            let hidden = || ApiError::not_found("This workspace");
-            let workspace_id =
-                WorkspaceId::parse(route.param("id").unwrap_or_default()).map_err(|_| hidden())?;
-            let access = load_access(&db, &workspace_id, &caller.user.id)
-                .await?
-                .ok_or_else(hidden)?;
+    let authenticated = worker::Date::now().as_millis() as f64;
+    let workspace = match (route.route.access, access) {
+        (RouteAccess::Workspace(permission), access) => {
+            let access = access.ok_or_else(hidden)?;
             match authorize(access.role, permission) {
                 Ok(_) => Some(access),
                 Err(Denial::Hidden) => return Err(hidden()),
@@ -156,8 +211,19 @@ async fn handle(
         body,
         client_id,
         url,
+        execution,
+        deliver_events: !skip_delivery,
+        timings: RefCell::new(vec![("session_access", authenticated - started)]),
     };
-    dispatch(&request, &context).await
+    let response = dispatch(&request, &context).await?;
+    let timings = context.timings.borrow();
+    if timings.len() > 1 {
+        // Only the writes time their command; a response from the assets binding stays untouched.
+        let _ = response
+            .headers()
+            .set("server-timing", &server_timing(&timings));
+    }
+    Ok(response)
 }
 
 async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult {

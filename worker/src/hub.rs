@@ -9,7 +9,11 @@
 
 use domain::access::Permission;
 use domain::api::{ApiError, ErrorCode};
-use domain::event::{EventPayload, WorkspaceEvent};
+use domain::event::WorkspaceEvent;
+use domain::hub::{
+    access_recheck, client_tag, echo_tag, is_echo, jump_past_pruned_outbox, prune_log_through,
+    user_tag,
+};
 use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{
     CLOSE_ACCESS_REVOKED, ClientMessage, ControlMessage, REPLAY_LOG_CAPACITY, ReplayPlan,
@@ -25,13 +29,12 @@ use worker::{
 use worker::js_sys::{Function, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 
-use crate::params;
-use crate::routes::workspaces::load_access;
-use crate::store::{Db, OutboxEvent};
+use worker_core::OutboxEvent;
+
+use crate::access::load_access;
+use crate::store::Db;
 
 const BINDING: &str = "WORKSPACE_HUB";
-/// How many outbox rows one gap fill reads.
-const FILL_BATCH: i64 = 500;
 
 #[derive(Serialize, Deserialize)]
 struct PublishRequest {
@@ -93,6 +96,13 @@ pub async fn deliver(
             None
         }
     }
+}
+
+/// The hub's counters (test hooks and benchmarks).
+pub async fn stats(env: &Env, workspace_id: &str) -> Result<serde_json::Value> {
+    let request = hub_request("/stats", Method::Get, workspace_id, None)?;
+    let mut response = stub(env, workspace_id)?.fetch_with_request(request).await?;
+    response.json().await
 }
 
 /// Closes every socket of a workspace that no longer exists, and forgets its log.
@@ -188,6 +198,9 @@ impl DurableObject for WorkspaceHub {
                 "sockets": self.state.get_websockets().len(),
                 "lastSeq": self.last_seq()?,
                 "logSize": self.state.storage().sql().database_size(),
+                // Every event handed to /publish, duplicates included: in the normal path each
+                // event arrives once (a test counts them).
+                "received": self.meta("received")?.and_then(|value| value.parse::<i64>().ok()).unwrap_or(0),
             })),
             _ => Response::error("no such hub route", 404),
         }
@@ -339,10 +352,9 @@ impl WorkspaceHub {
                 .map(JsCast::unchecked_into::<Function>)
         });
         for row in &rows {
-            let echo = row
-                .origin
-                .as_deref()
-                .map(|origin| self.state.get_websockets_with_tag(&client_tag(origin)));
+            // The writer's own sockets are spared the echo.
+            let echo =
+                echo_tag(row.origin.as_deref()).map(|tag| self.state.get_websockets_with_tag(&tag));
             // The event's text is converted to a JS string once and that same string is sent to every
             // socket, instead of one UTF-8 → UTF-16 copy per socket.
             let text = JsValue::from_str(&row.body);
@@ -359,41 +371,50 @@ impl WorkspaceHub {
         self.set_meta("last", &new_last.to_string())?;
         self.sql().exec(
             "DELETE FROM log WHERE seq <= ?",
-            Some(vec![SqlStorageValue::Integer(
-                new_last - self.log_capacity(),
-            )]),
+            Some(vec![SqlStorageValue::Integer(prune_log_through(
+                new_last,
+                self.log_capacity(),
+            ))]),
         )?;
         Ok(rows)
     }
 
     /// Reads events the hub has not got from the D1 outbox (a delivery still in flight, or lost).
     async fn fill_from_outbox(&self) -> Result<()> {
-        let Some(workspace_id) = self.meta("workspace")? else {
+        let Some(workspace_id) = self
+            .meta("workspace")?
+            .and_then(|id| WorkspaceId::parse(&id).ok())
+        else {
             return Ok(());
         };
         let last = self.last_seq()?;
         let db =
             Db::from_env(&self.env).map_err(|error| worker::Error::RustError(error.message))?;
-        let rows: Vec<OutboxEvent> = db
-            .all(
-                "SELECT seq, body FROM events WHERE workspace_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                &params![workspace_id.as_str(), last, FILL_BATCH],
-            )
+        let rows = worker_core::delivery::events_after(&db, &workspace_id, last)
             .await
             .map_err(|error| worker::Error::RustError(error.message))?;
-        if let Some(first) = rows.first()
-            && first.seq > self.last_seq()? + 1
-            && self.oldest_seq()?.is_none_or(|oldest| oldest > first.seq)
-        {
-            // The outbox no longer has the events before `first` (they were pruned): nobody can get
-            // them, so the run continues from here and older clients will be told to resync.
-            self.set_meta("last", &(first.seq - 1).to_string())?;
+        // The outbox may no longer have the events right after `last` (pruned): nobody can get them,
+        // so the run continues after them and older clients will be told to resync.
+        if let Some(new_last) = jump_past_pruned_outbox(
+            self.last_seq()?,
+            rows.first().map(|row| row.seq),
+            self.oldest_seq()?,
+        ) {
+            self.set_meta("last", &new_last.to_string())?;
         }
         self.hold(&rows)
     }
 
     async fn publish(&self, mut request: Request) -> Result<Response> {
         let publish: PublishRequest = request.json().await?;
+        let received = self
+            .meta("received")?
+            .and_then(|value| value.parse::<i64>().ok())
+            .unwrap_or(0);
+        self.set_meta(
+            "received",
+            &(received + publish.events.len() as i64).to_string(),
+        )?;
         self.hold(&publish.events)?;
         let mut sent = self.flush()?;
         let last = self.last_seq()?;
@@ -454,7 +475,7 @@ impl WorkspaceHub {
                     )?
                     .to_array()?;
                 for row in rows {
-                    if row.origin.is_some() && row.origin == client_id {
+                    if is_echo(row.origin.as_deref(), client_id.as_deref()) {
                         continue;
                     }
                     pair.server.send_with_str(&row.body)?;
@@ -477,32 +498,29 @@ impl WorkspaceHub {
 
     /// After a membership or access-mode change, closes the sockets of users who lost access.
     async fn enforce_access(&self, sent: &[LogRow]) -> Result<()> {
-        let mut users_to_check: Vec<String> = Vec::new();
-        for row in sent {
-            let Ok(event) = serde_json::from_str::<WorkspaceEvent>(&row.body) else {
-                continue;
-            };
-            match event.payload {
-                EventPayload::MemberChanged { user_id, .. } => {
-                    users_to_check.push(user_id.to_string())
-                }
-                EventPayload::WorkspaceUpdated { .. } => {
-                    for socket in self.state.get_websockets() {
-                        for tag in self.state.get_tags(&socket) {
-                            if let Some(user) = tag.strip_prefix("user:") {
-                                users_to_check.push(user.to_owned());
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        users_to_check.sort();
-        users_to_check.dedup();
-        if users_to_check.is_empty() {
+        let payloads: Vec<_> = sent
+            .iter()
+            .filter_map(|row| serde_json::from_str::<WorkspaceEvent>(&row.body).ok())
+            .map(|event| event.payload)
+            .collect();
+        let recheck = access_recheck(&payloads);
+        if recheck.is_empty() {
             return Ok(());
         }
+        let users_to_check = recheck.users(|| {
+            let mut connected = Vec::new();
+            for socket in self.state.get_websockets() {
+                for tag in self.state.get_tags(&socket) {
+                    if let Some(user) = tag
+                        .strip_prefix("user:")
+                        .and_then(|id| UserId::parse(id).ok())
+                    {
+                        connected.push(user);
+                    }
+                }
+            }
+            connected
+        });
         let Some(workspace_id) = self
             .meta("workspace")?
             .and_then(|id| WorkspaceId::parse(&id).ok())
@@ -511,14 +529,13 @@ impl WorkspaceHub {
         };
         let db =
             Db::from_env(&self.env).map_err(|error| worker::Error::RustError(error.message))?;
-        for user in users_to_check {
-            let sockets = self.state.get_websockets_with_tag(&user_tag(&user));
+        for user_id in users_to_check {
+            let sockets = self
+                .state
+                .get_websockets_with_tag(&user_tag(user_id.as_str()));
             if sockets.is_empty() {
                 continue;
             }
-            let Ok(user_id) = UserId::parse(&user) else {
-                continue;
-            };
             let access = load_access(&db, &workspace_id, &user_id)
                 .await
                 .map_err(|error| worker::Error::RustError(error.message))?;
@@ -544,12 +561,4 @@ impl WorkspaceHub {
 #[derive(Deserialize)]
 struct OriginOnly {
     origin: Option<String>,
-}
-
-fn user_tag(user_id: &str) -> String {
-    format!("user:{user_id}")
-}
-
-fn client_tag(client_id: &str) -> String {
-    format!("client:{client_id}")
 }

@@ -28,3 +28,16 @@ pub fn random_id_bytes() -> [u8; 8] {
     }
     bytes
 }
+
+/// The worker's clock and random source, for the commands of `worker_core`.
+pub struct WorkerRuntime;
+
+impl worker_core::Runtime for WorkerRuntime {
+    fn now_ms(&self) -> i64 {
+        crate::auth::now_ms()
+    }
+
+    fn random_bytes(&self) -> [u8; 8] {
+        random_id_bytes()
+    }
+}

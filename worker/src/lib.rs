@@ -6,21 +6,24 @@
 
 #![cfg(target_arch = "wasm32")]
 
+mod access;
 mod auth;
-mod events;
+mod delivery;
 mod http;
 mod hub;
 mod ids;
+mod people;
 mod routes;
 mod store;
 mod sweep;
+mod test_hooks;
 
 pub use hub::WorkspaceHub;
 use worker::{Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent, event};
 
 #[event(fetch)]
-async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
-    Ok(http::serve(request, env).await)
+async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
+    Ok(http::serve(request, env, ctx).await)
 }
 
 /// The cron trigger (every minute): repairs lost deliveries and prunes the outbox.

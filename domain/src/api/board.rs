@@ -6,7 +6,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::body::Problems;
 use super::error::{ApiError, FieldProblem};
 use super::workspaces::Workspace;
-use crate::board::{Block, BlockStatus, BoardBlock, BoardEdge, Level, Position, Size};
+use crate::board::{
+    Block, BlockStatus, BoardBlock, BoardEdge, Level, Position, RuleViolation, Size,
+    check_parent_level, check_repository_link, default_size,
+};
 use crate::ids::BlockId;
 
 pub const TITLE_MAX_CHARS: usize = 200;
@@ -68,6 +71,37 @@ impl CreateBlockRequest {
         }
         problems.finish()
     }
+
+    /// The block this request creates, with the id and time the caller chose. Missing fields take
+    /// their defaults: empty texts, `planned`, the origin, the level's default size.
+    pub fn build(&self, id: BlockId, now: i64) -> Block {
+        Block {
+            id,
+            level: self.level,
+            parent_id: self.parent_id.clone(),
+            title: self.title.trim().to_owned(),
+            description: self.description.clone().unwrap_or_default(),
+            requirements: self.requirements.clone().unwrap_or_default(),
+            status: self.status.unwrap_or(BlockStatus::Planned),
+            position: self.position.unwrap_or(Position { x: 0.0, y: 0.0 }),
+            size: self.size.unwrap_or_else(|| default_size(self.level)),
+            repo_url: self.repo_url.clone(),
+            archived: false,
+            rev: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The rules a create can break without looking at the board: the repository link (frames only)
+    /// and, for a block with no parent, whether its level may stand at the top.
+    pub fn check_rules(&self) -> Result<(), RuleViolation> {
+        check_repository_link(self.level, self.repo_url.is_some())?;
+        if self.parent_id.is_none() {
+            check_parent_level(self.level, None)?;
+        }
+        Ok(())
+    }
 }
 
 /// `PATCH /workspaces/:id/blocks/:blockId`: the fields to change, and the `rev` they were based on.
@@ -128,6 +162,11 @@ impl UpdateBlockRequest {
         problems.finish()
     }
 
+    /// The rules this change breaks on `block` (which is at `self.rev`): only frames link a repository.
+    pub fn check_rules(&self, block: &Block) -> Result<(), RuleViolation> {
+        check_repository_link(block.level, matches!(self.repo_url, Some(Some(_))))
+    }
+
     /// Applies the change to `block` (which the caller loaded at `self.rev`); bumps `rev`.
     pub fn apply(&self, block: &Block, now: i64) -> Block {
         let mut next = block.clone();
@@ -179,6 +218,19 @@ impl ReparentRequest {
         let mut problems = Problems::default();
         check_geometry(&mut problems, self.position, None);
         problems.finish()
+    }
+
+    /// Moves `block` (loaded at `self.rev`) under the new parent, to the new position if one is given;
+    /// bumps `rev`. The structural rules are checked separately (`BoardIndex::check_reparent`).
+    pub fn apply(&self, block: &Block, now: i64) -> Block {
+        let mut next = block.clone();
+        next.parent_id = self.parent_id.clone();
+        if let Some(position) = self.position {
+            next.position = position;
+        }
+        next.rev = block.rev + 1;
+        next.updated_at = now;
+        next
     }
 }
 
@@ -285,6 +337,78 @@ mod tests {
     use crate::api::ErrorCode;
     use crate::api::body::parse_json;
 
+    fn create_request(body: &str) -> CreateBlockRequest {
+        parse_json(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_created_block_takes_the_request_and_its_defaults() {
+        let id = BlockId::from_random([9; 8]);
+        let block =
+            create_request(r#"{"level":"module","title":"  Auth  "}"#).build(id.clone(), 77);
+        assert_eq!(block.id, id);
+        assert_eq!(block.title, "Auth");
+        assert_eq!(block.status, BlockStatus::Planned);
+        assert_eq!(block.size, default_size(Level::Module));
+        assert_eq!((block.rev, block.created_at, block.updated_at), (1, 77, 77));
+        assert!(!block.archived && block.description.is_empty() && block.repo_url.is_none());
+
+        let full = create_request(
+            r#"{"level":"frame","title":"S","status":"ready","position":{"x":3,"y":4},
+                "size":{"width":10,"height":20},"repoUrl":"https://x/y","description":"d"}"#,
+        )
+        .build(id, 1);
+        assert_eq!(full.status, BlockStatus::Ready);
+        assert_eq!(full.position, Position { x: 3.0, y: 4.0 });
+        assert_eq!(full.size.width, 10.0);
+        assert_eq!(full.repo_url.as_deref(), Some("https://x/y"));
+        assert_eq!(full.description, "d");
+    }
+
+    #[test]
+    fn create_rules_that_need_no_board() {
+        assert_eq!(
+            create_request(r#"{"level":"task","title":"t","repoUrl":"https://x"}"#).check_rules(),
+            Err(RuleViolation::RepoOnNonFrame)
+        );
+        assert!(matches!(
+            create_request(r#"{"level":"task","title":"t"}"#).check_rules(),
+            Err(RuleViolation::ParentLevel { parent: None, .. })
+        ));
+        assert_eq!(
+            create_request(r#"{"level":"frame","title":"t","repoUrl":"https://x"}"#).check_rules(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_reparent_moves_the_block_and_bumps_its_revision() {
+        let block = create_request(r#"{"level":"task","title":"t","position":{"x":1,"y":2}}"#)
+            .build(BlockId::from_random([1; 8]), 5);
+        let parent = BlockId::from_random([2; 8]);
+        let moved: ReparentRequest =
+            parse_json(format!(r#"{{"parentId":"{parent}","rev":1}}"#).as_bytes()).unwrap();
+        let next = moved.apply(&block, 9);
+        assert_eq!(next.parent_id.as_ref(), Some(&parent));
+        assert_eq!(next.position, block.position, "no position: it stays");
+        assert_eq!((next.rev, next.updated_at), (2, 9));
+        let placed: ReparentRequest =
+            parse_json(br#"{"parentId":null,"rev":1,"position":{"x":7,"y":8}}"#).unwrap();
+        let next = placed.apply(&block, 9);
+        assert_eq!(next.parent_id, None);
+        assert_eq!(next.position, Position { x: 7.0, y: 8.0 });
+    }
+
+    #[test]
+    fn only_a_frame_may_be_given_a_repository_by_an_update() {
+        let task = create_request(r#"{"level":"task","title":"t"}"#)
+            .build(BlockId::from_random([1; 8]), 1);
+        let link: UpdateBlockRequest = parse_json(br#"{"rev":1,"repoUrl":"https://x"}"#).unwrap();
+        let unlink: UpdateBlockRequest = parse_json(br#"{"rev":1,"repoUrl":null}"#).unwrap();
+        assert_eq!(link.check_rules(&task), Err(RuleViolation::RepoOnNonFrame));
+        assert_eq!(unlink.check_rules(&task), Ok(()));
+    }
+
     #[test]
     fn create_block_limits() {
         let long_title = "x".repeat(TITLE_MAX_CHARS + 1);
@@ -318,7 +442,7 @@ mod tests {
                 (Err(error), Some(field)) => {
                     assert_eq!(error.code, ErrorCode::ValidationFailed);
                     assert_eq!(
-                        error.details.unwrap()["fields"][0]["field"],
+                        error.details.unwrap()["problems"][0]["field"],
                         field,
                         "{body}"
                     );

@@ -127,7 +127,7 @@ mod tests {
     }
 
     fn field_of(error: &ApiError) -> String {
-        error.details.as_ref().unwrap()["fields"][0]["field"]
+        error.details.as_ref().unwrap()["problems"][0]["field"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -189,7 +189,7 @@ mod tests {
         problems.coordinate("position.x", f64::NAN, -1.0, 1.0);
         let error = problems.finish().unwrap_err();
         assert_eq!(
-            error.details.unwrap()["fields"].as_array().unwrap().len(),
+            error.details.unwrap()["problems"].as_array().unwrap().len(),
             3
         );
         assert!(Problems::default().finish().is_ok());

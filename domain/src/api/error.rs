@@ -96,22 +96,7 @@ pub struct ApiError {
     pub details: Option<Value>,
 }
 
-/// One wrong field of a request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldProblem {
-    /// The field's path in the body, such as `title` or `position.x`.
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldProblem {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldProblem {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::problem::FieldProblem;
 
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,18 +156,18 @@ impl ApiError {
         )
     }
 
-    /// One or more fields of the body are wrong; `problems` pairs a field path with what is wrong.
+    /// One or more fields of the body are wrong: `details.problems` lists each field with what is wrong.
     pub fn invalid_fields(problems: Vec<FieldProblem>) -> Self {
         let summary = problems
             .iter()
-            .map(|problem| format!("{}: {}", problem.field, problem.message))
+            .map(FieldProblem::to_string)
             .collect::<Vec<_>>()
             .join("; ");
         ApiError::new(
             ErrorCode::ValidationFailed,
             format!("The request is invalid. {summary}"),
         )
-        .with_details(serde_json::json!({ "fields": problems }))
+        .with_details(serde_json::json!({ crate::problem::PROBLEMS_DETAILS_KEY: problems }))
     }
 
     pub fn rule_violated(rule: &str, message: String) -> Self {

@@ -1,10 +1,14 @@
-//! `scripts/bench board`: the board snapshot of a 10,000-block, 20,000-edge workspace.
+//! `scripts/bench board`: the board snapshot of a 10,000-block, 20,000-edge workspace, and the write
+//! path (block create and update) on a 1,000-block workspace.
 //!
-//! Signs in and creates a workspace through the API, seeds the blocks and edges straight into the local
-//! D1 database (creating 30,000 rows one HTTP request at a time would take many minutes and measure
-//! nothing this benchmark is about), restarts the worker on that data, and times
-//! `GET /workspaces/:id/board` end to end over HTTP. Prints the median (the goal is ≤ 100 ms locally),
-//! the spread, and the response size raw and gzipped.
+//! Signs in and creates the workspaces through the API, seeds the blocks and edges straight into the
+//! local D1 database (creating 30,000 rows one HTTP request at a time would take many minutes and
+//! measure nothing this benchmark is about), restarts the worker on that data, and times
+//! `GET /workspaces/:id/board` end to end over HTTP: the median (the goal is ≤ 100 ms locally), the
+//! spread, and the response size raw and gzipped. Then it times `POST /workspaces/:id/blocks` and
+//! `PATCH /workspaces/:id/blocks/:blockId` one after another: median and p99 (the goal for a create is
+//! a median ≤ 6 ms), with the medians of the `Server-Timing` parts (the session and access read, the
+//! command). Hub delivery runs after the response (`ctx.waitUntil`), so it is in no request's time.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -19,6 +23,9 @@ const MODULES_PER_FRAME: usize = 9;
 const TASKS_PER_MODULE: usize = 10;
 const EDGES: usize = 20_000;
 const SAMPLES: usize = 30;
+/// The write benchmark's board: 10 frames of 9 modules of 10 tasks = 1,000 blocks.
+const WRITE_BOARD_FRAMES: usize = 10;
+const WRITE_SAMPLES: usize = 300;
 
 /// A deterministic pseudo-random sequence (xorshift), so every run measures the same board.
 struct Sequence(u64);
@@ -36,7 +43,7 @@ fn block_id(n: usize) -> String {
     format!("blk_{n:016x}")
 }
 
-fn seed_sql(workspace: &str) -> (String, usize, usize) {
+fn seed_sql(workspace: &str, frames: usize, edge_count: usize) -> (String, usize, usize) {
     let mut rows = Vec::new();
     let mut tasks = Vec::new();
     let mut next = 1;
@@ -69,7 +76,7 @@ fn seed_sql(workspace: &str) -> (String, usize, usize) {
             block_id(id)
         )
     };
-    for frame in 0..FRAMES {
+    for frame in 0..frames {
         let frame_id = next;
         next += 1;
         rows.push(row(
@@ -115,7 +122,7 @@ fn seed_sql(workspace: &str) -> (String, usize, usize) {
     // Edges only go from a later task to an earlier one, so the dependency graph has no cycle.
     let mut sequence = Sequence(0x2545_f491_4f6c_dd1d);
     let mut pairs = std::collections::HashSet::new();
-    while pairs.len() < EDGES {
+    while pairs.len() < edge_count {
         let a = tasks[(sequence.next() % tasks.len() as u64) as usize];
         let b = tasks[(sequence.next() % tasks.len() as u64) as usize];
         if a != b {
@@ -158,12 +165,14 @@ async fn main() {
     let server = WorkerServer::start();
     let client = Client::sign_in(&server, "bench-owner").await;
     let workspace = client.create_workspace("bench").await;
+    let write_workspace = client.create_workspace("bench writes").await;
     let token = client.token.clone().expect("signed in");
     let state = server.stop_keeping_state();
 
     let seeding = Instant::now();
-    let (sql, blocks, edges) = seed_sql(&workspace);
-    cat_tests::worker::execute_sql_file(&state, &sql);
+    let (sql, blocks, edges) = seed_sql(&workspace, FRAMES, EDGES);
+    let (write_sql, write_blocks, _) = seed_sql(&write_workspace, WRITE_BOARD_FRAMES, 0);
+    cat_tests::worker::execute_sql_file(&state, &format!("{sql}{write_sql}"));
     println!(
         "seeded {blocks} blocks and {edges} edges in {:.1} s",
         seeding.elapsed().as_secs_f64()
@@ -238,6 +247,148 @@ async fn main() {
         body.len() as f64 / 1e6,
         gzipped as f64 / 1e6
     );
+    write_path(&http, &server, &token, &write_workspace, write_blocks).await;
     drop(server);
     let _ = std::fs::remove_dir_all(state);
+}
+
+/// One write's figures: its round trip and its `Server-Timing` parts.
+struct WriteSample {
+    elapsed: Duration,
+    parts: Vec<(String, f64)>,
+}
+
+fn server_timing_parts(header: &str) -> Vec<(String, f64)> {
+    header
+        .split(',')
+        .filter_map(|part| {
+            let (name, rest) = part.trim().split_once(';')?;
+            let duration = rest.trim().strip_prefix("dur=")?.parse().ok()?;
+            Some((name.to_owned(), duration))
+        })
+        .collect()
+}
+
+async fn write_path(
+    http: &reqwest::Client,
+    server: &WorkerServer,
+    token: &str,
+    workspace: &str,
+    blocks: usize,
+) {
+    println!("write path on a {blocks}-block board, {WRITE_SAMPLES} requests each, one at a time:");
+    // Seeded ids count up frame by frame: the frame, then each module followed by its tasks; block 2
+    // is the first frame's first module.
+    let per_frame = 1 + MODULES_PER_FRAME * (1 + TASKS_PER_MODULE);
+    let module = block_id(2);
+    let tasks: Vec<String> = (0..blocks)
+        .map(|n| n + 1)
+        .filter(|n| {
+            let within_frame = (n - 1) % per_frame;
+            within_frame > 0 && !(within_frame - 1).is_multiple_of(1 + TASKS_PER_MODULE)
+        })
+        .map(block_id)
+        .collect();
+    let send = |request: reqwest::RequestBuilder, status: u16| async move {
+        let started = Instant::now();
+        let response = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the worker answers");
+        let elapsed = started.elapsed();
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "{:?}",
+            response.text().await
+        );
+        let parts = server_timing_parts(
+            response
+                .headers()
+                .get("server-timing")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or(""),
+        );
+        let _ = response.bytes().await;
+        WriteSample { elapsed, parts }
+    };
+    let create = |n: usize| {
+        send(
+            http.post(server.url(&format!("/workspaces/{workspace}/blocks")))
+                .json(&serde_json::json!({"level": "task", "parentId": module, "title": format!("bench {n}")})),
+            201,
+        )
+    };
+    for n in 0..10 {
+        create(n).await;
+    }
+    let mut creates = Vec::with_capacity(WRITE_SAMPLES);
+    for n in 0..WRITE_SAMPLES {
+        creates.push(create(n).await);
+    }
+    report(
+        "POST /workspaces/:id/blocks (create)",
+        creates,
+        "goal: median ≤ 6 ms",
+    );
+    // Each update edits another seeded task at its first revision, so none waits on another.
+    let mut updates = Vec::with_capacity(WRITE_SAMPLES);
+    for task in tasks.iter().take(WRITE_SAMPLES) {
+        updates.push(
+            send(
+                http.patch(server.url(&format!("/workspaces/{workspace}/blocks/{task}")))
+                    .json(&serde_json::json!({"rev": 1, "title": "renamed"})),
+                200,
+            )
+            .await,
+        );
+    }
+    report(
+        "PATCH /workspaces/:id/blocks/:blockId (update)",
+        updates,
+        "a read of the block, then the batch",
+    );
+}
+
+fn report(what: &str, mut samples: Vec<WriteSample>, note: &str) {
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    let count = samples.len();
+    samples.sort_by_key(|sample| sample.elapsed);
+    println!(
+        "  {what}: median {:.1} ms   p99 {:.1} ms   min {:.1} ms   max {:.1} ms   ({note})",
+        ms(samples[count / 2].elapsed),
+        ms(samples[count * 99 / 100].elapsed),
+        ms(samples[0].elapsed),
+        ms(samples[count - 1].elapsed)
+    );
+    let mut names: Vec<String> = Vec::new();
+    for sample in &samples {
+        for (name, _) in &sample.parts {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+    }
+    let medians: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let mut values: Vec<f64> = samples
+                .iter()
+                .filter_map(|sample| {
+                    sample
+                        .parts
+                        .iter()
+                        .find(|(part, _)| part == name)
+                        .map(|(_, ms)| *ms)
+                })
+                .collect();
+            values.sort_by(f64::total_cmp);
+            format!(
+                "{name} {:.1} ms",
+                values.get(values.len() / 2).copied().unwrap_or(0.0)
+            )
+        })
+        .collect();
+    println!("    Server-Timing medians: {}", medians.join(", "));
 }

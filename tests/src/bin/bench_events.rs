@@ -1,9 +1,10 @@
 //! `scripts/bench events`: 1,000 sockets on one workspace, 200 changes, and the latency from each
-//! change's HTTP response to its receipt at every socket (goal: p99 ≤ 50 ms locally).
+//! change's request being sent to its receipt at every socket (goal: p99 ≤ 40 ms locally).
 //!
-//! The writer's request returns after the hub has been handed the event (see ADR 5), so a socket can
-//! receive an event before the writer reads its response: those samples are negative and are reported
-//! as they are. The latency from the moment the request was sent is printed as well.
+//! The writer's response does not wait for the hub (delivery runs after it, in `ctx.waitUntil`), so
+//! request sent → receipt is the figure a collaborator feels. The latency from the writer's response is
+//! printed as well; it can be negative when a socket receives the event before the writer reads its
+//! answer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,16 +139,16 @@ async fn main() {
         from_response.len()
     );
     println!(
-        "  HTTP response → receipt: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   (goal: p99 ≤ 50 ms)",
-        percentile(&from_response, 0.5),
-        percentile(&from_response, 0.99),
-        from_response.last().unwrap()
-    );
-    println!(
-        "  request sent  → receipt: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        "  request sent  → receipt: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   (goal: p99 ≤ 40 ms)",
         percentile(&from_request, 0.5),
         percentile(&from_request, 0.99),
         from_request.last().unwrap()
+    );
+    println!(
+        "  HTTP response → receipt: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        percentile(&from_response, 0.5),
+        percentile(&from_response, 0.99),
+        from_response.last().unwrap()
     );
     println!(
         "  workerd RSS: {:.1} MB idle, {:.1} MB with {SOCKETS} sockets, {:.1} MB after {CHANGES} changes (hub ≈ the growth)",

@@ -1,11 +1,11 @@
 //! `/auth`: GitHub sign-in, the dev sign-in, sessions and personal API tokens.
 
 use domain::api::auth::{
-    ApiTokenCreated, ApiTokenInfo, CreateApiTokenRequest, DevLoginRequest, Me, SessionToken, User,
+    ApiTokenCreated, ApiTokenInfo, CreateApiTokenRequest, DevLoginRequest, Me, SessionToken,
 };
 use domain::api::{ApiError, ErrorCode};
 use domain::auth::{self as tokens, API_TOKEN_PREFIX, Audience, Claims};
-use domain::ids::{AccountId, ApiTokenId, UserId};
+use domain::ids::ApiTokenId;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
@@ -13,99 +13,10 @@ use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 use crate::auth::{Credential, GithubConfig, issue_session, now_ms, now_seconds};
 use crate::http::{HandlerResult, RequestContext, internal, json, no_content};
 use crate::ids::random_id_bytes;
-use crate::params;
-use crate::routes::accounts::accounts_of;
-use crate::store::Db;
+use crate::people::{self, accounts_of};
 
 const OAUTH_NONCE_COOKIE: &str = "cf_oauth_nonce";
 const OAUTH_STATE_TTL_SECONDS: i64 = 600;
-
-#[derive(Deserialize)]
-struct IdentityRow {
-    user_id: String,
-    session_generation: i64,
-}
-
-/// Who a sign-in says the person is.
-struct Profile<'a> {
-    provider: &'a str,
-    provider_user_id: String,
-    login: String,
-    name: Option<String>,
-    avatar_url: Option<String>,
-}
-
-/// Finds or creates the user behind an identity (with their personal account), refreshing the
-/// profile. Returns the user id and their session generation.
-async fn sign_in(db: &Db, profile: &Profile<'_>) -> Result<(UserId, i64), ApiError> {
-    let lookup =
-        "SELECT i.user_id, u.session_generation FROM identities i JOIN users u ON u.id = i.user_id
-                  WHERE i.provider = ?1 AND i.provider_user_id = ?2";
-    let identity_params = params![profile.provider, profile.provider_user_id.as_str()];
-    if let Some(row) = db.first::<IdentityRow>(lookup, &identity_params).await? {
-        db.run(
-            "UPDATE users SET login = ?2, name = ?3, avatar_url = ?4 WHERE id = ?1
-             AND NOT EXISTS (SELECT 1 FROM users WHERE login = ?2 AND id <> ?1)",
-            &params![
-                row.user_id.as_str(),
-                profile.login.as_str(),
-                profile.name.clone(),
-                profile.avatar_url.clone()
-            ],
-        )
-        .await?;
-        let user_id = UserId::parse(&row.user_id).map_err(internal("stored user id"))?;
-        return Ok((user_id, row.session_generation));
-    }
-    let login_taken: Option<IdentityRow> = db
-        .first(
-            "SELECT id AS user_id, session_generation FROM users WHERE login = ?1",
-            &params![profile.login.as_str()],
-        )
-        .await?;
-    if login_taken.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!(
-                "Another account already uses the login `{}`.",
-                profile.login
-            ),
-        ));
-    }
-    let user_id = UserId::from_random(random_id_bytes());
-    let account_id = AccountId::from_random(random_id_bytes());
-    let now = now_ms();
-    let statements = vec![
-        db.statement(
-            "INSERT INTO users (id, login, name, avatar_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            &params![user_id.as_str(), profile.login.as_str(), profile.name.clone(), profile.avatar_url.clone(), now],
-        )?,
-        db.statement(
-            "INSERT INTO identities (provider, provider_user_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-            &params![profile.provider, profile.provider_user_id.as_str(), user_id.as_str(), now],
-        )?,
-        db.statement(
-            "INSERT INTO accounts (id, kind, name, personal_user_id, created_at) VALUES (?1, 'personal', ?2, ?3, ?4)",
-            &params![account_id.as_str(), profile.login.as_str(), user_id.as_str(), now],
-        )?,
-        db.statement(
-            "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?1, ?2, 'admin', ?3)",
-            &params![account_id.as_str(), user_id.as_str(), now],
-        )?,
-    ];
-    if db.batch(statements).await.is_err() {
-        // Two first sign-ins of the same person raced; the other one created the user.
-        if let Some(row) = db.first::<IdentityRow>(lookup, &identity_params).await? {
-            let user_id = UserId::parse(&row.user_id).map_err(internal("stored user id"))?;
-            return Ok((user_id, row.session_generation));
-        }
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "Signing in collided with another change; try again.",
-        ));
-    }
-    Ok((user_id, 0))
-}
 
 /// `POST /auth/dev-login`.
 pub async fn dev_login(context: &RequestContext) -> HandlerResult {
@@ -115,14 +26,14 @@ pub async fn dev_login(context: &RequestContext) -> HandlerResult {
     }
     let request: DevLoginRequest = context.json()?;
     request.validate()?;
-    let profile = Profile {
+    let profile = people::Profile {
         provider: "dev",
         provider_user_id: request.login.to_ascii_lowercase(),
         login: request.login.clone(),
         name: None,
         avatar_url: None,
     };
-    let (user_id, generation) = sign_in(&context.db, &profile).await?;
+    let (user_id, generation) = people::sign_in(&context.db, &profile).await?;
     let (token, expires_at) = issue_session(context.auth.signing_key()?, &user_id, generation);
     json(200, &SessionToken { token, expires_at })
 }
@@ -149,21 +60,7 @@ pub async fn me(context: &RequestContext) -> HandlerResult {
 pub async fn logout(context: &RequestContext) -> HandlerResult {
     match &context.caller().credential {
         Credential::Session { jti, expires_at } => {
-            context
-                .db
-                .run(
-                    "INSERT OR IGNORE INTO revoked_sessions (jti, expires_at) VALUES (?1, ?2)",
-                    &params![jti.as_str(), *expires_at],
-                )
-                .await?;
-            // Revocations of expired tokens are useless; trim them while we are here.
-            context
-                .db
-                .run(
-                    "DELETE FROM revoked_sessions WHERE expires_at < ?1",
-                    &params![now_seconds()],
-                )
-                .await?;
+            people::revoke_session(&context.db, jti, *expires_at, now_seconds()).await?;
             no_content()
         }
         Credential::ApiToken => Err(ApiError::new(
@@ -175,33 +72,8 @@ pub async fn logout(context: &RequestContext) -> HandlerResult {
 
 /// `POST /auth/sessions/revoke-all`.
 pub async fn revoke_all(context: &RequestContext) -> HandlerResult {
-    context
-        .db
-        .run(
-            "UPDATE users SET session_generation = session_generation + 1 WHERE id = ?1",
-            &params![context.caller().user.id.as_str()],
-        )
-        .await?;
+    people::revoke_all_sessions(&context.db, &context.caller().user.id).await?;
     no_content()
-}
-
-#[derive(Deserialize)]
-struct TokenRow {
-    id: String,
-    name: String,
-    created_at: i64,
-    last_used_at: Option<i64>,
-}
-
-impl TokenRow {
-    fn into_info(self) -> Result<ApiTokenInfo, ApiError> {
-        Ok(ApiTokenInfo {
-            id: ApiTokenId::parse(&self.id).map_err(internal("stored token id"))?,
-            name: self.name,
-            created_at: self.created_at,
-            last_used_at: self.last_used_at,
-        })
-    }
 }
 
 /// `POST /auth/tokens`.
@@ -212,13 +84,15 @@ pub async fn create_api_token(context: &RequestContext) -> HandlerResult {
     let token = format!("{API_TOKEN_PREFIX}{}", crate::ids::random_hex::<24>());
     let now = now_ms();
     let name = request.name.trim().to_owned();
-    context
-        .db
-        .run(
-            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            &params![id.as_str(), context.caller().user.id.as_str(), name.as_str(), tokens::hash_api_token(&token), now],
-        )
-        .await?;
+    people::insert_api_token(
+        &context.db,
+        &id,
+        &context.caller().user.id,
+        &name,
+        &tokens::hash_api_token(&token),
+        now,
+    )
+    .await?;
     let info = ApiTokenInfo {
         id,
         name,
@@ -230,17 +104,7 @@ pub async fn create_api_token(context: &RequestContext) -> HandlerResult {
 
 /// `GET /auth/tokens`.
 pub async fn list_api_tokens(context: &RequestContext) -> HandlerResult {
-    let rows: Vec<TokenRow> = context
-        .db
-        .all(
-            "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = ?1 ORDER BY created_at",
-            &params![context.caller().user.id.as_str()],
-        )
-        .await?;
-    let tokens = rows
-        .into_iter()
-        .map(TokenRow::into_info)
-        .collect::<Result<Vec<_>, _>>()?;
+    let tokens = people::api_tokens(&context.db, &context.caller().user.id).await?;
     json(200, &tokens)
 }
 
@@ -248,14 +112,7 @@ pub async fn list_api_tokens(context: &RequestContext) -> HandlerResult {
 pub async fn delete_api_token(context: &RequestContext) -> HandlerResult {
     let not_found = || ApiError::not_found("This API token");
     let id = ApiTokenId::parse(context.param("id")).map_err(|_| not_found())?;
-    let deleted = context
-        .db
-        .run(
-            "DELETE FROM api_tokens WHERE id = ?1 AND user_id = ?2",
-            &params![id.as_str(), context.caller().user.id.as_str()],
-        )
-        .await?;
-    if deleted == 0 {
+    if !people::delete_api_token(&context.db, &id, &context.caller().user.id).await? {
         return Err(not_found());
     }
     no_content()
@@ -418,14 +275,14 @@ pub async fn github_callback(request: &Request, context: &RequestContext) -> Han
         None,
     )
     .await?;
-    let profile = Profile {
+    let profile = people::Profile {
         provider: "github",
         provider_user_id: github_user.id.to_string(),
         login: github_user.login,
         name: github_user.name,
         avatar_url: github_user.avatar_url,
     };
-    let (user_id, generation) = sign_in(&context.db, &profile).await?;
+    let (user_id, generation) = people::sign_in(&context.db, &profile).await?;
     let (token, _) = issue_session(context.auth.signing_key()?, &user_id, generation);
     let clear =
         format!("{OAUTH_NONCE_COOKIE}=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0");
@@ -472,19 +329,4 @@ async fn fetch_json<T: for<'de> Deserialize<'de>>(
         .json::<T>()
         .await
         .map_err(|_| bad_callback("GitHub's answer was not understood."))
-}
-
-/// Used by other modules to render users.
-pub fn user(
-    id: &str,
-    login: String,
-    name: Option<String>,
-    avatar_url: Option<String>,
-) -> Result<User, ApiError> {
-    Ok(User {
-        id: UserId::parse(id).map_err(internal("stored user id"))?,
-        login,
-        name,
-        avatar_url,
-    })
 }

@@ -7,10 +7,10 @@ use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{EventTicket, TICKET_TTL_SECONDS};
 use worker::Request;
 
+use crate::access::load_access;
 use crate::auth::now_seconds;
 use crate::http::{HandlerResult, RequestContext, internal, json};
 use crate::hub;
-use crate::routes::workspaces::load_access;
 
 /// `POST /workspaces/:id/events/ticket`: a short-lived ticket bound to the caller and this workspace.
 /// Browsers cannot set headers on a WebSocket, so the stream authenticates with this instead of the

@@ -4,11 +4,6 @@ use domain::api::health::HealthResponse;
 
 use crate::http::{HandlerResult, RequestContext, json};
 
-#[derive(serde::Deserialize)]
-struct AppliedMigrations {
-    applied: u32,
-}
-
 pub async fn get(context: &RequestContext) -> HandlerResult {
     let applied = probe_database(context).await;
     let health = HealthResponse::from_db_probe(domain::VERSION, applied);
@@ -18,15 +13,8 @@ pub async fn get(context: &RequestContext) -> HandlerResult {
 /// Counts the applied migrations in wrangler's own bookkeeping table: this proves the binding works
 /// and that the schema was migrated, not only that the process is up.
 async fn probe_database(context: &RequestContext) -> Option<u32> {
-    let outcome = async {
-        let db = context.env.d1("DB")?;
-        db.prepare("SELECT COUNT(*) AS applied FROM d1_migrations")
-            .first::<AppliedMigrations>(None)
-            .await
-    }
-    .await;
-    match outcome {
-        Ok(row) => Some(row.map_or(0, |row| row.applied)),
+    match crate::store::applied_migrations(&context.env).await {
+        Ok(applied) => Some(applied),
         Err(error) => {
             worker::console_error!(
                 "{} health: database probe failed: {error}",

@@ -1,0 +1,228 @@
+//! The live hub's decisions, as pure functions: the Durable Object (`worker/src/hub.rs`) and the sweep
+//! only read and write storage and sockets around them.
+//!
+//! Vocabulary: `last` is the last sequence number the hub has broadcast; the hub's log holds events
+//! for replay (oldest first); the outbox is the D1 `events` table every writer fills in the same
+//! transaction as its change.
+
+use crate::event::EventPayload;
+use crate::ids::UserId;
+
+/// After a gap fill read the outbox from `last + 1` on and got `first_in_outbox` as its first event:
+/// whether the broadcast run must jump past events nobody can get any more, and to which `last`.
+///
+/// The outbox keeps delivered events only for a while; when it no longer has `last + 1 ..
+/// first_in_outbox - 1` and the hub's own log does not either (its oldest held event is not older than
+/// `first_in_outbox`), the run continues from `first_in_outbox - 1`. Clients that missed the pruned
+/// events are told to resync by the replay plan.
+pub fn jump_past_pruned_outbox(
+    last: i64,
+    first_in_outbox: Option<i64>,
+    oldest_in_log: Option<i64>,
+) -> Option<i64> {
+    let first = first_in_outbox?;
+    let missing = first > last + 1;
+    let log_has_nothing_older = oldest_in_log.is_none_or(|oldest| oldest > first);
+    (missing && log_has_nothing_older).then_some(first - 1)
+}
+
+/// The log rows to drop after broadcasting up to `last`: everything at or below the returned seq, so
+/// the log keeps the newest `capacity` events for replay.
+pub fn prune_log_through(last: i64, capacity: i64) -> i64 {
+    last - capacity.max(1)
+}
+
+/// Whether an event that came from the client `event_origin` is an echo for a socket opened by
+/// `socket_client`: the writer's own tab applied the change optimistically and must not get it back.
+/// A change with no origin (a run, a webhook, a script without a client id) is nobody's echo.
+pub fn is_echo(event_origin: Option<&str>, socket_client: Option<&str>) -> bool {
+    matches!((event_origin, socket_client), (Some(origin), Some(client)) if origin == client)
+}
+
+/// The tag a hub gives each socket of the user `user_id`, to find them for an access re-check.
+pub fn user_tag(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// The tag a hub gives a socket opened by the client `client_id`.
+pub fn client_tag(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
+/// The tag of the sockets a broadcast of an event from `event_origin` skips: exactly the sockets for
+/// which [`is_echo`] holds, found by tag instead of by reading every socket's tags.
+pub fn echo_tag(event_origin: Option<&str>) -> Option<String> {
+    event_origin.map(client_tag)
+}
+
+/// Whose access the hub must re-check after broadcasting some events: a membership change re-checks
+/// that user; a workspace change (its access mode may have changed) re-checks everyone connected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessRecheck {
+    pub users: Vec<UserId>,
+    pub everyone_connected: bool,
+}
+
+impl AccessRecheck {
+    /// The users to look up, sorted and without duplicates; `connected` lists the users with an open
+    /// socket and is asked only when everyone must be re-checked.
+    pub fn users(self, connected: impl FnOnce() -> Vec<UserId>) -> Vec<UserId> {
+        let mut users = self.users;
+        if self.everyone_connected {
+            users.extend(connected());
+        }
+        users.sort();
+        users.dedup();
+        users
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && !self.everyone_connected
+    }
+}
+
+/// What to re-check after broadcasting `payloads`.
+pub fn access_recheck<'a>(payloads: impl IntoIterator<Item = &'a EventPayload>) -> AccessRecheck {
+    let mut recheck = AccessRecheck::default();
+    for payload in payloads {
+        match payload {
+            EventPayload::MemberChanged { user_id, .. } => recheck.users.push(user_id.clone()),
+            EventPayload::WorkspaceUpdated { .. } => recheck.everyone_connected = true,
+            _ => {}
+        }
+    }
+    recheck
+}
+
+/// Outbox events younger than this are probably still being delivered inline by their writer, so the
+/// sweep leaves them alone.
+pub const SWEEP_SETTLE_MS: i64 = 2_000;
+
+/// Delivered events stay in the outbox this long, for hubs that restart from an empty log and fill
+/// their gap from it.
+pub const OUTBOX_RETAIN_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// What one sweep at `now` looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepWindow {
+    /// Undelivered events created before this are redelivered: inline delivery missed them.
+    pub redeliver_created_before: i64,
+    /// Delivered events created before this are deleted.
+    pub prune_delivered_created_before: i64,
+}
+
+pub fn sweep_window(now: i64) -> SweepWindow {
+    SweepWindow {
+        redeliver_created_before: now - SWEEP_SETTLE_MS,
+        prune_delivered_created_before: now - OUTBOX_RETAIN_MS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::WorkspaceRole;
+
+    #[test]
+    fn the_run_jumps_only_past_events_that_neither_the_outbox_nor_the_log_has() {
+        // Nothing missing: the outbox continues right after `last`.
+        assert_eq!(jump_past_pruned_outbox(10, Some(11), None), None);
+        // The outbox starts at 15 and the log has nothing older: 11..14 are gone for good.
+        assert_eq!(jump_past_pruned_outbox(10, Some(15), None), Some(14));
+        assert_eq!(jump_past_pruned_outbox(10, Some(15), Some(16)), Some(14));
+        // The log still has older events (they are in flight to the broadcast): no jump.
+        assert_eq!(jump_past_pruned_outbox(10, Some(15), Some(12)), None);
+        // An empty outbox read: nothing to decide.
+        assert_eq!(jump_past_pruned_outbox(10, None, None), None);
+    }
+
+    #[test]
+    fn the_log_keeps_the_newest_capacity_events() {
+        assert_eq!(prune_log_through(2_500, 2_000), 500);
+        assert!(
+            prune_log_through(10, 2_000) < 0,
+            "a young log drops nothing"
+        );
+        assert_eq!(
+            prune_log_through(10, 0),
+            9,
+            "a zero capacity still keeps the last event"
+        );
+    }
+
+    #[test]
+    fn only_the_writing_client_is_spared_its_echo() {
+        assert!(is_echo(Some("tab-1"), Some("tab-1")));
+        assert!(!is_echo(Some("tab-1"), Some("tab-2")));
+        assert!(!is_echo(Some("tab-1"), None));
+        assert!(!is_echo(None, Some("tab-1")));
+        assert!(!is_echo(None, None));
+    }
+
+    #[test]
+    fn the_echo_tag_names_exactly_the_sockets_is_echo_skips() {
+        for origin in [None, Some("tab-1"), Some("tab-2")] {
+            for client in [None, Some("tab-1"), Some("tab-2")] {
+                let tagged = client.map(client_tag);
+                let skipped = echo_tag(origin).is_some() && echo_tag(origin) == tagged;
+                assert_eq!(skipped, is_echo(origin, client), "{origin:?} / {client:?}");
+            }
+        }
+        assert_eq!(user_tag("usr_1"), "user:usr_1");
+    }
+
+    #[test]
+    fn membership_changes_recheck_that_user_and_workspace_changes_recheck_everyone() {
+        let alice = UserId::from_random([1; 8]);
+        let bob = UserId::from_random([2; 8]);
+        let member = EventPayload::MemberChanged {
+            user_id: alice.clone(),
+            role: Some(WorkspaceRole::Viewer),
+        };
+        let edge = EventPayload::EdgeDeleted {
+            edge_id: crate::ids::EdgeId::from_random([3; 8]),
+        };
+        let recheck = access_recheck([&member, &edge, &member]);
+        assert!(!recheck.everyone_connected);
+        let mut asked = false;
+        assert_eq!(
+            recheck.users(|| {
+                asked = true;
+                vec![bob.clone()]
+            }),
+            vec![alice.clone()]
+        );
+        assert!(!asked, "connected users are only listed when needed");
+
+        assert!(access_recheck([&edge]).is_empty());
+
+        let workspace = EventPayload::WorkspaceUpdated {
+            workspace: crate::api::workspaces::Workspace {
+                id: crate::ids::WorkspaceId::from_random([4; 8]),
+                account_id: crate::ids::AccountId::from_random([5; 8]),
+                name: "w".to_owned(),
+                access_mode: crate::access::AccessMode::Restricted,
+                created_at: 0,
+                updated_at: 0,
+            },
+        };
+        let everyone = access_recheck([&workspace, &member]);
+        assert_eq!(
+            everyone.users(|| vec![bob.clone(), alice.clone()]),
+            vec![alice, bob]
+        );
+    }
+
+    #[test]
+    fn the_sweep_leaves_young_events_to_their_writer() {
+        let window = sweep_window(1_000_000_000);
+        assert_eq!(
+            window.redeliver_created_before,
+            1_000_000_000 - SWEEP_SETTLE_MS
+        );
+        assert_eq!(
+            window.prune_delivered_created_before,
+            1_000_000_000 - OUTBOX_RETAIN_MS
+        );
+    }
+}

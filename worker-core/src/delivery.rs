@@ -1,0 +1,92 @@
+//! The outbox's bookkeeping: which events reached their hub, what the sweep redelivers, what it prunes.
+//!
+//! A writer delivers its events to the hub right after commit (inline) and, when the hub confirms,
+//! marks them delivered; the sweep redelivers only what is still unmarked after
+//! `domain::hub::SWEEP_SETTLE_MS` (a delivery lost to a crash or an unreachable hub). So in the normal
+//! path every event reaches its hub once.
+
+use domain::api::ApiError;
+use domain::hub::SweepWindow;
+use domain::ids::WorkspaceId;
+use serde::Deserialize;
+
+use crate::params;
+use crate::store::{OutboxEvent, Statement, Store};
+
+/// How many outbox rows one gap fill or one sweep of a workspace reads.
+pub const OUTBOX_BATCH: i64 = 500;
+/// How many workspaces one sweep visits; the next minute's sweep takes the rest.
+pub const SWEEP_WORKSPACES: i64 = 100;
+
+/// Marks the workspace's events up to `through_seq` delivered: the hub has broadcast them.
+pub async fn mark_delivered<S: Store>(
+    store: &S,
+    workspace_id: &str,
+    through_seq: i64,
+    now: i64,
+) -> Result<(), ApiError> {
+    store
+        .write(vec![Statement::new(
+            "UPDATE events SET delivered_at = ?1 WHERE workspace_id = ?2 AND seq <= ?3 AND delivered_at IS NULL",
+            &params![now, workspace_id, through_seq],
+        )])
+        .await?;
+    Ok(())
+}
+
+/// The events after `after_seq`, oldest first (a hub filling its gap).
+pub async fn events_after<S: Store>(
+    store: &S,
+    workspace_id: &WorkspaceId,
+    after_seq: i64,
+) -> Result<Vec<OutboxEvent>, ApiError> {
+    store
+        .all(Statement::new(
+            "SELECT seq, body FROM events WHERE workspace_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            &params![workspace_id.as_str(), after_seq, OUTBOX_BATCH],
+        ))
+        .await
+}
+
+#[derive(Deserialize)]
+struct WorkspaceRow {
+    workspace_id: String,
+}
+
+/// Workspaces with an event that inline delivery missed (undelivered and older than the window).
+pub async fn workspaces_with_missed_events<S: Store>(
+    store: &S,
+    window: SweepWindow,
+) -> Result<Vec<String>, ApiError> {
+    let rows: Vec<WorkspaceRow> = store
+        .all(Statement::new(
+            "SELECT DISTINCT workspace_id FROM events WHERE delivered_at IS NULL AND created_at < ?1 LIMIT ?2",
+            &params![window.redeliver_created_before, SWEEP_WORKSPACES],
+        ))
+        .await?;
+    Ok(rows.into_iter().map(|row| row.workspace_id).collect())
+}
+
+/// A workspace's undelivered events, oldest first.
+pub async fn undelivered_events<S: Store>(
+    store: &S,
+    workspace_id: &str,
+) -> Result<Vec<OutboxEvent>, ApiError> {
+    store
+        .all(Statement::new(
+            "SELECT seq, body FROM events WHERE workspace_id = ?1 AND delivered_at IS NULL ORDER BY seq LIMIT ?2",
+            &params![workspace_id, OUTBOX_BATCH],
+        ))
+        .await
+}
+
+/// Deletes delivered events older than the retention window.
+pub async fn prune_delivered<S: Store>(store: &S, window: SweepWindow) -> Result<usize, ApiError> {
+    let changed = store
+        .write(vec![Statement::new(
+            "DELETE FROM events WHERE delivered_at IS NOT NULL AND created_at < ?1",
+            &params![window.prune_delivered_created_before],
+        )])
+        .await?;
+    Ok(changed.into_iter().sum())
+}

@@ -1,0 +1,43 @@
+//! Recording workspace events in the outbox, in the same plan as the change they describe.
+
+use domain::api::ApiError;
+use domain::event::{EventPayload, WorkspaceEvent};
+
+use crate::context::WriteContext;
+use crate::params;
+use crate::store::{GUARD, GuardedPlan};
+
+/// Adds to `plan`: bump the workspace's sequence number, and insert the event with that number. The
+/// event's JSON is built here with `seq: 0`; SQLite writes the real number into it, so numbers are
+/// assigned in commit order with no gaps.
+pub fn record(
+    plan: &mut GuardedPlan,
+    context: &WriteContext,
+    payload: EventPayload,
+    now: i64,
+) -> Result<(), ApiError> {
+    let event_type = payload.name();
+    let event = WorkspaceEvent {
+        workspace_id: context.workspace_id.clone(),
+        seq: 0,
+        at: now,
+        actor: Some(context.actor.clone()),
+        origin: context.origin.clone(),
+        payload,
+    };
+    let body = serde_json::to_string(&event).map_err(|_| ApiError::internal())?;
+    let workspace = context.workspace_id.as_str();
+    plan.push(
+        &format!("UPDATE workspaces SET seq = seq + 1 WHERE id = ?1 AND {GUARD}"),
+        &params![workspace],
+    );
+    plan.push_event(
+        &format!(
+            "INSERT INTO events (workspace_id, seq, type, body, created_at)
+             SELECT id, seq, ?2, json_set(?3, '$.seq', seq), ?4 FROM workspaces WHERE id = ?1 AND {GUARD}
+             RETURNING seq, body"
+        ),
+        &params![workspace, event_type, body, now],
+    );
+    Ok(())
+}

@@ -1,0 +1,1029 @@
+//! The contract suite: every command against the SQLite adapter (the same SQL D1 runs), including the
+//! races ADR 5 guards against. Races are interleaved at the port: a store that yields before executing
+//! a plan lets two commands joined on one executor both read before either writes, deterministically.
+//! The integration tests under `wrangler dev` (`tests/tests/board_rules.rs`, `races.rs`, `events.rs`)
+//! are the same contract on D1.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use domain::access::{AccessMode, WorkspaceRole};
+use domain::api::board::{
+    CreateBlockRequest, CreateEdgeRequest, ReparentRequest, UpdateBlockRequest,
+};
+use domain::api::workspaces::{UpdateWorkspaceRequest, Workspace};
+use domain::api::{ApiError, ErrorCode};
+use domain::board::{Block, Level, MAX_REPARENT_GUARDED_BLOCKS};
+use domain::event::{Actor, EventPayload, WorkspaceEvent};
+use domain::hub::sweep_window;
+use domain::ids::{AccountId, BlockId, UserId, WorkspaceId};
+use futures_executor::block_on;
+use futures_util::future::join;
+use serde_json::json;
+use worker_core::sqlite::{SqliteRows, SqliteStore};
+use worker_core::{
+    GuardedPlan, PlanOutcome, Runtime, Statement, Store, WriteContext, board, delivery, workspaces,
+};
+
+/// A clock that ticks one millisecond per reading, and a counter as the random source.
+struct TestRuntime {
+    now: Cell<i64>,
+    counter: Cell<u64>,
+}
+
+impl TestRuntime {
+    fn new() -> TestRuntime {
+        TestRuntime {
+            now: Cell::new(1_700_000_000_000),
+            counter: Cell::new(1),
+        }
+    }
+}
+
+impl Runtime for TestRuntime {
+    fn now_ms(&self) -> i64 {
+        self.now.set(self.now.get() + 1);
+        self.now.get()
+    }
+    fn random_bytes(&self) -> [u8; 8] {
+        self.counter.set(self.counter.get() + 1);
+        self.counter.get().to_be_bytes()
+    }
+}
+
+/// A store with one workspace, its owner, and a command context for them.
+struct Fixture {
+    store: SqliteStore,
+    runtime: TestRuntime,
+    context: WriteContext,
+    owner: UserId,
+}
+
+fn fixture() -> Fixture {
+    let store = SqliteStore::in_memory().expect("migrations apply to SQLite");
+    let owner = UserId::from_random([0xaa; 8]);
+    let account = AccountId::from_random([0xbb; 8]);
+    let workspace = WorkspaceId::from_random([0xcc; 8]);
+    store
+        .connection()
+        .execute_batch(&format!(
+            "INSERT INTO users (id, login, created_at) VALUES ('{owner}', 'owner', 1);
+             INSERT INTO accounts (id, kind, name, personal_user_id, created_at) VALUES ('{account}', 'personal', 'owner', '{owner}', 1);
+             INSERT INTO memberships (account_id, user_id, role, created_at) VALUES ('{account}', '{owner}', 'admin', 1);
+             INSERT INTO workspaces (id, account_id, name, access_mode, created_by, created_at, updated_at)
+                 VALUES ('{workspace}', '{account}', 'Board', 'account', '{owner}', 1, 1);"
+        ))
+        .unwrap();
+    Fixture {
+        store,
+        runtime: TestRuntime::new(),
+        context: WriteContext {
+            workspace_id: workspace,
+            actor: Actor::User { id: owner.clone() },
+            origin: Some("tab-1".to_owned()),
+        },
+        owner,
+    }
+}
+
+fn request<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> T {
+    serde_json::from_value(body).unwrap()
+}
+
+fn frame(title: &str) -> CreateBlockRequest {
+    request(json!({"level": "frame", "title": title}))
+}
+
+fn child(level: &str, parent: &BlockId) -> CreateBlockRequest {
+    request(json!({"level": level, "title": format!("{level} child"), "parentId": parent}))
+}
+
+fn update(rev: i64, fields: serde_json::Value) -> UpdateBlockRequest {
+    let mut body = fields;
+    body["rev"] = json!(rev);
+    request(body)
+}
+
+fn reparent(parent: Option<&BlockId>, rev: i64) -> ReparentRequest {
+    request(json!({"parentId": parent, "rev": rev}))
+}
+
+fn edge(from: &BlockId, to: &BlockId) -> CreateEdgeRequest {
+    request(json!({"from": from, "to": to}))
+}
+
+fn rule_of(error: &ApiError) -> &str {
+    error.details.as_ref().unwrap()["rule"].as_str().unwrap()
+}
+
+impl Fixture {
+    fn create(&self, request: &CreateBlockRequest) -> Result<Block, ApiError> {
+        block_on(board::create_block(
+            &self.store,
+            &self.runtime,
+            &self.context,
+            request,
+        ))
+        .map(|c| c.value)
+    }
+
+    fn new_frame(&self) -> Block {
+        self.create(&frame("F")).unwrap()
+    }
+
+    fn new_child(&self, level: &str, parent: &Block) -> Block {
+        self.create(&child(level, &parent.id)).unwrap()
+    }
+
+    fn block(&self, id: &BlockId) -> Option<Block> {
+        block_on(board::get_block(
+            &self.store,
+            &self.context.workspace_id,
+            id,
+        ))
+        .unwrap()
+    }
+
+    /// The outbox as stored: (seq, event).
+    fn outbox(&self) -> Vec<(i64, WorkspaceEvent)> {
+        let rows: Vec<worker_core::OutboxEvent> = block_on(self.store.all(Statement::new(
+            "SELECT seq, body FROM events WHERE workspace_id = ?1 ORDER BY seq",
+            &[self.context.workspace_id.as_str().into()],
+        )))
+        .unwrap();
+        rows.into_iter()
+            .map(|row| (row.seq, serde_json::from_str(&row.body).unwrap()))
+            .collect()
+    }
+
+    fn workspace_seq(&self) -> i64 {
+        block_on(board::snapshot(&self.store, &self.context.workspace_id))
+            .unwrap()
+            .2
+    }
+
+    fn guard_rows(&self) -> i64 {
+        self.store
+            .connection()
+            .query_row("SELECT COUNT(*) FROM write_guards", [], |row| row.get(0))
+            .unwrap()
+    }
+}
+
+// ---- Commands, one by one ----------------------------------------------------------------------
+
+#[test]
+fn create_block_stores_the_block_and_records_its_event() {
+    let f = fixture();
+    let committed = block_on(board::create_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &frame("Payments"),
+    ))
+    .unwrap();
+    let block = committed.value;
+    assert_eq!(
+        (block.level, block.rev, block.title.as_str()),
+        (Level::Frame, 1, "Payments")
+    );
+    assert_eq!(f.block(&block.id), Some(block.clone()));
+
+    assert_eq!(committed.events.len(), 1);
+    assert_eq!(committed.events[0].seq, 1);
+    let event: WorkspaceEvent = serde_json::from_str(&committed.events[0].body).unwrap();
+    assert_eq!(
+        event.seq, 1,
+        "SQLite wrote the sequence number into the event's JSON"
+    );
+    assert_eq!(
+        event.actor,
+        Some(Actor::User {
+            id: f.owner.clone()
+        })
+    );
+    assert_eq!(event.origin.as_deref(), Some("tab-1"));
+    assert_eq!(
+        event.payload,
+        EventPayload::BlockCreated {
+            block: block.clone()
+        }
+    );
+    assert_eq!(f.outbox(), vec![(1, event)]);
+
+    let (blocks, edges, seq) =
+        block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
+    assert_eq!((blocks.len(), edges.len(), seq), (1, 0, 1));
+    assert_eq!(blocks[0], domain::board::BoardBlock::from(&block));
+    assert_eq!(f.guard_rows(), 0, "every plan releases its guard");
+}
+
+#[test]
+fn create_block_refuses_what_the_rules_forbid_and_changes_nothing() {
+    let f = fixture();
+    let top = f.new_frame();
+    let task = f.new_child("task", &top);
+    let cases: Vec<(CreateBlockRequest, ErrorCode, &str)> = vec![
+        (
+            request(json!({"level": "task", "title": "orphan"})),
+            ErrorCode::RuleViolated,
+            "parent_level",
+        ),
+        (
+            child("task", &task.id),
+            ErrorCode::RuleViolated,
+            "parent_level",
+        ),
+        (
+            request(
+                json!({"level": "task", "title": "t", "parentId": top.id, "repoUrl": "https://x/y"}),
+            ),
+            ErrorCode::RuleViolated,
+            "repo_on_non_frame",
+        ),
+        (
+            child("task", &BlockId::from_random([7; 8])),
+            ErrorCode::ValidationFailed,
+            "parentId",
+        ),
+        (
+            request(json!({"level": "frame", "title": "  "})),
+            ErrorCode::ValidationFailed,
+            "title",
+        ),
+    ];
+    for (create, code, what) in cases {
+        let error = f.create(&create).unwrap_err();
+        assert_eq!(error.code, code, "{what}: {error}");
+        let details = error.details.clone().unwrap();
+        match code {
+            ErrorCode::RuleViolated => assert_eq!(rule_of(&error), what),
+            _ => assert_eq!(details["problems"][0]["field"], what),
+        }
+    }
+    assert_eq!(f.workspace_seq(), 2, "refused creates record no event");
+
+    let mut elsewhere = f.context.clone();
+    elsewhere.workspace_id = WorkspaceId::from_random([5; 8]);
+    let error = block_on(board::create_block(
+        &f.store,
+        &f.runtime,
+        &elsewhere,
+        &frame("x"),
+    ))
+    .unwrap_err();
+    assert_eq!(error.code, ErrorCode::NotFound);
+}
+
+#[test]
+fn update_block_applies_the_change_or_answers_409_with_the_current_block() {
+    let f = fixture();
+    let top = f
+        .create(&request(
+            json!({"level": "frame", "title": "F", "repoUrl": "https://x/r"}),
+        ))
+        .unwrap();
+    let updated = block_on(board::update_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &top.id,
+        &update(1, json!({"title": "G", "repoUrl": null})),
+    ))
+    .unwrap();
+    assert_eq!((updated.value.rev, updated.value.title.as_str()), (2, "G"));
+    assert_eq!(updated.value.repo_url, None, "null unlinks the repository");
+    assert_eq!(f.block(&top.id), Some(updated.value.clone()));
+    assert_eq!(updated.events[0].seq, 2);
+
+    let stale = block_on(board::update_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &top.id,
+        &update(1, json!({"title": "H"})),
+    ))
+    .unwrap_err();
+    assert_eq!(stale.code, ErrorCode::Conflict);
+    assert_eq!(stale.status(), 409);
+    assert_eq!(stale.details.unwrap()["current"]["rev"], 2);
+
+    let task = f.new_child("task", &top);
+    let repo = block_on(board::update_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &task.id,
+        &update(1, json!({"repoUrl": "https://x"})),
+    ))
+    .unwrap_err();
+    assert_eq!(rule_of(&repo), "repo_on_non_frame");
+    let missing = block_on(board::update_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &BlockId::from_random([9; 8]),
+        &update(1, json!({"title": "x"})),
+    ))
+    .unwrap_err();
+    assert_eq!(missing.code, ErrorCode::NotFound);
+    assert_eq!(f.workspace_seq(), 3);
+}
+
+#[test]
+fn reparent_moves_a_block_and_refuses_cycles_levels_and_stale_revisions() {
+    let f = fixture();
+    let a = f.new_frame();
+    let b = f.new_frame();
+    let module = f.new_child("module", &a);
+    let inner = f.new_child("module", &module);
+
+    let moved = block_on(board::reparent_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &module.id,
+        &request(json!({"parentId": b.id, "rev": 1, "position": {"x": 5, "y": 6}})),
+    ))
+    .unwrap();
+    assert_eq!(moved.value.parent_id.as_ref(), Some(&b.id));
+    assert_eq!((moved.value.position.x, moved.value.rev), (5.0, 2));
+    let event: WorkspaceEvent = serde_json::from_str(&moved.events[0].body).unwrap();
+    assert_eq!(
+        event.payload,
+        EventPayload::BlockReparented {
+            block: moved.value.clone()
+        }
+    );
+
+    let cycle = block_on(board::reparent_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &module.id,
+        &reparent(Some(&inner.id), 2),
+    ))
+    .unwrap_err();
+    assert_eq!(rule_of(&cycle), "reparent_cycle");
+    let level = block_on(board::reparent_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &module.id,
+        &reparent(None, 2),
+    ))
+    .unwrap_err();
+    assert_eq!(rule_of(&level), "parent_level");
+    let stale = block_on(board::reparent_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &module.id,
+        &reparent(Some(&a.id), 1),
+    ))
+    .unwrap_err();
+    assert_eq!(stale.status(), 409);
+    let missing = block_on(board::reparent_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &module.id,
+        &reparent(Some(&BlockId::from_random([3; 8])), 2),
+    ))
+    .unwrap_err();
+    assert_eq!(missing.details.unwrap()["problems"][0]["field"], "parentId");
+    let top = block_on(board::reparent_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &a.id,
+        &reparent(None, 1),
+    ))
+    .unwrap();
+    assert_eq!(top.value.rev, 2, "a frame may move to the top level");
+}
+
+#[test]
+fn reparent_under_a_chain_deeper_than_its_guard_can_bind_is_refused() {
+    let f = fixture();
+    let mut parent = f.new_frame();
+    // The frame and MAX modules below it: the guard would check the moved task plus MAX + 1 ancestors.
+    for _ in 0..MAX_REPARENT_GUARDED_BLOCKS {
+        parent = f.new_child("module", &parent);
+    }
+    let top = f.new_frame();
+    let task = f.new_child("task", &top);
+    let error = block_on(board::reparent_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &task.id,
+        &reparent(Some(&parent.id), 1),
+    ))
+    .unwrap_err();
+    assert_eq!(rule_of(&error), "nesting_depth");
+    assert_eq!(f.block(&task.id).unwrap().parent_id.as_ref(), Some(&top.id));
+}
+
+#[test]
+fn delete_block_takes_the_subtree_and_every_edge_touching_it() {
+    let f = fixture();
+    let top = f.new_frame();
+    let module = f.new_child("module", &top);
+    let task = f.new_child("task", &module);
+    let other = f.new_frame();
+    let outside = f.new_child("task", &other);
+    let into = block_on(board::create_edge(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &edge(&outside.id, &task.id),
+    ))
+    .unwrap()
+    .value;
+    let kept = block_on(board::create_edge(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &edge(&outside.id, &other.id),
+    ))
+    .unwrap()
+    .value;
+
+    let deleted = block_on(board::delete_block(
+        &f.store, &f.runtime, &f.context, &module.id,
+    ))
+    .unwrap();
+    let mut ids = deleted.value.block_ids.clone();
+    ids.sort();
+    let mut expected = vec![module.id.clone(), task.id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(deleted.value.edge_ids, vec![into.id.clone()]);
+    assert!(f.block(&task.id).is_none() && f.block(&top.id).is_some());
+    let (blocks, edges, _) = block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(edges.len(), 1);
+    assert_eq!(edges[0].0, kept.id);
+
+    let again = block_on(board::delete_block(
+        &f.store, &f.runtime, &f.context, &module.id,
+    ))
+    .unwrap_err();
+    assert_eq!(again.code, ErrorCode::NotFound);
+}
+
+#[test]
+fn edges_refuse_self_duplicates_cycles_and_missing_ends() {
+    let f = fixture();
+    let top = f.new_frame();
+    let a = f.new_child("task", &top);
+    let b = f.new_child("task", &top);
+    let made = block_on(board::create_edge(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &edge(&a.id, &b.id),
+    ))
+    .unwrap();
+    assert_eq!(
+        (made.value.from.clone(), made.value.to.clone()),
+        (a.id.clone(), b.id.clone())
+    );
+    for (request, expected) in [
+        (edge(&a.id, &a.id), "self_edge"),
+        (edge(&a.id, &b.id), "duplicate_edge"),
+        (edge(&b.id, &a.id), "dependency_cycle"),
+    ] {
+        let error = block_on(board::create_edge(
+            &f.store, &f.runtime, &f.context, &request,
+        ))
+        .unwrap_err();
+        assert_eq!(rule_of(&error), expected);
+    }
+    let missing = block_on(board::create_edge(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &edge(&a.id, &BlockId::from_random([4; 8])),
+    ))
+    .unwrap_err();
+    assert_eq!(missing.details.unwrap()["problems"][0]["field"], "to");
+
+    block_on(board::delete_edge(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &made.value.id,
+    ))
+    .unwrap();
+    let gone = block_on(board::delete_edge(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &made.value.id,
+    ))
+    .unwrap_err();
+    assert_eq!(gone.code, ErrorCode::NotFound);
+    let reverse = block_on(board::create_edge(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &edge(&b.id, &a.id),
+    ));
+    assert!(
+        reverse.is_ok(),
+        "with the edge gone, the reverse is no cycle"
+    );
+}
+
+#[test]
+fn workspace_and_membership_changes_record_their_events() {
+    let f = fixture();
+    let guest = UserId::from_random([0xdd; 8]);
+    f.store
+        .connection()
+        .execute(
+            "INSERT INTO users (id, login, created_at) VALUES (?1, 'guest', 1)",
+            [guest.as_str()],
+        )
+        .unwrap();
+    let current: Workspace = Workspace {
+        id: f.context.workspace_id.clone(),
+        account_id: AccountId::from_random([0xbb; 8]),
+        name: "Board".to_owned(),
+        access_mode: AccessMode::Account,
+        created_at: 1,
+        updated_at: 1,
+    };
+    let renamed = block_on(workspaces::update_workspace(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &current,
+        &UpdateWorkspaceRequest {
+            name: Some(" New ".to_owned()),
+            access_mode: Some(AccessMode::Restricted),
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        (renamed.value.name.as_str(), renamed.value.access_mode),
+        ("New", AccessMode::Restricted)
+    );
+    block_on(workspaces::set_member(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &guest,
+        WorkspaceRole::Viewer,
+    ))
+    .unwrap();
+    block_on(workspaces::set_member(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &guest,
+        WorkspaceRole::Member,
+    ))
+    .unwrap();
+    block_on(workspaces::remove_member(
+        &f.store, &f.runtime, &f.context, &guest,
+    ))
+    .unwrap();
+    let not_member = block_on(workspaces::remove_member(
+        &f.store, &f.runtime, &f.context, &guest,
+    ))
+    .unwrap_err();
+    assert_eq!(not_member.code, ErrorCode::NotFound);
+    let nobody = block_on(workspaces::set_member(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &UserId::from_random([1; 8]),
+        WorkspaceRole::Viewer,
+    ))
+    .unwrap_err();
+    assert_eq!(nobody.code, ErrorCode::NotFound);
+
+    let payloads: Vec<EventPayload> = f
+        .outbox()
+        .into_iter()
+        .map(|(_, event)| event.payload)
+        .collect();
+    assert_eq!(
+        payloads,
+        vec![
+            EventPayload::WorkspaceUpdated {
+                workspace: renamed.value
+            },
+            EventPayload::MemberChanged {
+                user_id: guest.clone(),
+                role: Some(WorkspaceRole::Viewer)
+            },
+            EventPayload::MemberChanged {
+                user_id: guest.clone(),
+                role: Some(WorkspaceRole::Member)
+            },
+            EventPayload::MemberChanged {
+                user_id: guest,
+                role: None
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_run_or_a_webhook_writes_through_the_same_commands() {
+    let f = fixture();
+    let top = f.new_frame();
+    for actor in [
+        Actor::Run {
+            id: "run_1".to_owned(),
+        },
+        Actor::Webhook {
+            source: "github".to_owned(),
+        },
+    ] {
+        let context = WriteContext {
+            actor: actor.clone(),
+            origin: None,
+            ..f.context.clone()
+        };
+        let block = block_on(board::create_block(
+            &f.store,
+            &f.runtime,
+            &context,
+            &child("task", &top.id),
+        ))
+        .unwrap();
+        let event: WorkspaceEvent = serde_json::from_str(&block.events[0].body).unwrap();
+        assert_eq!((event.actor, event.origin), (Some(actor), None));
+    }
+}
+
+#[test]
+fn sequence_numbers_have_no_gaps_and_match_what_commands_returned() {
+    let f = fixture();
+    let mut returned = Vec::new();
+    let top = block_on(board::create_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &frame("F"),
+    ))
+    .unwrap();
+    returned.extend(top.events);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let task = block_on(board::create_block(
+            &f.store,
+            &f.runtime,
+            &f.context,
+            &child("task", &top.value.id),
+        ))
+        .unwrap();
+        returned.extend(task.events);
+        tasks.push(task.value);
+        // A refused command in between takes no number.
+        assert!(
+            f.create(&request(json!({"level": "task", "title": "orphan"})))
+                .is_err()
+        );
+    }
+    for pair in tasks.windows(2) {
+        returned.extend(
+            block_on(board::create_edge(
+                &f.store,
+                &f.runtime,
+                &f.context,
+                &edge(&pair[0].id, &pair[1].id),
+            ))
+            .unwrap()
+            .events,
+        );
+    }
+    returned.extend(
+        block_on(board::delete_block(
+            &f.store,
+            &f.runtime,
+            &f.context,
+            &tasks[3].id,
+        ))
+        .unwrap()
+        .events,
+    );
+
+    let outbox = f.outbox();
+    let seqs: Vec<i64> = outbox.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, (1..=outbox.len() as i64).collect::<Vec<_>>());
+    assert!(outbox.iter().all(|(seq, event)| *seq == event.seq));
+    assert_eq!(f.workspace_seq(), outbox.len() as i64);
+    let returned_seqs: Vec<i64> = returned.iter().map(|event| event.seq).collect();
+    assert_eq!(
+        returned_seqs, seqs,
+        "each command returned exactly the events it recorded"
+    );
+}
+
+// ---- Races, interleaved at the port -------------------------------------------------------------
+
+/// A future that is pending once, so a joined command gets to run in between.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            context.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// A write made behind a command's back, between its read and its plan.
+type Interference<'a> = Box<dyn Fn(&SqliteStore) + 'a>;
+
+/// The SQLite store, but every plan waits one turn before it executes (and `before_execute` may write
+/// behind the command's back): the shape of two requests that both read before either writes.
+struct RacingStore<'a> {
+    inner: &'a SqliteStore,
+    executed: Cell<usize>,
+    before_execute: RefCell<Option<Interference<'a>>>,
+}
+
+impl<'a> RacingStore<'a> {
+    fn new(inner: &'a SqliteStore) -> RacingStore<'a> {
+        RacingStore {
+            inner,
+            executed: Cell::new(0),
+            before_execute: RefCell::new(None),
+        }
+    }
+}
+
+impl Store for RacingStore<'_> {
+    type Rows = SqliteRows;
+
+    async fn read(&self, statements: Vec<Statement>) -> Result<Vec<SqliteRows>, ApiError> {
+        self.inner.read(statements).await
+    }
+
+    async fn execute(&self, plan: GuardedPlan) -> Result<PlanOutcome, ApiError> {
+        YieldOnce(false).await;
+        if let Some(interfere) = self.before_execute.borrow().as_ref() {
+            interfere(self.inner);
+        }
+        self.executed.set(self.executed.get() + 1);
+        self.inner.execute(plan).await
+    }
+
+    async fn write(&self, statements: Vec<Statement>) -> Result<Vec<usize>, ApiError> {
+        self.inner.write(statements).await
+    }
+}
+
+#[test]
+fn two_updates_of_one_block_at_one_rev_one_wins_the_other_gets_409() {
+    let f = fixture();
+    let top = f.new_frame();
+    let racing = RacingStore::new(&f.store);
+    let first = update(1, json!({"title": "first"}));
+    let second = update(1, json!({"title": "second"}));
+    let (a, b) = block_on(join(
+        board::update_block(&racing, &f.runtime, &f.context, &top.id, &first),
+        board::update_block(&racing, &f.runtime, &f.context, &top.id, &second),
+    ));
+    assert_eq!(a.unwrap().value.title, "first");
+    let lost = b.unwrap_err();
+    assert_eq!(lost.status(), 409);
+    let current = &lost.details.unwrap()["current"];
+    assert_eq!(
+        (current["rev"].clone(), current["title"].clone()),
+        (json!(2), json!("first"))
+    );
+    assert_eq!(f.workspace_seq(), 2, "only the winner recorded an event");
+    assert_eq!(f.guard_rows(), 0);
+}
+
+#[test]
+fn a_delete_that_loses_to_a_new_child_retries_and_takes_the_child_too() {
+    let f = fixture();
+    let top = f.new_frame();
+    let racing = RacingStore::new(&f.store);
+    // The create executes first (it was polled first); the delete read a subtree of one.
+    let (created, deleted) = block_on(join(
+        board::create_block(&racing, &f.runtime, &f.context, &child("module", &top.id)),
+        board::delete_block(&racing, &f.runtime, &f.context, &top.id),
+    ));
+    let created = created.unwrap().value;
+    let deleted = deleted.unwrap();
+    assert_eq!(
+        racing.executed.get(),
+        3,
+        "the delete's first plan lost its guard and was retried"
+    );
+    assert_eq!(deleted.value.block_ids.len(), 2);
+    assert!(deleted.value.block_ids.contains(&created.id));
+    assert!(f.block(&created.id).is_none(), "no orphan is left behind");
+    let seqs: Vec<i64> = f.outbox().iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+}
+
+#[test]
+fn a_create_that_loses_to_the_parents_delete_is_refused_with_the_missing_parent() {
+    let f = fixture();
+    let top = f.new_frame();
+    let racing = RacingStore::new(&f.store);
+    let (deleted, created) = block_on(join(
+        board::delete_block(&racing, &f.runtime, &f.context, &top.id),
+        board::create_block(&racing, &f.runtime, &f.context, &child("module", &top.id)),
+    ));
+    assert_eq!(deleted.unwrap().value.block_ids, vec![top.id.clone()]);
+    let error = created.unwrap_err();
+    assert_eq!(error.details.unwrap()["problems"][0]["field"], "parentId");
+    let (blocks, _, seq) = block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
+    assert!(blocks.is_empty());
+    assert_eq!(seq, 2);
+}
+
+#[test]
+fn crossed_moves_cannot_both_win_and_make_a_cycle() {
+    let f = fixture();
+    let top = f.new_frame();
+    let one = f.new_child("module", &top);
+    let two = f.new_child("module", &top);
+    let racing = RacingStore::new(&f.store);
+    let (first, second) = block_on(join(
+        board::reparent_block(
+            &racing,
+            &f.runtime,
+            &f.context,
+            &one.id,
+            &reparent(Some(&two.id), 1),
+        ),
+        board::reparent_block(
+            &racing,
+            &f.runtime,
+            &f.context,
+            &two.id,
+            &reparent(Some(&one.id), 1),
+        ),
+    ));
+    assert_eq!(first.unwrap().value.parent_id.as_ref(), Some(&two.id));
+    assert_eq!(
+        rule_of(&second.unwrap_err()),
+        "reparent_cycle",
+        "retried, then refused"
+    );
+    assert_eq!(f.block(&two.id).unwrap().parent_id.as_ref(), Some(&top.id));
+}
+
+#[test]
+fn crossed_edges_cannot_both_win_and_make_a_cycle() {
+    let f = fixture();
+    let top = f.new_frame();
+    let a = f.new_child("task", &top);
+    let b = f.new_child("task", &top);
+    let racing = RacingStore::new(&f.store);
+    let (first, second) = block_on(join(
+        board::create_edge(&racing, &f.runtime, &f.context, &edge(&a.id, &b.id)),
+        board::create_edge(&racing, &f.runtime, &f.context, &edge(&b.id, &a.id)),
+    ));
+    assert!(first.is_ok());
+    assert_eq!(rule_of(&second.unwrap_err()), "dependency_cycle");
+    let (_, edges, _) = block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
+    assert_eq!(edges.len(), 1);
+}
+
+#[test]
+fn a_command_that_keeps_losing_its_guard_gives_up_with_409_after_max_attempts() {
+    let f = fixture();
+    let top = f.new_frame();
+    let a = f.new_child("task", &top);
+    let b = f.new_child("task", &top);
+    let racing = RacingStore::new(&f.store);
+    // Another writer changes the edge set between every read and write.
+    *racing.before_execute.borrow_mut() = Some(Box::new(|store: &SqliteStore| {
+        store
+            .connection()
+            .execute("UPDATE workspaces SET edges_rev = edges_rev + 1", [])
+            .unwrap();
+    }));
+    let error = block_on(board::create_edge(
+        &racing,
+        &f.runtime,
+        &f.context,
+        &edge(&a.id, &b.id),
+    ))
+    .unwrap_err();
+    assert_eq!(error.status(), 409);
+    assert_eq!(racing.executed.get(), board::MAX_ATTEMPTS);
+    assert_eq!(f.workspace_seq(), 3, "no attempt recorded anything");
+    assert_eq!(f.guard_rows(), 0);
+}
+
+#[test]
+fn a_lost_guard_is_retried_from_a_fresh_read_until_it_holds() {
+    let f = fixture();
+    let top = f.new_frame();
+    let a = f.new_child("task", &top);
+    let b = f.new_child("task", &top);
+    let racing = RacingStore::new(&f.store);
+    let interruptions = Cell::new(2);
+    *racing.before_execute.borrow_mut() = Some(Box::new(move |store: &SqliteStore| {
+        if interruptions.get() > 0 {
+            interruptions.set(interruptions.get() - 1);
+            store
+                .connection()
+                .execute("UPDATE workspaces SET edges_rev = edges_rev + 1", [])
+                .unwrap();
+        }
+    }));
+    let made = block_on(board::create_edge(
+        &racing,
+        &f.runtime,
+        &f.context,
+        &edge(&a.id, &b.id),
+    ))
+    .unwrap();
+    assert_eq!(racing.executed.get(), 3);
+    assert_eq!(made.events.len(), 1);
+    assert_eq!(made.events[0].seq, 4);
+}
+
+// ---- Delivery bookkeeping ------------------------------------------------------------------------
+
+#[test]
+fn the_sweep_sees_only_events_that_inline_delivery_did_not_mark() {
+    let f = fixture();
+    let top = block_on(board::create_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &frame("F"),
+    ))
+    .unwrap();
+    let second = block_on(board::create_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &frame("G"),
+    ))
+    .unwrap();
+    let workspace = f.context.workspace_id.as_str();
+    let later = f.runtime.now_ms() + domain::hub::SWEEP_SETTLE_MS + 1;
+
+    // Inline delivery confirmed the first event only (the hub answered last_seq = 1).
+    block_on(delivery::mark_delivered(
+        &f.store,
+        workspace,
+        top.events[0].seq,
+        later,
+    ))
+    .unwrap();
+    let missed = block_on(delivery::workspaces_with_missed_events(
+        &f.store,
+        sweep_window(later),
+    ))
+    .unwrap();
+    assert_eq!(missed, vec![workspace.to_owned()]);
+    let events = block_on(delivery::undelivered_events(&f.store, workspace)).unwrap();
+    assert_eq!(events, second.events);
+    // Too young to be missed: the writer may still be delivering it.
+    let early = block_on(delivery::workspaces_with_missed_events(
+        &f.store,
+        sweep_window(second_created_at(&second)),
+    ))
+    .unwrap();
+    assert!(early.is_empty());
+
+    block_on(delivery::mark_delivered(&f.store, workspace, 2, later)).unwrap();
+    assert!(
+        block_on(delivery::workspaces_with_missed_events(
+            &f.store,
+            sweep_window(later)
+        ))
+        .unwrap()
+        .is_empty()
+    );
+    assert_eq!(
+        block_on(delivery::events_after(&f.store, &f.context.workspace_id, 1)).unwrap(),
+        second.events
+    );
+    let pruned = block_on(delivery::prune_delivered(
+        &f.store,
+        sweep_window(later + domain::hub::OUTBOX_RETAIN_MS),
+    ))
+    .unwrap();
+    assert_eq!(pruned, 2);
+}
+
+fn second_created_at(committed: &worker_core::Committed<Block>) -> i64 {
+    committed.value.created_at
+}

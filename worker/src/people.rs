@@ -1,0 +1,343 @@
+//! People and accounts as the worker stores them: sign-in (users, identities, personal accounts),
+//! session revocation, API tokens, accounts and their members. Routes call these; only this module holds
+//! their SQL.
+
+use domain::access::AccountRole;
+use domain::api::auth::{ApiTokenInfo, User};
+use domain::api::workspaces::{Account, AccountKind, UserRef};
+use domain::api::{ApiError, ErrorCode, FieldProblem};
+use domain::ids::{AccountId, ApiTokenId, UserId};
+use serde::Deserialize;
+
+use crate::auth::now_ms;
+use crate::http::internal;
+use crate::ids::random_id_bytes;
+use crate::params;
+use crate::store::Db;
+
+#[derive(Deserialize)]
+struct IdentityRow {
+    user_id: String,
+    session_generation: i64,
+}
+
+/// Who a sign-in says the person is.
+pub struct Profile<'a> {
+    pub provider: &'a str,
+    pub provider_user_id: String,
+    pub login: String,
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// Finds or creates the user behind an identity (with their personal account), refreshing the
+/// profile. Returns the user id and their session generation.
+pub async fn sign_in(db: &Db, profile: &Profile<'_>) -> Result<(UserId, i64), ApiError> {
+    let lookup =
+        "SELECT i.user_id, u.session_generation FROM identities i JOIN users u ON u.id = i.user_id
+                  WHERE i.provider = ?1 AND i.provider_user_id = ?2";
+    let identity_params = params![profile.provider, profile.provider_user_id.as_str()];
+    if let Some(row) = db.first::<IdentityRow>(lookup, &identity_params).await? {
+        db.run(
+            "UPDATE users SET login = ?2, name = ?3, avatar_url = ?4 WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM users WHERE login = ?2 AND id <> ?1)",
+            &params![
+                row.user_id.as_str(),
+                profile.login.as_str(),
+                profile.name.clone(),
+                profile.avatar_url.clone()
+            ],
+        )
+        .await?;
+        let user_id = UserId::parse(&row.user_id).map_err(internal("stored user id"))?;
+        return Ok((user_id, row.session_generation));
+    }
+    let login_taken: Option<IdentityRow> = db
+        .first(
+            "SELECT id AS user_id, session_generation FROM users WHERE login = ?1",
+            &params![profile.login.as_str()],
+        )
+        .await?;
+    if login_taken.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "Another account already uses the login `{}`.",
+                profile.login
+            ),
+        ));
+    }
+    let user_id = UserId::from_random(random_id_bytes());
+    let account_id = AccountId::from_random(random_id_bytes());
+    let now = now_ms();
+    let statements = vec![
+        db.statement(
+            "INSERT INTO users (id, login, name, avatar_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &params![user_id.as_str(), profile.login.as_str(), profile.name.clone(), profile.avatar_url.clone(), now],
+        )?,
+        db.statement(
+            "INSERT INTO identities (provider, provider_user_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            &params![profile.provider, profile.provider_user_id.as_str(), user_id.as_str(), now],
+        )?,
+        db.statement(
+            "INSERT INTO accounts (id, kind, name, personal_user_id, created_at) VALUES (?1, 'personal', ?2, ?3, ?4)",
+            &params![account_id.as_str(), profile.login.as_str(), user_id.as_str(), now],
+        )?,
+        db.statement(
+            "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?1, ?2, 'admin', ?3)",
+            &params![account_id.as_str(), user_id.as_str(), now],
+        )?,
+    ];
+    if db.batch(statements).await.is_err() {
+        // Two first sign-ins of the same person raced; the other one created the user.
+        if let Some(row) = db.first::<IdentityRow>(lookup, &identity_params).await? {
+            let user_id = UserId::parse(&row.user_id).map_err(internal("stored user id"))?;
+            return Ok((user_id, row.session_generation));
+        }
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "Signing in collided with another change; try again.",
+        ));
+    }
+    Ok((user_id, 0))
+}
+
+/// Revokes one session token until it would have expired anyway, and trims revocations of expired
+/// tokens while at it.
+pub async fn revoke_session(
+    db: &Db,
+    jti: &str,
+    expires_at: i64,
+    now_seconds: i64,
+) -> Result<(), ApiError> {
+    db.run(
+        "INSERT OR IGNORE INTO revoked_sessions (jti, expires_at) VALUES (?1, ?2)",
+        &params![jti, expires_at],
+    )
+    .await?;
+    db.run(
+        "DELETE FROM revoked_sessions WHERE expires_at < ?1",
+        &params![now_seconds],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Signs the user out everywhere: every session token of an older generation stops working.
+pub async fn revoke_all_sessions(db: &Db, user_id: &UserId) -> Result<(), ApiError> {
+    db.run(
+        "UPDATE users SET session_generation = session_generation + 1 WHERE id = ?1",
+        &params![user_id.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct TokenRow {
+    id: String,
+    name: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl TokenRow {
+    fn into_info(self) -> Result<ApiTokenInfo, ApiError> {
+        Ok(ApiTokenInfo {
+            id: ApiTokenId::parse(&self.id).map_err(internal("stored token id"))?,
+            name: self.name,
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+        })
+    }
+}
+
+/// Stores a new API token (only its hash).
+pub async fn insert_api_token(
+    db: &Db,
+    id: &ApiTokenId,
+    user_id: &UserId,
+    name: &str,
+    token_hash: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    db.run(
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        &params![id.as_str(), user_id.as_str(), name, token_hash, now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The user's API tokens, oldest first.
+pub async fn api_tokens(db: &Db, user_id: &UserId) -> Result<Vec<ApiTokenInfo>, ApiError> {
+    let rows: Vec<TokenRow> = db
+        .all(
+            "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = ?1 ORDER BY created_at",
+            &params![user_id.as_str()],
+        )
+        .await?;
+    rows.into_iter().map(TokenRow::into_info).collect()
+}
+
+/// Deletes one of the user's API tokens; `false` when they have none by that id.
+pub async fn delete_api_token(
+    db: &Db,
+    id: &ApiTokenId,
+    user_id: &UserId,
+) -> Result<bool, ApiError> {
+    let deleted = db
+        .run(
+            "DELETE FROM api_tokens WHERE id = ?1 AND user_id = ?2",
+            &params![id.as_str(), user_id.as_str()],
+        )
+        .await?;
+    Ok(deleted > 0)
+}
+
+#[derive(Deserialize)]
+struct AccountRow {
+    id: String,
+    kind: String,
+    name: String,
+    role: String,
+}
+
+impl AccountRow {
+    fn into_account(self) -> Result<Account, ApiError> {
+        Ok(Account {
+            id: AccountId::parse(&self.id).map_err(internal("stored account id"))?,
+            kind: if self.kind == "personal" {
+                AccountKind::Personal
+            } else {
+                AccountKind::Org
+            },
+            name: self.name,
+            role: AccountRole::parse(&self.role).ok_or_else(ApiError::internal)?,
+        })
+    }
+}
+
+/// The accounts `user_id` belongs to, personal first.
+pub async fn accounts_of(db: &Db, user_id: &UserId) -> Result<Vec<Account>, ApiError> {
+    let rows: Vec<AccountRow> = db
+        .all(
+            "SELECT a.id, a.kind, a.name, m.role FROM memberships m JOIN accounts a ON a.id = m.account_id
+             WHERE m.user_id = ?1 ORDER BY a.kind = 'personal' DESC, a.created_at, a.id",
+            &params![user_id.as_str()],
+        )
+        .await?;
+    rows.into_iter().map(AccountRow::into_account).collect()
+}
+
+/// The caller's account, or 404 when they are not in it.
+pub async fn account_of(
+    db: &Db,
+    user_id: &UserId,
+    account_id: &AccountId,
+) -> Result<Account, ApiError> {
+    let row: Option<AccountRow> = db
+        .first(
+            "SELECT a.id, a.kind, a.name, m.role FROM memberships m JOIN accounts a ON a.id = m.account_id
+             WHERE m.user_id = ?1 AND a.id = ?2",
+            &params![user_id.as_str(), account_id.as_str()],
+        )
+        .await?;
+    row.ok_or_else(|| ApiError::not_found("This account"))?
+        .into_account()
+}
+
+#[derive(Deserialize)]
+pub struct UserRow {
+    pub id: String,
+    pub login: String,
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// Finds the user a request names, or a field error that says nobody by that name has signed in.
+pub async fn resolve_user(db: &Db, user: &UserRef) -> Result<UserRow, ApiError> {
+    let (field, row) = match (&user.user_id, &user.login) {
+        (Some(id), _) => (
+            "userId",
+            db.first::<UserRow>(
+                "SELECT id, login, name, avatar_url FROM users WHERE id = ?1",
+                &params![id.as_str()],
+            )
+            .await?,
+        ),
+        (None, Some(login)) => (
+            "login",
+            db.first::<UserRow>(
+                "SELECT id, login, name, avatar_url FROM users WHERE login = ?1 COLLATE NOCASE",
+                &params![login.as_str()],
+            )
+            .await?,
+        ),
+        (None, None) => ("userId", None),
+    };
+    row.ok_or_else(|| {
+        ApiError::invalid_fields(vec![FieldProblem::new(
+            field,
+            "names no user; they must sign in once before they can be added",
+        )])
+    })
+}
+
+/// Stores a new organisation account with `creator` as its admin.
+pub async fn insert_org_account(
+    db: &Db,
+    account_id: &AccountId,
+    name: &str,
+    creator: &UserId,
+    now: i64,
+) -> Result<(), ApiError> {
+    db.batch(vec![
+        db.statement(
+            "INSERT INTO accounts (id, kind, name, created_at) VALUES (?1, 'org', ?2, ?3)",
+            &params![account_id.as_str(), name, now],
+        )?,
+        db.statement(
+            "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?1, ?2, 'admin', ?3)",
+            &params![account_id.as_str(), creator.as_str(), now],
+        )?,
+    ])
+    .await?;
+    Ok(())
+}
+
+/// Adds a member to an account or changes their role; `false` when that would demote the account's
+/// last admin (the statement refuses it, so two racing demotions cannot both pass).
+pub async fn set_account_member(
+    db: &Db,
+    account_id: &AccountId,
+    user_id: &str,
+    role: AccountRole,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let changed = db
+        .run(
+            "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (account_id, user_id) DO UPDATE SET role = excluded.role
+             WHERE excluded.role = 'admin'
+                OR (SELECT COUNT(*) FROM memberships WHERE account_id = ?1 AND role = 'admin' AND user_id <> ?2) > 0",
+            &params![account_id.as_str(), user_id, role.as_str(), now],
+        )
+        .await?;
+    Ok(changed > 0)
+}
+
+/// Used by other modules to render users.
+pub fn user(
+    id: &str,
+    login: String,
+    name: Option<String>,
+    avatar_url: Option<String>,
+) -> Result<User, ApiError> {
+    Ok(User {
+        id: UserId::parse(id).map_err(internal("stored user id"))?,
+        login,
+        name,
+        avatar_url,
+    })
+}
