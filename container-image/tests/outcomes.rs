@@ -490,11 +490,11 @@ async fn an_output_schema_outside_the_subset_is_refused_at_post_naming_the_field
 
     assert_eq!(status.as_u16(), 400, "{body}");
     assert_eq!(body["error"]["code"], "validation_failed");
-    // The platform's one shape for field problems: details.fields[{field, message}].
-    let fields = body["error"]["details"]["fields"].as_array().unwrap();
+    // The platform's one shape for field problems: details.problems[{field, problem}].
+    let fields = body["error"]["details"]["problems"].as_array().unwrap();
     assert_eq!(fields[0]["field"], "outputSchema.properties.rating.pattern");
     assert!(
-        fields[0]["message"]
+        fields[0]["problem"]
             .as_str()
             .unwrap()
             .contains("not supported"),
