@@ -25,10 +25,8 @@ pub fn install() {
     std::panic::set_hook(Box::new(|info| {
         let activity = ACTIVITY.with(Cell::get);
         let report = format!(
-            "cat-factory: the board crashed while handling \"{activity}\" at {}: {}\n\
-             Please reload the page; if it keeps happening, send this message to the developers.",
-            std::thread::current().name().unwrap_or("main"),
-            info
+            "cat-factory: the board crashed while handling \"{activity}\": {info}\n\
+             Please reload the page; if it keeps happening, send this message to the developers."
         );
         web_sys::console::error_1(&report.into());
         show_banner();
