@@ -128,8 +128,12 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 let path = self.screenshot(&format!("timeout-{}", slug(what))).await;
+                let console = match self.client.issue_cmd(BrowserLog).await {
+                    Ok(entries) => entries.to_string(),
+                    Err(error) => format!("(no console: {error})"),
+                };
                 panic!(
-                    "within 20 s: {what} (last value {value}); screenshot {}",
+                    "within 20 s: {what} (last value {value}); screenshot {}; console {console}",
                     path.display()
                 );
             }

@@ -267,10 +267,11 @@ async fn a_person_at_random_never_breaks_the_board() {
             "return !document.querySelector('.modal-backdrop')",
         )
         .await;
-    let frames = "document.querySelectorAll(\"[data-testid='block-frame']\").length";
+    // Count the board's blocks (the toolbar's figure): the canvas draws only what is in view.
+    let blocks = "parseInt(document.querySelector(\"[data-testid='block-count']\").textContent)";
     let before = browser
         .client
-        .execute(&format!("return {frames}"), Vec::new())
+        .execute(&format!("return {blocks}"), Vec::new())
         .await
         .unwrap()
         .as_u64()
@@ -286,7 +287,7 @@ async fn a_person_at_random_never_breaks_the_board() {
     browser
         .wait_until(
             "the toolbar adds a frame",
-            &format!("return {frames} > {before}"),
+            &format!("return {blocks} > {before}"),
         )
         .await;
     let new_frame = browser

@@ -759,7 +759,11 @@ fn listen(
             let _ = viewport.set_pointer_capture(pointer);
         }
         if let (true, Some(viewport)) = (effects.focus_canvas, &viewport) {
-            let _ = viewport.focus();
+            // Without preventScroll the browser may scroll the canvas's wrapper to "reveal" it,
+            // shifting the whole board under the pointer.
+            let options = web_sys::FocusOptions::new();
+            options.set_prevent_scroll(true);
+            let _ = viewport.focus_with_options(&options);
         }
         if effects.schedule_view {
             schedule(&shared);
@@ -1187,8 +1191,16 @@ fn double_click(engine: &mut Engine, event: &web_sys::Event) -> Effects {
     if closest(event, "[data-handle], input, textarea, button").is_some() {
         return Effects::default();
     }
-    // A double-click on a title renames the block in place.
-    if let Some(title) = closest(event, "[data-rename]")
+    // A double-click on a title renames the block in place. The title is found under the pointer, not
+    // from the event's target: when the first click's re-render replaced the title's element, the
+    // browser sends the double-click to an ancestor both clicks share.
+    let under_pointer = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| {
+            document.element_from_point(mouse.client_x() as f32, mouse.client_y() as f32)
+        });
+    if let Some(title) =
+        under_pointer.and_then(|element| element.closest("[data-rename]").ok().flatten())
         && let Some(id) = block_id_of(&title)
     {
         return Effects::command(Command::Rename(id));

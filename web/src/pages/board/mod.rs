@@ -133,58 +133,61 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         let (queue, ops_ref) = (queue.clone(), ops_ref.clone());
         use_effect_with((), move |_| {
             let window = web_sys::window().expect("a window");
-            let listener = EventListener::new(&window, "keydown", move |event| {
-                let Some(key) = event.dyn_ref::<KeyboardEvent>() else {
-                    return;
-                };
-                let target = event
-                    .target()
-                    .and_then(|target| target.dyn_into::<Element>().ok());
-                let focused = web_sys::window()
-                    .and_then(|window| window.document())
-                    .and_then(|document| document.active_element());
-                let in_text_field = target.iter().chain(focused.iter()).any(is_text_field);
-                let on_button = target.as_ref().is_some_and(|target| {
-                    target.closest("button, a[href]").ok().flatten().is_some()
-                });
-                if on_button && (key.key() == "Enter" || key.key() == " ") {
-                    return;
-                }
-                let has_selection = ops_ref.borrow().as_ref().is_some_and(|ops| {
-                    ops.engine.try_borrow().is_ok_and(|engine| {
-                        engine.selected.is_some()
-                            || engine.selected_edge.is_some()
-                            || !engine.multi.is_empty()
-                    })
-                });
-                let focused_block = target
-                    .as_ref()
-                    .filter(|target| target.has_attribute("data-block-id"))
-                    .and_then(|target| target.get_attribute("data-block-id"))
-                    .and_then(|id| BlockId::parse(&id).ok());
-                let selected = ops_ref.borrow().as_ref().and_then(|ops| {
-                    ops.engine
-                        .try_borrow()
-                        .ok()
-                        .and_then(|engine| engine.selected.clone())
-                });
-                let press = KeyPress {
-                    focused_unselected_block: focused_block
-                        .filter(|id| Some(id) != selected.as_ref()),
-                    key: key.key(),
-                    ctrl: key.ctrl_key(),
-                    meta: key.meta_key(),
-                    alt: key.alt_key(),
-                    shift: key.shift_key(),
-                    in_text_field,
-                };
-                if let Some(command) = command_for_key(&press, has_selection) {
-                    if !in_text_field {
-                        event.prevent_default();
+            // Not passive: a shortcut stops the browser's own use of its key.
+            let options = gloo_events::EventListenerOptions::enable_prevent_default();
+            let listener =
+                EventListener::new_with_options(&window, "keydown", options, move |event| {
+                    let Some(key) = event.dyn_ref::<KeyboardEvent>() else {
+                        return;
+                    };
+                    let target = event
+                        .target()
+                        .and_then(|target| target.dyn_into::<Element>().ok());
+                    let focused = web_sys::window()
+                        .and_then(|window| window.document())
+                        .and_then(|document| document.active_element());
+                    let in_text_field = target.iter().chain(focused.iter()).any(is_text_field);
+                    let on_button = target.as_ref().is_some_and(|target| {
+                        target.closest("button, a[href]").ok().flatten().is_some()
+                    });
+                    if on_button && (key.key() == "Enter" || key.key() == " ") {
+                        return;
                     }
-                    queue.send(command);
-                }
-            });
+                    let has_selection = ops_ref.borrow().as_ref().is_some_and(|ops| {
+                        ops.engine.try_borrow().is_ok_and(|engine| {
+                            engine.selected.is_some()
+                                || engine.selected_edge.is_some()
+                                || !engine.multi.is_empty()
+                        })
+                    });
+                    let focused_block = target
+                        .as_ref()
+                        .filter(|target| target.has_attribute("data-block-id"))
+                        .and_then(|target| target.get_attribute("data-block-id"))
+                        .and_then(|id| BlockId::parse(&id).ok());
+                    let selected = ops_ref.borrow().as_ref().and_then(|ops| {
+                        ops.engine
+                            .try_borrow()
+                            .ok()
+                            .and_then(|engine| engine.selected.clone())
+                    });
+                    let press = KeyPress {
+                        focused_unselected_block: focused_block
+                            .filter(|id| Some(id) != selected.as_ref()),
+                        key: key.key(),
+                        ctrl: key.ctrl_key(),
+                        meta: key.meta_key(),
+                        alt: key.alt_key(),
+                        shift: key.shift_key(),
+                        in_text_field,
+                    };
+                    if let Some(command) = command_for_key(&press, has_selection) {
+                        if !in_text_field {
+                            event.prevent_default();
+                        }
+                        queue.send(command);
+                    }
+                });
             move || drop(listener)
         });
     }
