@@ -323,7 +323,10 @@ async fn a_person_at_random_never_breaks_the_board() {
         .map(|block| block.position)
         .expect("the new frame is on the server");
     // The header's own pixels are mostly covered by its title; any point on it starts the drag.
-    let (hx, hy, _, hh) = browser.rect(&head).await.expect("the new frame's header is drawn");
+    let (hx, hy, _, hh) = browser
+        .rect(&head)
+        .await
+        .expect("the new frame's header is drawn");
     let (x, y) = (hx + 3.0, hy + hh / 2.0);
     browser.drag_points((x, y), (x + 60.0, y + 40.0), 5).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
