@@ -161,6 +161,39 @@ impl Client {
             .to_owned()
     }
 
+    /// Creates a block at a position (relative to its parent) and returns its id.
+    pub async fn create_block_at(
+        &self,
+        workspace: &str,
+        level: &str,
+        parent: Option<&str>,
+        title: &str,
+        (x, y): (f64, f64),
+    ) -> String {
+        let body = json!({
+            "level": level, "parentId": parent, "title": title, "position": { "x": x, "y": y },
+        });
+        self.post(&format!("/workspaces/{workspace}/blocks"), body)
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Adds a dependency edge and returns its id.
+    pub async fn create_edge(&self, workspace: &str, from: &str, to: &str) -> String {
+        self.post(
+            &format!("/workspaces/{workspace}/edges"),
+            json!({ "from": from, "to": to }),
+        )
+        .await
+        .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// The board snapshot, decoded with the same `domain` types the board uses.
     pub async fn snapshot(&self, workspace: &str) -> domain::api::board::BoardSnapshot {
         serde_json::from_value(self.board(workspace).await)

@@ -69,6 +69,8 @@ impl Browser {
                 ]
             }),
         );
+        // Keep the page's console, so a test can assert that nothing went wrong in it.
+        capabilities.insert("goog:loggingPrefs".to_owned(), json!({ "browser": "ALL" }));
         let webdriver_url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
@@ -126,8 +128,12 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 let path = self.screenshot(&format!("timeout-{}", slug(what))).await;
+                let console = match self.client.issue_cmd(BrowserLog).await {
+                    Ok(entries) => entries.to_string(),
+                    Err(error) => format!("(no console: {error})"),
+                };
                 panic!(
-                    "within 20 s: {what} (last value {value}); screenshot {}",
+                    "within 20 s: {what} (last value {value}); screenshot {}; console {console}",
                     path.display()
                 );
             }
@@ -186,6 +192,190 @@ impl Browser {
             .expect("actions released");
     }
 
+    /// Moves the mouse to viewport point (`x`, `y`) and clicks there (`clicks` times in a row: 2 is a
+    /// double-click).
+    pub async fn click_at(&self, x: f64, y: f64, clicks: usize) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let mut actions = MouseActions::new("mouse".to_owned()).then(PointerAction::MoveTo {
+            duration: None,
+            x: x.round(),
+            y: y.round(),
+        });
+        for _ in 0..clicks {
+            actions = actions
+                .then(PointerAction::Down {
+                    button: MOUSE_BUTTON_LEFT,
+                })
+                .then(PointerAction::Up {
+                    button: MOUSE_BUTTON_LEFT,
+                });
+        }
+        self.perform(actions).await;
+    }
+
+    /// Presses at viewport point `from`, moves through `steps` intermediate points to `to`, and lets
+    /// go there.
+    pub async fn drag_points(&self, from: (f64, f64), to: (f64, f64), steps: usize) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let mut actions = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x: from.0.round(),
+                y: from.1.round(),
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        let steps = steps.max(1);
+        for step in 1..=steps {
+            let t = step as f64 / steps as f64;
+            actions = actions.then(PointerAction::MoveTo {
+                duration: Some(Duration::from_millis(16)),
+                x: (from.0 + (to.0 - from.0) * t).round(),
+                y: (from.1 + (to.1 - from.1) * t).round(),
+            });
+        }
+        actions = actions.then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+        self.perform(actions).await;
+    }
+
+    /// A click at viewport point (`x`, `y`) with Shift held.
+    pub async fn shift_click_at(&self, x: f64, y: f64) {
+        use fantoccini::actions::{
+            InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions, PointerAction,
+        };
+        let shift = char::from(fantoccini::key::Key::Shift);
+        let keys = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: shift })
+            .then(KeyAction::Pause {
+                duration: Duration::ZERO,
+            })
+            .then(KeyAction::Pause {
+                duration: Duration::ZERO,
+            })
+            .then(KeyAction::Up { value: shift });
+        let mouse = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x: x.round(),
+                y: y.round(),
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        let actions = fantoccini::actions::Actions::from(keys).and(mouse);
+        self.client
+            .perform_actions(actions)
+            .await
+            .expect("the shift-click is performed");
+        self.client
+            .release_actions()
+            .await
+            .expect("actions released");
+    }
+
+    /// Presses at `from` and moves to `to`, keeping the button down (look at the page mid-drag, then
+    /// call [`Browser::drag_release`]).
+    pub async fn drag_hold(&self, from: (f64, f64), to: (f64, f64), steps: usize) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let mut actions = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x: from.0.round(),
+                y: from.1.round(),
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        let steps = steps.max(1);
+        for step in 1..=steps {
+            let t = step as f64 / steps as f64;
+            actions = actions.then(PointerAction::MoveTo {
+                duration: Some(Duration::from_millis(16)),
+                x: (from.0 + (to.0 - from.0) * t).round(),
+                y: (from.1 + (to.1 - from.1) * t).round(),
+            });
+        }
+        self.client
+            .perform_actions(fantoccini::actions::Actions::from(actions))
+            .await
+            .expect("the drag starts");
+    }
+
+    /// Lets go of a drag started with [`Browser::drag_hold`].
+    pub async fn drag_release(&self) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let actions = MouseActions::new("mouse".to_owned()).then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+        self.perform(actions).await;
+    }
+
+    /// Presses a key (a character, or a [`fantoccini::key::Key`] as char) with modifier keys held,
+    /// wherever the focus is.
+    pub async fn press(&self, key: char, modifiers: &[fantoccini::key::Key]) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut actions = KeyActions::new("keyboard".to_owned());
+        for modifier in modifiers {
+            actions = actions.then(KeyAction::Down {
+                value: char::from(*modifier),
+            });
+        }
+        actions = actions
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        for modifier in modifiers.iter().rev() {
+            actions = actions.then(KeyAction::Up {
+                value: char::from(*modifier),
+            });
+        }
+        self.perform(actions).await;
+    }
+
+    /// Types `text` key by key into whatever has the focus (as a person would: if the focus moves
+    /// away mid-way, the rest goes elsewhere).
+    pub async fn type_text(&self, text: &str) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut actions = KeyActions::new("keyboard".to_owned());
+        for key in text.chars() {
+            actions = actions
+                .then(KeyAction::Down { value: key })
+                .then(KeyAction::Up { value: key });
+        }
+        self.perform(actions).await;
+    }
+
+    async fn perform(&self, actions: impl Into<fantoccini::actions::ActionSequence>) {
+        self.client
+            .perform_actions(fantoccini::actions::Actions::from(actions))
+            .await
+            .expect("the input actions are performed");
+        self.client
+            .release_actions()
+            .await
+            .expect("actions released");
+    }
+
+    /// The viewport rectangle (x, y, width, height) of the first element matching `css`.
+    pub async fn rect(&self, css: &str) -> Option<(f64, f64, f64, f64)> {
+        let script = format!(
+            "const e = document.querySelector({css:?}); if (!e) return null; \
+             const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height];"
+        );
+        let value = self.client.execute(&script, Vec::new()).await.ok()?;
+        let numbers: Vec<f64> = value
+            .as_array()?
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        (numbers.len() == 4).then(|| (numbers[0], numbers[1], numbers[2], numbers[3]))
+    }
+
     /// Signs in through the dev sign-in form on `url` as `login`.
     pub async fn dev_sign_in(&self, url: &str, login: &str) {
         self.client.goto(url).await.expect("the page loads");
@@ -212,6 +402,26 @@ impl Browser {
         path
     }
 
+    /// The page's console messages since the last call (chromedriver hands each out once).
+    pub async fn console(&self) -> Vec<ConsoleEntry> {
+        let value = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("chromedriver hands out the browser's console log");
+        serde_json::from_value(value).expect("console entries are {level, message}")
+    }
+
+    /// Console messages that mean the page broke: errors (a Rust panic's report, an uncaught
+    /// exception), and anything naming a panic or a wasm trap.
+    pub async fn console_problems(&self) -> Vec<ConsoleEntry> {
+        self.console()
+            .await
+            .into_iter()
+            .filter(ConsoleEntry::is_problem)
+            .collect()
+    }
+
     /// Ends the WebDriver session (closing Chromium) before the driver is stopped.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
@@ -223,4 +433,45 @@ fn slug(text: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .take(60)
         .collect()
+}
+
+/// One message of the page's console.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ConsoleEntry {
+    pub level: String,
+    pub message: String,
+}
+
+impl ConsoleEntry {
+    pub fn is_problem(&self) -> bool {
+        let message = self.message.to_lowercase();
+        // The browser logs a failed request (a refused write's 4xx) as an error too; those are the
+        // board's expected answers, not breakage.
+        let failed_request = message.contains("failed to load resource");
+        (self.level == "SEVERE" && !failed_request)
+            || message.contains("panicked")
+            || message.contains("runtimeerror")
+            || message.contains("unreachable")
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log`: the browser's console since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
 }

@@ -8,6 +8,7 @@
 //!   all its children, when the fixture is dropped or the test binary exits.
 
 pub mod api;
+pub mod board_ui;
 pub mod browser;
 pub mod events;
 pub mod http;

@@ -11,10 +11,13 @@ use domain::api::board::{
     UpdateBlockRequest,
 };
 use domain::api::health::HealthResponse;
-use domain::api::workspaces::{CreateWorkspaceRequest, UpdateWorkspaceRequest, WorkspaceView};
+use domain::api::workspaces::{
+    AddWorkspaceMemberRequest, CreateWorkspaceRequest, UpdateWorkspaceRequest, WorkspaceMember,
+    WorkspaceView,
+};
 use domain::api::{CLIENT_ID_HEADER, ErrorCode, ErrorEnvelope};
 use domain::board::{Block, Edge};
-use domain::ids::{BlockId, EdgeId, WorkspaceId};
+use domain::ids::{BlockId, EdgeId, UserId, WorkspaceId};
 use domain::stream::EventTicket;
 use gloo_net::http::{Method, RequestBuilder};
 use serde::Serialize;
@@ -223,16 +226,12 @@ pub async fn update_block(
     block: &BlockId,
     request: &UpdateBlockRequest,
 ) -> Result<Block, ApiFailure> {
-    // `UpdateBlockRequest` serializes an absent field as `null`, and `"repoUrl": null` means "clear the
-    // repository"; only the fields the edit names are sent.
-    let mut body = serde_json::to_value(request).unwrap_or_default();
-    if let Some(fields) = body.as_object_mut() {
-        fields.retain(|_, value| !value.is_null());
-    }
+    // `UpdateBlockRequest` leaves out the fields an edit does not name, and sends `"repoUrl": null`
+    // for an unlink (`Some(None)`): the body goes as it is.
     call(
         Method::PATCH,
         &format!("/workspaces/{workspace}/blocks/{block}"),
-        Some(&body),
+        Some(request),
     )
     .await
 }
@@ -289,4 +288,36 @@ pub async fn event_ticket(workspace: &WorkspaceId) -> Result<EventTicket, ApiFai
         NO_BODY,
     )
     .await
+}
+
+pub async fn members(workspace: &WorkspaceId) -> Result<Vec<WorkspaceMember>, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/workspaces/{workspace}/members"),
+        NO_BODY,
+    )
+    .await
+}
+
+/// Adds a member, or changes a member's role.
+pub async fn add_member(
+    workspace: &WorkspaceId,
+    request: &AddWorkspaceMemberRequest,
+) -> Result<WorkspaceMember, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/workspaces/{workspace}/members"),
+        Some(request),
+    )
+    .await
+}
+
+pub async fn remove_member(workspace: &WorkspaceId, user: &UserId) -> Result<(), ApiFailure> {
+    send(
+        Method::DELETE,
+        &format!("/workspaces/{workspace}/members/{user}"),
+        NO_BODY,
+    )
+    .await
+    .map(|_| ())
 }

@@ -1,5 +1,6 @@
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    web::crash::install();
     yew::Renderer::<web::app::App>::new().render();
 }
 

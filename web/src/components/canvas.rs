@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use domain::board::{BoardBlock, Level, Position};
+use domain::board::{BoardBlock, Level, Position, Size};
 use domain::ids::{BlockId, EdgeId};
 use gloo_events::{EventListener, EventListenerOptions};
 use gloo_render::{AnimationFrame, request_animation_frame};
@@ -22,35 +22,12 @@ use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlElement, PointerEvent, WheelEvent};
 use yew::prelude::*;
 
+use crate::command_queue::CommandQueue;
+use crate::model::commands::Command;
 use crate::model::{
     self, Board, Detail, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary, View,
-    render_key,
+    drop_target, render_key,
 };
-
-/// An action the canvas asks the page to carry out (the page talks to the server).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Intent {
-    Select(Option<BlockId>),
-    SelectEdge(EdgeId),
-    /// A block was dropped: its new parent (maybe unchanged) and position relative to that parent.
-    /// `screen` is where the pointer let go, relative to the canvas.
-    Move {
-        id: BlockId,
-        parent: Option<BlockId>,
-        position: Position,
-        screen: (f64, f64),
-    },
-    Create {
-        level: Level,
-        parent: Option<BlockId>,
-        position: Position,
-    },
-    Connect {
-        from: BlockId,
-        to: BlockId,
-    },
-    ZoomTo(BlockId),
-}
 
 enum Gesture {
     Idle,
@@ -65,6 +42,22 @@ enum Gesture {
     },
     Connect {
         from: BlockId,
+    },
+    /// Dragging every block of a multi-selection by the same amount.
+    DragMany {
+        ids: Vec<BlockId>,
+        start: (f64, f64),
+        moved: bool,
+    },
+    /// Dragging a frame's or module's corner: its new size.
+    Resize {
+        id: BlockId,
+        start: (f64, f64),
+        size: (f64, f64),
+    },
+    /// Shift and drag on empty canvas: a selection rectangle from `start` (canvas coordinates).
+    Marquee {
+        start: (f64, f64),
     },
     Pinch {
         distance: f64,
@@ -87,6 +80,12 @@ pub struct Engine {
     pub render_area: Rect,
     pub selected: Option<BlockId>,
     pub selected_edge: Option<EdgeId>,
+    /// A selection of several blocks (shift-click, marquee); `selected` is `None` meanwhile.
+    pub multi: Vec<BlockId>,
+    /// The block whose title is being renamed in place on the canvas.
+    pub renaming: Option<BlockId>,
+    /// A viewer's board: no drags, connections or creation.
+    pub read_only: bool,
     /// Fit the board into view once the canvas has a size.
     pub fit_pending: bool,
     gesture: Gesture,
@@ -97,6 +96,7 @@ pub struct Engine {
     pub viewport_ref: NodeRef,
     pub zoom_label: NodeRef,
     preview: NodeRef,
+    marquee: NodeRef,
     redraw: Option<Callback<()>>,
 }
 
@@ -130,6 +130,9 @@ impl Engine {
             },
             selected: None,
             selected_edge: None,
+            multi: Vec::new(),
+            renaming: None,
+            read_only: false,
             fit_pending: false,
             gesture: Gesture::Idle,
             pointers: HashMap::new(),
@@ -139,6 +142,7 @@ impl Engine {
             viewport_ref: NodeRef::default(),
             zoom_label: NodeRef::default(),
             preview: NodeRef::default(),
+            marquee: NodeRef::default(),
             redraw: None,
         };
         engine.refresh_derived();
@@ -187,6 +191,14 @@ impl Engine {
         }
     }
 
+    /// Pans (at the same zoom) so a block is in view, if it is not.
+    pub fn reveal(&mut self, id: &BlockId) {
+        self.refresh_derived();
+        if let Some(rect) = self.rects.get(id).copied() {
+            self.view = self.view.revealing(&rect, self.viewport.0, self.viewport.1);
+        }
+    }
+
     pub fn zoom_by(&mut self, factor: f64) {
         let (width, height) = self.viewport;
         self.view.zoom_at(width / 2.0, height / 2.0, factor);
@@ -211,6 +223,11 @@ impl Engine {
         }
     }
 
+    /// Whether a block is selected, alone or with others.
+    pub fn is_selected(&self, id: &BlockId) -> bool {
+        self.selected.as_ref() == Some(id) || self.multi.contains(id)
+    }
+
     /// The element of a drawn block.
     pub fn block_element(&self, id: &BlockId) -> Option<HtmlElement> {
         let world = self.world.cast::<Element>()?;
@@ -221,33 +238,45 @@ impl Engine {
             .and_then(|element| element.dyn_into::<HtmlElement>().ok())
     }
 
-    /// The deepest drawn block under a world point (skipping `exclude` and its subtree).
-    fn block_at(&self, x: f64, y: f64, exclude: Option<&BlockId>) -> Option<BlockId> {
+    /// The deepest drawn block under a world point (skipping `exclude` and its subtree), by the one rule
+    /// in [`drop_target`].
+    fn block_at(&self, (x, y): (f64, f64), exclude: Option<&BlockId>) -> Option<BlockId> {
         let detail = Detail::at(self.view.zoom);
-        let probe = Rect {
-            x,
-            y,
-            width: 0.01,
-            height: 0.01,
-        };
-        self.index
-            .query(&probe, &self.rects)
-            .into_iter()
-            .filter_map(|id| self.board.blocks.get(&id))
-            .filter(|block| !block.archived && detail.shows(block.level))
-            .filter(|block| {
-                exclude.is_none_or(|excluded| !self.board.is_within(&block.id, excluded))
-            })
-            .max_by_key(|block| (level_rank(block.level), block.id.clone()))
-            .map(|block| block.id.clone())
+        drop_target::block_under_point(
+            &self.board,
+            self.index.query(&probe(x, y), &self.rects),
+            &self.rects,
+            (x, y),
+            exclude,
+            |level| detail.shows(level),
+        )
+    }
+
+    /// Where `dragged` lands if dropped at a world point, by the same rule as [`Board::drop_target`]
+    /// but only among the blocks drawn at this zoom.
+    fn drop_target_at(&self, (x, y): (f64, f64), dragged: &BlockId) -> Option<BlockId> {
+        let detail = Detail::at(self.view.zoom);
+        drop_target::drop_target(
+            &self.board,
+            self.index.query(&probe(x, y), &self.rects),
+            &self.rects,
+            (x, y),
+            dragged,
+            |level| detail.shows(level),
+        )
     }
 }
 
-fn level_rank(level: Level) -> u8 {
-    match level {
-        Level::Frame => 0,
-        Level::Module => 1,
-        Level::Task => 2,
+/// The smallest a frame or module can be resized to (its header and a little room).
+const MIN_CONTAINER_SIZE: (f64, f64) = (160.0, 90.0);
+
+/// A point as a tiny rectangle, for the spatial index.
+fn probe(x: f64, y: f64) -> Rect {
+    Rect {
+        x,
+        y,
+        width: 0.01,
+        height: 0.01,
     }
 }
 
@@ -339,7 +368,8 @@ pub struct CanvasProps {
     pub engine: SharedEngine,
     /// Changes whenever the board or the selection changed (a re-render is due).
     pub tick: u64,
-    pub on_intent: Callback<Intent>,
+    /// Where the canvas's gestures go (run by the page after the gesture's handler returned).
+    pub queue: CommandQueue,
 }
 
 #[function_component]
@@ -354,9 +384,9 @@ pub fn Canvas(props: &CanvasProps) -> Html {
     }
     {
         let shared = shared.clone();
-        let on_intent = props.on_intent.clone();
+        let queue = props.queue.clone();
         use_effect_with((), move |_| {
-            let listeners = attach(&shared, on_intent);
+            let listeners = attach(&shared, &queue);
             {
                 let mut engine = shared.borrow_mut();
                 engine.measure();
@@ -372,6 +402,25 @@ pub fn Canvas(props: &CanvasProps) -> Html {
             }
             schedule(&shared);
             move || drop(listeners)
+        });
+    }
+    // An in-place rename takes the focus once its field is drawn (HTML's autofocus only works on load).
+    {
+        let shared = shared.clone();
+        use_effect(move || {
+            let renaming = shared.borrow().renaming.is_some();
+            if renaming
+                && let Some(document) = web_sys::window().and_then(|window| window.document())
+                && let Some(input) = document
+                    .query_selector("[data-testid='rename-input']")
+                    .ok()
+                    .flatten()
+                    .and_then(|element| element.dyn_into::<web_sys::HtmlInputElement>().ok())
+                && document.active_element().as_ref() != Some(input.as_ref())
+            {
+                let _ = input.focus();
+                input.select();
+            }
         });
     }
     let engine = shared.borrow();
@@ -405,6 +454,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
     let label_scale = (1.0 / engine.view.zoom).clamp(1.0, 6.0);
     let context = DrawContext {
         engine: &engine,
+        queue: &props.queue,
         children: &children,
         detail,
     };
@@ -441,6 +491,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
                         style={format!("stroke-width:{:.2}", 2.0 * label_scale)} marker-end="url(#arrow)" />
                 </svg>
             </div>
+            <div class="marquee" ref={engine.marquee.clone()} data-testid="marquee"></div>
             if empty {
                 <div class="canvas-empty">
                     <p>{ "Double-click anywhere to add a frame (a service)." }</p>
@@ -453,6 +504,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
 
 struct DrawContext<'a> {
     engine: &'a Engine,
+    queue: &'a CommandQueue,
     children: &'a HashMap<Option<&'a BlockId>, Vec<&'a BoardBlock>>,
     detail: Detail,
 }
@@ -460,7 +512,7 @@ struct DrawContext<'a> {
 impl DrawContext<'_> {
     fn block(&self, block: &BoardBlock) -> Html {
         let level = block.level.as_str();
-        let selected = self.engine.selected.as_ref() == Some(&block.id);
+        let selected = self.engine.is_selected(&block.id);
         let style = format!(
             "left:{:.1}px;top:{:.1}px;width:{:.1}px;height:{:.1}px",
             block.position.x, block.position.y, block.size.width, block.size.height
@@ -480,7 +532,7 @@ impl DrawContext<'_> {
         let body = match block.level {
             Level::Task => html! {
                 <>
-                    <div class="task-title">{ block.title.clone() }</div>
+                    { self.title(block, "task-title") }
                     <span class={classes!("chip", status)} data-testid="status-chip">{ model::status_label(block.status) }</span>
                 </>
             },
@@ -502,7 +554,7 @@ impl DrawContext<'_> {
                 html! {
                     <>
                         <div class="block-head" data-drag="true">
-                            <span class="block-title">{ block.title.clone() }</span>
+                            { self.title(block, "block-title") }
                             <span class="block-count">{ counts }</span>
                         </div>
                         if far && summary.tasks > 0 {
@@ -526,7 +578,51 @@ impl DrawContext<'_> {
                 { body }
                 { kids }
                 <div class="handle" data-handle="true" data-testid="edge-handle" title="Drag to another block to add a dependency"></div>
+                if block.level != Level::Task {
+                    <div class="resize-grip" data-resize="true" data-testid="resize-grip" title="Drag to resize"></div>
+                }
             </div>
+        }
+    }
+}
+
+impl DrawContext<'_> {
+    /// A block's title, or the in-place rename field while it is being renamed. A long title ends in
+    /// an ellipsis (CSS) and shows in full on hover.
+    fn title(&self, block: &BoardBlock, class: &'static str) -> Html {
+        if self.engine.renaming.as_ref() != Some(&block.id) {
+            return html! {
+                <span class={class} data-rename="true" title={block.title.clone()}>{ block.title.clone() }</span>
+            };
+        }
+        let keys = Callback::from(|event: KeyboardEvent| {
+            let input: web_sys::HtmlInputElement = event.target_unchecked_into();
+            match event.key().as_str() {
+                "Enter" => {
+                    event.prevent_default();
+                    let _ = input.blur();
+                }
+                "Escape" => {
+                    let _ = input.set_attribute("data-cancelled", "true");
+                    let _ = input.blur();
+                }
+                _ => {}
+            }
+        });
+        let finish = {
+            let (queue, id) = (self.queue.clone(), block.id.clone());
+            Callback::from(move |event: FocusEvent| {
+                let input: web_sys::HtmlInputElement = event.target_unchecked_into();
+                let title = (!input.has_attribute("data-cancelled")).then(|| input.value());
+                queue.send(Command::FinishRename {
+                    id: id.clone(),
+                    title,
+                });
+            })
+        };
+        html! {
+            <input class={classes!("rename-input", class)} data-testid="rename-input" value={block.title.clone()}
+                maxlength="200" aria-label="Block title" onkeydown={keys} onblur={finish} />
         }
     }
 }
@@ -551,9 +647,11 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
             let from = engine.rects.get(&edge.from)?;
             let to = engine.rects.get(&edge.to)?;
             let selected = engine.selected_edge.as_ref() == Some(&edge.id);
+            // Selecting a block highlights its dependencies.
+            let related = engine.is_selected(&edge.from) || engine.is_selected(&edge.to);
             let path = model::edge_path(from, to);
             Some(html! {
-                <g key={edge.id.to_string()} class={classes!("edge", selected.then_some("selected"))}
+                <g key={edge.id.to_string()} class={classes!("edge", selected.then_some("selected"), related.then_some("related"))}
                     data-edge-id={edge.id.to_string()} data-testid="edge"
                     data-from={edge.from.to_string()} data-to={edge.to.to_string()}>
                     <path class="edge-hit" d={path.clone()} style={format!("stroke-width:{:.2}", 12.0 * label_scale)} />
@@ -604,337 +702,536 @@ fn set_drop_highlight(engine: &Engine, previous: Option<&BlockId>, next: Option<
     }
 }
 
+/// What a canvas event handler asks for once it has let go of the engine: commands for the page, and the
+/// DOM calls that may fire other events synchronously (focus moves fire blur and change on a text field).
+#[derive(Default)]
+struct Effects {
+    commands: Vec<Command>,
+    capture_pointer: Option<i32>,
+    focus_canvas: bool,
+    schedule_view: bool,
+}
+
+impl Effects {
+    fn command(command: Command) -> Effects {
+        Effects {
+            commands: vec![command],
+            ..Effects::default()
+        }
+    }
+}
+
+/// A canvas event handler: a plain function of the engine and the event. It cannot reach the page or
+/// the engine's `RefCell`, so it cannot re-enter either; what it wants done beyond the engine comes back
+/// as [`Effects`], carried out by [`listen`] after the borrow ends.
+type Handler = fn(&mut Engine, &web_sys::Event) -> Effects;
+
+fn listen(
+    shared: &Rc<RefCell<Engine>>,
+    queue: &CommandQueue,
+    target: &web_sys::EventTarget,
+    kind: &'static str,
+    prevent_default: bool,
+    handler: Handler,
+) -> EventListener {
+    let shared = shared.clone();
+    let queue = queue.clone();
+    let options = if prevent_default {
+        EventListenerOptions::enable_prevent_default()
+    } else {
+        EventListenerOptions::default()
+    };
+    EventListener::new_with_options(target, kind, options, move |event| {
+        let before = crate::crash::doing(kind);
+        let effects = match shared.try_borrow_mut() {
+            Ok(mut engine) => handler(&mut engine, event),
+            // Cannot happen while handlers only touch the engine; if a browser ever dispatches one
+            // event inside another's handler, dropping the inner one beats a dead page.
+            Err(_) => {
+                web_sys::console::warn_1(
+                    &format!("canvas: {kind} arrived while the board was busy; ignored").into(),
+                );
+                Effects::default()
+            }
+        };
+        let viewport = shared.borrow().viewport_ref.cast::<HtmlElement>();
+        if let (Some(pointer), Some(viewport)) = (effects.capture_pointer, &viewport) {
+            let _ = viewport.set_pointer_capture(pointer);
+        }
+        if let (true, Some(viewport)) = (effects.focus_canvas, &viewport) {
+            // Without preventScroll the browser may scroll the canvas's wrapper to "reveal" it,
+            // shifting the whole board under the pointer.
+            let options = web_sys::FocusOptions::new();
+            options.set_prevent_scroll(true);
+            let _ = viewport.focus_with_options(&options);
+        }
+        if effects.schedule_view {
+            schedule(&shared);
+        }
+        for command in effects.commands {
+            queue.send(command);
+        }
+        crate::crash::doing(before);
+    })
+}
+
 /// Attaches the pointer, wheel and double-click listeners to the canvas element.
-fn attach(shared: &Rc<RefCell<Engine>>, on_intent: Callback<Intent>) -> Vec<EventListener> {
+fn attach(shared: &Rc<RefCell<Engine>>, queue: &CommandQueue) -> Vec<EventListener> {
     let Some(viewport) = shared.borrow().viewport_ref.cast::<HtmlElement>() else {
         return Vec::new();
     };
-    let mut listeners = Vec::new();
-    let active = EventListenerOptions::enable_prevent_default();
+    let window = web_sys::window().expect("a window");
+    vec![
+        listen(shared, queue, &viewport, "pointerdown", true, pointer_down),
+        listen(shared, queue, &viewport, "pointermove", true, pointer_move),
+        listen(shared, queue, &viewport, "pointerup", false, pointer_up),
+        listen(shared, queue, &viewport, "pointercancel", false, pointer_up),
+        listen(shared, queue, &viewport, "wheel", true, wheel),
+        listen(shared, queue, &viewport, "dblclick", false, double_click),
+        listen(shared, queue, &window, "resize", false, |engine, _| {
+            engine.measure();
+            Effects {
+                schedule_view: true,
+                ..Effects::default()
+            }
+        }),
+    ]
+}
 
-    {
-        let shared = shared.clone();
-        let on_intent = on_intent.clone();
-        let target = viewport.clone();
-        listeners.push(EventListener::new_with_options(
-            &viewport,
-            "pointerdown",
-            active,
-            move |event| {
-                let Some(pointer) = event.dyn_ref::<PointerEvent>() else {
-                    return;
-                };
-                if closest(event, "input, textarea, select, button").is_some() {
-                    return;
-                }
-                let mut engine = shared.borrow_mut();
-                engine.measure();
-                let point = local_point(&engine, pointer);
-                engine.pointers.insert(pointer.pointer_id(), point);
-                let _ = target.set_pointer_capture(pointer.pointer_id());
-                let _ = target.focus();
-                if engine.pointers.len() == 2 {
-                    let points: Vec<_> = engine.pointers.values().copied().collect();
-                    engine.gesture = Gesture::Pinch {
-                        distance: distance(points[0], points[1]),
-                    };
-                    return;
-                }
-                let middle = pointer.button() == 1;
-                if pointer.button() != 0 && !middle {
-                    return;
-                }
-                event.prevent_default();
-                if !middle {
-                    if let Some(handle) = closest(event, "[data-handle]") {
-                        if let Some(from) = block_id_of(&handle) {
-                            engine.gesture = Gesture::Connect { from };
-                        }
-                        return;
-                    }
-                    if let Some(grip) = closest(event, "[data-drag]") {
-                        if let Some(id) = block_id_of(&grip) {
-                            engine.gesture = Gesture::Drag {
-                                id,
-                                start: point,
-                                moved: false,
-                                target: None,
-                            };
-                        }
-                        return;
-                    }
-                    if let Some(edge) = closest(event, "[data-edge-id]") {
-                        if let Some(id) = edge
-                            .get_attribute("data-edge-id")
-                            .and_then(|id| EdgeId::parse(&id).ok())
-                        {
-                            on_intent.emit(Intent::SelectEdge(id));
-                        }
-                        return;
-                    }
-                    if let Some(block) = closest(event, "[data-block-id]") {
-                        // A press on the body of a frame or module selects it and pans.
-                        on_intent.emit(Intent::Select(block_id_of(&block)));
-                    } else if engine.selected.is_some() || engine.selected_edge.is_some() {
-                        on_intent.emit(Intent::Select(None));
-                    }
-                }
-                engine.gesture = Gesture::Pan { last: point };
-            },
-        ));
+fn pointer_down(engine: &mut Engine, event: &web_sys::Event) -> Effects {
+    let Some(pointer) = event.dyn_ref::<PointerEvent>() else {
+        return Effects::default();
+    };
+    if closest(event, "input, textarea, select, button").is_some() {
+        return Effects::default();
     }
-    {
-        let shared = shared.clone();
-        listeners.push(EventListener::new_with_options(
-            &viewport,
-            "pointermove",
-            active,
-            move |event| {
-                let Some(pointer) = event.dyn_ref::<PointerEvent>() else {
-                    return;
-                };
-                let mut guard = shared.borrow_mut();
-                let point = local_point(&guard, pointer);
-                if guard.pointers.contains_key(&pointer.pointer_id()) {
-                    guard.pointers.insert(pointer.pointer_id(), point);
-                }
-                let zoom = guard.view.zoom;
-                let points: Vec<_> = guard.pointers.values().copied().collect();
-                let engine = &mut *guard;
-                let mut changed_view = false;
-                match &mut engine.gesture {
-                    Gesture::Idle => return,
-                    Gesture::Pan { last } => {
-                        let (dx, dy) = (point.0 - last.0, point.1 - last.1);
-                        *last = point;
-                        engine.view.pan_x += dx;
-                        engine.view.pan_y += dy;
-                        changed_view = true;
-                    }
-                    Gesture::Pinch { distance: before } => {
-                        if points.len() == 2 {
-                            let now = distance(points[0], points[1]);
-                            let factor = now / before.max(1.0);
-                            *before = now;
-                            let middle = (
-                                (points[0].0 + points[1].0) / 2.0,
-                                (points[0].1 + points[1].1) / 2.0,
-                            );
-                            engine.view.zoom_at(middle.0, middle.1, factor);
-                            changed_view = true;
-                        }
-                    }
-                    Gesture::Drag {
-                        id,
-                        start,
-                        moved,
-                        target,
-                    } => {
-                        let (dx, dy) = (point.0 - start.0, point.1 - start.1);
-                        if !*moved && dx.abs() + dy.abs() < 4.0 {
-                            return;
-                        }
-                        *moved = true;
-                        let id = id.clone();
-                        let previous = target.clone();
-                        drop(guard);
-                        let engine_ref = shared.borrow();
-                        if let Some(element) = engine_ref.block_element(&id) {
-                            let _ = element.class_list().add_1("dragging");
-                            let _ = element.style().set_property(
-                                "transform",
-                                &format!("translate({:.1}px,{:.1}px)", dx / zoom, dy / zoom),
-                            );
-                        }
-                        let (world_x, world_y) = engine_ref.view.to_world(point.0, point.1);
-                        let next = engine_ref.block_at(world_x, world_y, Some(&id));
-                        set_drop_highlight(&engine_ref, previous.as_ref(), next.as_ref());
-                        drop(engine_ref);
-                        if let Gesture::Drag { target, .. } = &mut shared.borrow_mut().gesture {
-                            *target = next;
-                        }
-                        return;
-                    }
-                    Gesture::Connect { from } => {
-                        let from = from.clone();
-                        let (world_x, world_y) = engine.view.to_world(point.0, point.1);
-                        if let (Some(rect), Some(path)) =
-                            (engine.rects.get(&from), engine.preview.cast::<Element>())
-                        {
-                            let end = Rect {
-                                x: world_x,
-                                y: world_y,
-                                width: 0.0,
-                                height: 0.0,
-                            };
-                            let _ = path.set_attribute("d", &model::edge_path(rect, &end));
-                        }
-                        return;
-                    }
-                }
-                if changed_view {
-                    drop(guard);
-                    schedule(&shared);
-                }
-            },
-        ));
+    engine.measure();
+    let point = local_point(engine, pointer);
+    engine.pointers.insert(pointer.pointer_id(), point);
+    let mut effects = Effects {
+        capture_pointer: Some(pointer.pointer_id()),
+        focus_canvas: true,
+        ..Effects::default()
+    };
+    if engine.pointers.len() == 2 {
+        let points: Vec<_> = engine.pointers.values().copied().collect();
+        engine.gesture = Gesture::Pinch {
+            distance: distance(points[0], points[1]),
+        };
+        return effects;
     }
-    for kind in ["pointerup", "pointercancel"] {
-        let shared = shared.clone();
-        let on_intent = on_intent.clone();
-        listeners.push(EventListener::new(&viewport, kind, move |event| {
-            let Some(pointer) = event.dyn_ref::<PointerEvent>() else {
-                return;
-            };
-            let cancelled = event.type_() == "pointercancel";
-            let mut engine = shared.borrow_mut();
-            let point = local_point(&engine, pointer);
-            engine.pointers.remove(&pointer.pointer_id());
-            let gesture = std::mem::replace(&mut engine.gesture, Gesture::Idle);
-            match gesture {
-                Gesture::Drag {
+    let middle = pointer.button() == 1;
+    if pointer.button() != 0 && !middle {
+        return effects;
+    }
+    event.prevent_default();
+    if !middle && pointer.shift_key() {
+        // Shift: a click adds a block to the selection (or takes it out); on empty canvas a drag
+        // draws a selection rectangle.
+        match closest(event, "[data-block-id]").and_then(|block| block_id_of(&block)) {
+            Some(id) => effects.commands.push(Command::ToggleSelect(id)),
+            None => engine.gesture = Gesture::Marquee { start: point },
+        }
+        return effects;
+    }
+    if !middle {
+        if let Some(grip) = closest(event, "[data-resize]") {
+            if let Some(id) = block_id_of(&grip)
+                && !engine.read_only
+                && let Some(block) = engine.board.blocks.get(&id)
+            {
+                engine.gesture = Gesture::Resize {
+                    size: (block.size.width, block.size.height),
                     id,
-                    start,
-                    moved,
-                    target,
-                } => {
-                    set_drop_highlight(&engine, target.as_ref(), None);
-                    if !moved {
-                        drop(engine);
-                        on_intent.emit(Intent::Select(Some(id)));
-                        return;
-                    }
-                    let element = engine.block_element(&id);
-                    if let Some(element) = &element {
-                        let _ = element.class_list().remove_1("dragging");
-                    }
-                    let zoom = engine.view.zoom;
-                    let (dx, dy) = ((point.0 - start.0) / zoom, (point.1 - start.1) / zoom);
-                    let (Some(rect), false) = (engine.rects.get(&id).copied(), cancelled) else {
-                        if let Some(element) = &element {
-                            let _ = element.style().remove_property("transform");
-                        }
-                        return;
-                    };
-                    let origin = target
-                        .as_ref()
-                        .and_then(|parent| engine.rects.get(parent))
-                        .map_or((0.0, 0.0), |parent| (parent.x, parent.y));
-                    let position = Position {
-                        x: (rect.x + dx - origin.0).round(),
-                        y: (rect.y + dy - origin.1).round(),
-                    };
-                    drop(engine);
-                    on_intent.emit(Intent::Move {
-                        id,
-                        parent: target,
-                        position,
-                        screen: point,
-                    });
-                }
-                Gesture::Connect { from } => {
-                    if let Some(path) = engine.preview.cast::<Element>() {
-                        let _ = path.set_attribute("d", "");
-                    }
-                    let (world_x, world_y) = engine.view.to_world(point.0, point.1);
-                    let to = engine.block_at(world_x, world_y, Some(&from));
-                    drop(engine);
-                    if let (Some(to), false) = (to, cancelled) {
-                        on_intent.emit(Intent::Connect { from, to });
-                    }
-                }
-                Gesture::Pinch { .. } | Gesture::Pan { .. } | Gesture::Idle => {}
-            }
-        }));
-    }
-    {
-        let shared = shared.clone();
-        listeners.push(EventListener::new_with_options(
-            &viewport,
-            "wheel",
-            active,
-            move |event| {
-                let Some(wheel) = event.dyn_ref::<WheelEvent>() else {
-                    return;
+                    start: point,
                 };
-                event.prevent_default();
-                let mut engine = shared.borrow_mut();
-                let point = (
-                    wheel.client_x() as f64 - engine.origin.0,
-                    wheel.client_y() as f64 - engine.origin.1,
+            }
+            return effects;
+        }
+        if let Some(handle) = closest(event, "[data-handle]") {
+            if let Some(from) = block_id_of(&handle)
+                && !engine.read_only
+            {
+                engine.gesture = Gesture::Connect { from };
+            }
+            return effects;
+        }
+        if let Some(grip) = closest(event, "[data-drag]") {
+            if let Some(id) = block_id_of(&grip)
+                && engine.multi.contains(&id)
+            {
+                engine.gesture = Gesture::DragMany {
+                    ids: engine.multi.clone(),
+                    start: point,
+                    moved: false,
+                };
+            } else if let Some(id) = block_id_of(&grip) {
+                engine.gesture = Gesture::Drag {
+                    id,
+                    start: point,
+                    moved: false,
+                    target: None,
+                };
+            }
+            return effects;
+        }
+        if let Some(edge) = closest(event, "[data-edge-id]") {
+            if let Some(id) = edge
+                .get_attribute("data-edge-id")
+                .and_then(|id| EdgeId::parse(&id).ok())
+            {
+                effects.commands.push(Command::SelectEdge(id));
+            }
+            return effects;
+        }
+        if let Some(block) = closest(event, "[data-block-id]") {
+            // A press on the body of a frame or module selects it and pans.
+            effects.commands.push(Command::Select(block_id_of(&block)));
+        } else if engine.selected.is_some() || engine.selected_edge.is_some() {
+            effects.commands.push(Command::Select(None));
+        }
+    }
+    engine.gesture = Gesture::Pan { last: point };
+    effects
+}
+
+fn pointer_move(engine: &mut Engine, event: &web_sys::Event) -> Effects {
+    let Some(pointer) = event.dyn_ref::<PointerEvent>() else {
+        return Effects::default();
+    };
+    let point = local_point(engine, pointer);
+    if engine.pointers.contains_key(&pointer.pointer_id()) {
+        engine.pointers.insert(pointer.pointer_id(), point);
+    }
+    let zoom = engine.view.zoom;
+    let points: Vec<_> = engine.pointers.values().copied().collect();
+    let moved_view = Effects {
+        schedule_view: true,
+        ..Effects::default()
+    };
+    match &mut engine.gesture {
+        Gesture::Idle => Effects::default(),
+        Gesture::Pan { last } => {
+            let (dx, dy) = (point.0 - last.0, point.1 - last.1);
+            *last = point;
+            engine.view.pan_x += dx;
+            engine.view.pan_y += dy;
+            moved_view
+        }
+        Gesture::Pinch { distance: before } => {
+            if points.len() != 2 {
+                return Effects::default();
+            }
+            let now = distance(points[0], points[1]);
+            let factor = now / before.max(1.0);
+            *before = now;
+            let middle = (
+                (points[0].0 + points[1].0) / 2.0,
+                (points[0].1 + points[1].1) / 2.0,
+            );
+            engine.view.zoom_at(middle.0, middle.1, factor);
+            moved_view
+        }
+        Gesture::Drag {
+            id,
+            start,
+            moved,
+            target,
+        } => {
+            let (dx, dy) = (point.0 - start.0, point.1 - start.1);
+            if !*moved && dx.abs() + dy.abs() < 4.0 {
+                return Effects::default();
+            }
+            if engine.read_only {
+                // A viewer's drag pans instead.
+                engine.gesture = Gesture::Pan { last: point };
+                return Effects::default();
+            }
+            *moved = true;
+            let (id, previous) = (id.clone(), target.clone());
+            if let Some(element) = engine.block_element(&id) {
+                let _ = element.class_list().add_1("dragging");
+                let _ = element.style().set_property(
+                    "transform",
+                    &format!("translate({:.1}px,{:.1}px)", dx / zoom, dy / zoom),
                 );
-                let (dx, dy) = match wheel.delta_mode() {
-                    WheelEvent::DOM_DELTA_LINE => (wheel.delta_x() * 16.0, wheel.delta_y() * 16.0),
-                    WheelEvent::DOM_DELTA_PAGE => {
-                        (wheel.delta_x() * 400.0, wheel.delta_y() * 400.0)
-                    }
-                    _ => (wheel.delta_x(), wheel.delta_y()),
-                };
-                // A pinch on a trackpad arrives as ctrl+wheel; a mouse wheel (whole notches, no sideways
-                // part) zooms too; a two-finger trackpad scroll pans.
-                let mouse_wheel = dx == 0.0
-                    && (dy.abs() >= 50.0 || wheel.delta_mode() != WheelEvent::DOM_DELTA_PIXEL);
-                if wheel.ctrl_key() || wheel.meta_key() || mouse_wheel {
-                    let factor = (-dy * if wheel.ctrl_key() { 0.01 } else { 0.0025 }).exp();
-                    engine.view.zoom_at(point.0, point.1, factor);
-                } else {
-                    engine.pan_by(-dx, -dy);
-                }
-                drop(engine);
-                schedule(&shared);
-            },
-        ));
-    }
-    {
-        let shared = shared.clone();
-        listeners.push(EventListener::new(&viewport, "dblclick", move |event| {
-            let Some(mouse) = event.dyn_ref::<web_sys::MouseEvent>() else {
-                return;
-            };
-            if closest(event, "[data-handle], input, textarea, button").is_some() {
-                return;
             }
-            let engine = shared.borrow();
-            let point = local_point(&engine, mouse);
-            let (world_x, world_y) = engine.view.to_world(point.0, point.1);
-            let container = engine.block_at(world_x, world_y, None);
-            let container_level = container
-                .as_ref()
-                .and_then(|id| engine.board.blocks.get(id))
-                .map(|block| block.level);
-            let Some(level) = model::child_level(container_level) else {
-                if let Some(id) = container {
-                    drop(engine);
-                    on_intent.emit(Intent::ZoomTo(id));
+            let world = engine.view.to_world(point.0, point.1);
+            let next = engine.drop_target_at(world, &id);
+            set_drop_highlight(engine, previous.as_ref(), next.as_ref());
+            if let Gesture::Drag { target, .. } = &mut engine.gesture {
+                *target = next;
+            }
+            Effects::default()
+        }
+        Gesture::DragMany { ids, start, moved } => {
+            let (dx, dy) = (point.0 - start.0, point.1 - start.1);
+            if !*moved && dx.abs() + dy.abs() < 4.0 {
+                return Effects::default();
+            }
+            if engine.read_only {
+                engine.gesture = Gesture::Pan { last: point };
+                return Effects::default();
+            }
+            *moved = true;
+            let ids = ids.clone();
+            for id in &ids {
+                if let Some(element) = engine.block_element(id) {
+                    let _ = element.class_list().add_1("dragging");
+                    let _ = element.style().set_property(
+                        "transform",
+                        &format!("translate({:.1}px,{:.1}px)", dx / zoom, dy / zoom),
+                    );
                 }
-                return;
+            }
+            Effects::default()
+        }
+        Gesture::Resize { id, start, size } => {
+            let (width, height) = (
+                (size.0 + (point.0 - start.0) / zoom).max(MIN_CONTAINER_SIZE.0),
+                (size.1 + (point.1 - start.1) / zoom).max(MIN_CONTAINER_SIZE.1),
+            );
+            let id = id.clone();
+            if let Some(element) = engine.block_element(&id) {
+                let style = element.style();
+                let _ = style.set_property("width", &format!("{width:.0}px"));
+                let _ = style.set_property("height", &format!("{height:.0}px"));
+            }
+            Effects::default()
+        }
+        Gesture::Marquee { start } => {
+            let start = *start;
+            if let Some(marquee) = engine.marquee.cast::<HtmlElement>() {
+                let style = marquee.style();
+                let _ = style.set_property("display", "block");
+                let _ = style.set_property("left", &format!("{:.0}px", start.0.min(point.0)));
+                let _ = style.set_property("top", &format!("{:.0}px", start.1.min(point.1)));
+                let _ = style.set_property("width", &format!("{:.0}px", (point.0 - start.0).abs()));
+                let _ =
+                    style.set_property("height", &format!("{:.0}px", (point.1 - start.1).abs()));
+            }
+            Effects::default()
+        }
+        Gesture::Connect { from } => {
+            let from = from.clone();
+            let (world_x, world_y) = engine.view.to_world(point.0, point.1);
+            if let (Some(rect), Some(path)) =
+                (engine.rects.get(&from), engine.preview.cast::<Element>())
+            {
+                let end = Rect {
+                    x: world_x,
+                    y: world_y,
+                    width: 0.0,
+                    height: 0.0,
+                };
+                let _ = path.set_attribute("d", &model::edge_path(rect, &end));
+            }
+            Effects::default()
+        }
+    }
+}
+
+fn pointer_up(engine: &mut Engine, event: &web_sys::Event) -> Effects {
+    let Some(pointer) = event.dyn_ref::<PointerEvent>() else {
+        return Effects::default();
+    };
+    let cancelled = event.type_() == "pointercancel";
+    let point = local_point(engine, pointer);
+    engine.pointers.remove(&pointer.pointer_id());
+    let gesture = std::mem::replace(&mut engine.gesture, Gesture::Idle);
+    match gesture {
+        Gesture::Drag {
+            id,
+            start,
+            moved,
+            target,
+        } => {
+            set_drop_highlight(engine, target.as_ref(), None);
+            if !moved {
+                return Effects::command(Command::Select(Some(id)));
+            }
+            let element = engine.block_element(&id);
+            if let Some(element) = &element {
+                let _ = element.class_list().remove_1("dragging");
+            }
+            let zoom = engine.view.zoom;
+            let (dx, dy) = ((point.0 - start.0) / zoom, (point.1 - start.1) / zoom);
+            let (Some(rect), false) = (engine.rects.get(&id).copied(), cancelled) else {
+                if let Some(element) = &element {
+                    let _ = element.style().remove_property("transform");
+                }
+                return Effects::default();
             };
-            let origin = container
+            let origin = target
                 .as_ref()
-                .and_then(|id| engine.rects.get(id))
-                .map_or((0.0, 0.0), |rect| (rect.x, rect.y));
-            let size = model::new_block_size(level);
+                .and_then(|parent| engine.rects.get(parent))
+                .map_or((0.0, 0.0), |parent| (parent.x, parent.y));
             let position = Position {
-                x: (world_x - origin.0 - size.width / 2.0).round(),
-                y: (world_y - origin.1 - size.height / 2.0).round(),
+                x: (rect.x + dx - origin.0).round(),
+                y: (rect.y + dy - origin.1).round(),
             };
-            drop(engine);
-            on_intent.emit(Intent::Create {
-                level,
-                parent: container,
+            Effects::command(Command::Move {
+                id,
+                parent: target,
                 position,
-            });
-        }));
+                screen: Some(point),
+            })
+        }
+        Gesture::Connect { from } => {
+            if let Some(path) = engine.preview.cast::<Element>() {
+                let _ = path.set_attribute("d", "");
+            }
+            let world = engine.view.to_world(point.0, point.1);
+            match (engine.block_at(world, Some(&from)), cancelled) {
+                (Some(to), false) => Effects::command(Command::Connect { from, to }),
+                _ => Effects::default(),
+            }
+        }
+        Gesture::DragMany { ids, start, moved } => {
+            let zoom = engine.view.zoom;
+            for id in &ids {
+                if let Some(element) = engine.block_element(id) {
+                    let _ = element.class_list().remove_1("dragging");
+                    if cancelled || !moved {
+                        let _ = element.style().remove_property("transform");
+                    }
+                }
+            }
+            if cancelled || !moved {
+                return Effects::default();
+            }
+            Effects::command(Command::MoveMany {
+                ids,
+                dx: ((point.0 - start.0) / zoom).round(),
+                dy: ((point.1 - start.1) / zoom).round(),
+            })
+        }
+        Gesture::Resize { id, start, size } => {
+            let zoom = engine.view.zoom;
+            let (width, height) = (
+                (size.0 + (point.0 - start.0) / zoom)
+                    .max(MIN_CONTAINER_SIZE.0)
+                    .round(),
+                (size.1 + (point.1 - start.1) / zoom)
+                    .max(MIN_CONTAINER_SIZE.1)
+                    .round(),
+            );
+            if cancelled || (width, height) == size {
+                return Effects::default();
+            }
+            Effects::command(Command::Resize {
+                id,
+                size: Size { width, height },
+            })
+        }
+        Gesture::Marquee { start } => {
+            if let Some(marquee) = engine.marquee.cast::<HtmlElement>() {
+                let _ = marquee.style().set_property("display", "none");
+            }
+            let (x0, y0) = engine
+                .view
+                .to_world(start.0.min(point.0), start.1.min(point.1));
+            let (x1, y1) = engine
+                .view
+                .to_world(start.0.max(point.0), start.1.max(point.1));
+            let area = Rect {
+                x: x0,
+                y: y0,
+                width: x1 - x0,
+                height: y1 - y0,
+            };
+            let detail = Detail::at(engine.view.zoom);
+            let ids = model::blocks_in_marquee(
+                &engine.board,
+                &engine.index,
+                &engine.rects,
+                &area,
+                |level| detail.shows(level),
+            );
+            Effects::command(Command::SelectMany(ids))
+        }
+        Gesture::Pinch { .. } | Gesture::Pan { .. } | Gesture::Idle => Effects::default(),
     }
+}
+
+fn wheel(engine: &mut Engine, event: &web_sys::Event) -> Effects {
+    let Some(wheel) = event.dyn_ref::<WheelEvent>() else {
+        return Effects::default();
+    };
+    event.prevent_default();
+    let point = (
+        wheel.client_x() as f64 - engine.origin.0,
+        wheel.client_y() as f64 - engine.origin.1,
+    );
+    let (dx, dy) = match wheel.delta_mode() {
+        WheelEvent::DOM_DELTA_LINE => (wheel.delta_x() * 16.0, wheel.delta_y() * 16.0),
+        WheelEvent::DOM_DELTA_PAGE => (wheel.delta_x() * 400.0, wheel.delta_y() * 400.0),
+        _ => (wheel.delta_x(), wheel.delta_y()),
+    };
+    // A pinch on a trackpad arrives as ctrl+wheel; a mouse wheel (whole notches, no sideways part)
+    // zooms too; a two-finger trackpad scroll pans.
+    let mouse_wheel =
+        dx == 0.0 && (dy.abs() >= 50.0 || wheel.delta_mode() != WheelEvent::DOM_DELTA_PIXEL);
+    if wheel.ctrl_key() || wheel.meta_key() || mouse_wheel {
+        let factor = (-dy * if wheel.ctrl_key() { 0.01 } else { 0.0025 }).exp();
+        engine.view.zoom_at(point.0, point.1, factor);
+    } else {
+        engine.pan_by(-dx, -dy);
+    }
+    Effects {
+        schedule_view: true,
+        ..Effects::default()
+    }
+}
+
+fn double_click(engine: &mut Engine, event: &web_sys::Event) -> Effects {
+    let Some(mouse) = event.dyn_ref::<web_sys::MouseEvent>() else {
+        return Effects::default();
+    };
+    if closest(event, "[data-handle], input, textarea, button").is_some() {
+        return Effects::default();
+    }
+    // A double-click on a title renames the block in place. The title is found under the pointer, not
+    // from the event's target: when the first click's re-render replaced the title's element, the
+    // browser sends the double-click to an ancestor both clicks share.
+    let under_pointer = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| {
+            document.element_from_point(mouse.client_x() as f32, mouse.client_y() as f32)
+        });
+    if let Some(title) =
+        under_pointer.and_then(|element| element.closest("[data-rename]").ok().flatten())
+        && let Some(id) = block_id_of(&title)
     {
-        let shared = shared.clone();
-        let window = web_sys::window().expect("a window");
-        listeners.push(EventListener::new(&window, "resize", move |_| {
-            shared.borrow_mut().measure();
-            schedule(&shared);
-        }));
+        return Effects::command(Command::Rename(id));
     }
-    listeners
+    let point = local_point(engine, mouse);
+    let world = engine.view.to_world(point.0, point.1);
+    let container = engine.block_at(world, None);
+    let container_level = container
+        .as_ref()
+        .and_then(|id| engine.board.blocks.get(id))
+        .map(|block| block.level);
+    let Some(level) = model::child_level(container_level).filter(|_| !engine.read_only) else {
+        return match container {
+            Some(id) => Effects::command(Command::ZoomTo(id)),
+            None => Effects::default(),
+        };
+    };
+    let origin = container
+        .as_ref()
+        .and_then(|id| engine.rects.get(id))
+        .map_or((0.0, 0.0), |rect| (rect.x, rect.y));
+    let size = model::new_block_size(level);
+    let position = Position {
+        x: (world.0 - origin.0 - size.width / 2.0).round(),
+        y: (world.1 - origin.1 - size.height / 2.0).round(),
+    };
+    Effects::command(Command::Create {
+        level,
+        parent: container,
+        position: Some(position),
+    })
 }
 
 fn distance(a: (f64, f64), b: (f64, f64)) -> f64 {

@@ -1,146 +1,104 @@
-//! The side panel of the selected block: title, status, description and requirements (the full block is
-//! loaded with `GET` when it is selected), its dependencies, and its actions.
+//! The side panel of the selected block: title, status, repository (frames), description and
+//! requirements (the full block is loaded with `GET` when it is selected or changes), its dependencies,
+//! and its actions.
+//!
+//! The fields are [`TextField`]s: they keep the person's typing through saves and through other
+//! people's edits. A block deleted by someone else while its panel is open keeps its panel, says so, and
+//! leaves the fields (and any unsaved text) there to copy.
 
-use domain::board::{Block, BlockStatus, Level};
-use domain::ids::{BlockId, EdgeId, WorkspaceId};
-use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
+use domain::board::{Block, BlockStatus, BoardBlock, Level};
+use domain::ids::{BlockId, WorkspaceId};
+use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
 use crate::api;
+use crate::command_queue::CommandQueue;
 use crate::components::canvas::SharedEngine;
+use crate::components::text_field::TextField;
+use crate::model::commands::Command;
+use crate::model::edit::Edit;
 use crate::model::{self, ALL_STATUSES};
-
-/// Fields of a block an edit changes (`None`: unchanged).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Edit {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub requirements: Option<String>,
-    pub status: Option<BlockStatus>,
-}
 
 #[derive(Properties, PartialEq)]
 pub struct PanelProps {
     pub engine: SharedEngine,
     pub workspace_id: WorkspaceId,
     pub block_id: BlockId,
-    /// The block's revision: a change (here or live) reloads the full block.
-    pub rev: i64,
+    /// Changes whenever the board changed (the panel re-reads the block).
+    pub tick: u64,
     /// Focus the title (the block was just created).
     pub fresh: bool,
-    pub on_edit: Callback<(BlockId, Edit)>,
-    pub on_delete: Callback<BlockId>,
-    pub on_zoom: Callback<BlockId>,
-    pub on_remove_edge: Callback<EdgeId>,
-    pub on_close: Callback<()>,
+    pub queue: CommandQueue,
+    /// A viewer's board: everything is shown, nothing can be changed.
+    pub read_only: bool,
 }
 
 #[function_component]
 pub fn Panel(props: &PanelProps) -> Html {
     let full = use_state(|| None::<Block>);
-    let title_ref = use_node_ref();
+    let last_known = use_mut_ref(|| None::<BoardBlock>);
+    let current = props
+        .engine
+        .0
+        .borrow()
+        .board
+        .blocks
+        .get(&props.block_id)
+        .cloned();
+    let deleted = current.is_none();
+    if let Some(block) = &current {
+        *last_known.borrow_mut() = Some(block.clone());
+    }
+    let rev = current.as_ref().map(|block| block.rev);
     {
         let full = full.clone();
         let workspace = props.workspace_id.clone();
-        use_effect_with((props.block_id.clone(), props.rev), move |(id, _)| {
-            let id = id.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                if let Ok(block) = api::block(&workspace, &id).await {
-                    full.set(Some(block));
-                }
-            });
-        });
-    }
-    {
-        let title_ref = title_ref.clone();
-        let loaded = full.as_ref().map(|block| block.id.clone());
-        use_effect_with((loaded, props.fresh), move |(loaded, fresh)| {
-            if *fresh
-                && loaded.is_some()
-                && let Some(input) = title_ref.cast::<HtmlInputElement>()
-            {
-                let _ = input.focus();
-                input.select();
+        use_effect_with((props.block_id.clone(), rev), move |(id, rev)| {
+            if rev.is_some() {
+                let id = id.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Ok(block) = api::block(&workspace, &id).await {
+                        full.set(Some(block));
+                    }
+                });
             }
         });
     }
-    let engine = props.engine.0.borrow();
-    let Some(short) = engine.board.blocks.get(&props.block_id) else {
+    let Some(short) = current.or_else(|| last_known.borrow().clone()) else {
         return html! {};
     };
     let id = props.block_id.clone();
-    let edit = |make: fn(String) -> Edit| {
-        let on_edit = props.on_edit.clone();
+    let locked = props.read_only || deleted;
+    let queue = &props.queue;
+    let save = |make: fn(String) -> Edit| {
         let id = id.clone();
-        move |value: String| on_edit.emit((id.clone(), make(value)))
-    };
-    let loaded = full.as_ref().filter(|block| block.id == id);
-    let title_changed = {
-        let send = edit(|value| Edit {
-            title: Some(value),
-            ..Edit::default()
-        });
-        let current = short.title.clone();
-        Callback::from(move |event: Event| {
-            let value = event.target_unchecked_into::<HtmlInputElement>().value();
-            if value.trim() != current && !value.trim().is_empty() {
-                send(value.trim().to_owned());
-            }
+        queue.callback(move |value: String| Command::Edit {
+            id: id.clone(),
+            edit: make(value),
         })
     };
-    let title_keys = Callback::from(|event: KeyboardEvent| {
-        if event.key() == "Enter" {
-            let input: HtmlInputElement = event.target_unchecked_into();
-            let _ = input.blur();
-        }
-    });
+    let loaded = full.as_ref().filter(|block| block.id == id);
     let status_changed = {
-        let (on_edit, id) = (props.on_edit.clone(), id.clone());
+        let id = id.clone();
+        let queue = queue.clone();
         Callback::from(move |event: Event| {
             let value = event.target_unchecked_into::<HtmlSelectElement>().value();
             if let Some(status) = BlockStatus::parse(&value) {
-                on_edit.emit((
-                    id.clone(),
-                    Edit {
+                queue.send(Command::Edit {
+                    id: id.clone(),
+                    edit: Edit {
                         status: Some(status),
                         ..Edit::default()
                     },
-                ));
+                });
             }
         })
     };
-    let text_changed = |make: fn(String) -> Edit, current: Option<String>| {
-        let send = edit(make);
-        Callback::from(move |event: Event| {
-            let value = event.target_unchecked_into::<HtmlTextAreaElement>().value();
-            if current.as_deref() != Some(value.as_str()) {
-                send(value);
-            }
-        })
+    let send = |command: Command| {
+        let queue = queue.clone();
+        Callback::from(move |_: MouseEvent| queue.send(command.clone()))
     };
-    let description_changed = text_changed(
-        |value| Edit {
-            description: Some(value),
-            ..Edit::default()
-        },
-        loaded.map(|block| block.description.clone()),
-    );
-    let requirements_changed = text_changed(
-        |value| Edit {
-            requirements: Some(value),
-            ..Edit::default()
-        },
-        loaded.map(|block| block.requirements.clone()),
-    );
-    let delete = {
-        let (on_delete, id) = (props.on_delete.clone(), id.clone());
-        Callback::from(move |_: MouseEvent| on_delete.emit(id.clone()))
-    };
-    let zoom = {
-        let (on_zoom, id) = (props.on_zoom.clone(), id.clone());
-        Callback::from(move |_: MouseEvent| on_zoom.emit(id.clone()))
-    };
-    let close = props.on_close.reform(|_: MouseEvent| ());
+    let engine = props.engine.0.borrow();
     let mut depends_on: Vec<_> = engine
         .board
         .edges
@@ -162,58 +120,71 @@ pub fn Panel(props: &PanelProps) -> Html {
             .get(block)
             .map_or("(deleted)".to_owned(), |block| block.title.clone())
     };
-    let edge_row = |edge_id: &EdgeId, other: &BlockId| {
-        let remove = {
-            let (on_remove, edge_id) = (props.on_remove_edge.clone(), edge_id.clone());
-            Callback::from(move |_: MouseEvent| on_remove.emit(edge_id.clone()))
-        };
+    let edge_row = |edge_id: &domain::ids::EdgeId, other: &BlockId| {
         html! {
             <li key={edge_id.to_string()} data-testid="dependency">
-                <span>{ title_of(other) }</span>
-                <button class="ghost icon" aria-label="Remove dependency" onclick={remove}>{ "×" }</button>
+                <button class="link" onclick={send(Command::ZoomTo(other.clone()))} title="Show it on the board">{ title_of(other) }</button>
+                if !locked {
+                    <button class="ghost icon" aria-label="Remove dependency" onclick={send(Command::RemoveEdge(edge_id.clone()))}>{ "×" }</button>
+                }
             </li>
         }
     };
     let parent = short.parent_id.as_ref().map(title_of);
     let level = short.level;
-    let rev_key = format!("{}-{}", id, short.rev);
     html! {
-        <aside class="panel" data-testid="block-panel" data-block-id={id.to_string()} aria-label="Block details">
+        <aside class={classes!("panel", deleted.then_some("deleted"))} data-testid="block-panel" data-block-id={id.to_string()} aria-label="Block details">
             <div class="panel-head">
                 <span class={classes!("level-badge", level.as_str())}>{ level.as_str() }</span>
                 if let Some(parent) = parent {
                     <span class="muted crumb">{ format!("in {parent}") }</span>
                 }
                 <span class="spacer"></span>
-                <button class="ghost icon" aria-label="Close panel" onclick={close} data-testid="panel-close">{ "×" }</button>
+                <button class="ghost icon" aria-label="Close panel" onclick={send(Command::Select(None))} data-testid="panel-close">{ "×" }</button>
             </div>
+            if deleted {
+                <div class="panel-deleted" role="alert" data-testid="panel-deleted">
+                    { "Someone else deleted this block. Anything you typed is still below: copy what you need, then close the panel." }
+                </div>
+            }
             <label class="field">
                 <span>{ "Title" }</span>
-                <input key={format!("title-{rev_key}")} ref={title_ref} value={short.title.clone()}
-                    onchange={title_changed} onkeydown={title_keys} data-testid="panel-title" maxlength="200" />
+                <TextField value={short.title.clone()} testid="panel-title" required=true readonly={locked}
+                    focus={props.fresh} on_save={save(|value| Edit { title: Some(value), ..Edit::default() })} />
             </label>
             <label class="field">
                 <span>{ "Status" }</span>
-                <select key={format!("status-{rev_key}")} onchange={status_changed} data-testid="panel-status">
+                <select onchange={status_changed} data-testid="panel-status" disabled={locked}>
                     { for ALL_STATUSES.iter().map(|status| html! {
                         <option value={status.as_str()} selected={*status == short.status}>{ model::status_label(*status) }</option>
                     }) }
                 </select>
             </label>
+            if level == Level::Frame {
+                <label class="field">
+                    <span>{ "Repository" }</span>
+                    <TextField value={short.repo_url.clone().unwrap_or_default()} testid="panel-repo" readonly={locked}
+                        maxlength={500} placeholder="https://github.com/owner/repo (empty: not linked)"
+                        on_save={save(|value| Edit {
+                            repo_url: Some(Some(value.trim().to_owned()).filter(|url| !url.is_empty())),
+                            ..Edit::default()
+                        })} />
+                </label>
+            }
             if let Some(block) = loaded {
                 <label class="field">
                     <span>{ "Description" }</span>
-                    <textarea key={format!("description-{rev_key}")} rows="4" value={block.description.clone()}
-                        onchange={description_changed} data-testid="panel-description"
-                        placeholder="What this is and why it exists" />
+                    <TextField value={block.description.clone()} multiline=true rows={4} maxlength={20000}
+                        testid="panel-description" readonly={locked} placeholder="What this is and why it exists"
+                        on_save={save(|value| Edit { description: Some(value), ..Edit::default() })} />
                 </label>
                 <label class="field">
                     <span>{ if level == Level::Task { "Requirements (acceptance criteria)" } else { "Requirements" } }</span>
-                    <textarea key={format!("requirements-{rev_key}")} rows="6" value={block.requirements.clone()}
-                        onchange={requirements_changed} data-testid="panel-requirements"
-                        placeholder="- It must…" />
+                    <TextField value={block.requirements.clone()} multiline=true rows={6} maxlength={20000}
+                        testid="panel-requirements" readonly={locked} placeholder="- It must…"
+                        on_save={save(|value| Edit { requirements: Some(value), ..Edit::default() })} />
                 </label>
-            } else {
+            } else if !deleted {
                 <p class="muted">{ "Loading details…" }</p>
             }
             <div class="deps">
@@ -228,8 +199,12 @@ pub fn Panel(props: &PanelProps) -> Html {
                 }
             </div>
             <div class="panel-actions">
-                <button class="button" onclick={zoom} data-testid="zoom-to-block">{ "Zoom to" }</button>
-                <button class="button danger" onclick={delete} data-testid="delete-block">{ "Delete…" }</button>
+                if !deleted {
+                    <button class="button" onclick={send(Command::ZoomTo(id.clone()))} data-testid="zoom-to-block">{ "Zoom to" }</button>
+                }
+                if !locked {
+                    <button class="button danger" onclick={send(Command::AskDelete(vec![id.clone()]))} data-testid="delete-block">{ "Delete…" }</button>
+                }
             </div>
         </aside>
     }

@@ -1,0 +1,352 @@
+//! The board in a person's hands: ordinary clicks after a selection, and a few hundred random gestures
+//! with a fixed seed, never break the page (no panic, no error in the console), and the board still
+//! works afterwards.
+
+use cat_tests::api::{Client, unique_login};
+use cat_tests::board_ui::{
+    SplitMix, assert_page_healthy, body_point, edge_point, empty_canvas_point, open_board,
+    seed_board,
+};
+use cat_tests::browser::Browser;
+use cat_tests::worker::WorkerServer;
+use fantoccini::key::Key;
+use serde_json::Value;
+
+async fn select_task(browser: &Browser, task: &str) {
+    let (x, y) = body_point(browser, &format!("[data-block-id='{task}']")).await;
+    browser.click_at(x, y, 1).await;
+    browser
+        .wait_until(
+            "the task's panel opens",
+            &format!("return document.querySelector(\"[data-testid='block-panel'][data-block-id='{task}']\")"),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn clicks_after_a_selection_on_empty_canvas_bodies_and_edges_keep_the_board_alive() {
+    let server = WorkerServer::shared();
+    let login = unique_login("clicker");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Clicks").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+    browser.console().await;
+
+    let task = board.tasks[0].clone();
+    let no_panel = "return !document.querySelector(\"[data-testid='block-panel']\")";
+
+    // Empty canvas: the selection clears.
+    select_task(&browser, &task).await;
+    let (x, y) = empty_canvas_point(&browser).await;
+    browser.click_at(x, y, 1).await;
+    browser.wait_until("the selection clears", no_panel).await;
+    assert_page_healthy(&browser, "a click on empty canvas after a selection").await;
+
+    // A frame's body and a module's body select them.
+    for (what, id) in [("frame", &board.frames[1]), ("module", &board.modules[1])] {
+        select_task(&browser, &task).await;
+        let (x, y) = body_point(&browser, &format!("[data-block-id='{id}']")).await;
+        browser.click_at(x, y, 1).await;
+        browser
+            .wait_until(
+                &format!("the {what} is selected"),
+                &format!("return document.querySelector(\"[data-testid='block-panel'][data-block-id='{id}']\")"),
+            )
+            .await;
+        assert_page_healthy(
+            &browser,
+            &format!("a click on a {what}'s body after a selection"),
+        )
+        .await;
+    }
+
+    // An edge: it is selected and can be removed from the toolbar.
+    select_task(&browser, &task).await;
+    let (x, y) = edge_point(&browser, &board.edges[0]).await;
+    browser.click_at(x, y, 1).await;
+    browser
+        .wait_until(
+            "the edge is selected",
+            &format!(
+                "return document.querySelector(\"[data-edge-id='{}'].selected\")",
+                board.edges[0]
+            ),
+        )
+        .await;
+    assert_page_healthy(&browser, "a click on an edge after a selection").await;
+
+    // And the board still answers: the toolbar adds a frame.
+    let frames = "return document.querySelectorAll(\"[data-testid='block-frame']\").length";
+    browser
+        .wait_for("[data-testid='add-frame']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until("a third frame", &format!("{frames} === 3"))
+        .await;
+    assert_page_healthy(&browser, "adding a frame").await;
+    browser.screenshot("clicks-after-selection").await;
+    browser.close().await;
+}
+
+/// Where a random gesture can land: the centres and bodies of what is drawn, handles, edge midpoints.
+const TARGETS: &str = "\
+    const c = document.querySelector(\"[data-testid='canvas']\").getBoundingClientRect(); \
+    const inside = (x, y) => x > c.x + 2 && y > c.y + 2 && x < c.right - 2 && y < c.bottom - 2; \
+    const out = []; \
+    for (const e of document.querySelectorAll('[data-block-id], .block-head, [data-handle], [data-rename], [data-resize]')) { \
+      const r = e.getBoundingClientRect(); \
+      for (const [fx, fy] of [[0.5, 0.5], [0.3, 0.85], [0.9, 0.9]]) { \
+        const x = r.x + r.width * fx, y = r.y + r.height * fy; if (inside(x, y)) out.push([x, y]); } } \
+    for (const p of document.querySelectorAll('.edge-hit')) { \
+      const at = p.getPointAtLength(p.getTotalLength() / 2); const m = p.getScreenCTM(); \
+      const x = at.x * m.a + at.y * m.c + m.e, y = at.x * m.b + at.y * m.d + m.f; if (inside(x, y)) out.push([x, y]); } \
+    return { canvas: [c.x, c.y, c.width, c.height], targets: out };";
+
+/// Buttons a person presses between gestures (those that exist at that moment).
+const BUTTONS: [&str; 8] = [
+    "add-frame",
+    "add-module",
+    "add-task",
+    "undo",
+    "zoom-fit",
+    "show-shortcuts",
+    "confirm-delete-yes",
+    "panel-close",
+];
+
+fn key_for(roll: u64) -> (char, Vec<Key>, &'static str) {
+    match roll % 16 {
+        0 => ('+', vec![], "+"),
+        1 => ('-', vec![], "-"),
+        2 => ('0', vec![], "0"),
+        3 => (Key::Delete.into(), vec![], "Delete"),
+        4 => (Key::Backspace.into(), vec![], "Backspace"),
+        5 => (Key::Escape.into(), vec![], "Escape"),
+        6 => (Key::Left.into(), vec![], "ArrowLeft"),
+        7 => (Key::Down.into(), vec![Key::Shift], "Shift+ArrowDown"),
+        8 => ('z', vec![Key::Control], "Ctrl+Z"),
+        9 => (Key::Enter.into(), vec![], "Enter"),
+        10 => (Key::F2.into(), vec![], "F2"),
+        11 => ('?', vec![], "?"),
+        12 => ('a', vec![], "a"),
+        // Not Tab: it walks the focus out to the top bar, where Enter would sign out or leave.
+        13 => ('b', vec![], "b"),
+        14 => ('x', vec![], "x"),
+        _ => (Key::Right.into(), vec![], "ArrowRight"),
+    }
+}
+
+#[tokio::test]
+async fn a_person_at_random_never_breaks_the_board() {
+    let seed: u64 = std::env::var("GESTURE_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(20_261_130);
+    let gestures: usize = std::env::var("GESTURE_COUNT")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(300);
+    println!(
+        "random gestures: seed {seed}, {gestures} gestures (GESTURE_SEED / GESTURE_COUNT to replay)"
+    );
+    let server = WorkerServer::shared();
+    let login = unique_login("monkey");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Random gestures").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+    browser.console().await;
+
+    let mut rng = SplitMix::new(seed);
+    let mut log: Vec<String> = Vec::new();
+    for n in 0..gestures {
+        let scene = browser
+            .client
+            .execute(TARGETS, Vec::new())
+            .await
+            .expect("the page answers");
+        let canvas: Vec<f64> = scene["canvas"]
+            .as_array()
+            .map(|items| items.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        let targets: Vec<(f64, f64)> = scene["targets"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|pair| Some((pair[0].as_f64()?, pair[1].as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (cx, cy, cw, ch) = (canvas[0], canvas[1], canvas[2], canvas[3]);
+        let pick = |rng: &mut SplitMix| {
+            if !targets.is_empty() && rng.below(10) < 7 {
+                targets[rng.below(targets.len() as u64) as usize]
+            } else {
+                (
+                    rng.between(cx + 4.0, cx + cw - 4.0),
+                    rng.between(cy + 4.0, cy + ch - 4.0),
+                )
+            }
+        };
+        let roll = rng.below(100);
+        let gesture = match roll {
+            0..=34 => {
+                let (x, y) = pick(&mut rng);
+                browser.click_at(x, y, 1).await;
+                format!("click {x:.0},{y:.0}")
+            }
+            35..=46 => {
+                let (x, y) = pick(&mut rng);
+                browser.click_at(x, y, 2).await;
+                format!("double-click {x:.0},{y:.0}")
+            }
+            47..=71 => {
+                let from = pick(&mut rng);
+                let to = if rng.below(2) == 0 {
+                    pick(&mut rng)
+                } else {
+                    (
+                        (from.0 + rng.between(-150.0, 150.0)).clamp(cx + 4.0, cx + cw - 4.0),
+                        (from.1 + rng.between(-150.0, 150.0)).clamp(cy + 4.0, cy + ch - 4.0),
+                    )
+                };
+                browser.drag_points(from, to, 4).await;
+                format!(
+                    "drag {:.0},{:.0} -> {:.0},{:.0}",
+                    from.0, from.1, to.0, to.1
+                )
+            }
+            72..=91 => {
+                let (key, modifiers, name) = key_for(rng.next_u64());
+                browser.press(key, &modifiers).await;
+                format!("key {name}")
+            }
+            _ => {
+                let name = BUTTONS[rng.below(BUTTONS.len() as u64) as usize];
+                let clicked = browser
+                    .client
+                    .execute(
+                        &format!("const b = document.querySelector(\"[data-testid='{name}']\"); if (!b || b.disabled) return false; b.click(); return true;"),
+                        Vec::new(),
+                    )
+                    .await
+                    .unwrap_or(Value::Bool(false));
+                format!("button {name} (pressed: {clicked})")
+            }
+        };
+        log.push(format!("#{n}: {gesture}"));
+        if n % 20 == 19 {
+            let recent = log[log.len().saturating_sub(20)..].join("\n");
+            assert_page_healthy(
+                &browser,
+                &format!("gestures up to #{n} (seed {seed}):\n{recent}"),
+            )
+            .await;
+        }
+    }
+    let recent = log[log.len().saturating_sub(20)..].join("\n");
+    assert_page_healthy(
+        &browser,
+        &format!("all {gestures} gestures (seed {seed}):\n{recent}"),
+    )
+    .await;
+    browser.screenshot("random-gestures-end").await;
+
+    // The board still works: close whatever is open, add a frame from the toolbar, and drag it.
+    for _ in 0..3 {
+        browser.press(Key::Escape.into(), &[]).await;
+    }
+    browser
+        .wait_until(
+            "no dialog is open",
+            "return !document.querySelector('.modal-backdrop')",
+        )
+        .await;
+    // Count the board's blocks (the toolbar's figure): the canvas draws only what is in view.
+    let blocks = "parseInt(document.querySelector(\"[data-testid='block-count']\").textContent)";
+    let before = browser
+        .client
+        .execute(&format!("return {blocks}"), Vec::new())
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    browser
+        .client
+        .execute(
+            "document.querySelector(\"[data-testid='add-frame']\").click()",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the toolbar adds a frame",
+            &format!("return {blocks} > {before}"),
+        )
+        .await;
+    let new_frame = browser
+        .wait_until(
+            "the new frame is selected",
+            "const p = document.querySelector(\"[data-testid='block-panel']\"); return p && p.dataset.blockId;",
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Fit (the new frame's title field has the focus, so with the button), then drag it by its header.
+    browser
+        .client
+        .execute(
+            "document.querySelector(\"[data-testid='zoom-fit']\").click()",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let head = format!("[data-block-id='{new_frame}'] > .block-head");
+    browser
+        .wait_until(
+            "the new frame is in view",
+            &format!("const h = document.querySelector(\"{head}\"); const c = document.querySelector(\"[data-testid='canvas']\").getBoundingClientRect(); if (!h) return false; const r = h.getBoundingClientRect(); return r.x > c.x && r.right < c.right && r.y > c.y && r.bottom < c.bottom;"),
+        )
+        .await;
+    let left_before = client.snapshot(&board.workspace).await;
+    let position_before = left_before
+        .blocks
+        .iter()
+        .find(|block| block.id.as_str() == new_frame)
+        .map(|block| block.position)
+        .expect("the new frame is on the server");
+    // The header's own pixels are mostly covered by its title; any point on it starts the drag.
+    let (hx, hy, _, hh) = browser
+        .rect(&head)
+        .await
+        .expect("the new frame's header is drawn");
+    let (x, y) = (hx + 3.0, hy + hh / 2.0);
+    browser.drag_points((x, y), (x + 60.0, y + 40.0), 5).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let snapshot = client.snapshot(&board.workspace).await;
+        let moved = snapshot
+            .blocks
+            .iter()
+            .find(|block| block.id.as_str() == new_frame)
+            .is_some_and(|block| block.position != position_before);
+        if moved {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dragged frame moved on the server within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_page_healthy(&browser, "the closing toolbar add and drag").await;
+    println!("random gestures: seed {seed}, {gestures} gestures, the board still works");
+    browser.close().await;
+}

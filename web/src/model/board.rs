@@ -1,0 +1,466 @@
+//! The board of one workspace as the browser holds it: blocks and edges, live events applied in order,
+//! and the summaries the far-out views draw.
+
+use std::collections::{HashMap, HashSet};
+
+use domain::api::board::BoardSnapshot;
+use domain::api::workspaces::Workspace;
+use domain::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position};
+use domain::event::{EventPayload, WorkspaceEvent};
+use domain::ids::{BlockId, EdgeId};
+
+use super::Rect;
+
+/// Counts under a frame or module. `mix` is indexed by [`status_order`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub modules: usize,
+    pub tasks: usize,
+    pub mix: [usize; 6],
+}
+
+/// What applying a live event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    /// Already reflected (an echo, a replay, or older than what the board holds).
+    Ignored,
+}
+
+/// The board of one workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Board {
+    pub workspace: Workspace,
+    pub blocks: HashMap<BlockId, BoardBlock>,
+    pub edges: HashMap<EdgeId, Edge>,
+    /// The last event sequence number reflected here (resume the stream from it).
+    pub seq: i64,
+    /// Bumped on every change, so views can tell cheaply whether they are stale.
+    pub version: u64,
+}
+
+impl Board {
+    pub fn from_snapshot(snapshot: BoardSnapshot) -> Board {
+        Board {
+            workspace: snapshot.workspace,
+            blocks: snapshot
+                .blocks
+                .into_iter()
+                .map(|block| (block.id.clone(), block))
+                .collect(),
+            edges: snapshot
+                .edges
+                .into_iter()
+                .map(|row| {
+                    let edge = Edge::from(row);
+                    (edge.id.clone(), edge)
+                })
+                .collect(),
+            seq: snapshot.seq,
+            version: 0,
+        }
+    }
+
+    /// Stores a block unless the board already holds a newer revision of it.
+    pub fn upsert_block(&mut self, block: BoardBlock) -> Applied {
+        if let Some(existing) = self.blocks.get(&block.id)
+            && existing.rev > block.rev
+        {
+            return Applied::Ignored;
+        }
+        if self.blocks.get(&block.id) == Some(&block) {
+            return Applied::Ignored;
+        }
+        self.blocks.insert(block.id.clone(), block);
+        self.version += 1;
+        Applied::Changed
+    }
+
+    /// Sets a block as it is known locally (an optimistic edit or a rollback), whatever its revision.
+    pub fn force_block(&mut self, block: BoardBlock) {
+        self.blocks.insert(block.id.clone(), block);
+        self.version += 1;
+    }
+
+    /// Removes a block, its subtree and every edge touching them.
+    pub fn remove_subtree(&mut self, root: &BlockId) -> Applied {
+        let doomed: HashSet<BlockId> = self.subtree(root).into_iter().collect();
+        if doomed.is_empty() {
+            return Applied::Ignored;
+        }
+        for id in &doomed {
+            self.blocks.remove(id);
+        }
+        self.edges
+            .retain(|_, edge| !doomed.contains(&edge.from) && !doomed.contains(&edge.to));
+        self.version += 1;
+        Applied::Changed
+    }
+
+    pub fn insert_edge(&mut self, edge: Edge) -> Applied {
+        if self.edges.contains_key(&edge.id) {
+            return Applied::Ignored;
+        }
+        self.edges.insert(edge.id.clone(), edge);
+        self.version += 1;
+        Applied::Changed
+    }
+
+    pub fn remove_edge(&mut self, id: &EdgeId) -> Applied {
+        if self.edges.remove(id).is_none() {
+            return Applied::Ignored;
+        }
+        self.version += 1;
+        Applied::Changed
+    }
+
+    /// Applies a hub event. Events at or below the board's `seq` are already in it (a replay after a
+    /// reconnect), so they are skipped; block writes older than the block's revision are skipped too.
+    pub fn apply_event(&mut self, event: &WorkspaceEvent) -> Applied {
+        if event.seq <= self.seq {
+            return Applied::Ignored;
+        }
+        self.seq = event.seq;
+        let applied = match &event.payload {
+            EventPayload::BlockCreated { block }
+            | EventPayload::BlockUpdated { block }
+            | EventPayload::BlockReparented { block } => self.upsert_block(BoardBlock::from(block)),
+            EventPayload::BlockDeleted {
+                deleted_block_ids,
+                deleted_edge_ids,
+                ..
+            } => {
+                let mut changed = false;
+                for id in deleted_block_ids {
+                    changed |= self.blocks.remove(id).is_some();
+                }
+                for id in deleted_edge_ids {
+                    changed |= self.edges.remove(id).is_some();
+                }
+                let gone: HashSet<&BlockId> = deleted_block_ids.iter().collect();
+                let before = self.edges.len();
+                self.edges
+                    .retain(|_, edge| !gone.contains(&edge.from) && !gone.contains(&edge.to));
+                changed |= before != self.edges.len();
+                if changed {
+                    self.version += 1;
+                    Applied::Changed
+                } else {
+                    Applied::Ignored
+                }
+            }
+            EventPayload::EdgeCreated { edge } => self.insert_edge(edge.clone()),
+            EventPayload::EdgeDeleted { edge_id } => self.remove_edge(edge_id),
+            EventPayload::WorkspaceUpdated { workspace } => {
+                self.workspace = workspace.clone();
+                self.version += 1;
+                Applied::Changed
+            }
+            EventPayload::MemberChanged { .. } => Applied::Ignored,
+        };
+        if applied == Applied::Ignored {
+            // The seq still moved: bump the version so the stream's resume point is saved.
+            self.version += 1;
+        }
+        applied
+    }
+
+    /// The children of `parent` (`None`: the top level), sorted for a stable drawing order.
+    pub fn children(&self, parent: Option<&BlockId>) -> Vec<&BoardBlock> {
+        let mut children: Vec<&BoardBlock> = self
+            .blocks
+            .values()
+            .filter(|block| block.parent_id.as_ref() == parent && !block.archived)
+            .collect();
+        children.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        children
+    }
+
+    /// `root` and everything under it.
+    pub fn subtree(&self, root: &BlockId) -> Vec<BlockId> {
+        if !self.blocks.contains_key(root) {
+            return Vec::new();
+        }
+        let children = self.children_map();
+        let mut out = vec![root.clone()];
+        let mut next = 0;
+        while next < out.len() {
+            if let Some(kids) = children.get(&out[next]) {
+                out.extend(kids.iter().cloned());
+            }
+            next += 1;
+        }
+        out
+    }
+
+    fn children_map(&self) -> HashMap<BlockId, Vec<BlockId>> {
+        let mut map: HashMap<BlockId, Vec<BlockId>> = HashMap::new();
+        for block in self.blocks.values() {
+            if let Some(parent) = &block.parent_id {
+                map.entry(parent.clone())
+                    .or_default()
+                    .push(block.id.clone());
+            }
+        }
+        map
+    }
+
+    /// Whether `candidate` is `ancestor` or lies under it.
+    pub fn is_within(&self, candidate: &BlockId, ancestor: &BlockId) -> bool {
+        let mut current = Some(candidate.clone());
+        let mut steps = 0;
+        while let Some(id) = current {
+            if &id == ancestor {
+                return true;
+            }
+            steps += 1;
+            if steps > 64 {
+                return false;
+            }
+            current = self
+                .blocks
+                .get(&id)
+                .and_then(|block| block.parent_id.clone());
+        }
+        false
+    }
+
+    /// The world position of a block's top-left corner (the sum of its ancestors' relative positions).
+    pub fn absolute_position(&self, id: &BlockId) -> Option<Position> {
+        let mut block = self.blocks.get(id)?;
+        let mut x = block.position.x;
+        let mut y = block.position.y;
+        let mut steps = 0;
+        while let Some(parent) = block.parent_id.as_ref().and_then(|p| self.blocks.get(p)) {
+            x += parent.position.x;
+            y += parent.position.y;
+            block = parent;
+            steps += 1;
+            if steps > 64 {
+                break;
+            }
+        }
+        Some(Position { x, y })
+    }
+
+    pub fn absolute_rect(&self, id: &BlockId) -> Option<Rect> {
+        let position = self.absolute_position(id)?;
+        let size = self.blocks.get(id)?.size;
+        Some(Rect {
+            x: position.x,
+            y: position.y,
+            width: size.width,
+            height: size.height,
+        })
+    }
+
+    /// Every block's world rectangle, computed in one pass (parents before children).
+    pub fn absolute_rects(&self) -> HashMap<BlockId, Rect> {
+        let children = self.children_map();
+        let mut rects = HashMap::with_capacity(self.blocks.len());
+        let mut stack: Vec<(BlockId, f64, f64)> = self
+            .blocks
+            .values()
+            .filter(|block| {
+                block
+                    .parent_id
+                    .as_ref()
+                    .is_none_or(|parent| !self.blocks.contains_key(parent))
+            })
+            .map(|block| (block.id.clone(), 0.0, 0.0))
+            .collect();
+        while let Some((id, origin_x, origin_y)) = stack.pop() {
+            let Some(block) = self.blocks.get(&id) else {
+                continue;
+            };
+            let rect = Rect {
+                x: origin_x + block.position.x,
+                y: origin_y + block.position.y,
+                width: block.size.width,
+                height: block.size.height,
+            };
+            if let Some(kids) = children.get(&id) {
+                for kid in kids {
+                    stack.push((kid.clone(), rect.x, rect.y));
+                }
+            }
+            rects.insert(id, rect);
+        }
+        rects
+    }
+
+    /// The bounds of everything on the board.
+    pub fn bounds(&self, rects: &HashMap<BlockId, Rect>) -> Option<Rect> {
+        rects.values().copied().reduce(|a, b| a.union(&b))
+    }
+
+    /// How many tasks lie under a block and how they split by status (for far-out frame summaries).
+    pub fn status_mix(&self, root: &BlockId) -> (usize, usize, Vec<(BlockStatus, usize)>) {
+        let mut modules = 0;
+        let mut mix: HashMap<BlockStatus, usize> = HashMap::new();
+        for id in self.subtree(root).iter().skip(1) {
+            if let Some(block) = self.blocks.get(id) {
+                match block.level {
+                    Level::Module => modules += 1,
+                    Level::Task => *mix.entry(block.status).or_default() += 1,
+                    Level::Frame => {}
+                }
+            }
+        }
+        let tasks = mix.values().sum();
+        let mut mix: Vec<(BlockStatus, usize)> = mix.into_iter().collect();
+        mix.sort_by_key(|(status, _)| status_order(*status));
+        (modules, tasks, mix)
+    }
+
+    /// For every frame and module: how many modules and tasks lie under it and their status mix, in one
+    /// pass over the board (the far-out views draw these instead of the blocks themselves).
+    pub fn summaries(&self) -> HashMap<BlockId, Summary> {
+        let mut summaries: HashMap<BlockId, Summary> = HashMap::new();
+        for block in self.blocks.values() {
+            if block.archived || block.level == Level::Frame {
+                continue;
+            }
+            let mut parent = block.parent_id.clone();
+            let mut steps = 0;
+            while let Some(id) = parent {
+                let summary = summaries.entry(id.clone()).or_default();
+                match block.level {
+                    Level::Module => summary.modules += 1,
+                    Level::Task => {
+                        summary.tasks += 1;
+                        summary.mix[status_order(block.status) as usize] += 1;
+                    }
+                    Level::Frame => {}
+                }
+                steps += 1;
+                if steps > 64 {
+                    break;
+                }
+                parent = self
+                    .blocks
+                    .get(&id)
+                    .and_then(|block| block.parent_id.clone());
+            }
+        }
+        summaries
+    }
+
+    /// The container a block dropped at world point (`x`, `y`) lands in, by the canvas's own rule
+    /// ([`super::drop_target::drop_target`]) over every block at every level of detail.
+    pub fn drop_target(
+        &self,
+        rects: &HashMap<BlockId, Rect>,
+        x: f64,
+        y: f64,
+        dragged: &BlockId,
+    ) -> Option<BlockId> {
+        super::drop_target::drop_target(
+            self,
+            self.blocks.keys().cloned(),
+            rects,
+            (x, y),
+            dragged,
+            |_| true,
+        )
+    }
+
+    /// Where a new child of `parent` goes when the user did not point at a spot: the first free slot of
+    /// a grid inside the parent (or to the right of everything, at the top level).
+    pub fn free_slot(&self, parent: Option<&BlockId>, level: Level) -> Position {
+        self.free_slot_excluding(parent, level, None)
+    }
+
+    /// [`Board::free_slot`], ignoring `excluded` among the siblings (the block being moved).
+    pub fn free_slot_excluding(
+        &self,
+        parent: Option<&BlockId>,
+        level: Level,
+        excluded: Option<&BlockId>,
+    ) -> Position {
+        let size = domain::board::default_size(level);
+        let mut siblings = self.children(parent);
+        siblings.retain(|sibling| Some(&sibling.id) != excluded);
+        let (gap, top) = match (parent, level) {
+            (Some(_), Level::Task) => (14.0, 40.0),
+            (Some(_), _) => (20.0, 48.0),
+            (None, _) => (80.0, 0.0),
+        };
+        let columns = match parent.and_then(|id| self.blocks.get(id)) {
+            Some(parent) => ((parent.size.width - gap) / (size.width + gap))
+                .floor()
+                .max(1.0) as usize,
+            None => 4,
+        };
+        for slot in 0..500 {
+            let candidate = Rect {
+                x: gap + (slot % columns) as f64 * (size.width + gap),
+                y: top + (slot / columns) as f64 * (size.height + gap),
+                width: size.width,
+                height: size.height,
+            };
+            let taken = siblings.iter().any(|sibling| {
+                Rect {
+                    x: sibling.position.x,
+                    y: sibling.position.y,
+                    width: sibling.size.width,
+                    height: sibling.size.height,
+                }
+                .intersects(&candidate)
+            });
+            if !taken {
+                return Position {
+                    x: candidate.x,
+                    y: candidate.y,
+                };
+            }
+        }
+        Position { x: gap, y: top }
+    }
+}
+
+/// The statuses in the order a status mix shows them (by [`status_order`]).
+pub const MIX_ORDER: [BlockStatus; 6] = [
+    BlockStatus::Done,
+    BlockStatus::PrReady,
+    BlockStatus::InProgress,
+    BlockStatus::Ready,
+    BlockStatus::Blocked,
+    BlockStatus::Planned,
+];
+
+pub fn status_order(status: BlockStatus) -> u8 {
+    match status {
+        BlockStatus::Done => 0,
+        BlockStatus::PrReady => 1,
+        BlockStatus::InProgress => 2,
+        BlockStatus::Ready => 3,
+        BlockStatus::Blocked => 4,
+        BlockStatus::Planned => 5,
+    }
+}
+
+pub const ALL_STATUSES: [BlockStatus; 6] = [
+    BlockStatus::Planned,
+    BlockStatus::Ready,
+    BlockStatus::InProgress,
+    BlockStatus::Blocked,
+    BlockStatus::PrReady,
+    BlockStatus::Done,
+];
+
+pub fn status_label(status: BlockStatus) -> &'static str {
+    match status {
+        BlockStatus::Planned => "Planned",
+        BlockStatus::Ready => "Ready",
+        BlockStatus::InProgress => "In progress",
+        BlockStatus::Blocked => "Blocked",
+        BlockStatus::PrReady => "PR ready",
+        BlockStatus::Done => "Done",
+    }
+}
+
+/// Reduces a full block to the board's short form.
+pub fn short(block: &Block) -> BoardBlock {
+    BoardBlock::from(block)
+}

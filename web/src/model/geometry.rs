@@ -1,0 +1,420 @@
+//! Canvas geometry: rectangles, the spatial index, the view transform, level of detail, what to draw
+//! and when to redraw, edge curves.
+
+use std::collections::{HashMap, HashSet};
+
+use domain::board::{Edge, Level, Size};
+use domain::ids::BlockId;
+
+use super::Board;
+
+/// An axis-aligned rectangle in world units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rect {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+impl Rect {
+    pub fn right(&self) -> f64 {
+        self.x + self.width
+    }
+
+    pub fn bottom(&self) -> f64 {
+        self.y + self.height
+    }
+
+    pub fn intersects(&self, other: &Rect) -> bool {
+        self.x < other.right()
+            && other.x < self.right()
+            && self.y < other.bottom()
+            && other.y < self.bottom()
+    }
+
+    /// Whether `other` lies wholly inside this rectangle.
+    pub fn covers(&self, other: &Rect) -> bool {
+        other.x >= self.x
+            && other.y >= self.y
+            && other.right() <= self.right()
+            && other.bottom() <= self.bottom()
+    }
+
+    pub fn contains(&self, x: f64, y: f64) -> bool {
+        x >= self.x && x <= self.right() && y >= self.y && y <= self.bottom()
+    }
+
+    /// The rectangle grown by `fraction` of its size on every side.
+    pub fn grown(&self, fraction: f64) -> Rect {
+        let dx = self.width * fraction;
+        let dy = self.height * fraction;
+        Rect {
+            x: self.x - dx,
+            y: self.y - dy,
+            width: self.width + 2.0 * dx,
+            height: self.height + 2.0 * dy,
+        }
+    }
+
+    pub fn union(&self, other: &Rect) -> Rect {
+        let x = self.x.min(other.x);
+        let y = self.y.min(other.y);
+        Rect {
+            x,
+            y,
+            width: self.right().max(other.right()) - x,
+            height: self.bottom().max(other.bottom()) - y,
+        }
+    }
+}
+
+/// A grid of buckets over world space: which blocks overlap each cell. Answers "what is in view" in time
+/// proportional to the cells in view, not to the size of the board.
+#[derive(Debug, Default)]
+pub struct SpatialIndex {
+    cell: f64,
+    buckets: HashMap<(i32, i32), Vec<BlockId>>,
+}
+
+impl SpatialIndex {
+    pub const CELL: f64 = 1024.0;
+
+    pub fn build(rects: &HashMap<BlockId, Rect>) -> SpatialIndex {
+        let mut index = SpatialIndex {
+            cell: Self::CELL,
+            buckets: HashMap::new(),
+        };
+        for (id, rect) in rects {
+            let (x0, y0, x1, y1) = index.cells(rect);
+            for cx in x0..=x1 {
+                for cy in y0..=y1 {
+                    index.buckets.entry((cx, cy)).or_default().push(id.clone());
+                }
+            }
+        }
+        index
+    }
+
+    /// The inclusive cell range a rectangle covers (clamped, so a huge rectangle stays cheap).
+    pub fn cells(&self, rect: &Rect) -> (i32, i32, i32, i32) {
+        let clamp = |value: f64| (value / self.cell).floor().clamp(-100_000.0, 100_000.0) as i32;
+        (
+            clamp(rect.x),
+            clamp(rect.y),
+            clamp(rect.right()),
+            clamp(rect.bottom()),
+        )
+    }
+
+    /// Every block whose rectangle overlaps `area`.
+    pub fn query(&self, area: &Rect, rects: &HashMap<BlockId, Rect>) -> HashSet<BlockId> {
+        let (x0, y0, x1, y1) = self.cells(area);
+        let mut found = HashSet::new();
+        if (x1 - x0 + 1) as i64 * (y1 - y0 + 1) as i64 > self.buckets.len() as i64 {
+            // Zoomed far out: walking the buckets is cheaper than walking the empty cells.
+            for ids in self.buckets.values() {
+                found.extend(ids.iter().cloned());
+            }
+        } else {
+            for cx in x0..=x1 {
+                for cy in y0..=y1 {
+                    if let Some(ids) = self.buckets.get(&(cx, cy)) {
+                        found.extend(ids.iter().cloned());
+                    }
+                }
+            }
+        }
+        found.retain(|id| rects.get(id).is_some_and(|rect| rect.intersects(area)));
+        found
+    }
+}
+
+/// The pan and zoom of the canvas: a world point (x, y) is drawn at screen (x·zoom + pan_x, y·zoom + pan_y).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct View {
+    pub pan_x: f64,
+    pub pan_y: f64,
+    pub zoom: f64,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View {
+            pan_x: 40.0,
+            pan_y: 40.0,
+            zoom: 1.0,
+        }
+    }
+}
+
+pub const MIN_ZOOM: f64 = 0.02;
+pub const MAX_ZOOM: f64 = 3.0;
+
+impl View {
+    pub fn to_world(&self, screen_x: f64, screen_y: f64) -> (f64, f64) {
+        (
+            (screen_x - self.pan_x) / self.zoom,
+            (screen_y - self.pan_y) / self.zoom,
+        )
+    }
+
+    /// Zooms by `factor` keeping the world point under the screen point (`x`, `y`) where it is.
+    pub fn zoom_at(&mut self, x: f64, y: f64, factor: f64) {
+        let zoom = (self.zoom * factor).clamp(MIN_ZOOM, MAX_ZOOM);
+        let (world_x, world_y) = self.to_world(x, y);
+        self.zoom = zoom;
+        self.pan_x = x - world_x * zoom;
+        self.pan_y = y - world_y * zoom;
+    }
+
+    /// The view that shows `rect` whole and centred in a viewport of `width`×`height` pixels.
+    pub fn fit(rect: &Rect, width: f64, height: f64, max_zoom: f64) -> View {
+        let margin = 48.0;
+        let zoom = ((width - 2.0 * margin) / rect.width.max(1.0))
+            .min((height - 2.0 * margin) / rect.height.max(1.0))
+            .clamp(MIN_ZOOM, max_zoom);
+        View {
+            zoom,
+            pan_x: width / 2.0 - (rect.x + rect.width / 2.0) * zoom,
+            pan_y: height / 2.0 - (rect.y + rect.height / 2.0) * zoom,
+        }
+    }
+
+    /// The world rectangle a viewport of `width`×`height` pixels shows.
+    pub fn visible_world(&self, width: f64, height: f64) -> Rect {
+        let (x, y) = self.to_world(0.0, 0.0);
+        Rect {
+            x,
+            y,
+            width: width / self.zoom,
+            height: height / self.zoom,
+        }
+    }
+
+    /// The view moved (same zoom) so `rect` is in the middle of a `width` × `height` viewport, if it is
+    /// not wholly in view already: a block created off-screen is brought into view.
+    pub fn revealing(&self, rect: &Rect, width: f64, height: f64) -> View {
+        if self.visible_world(width, height).covers(rect) {
+            return *self;
+        }
+        let (center_x, center_y) = (rect.x + rect.width / 2.0, rect.y + rect.height / 2.0);
+        View {
+            pan_x: width / 2.0 - center_x * self.zoom,
+            pan_y: height / 2.0 - center_y * self.zoom,
+            zoom: self.zoom,
+        }
+    }
+
+    pub fn css_transform(&self) -> String {
+        format!(
+            "translate({:.2}px,{:.2}px) scale({:.5})",
+            self.pan_x, self.pan_y, self.zoom
+        )
+    }
+}
+
+/// Semantic level of detail: which levels the canvas draws at a zoom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Detail {
+    /// Far out: frames only, with counts and a status mix.
+    Frames,
+    /// Frames and modules, with task counts.
+    Modules,
+    /// Everything, tasks with status chips.
+    Tasks,
+}
+
+impl Detail {
+    pub fn at(zoom: f64) -> Detail {
+        if zoom < 0.22 {
+            Detail::Frames
+        } else if zoom < 0.5 {
+            Detail::Modules
+        } else {
+            Detail::Tasks
+        }
+    }
+
+    pub fn shows(self, level: Level) -> bool {
+        match level {
+            Level::Frame => true,
+            Level::Module => self >= Detail::Modules,
+            Level::Task => self >= Detail::Tasks,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detail::Frames => "frames",
+            Detail::Modules => "modules",
+            Detail::Tasks => "tasks",
+        }
+    }
+}
+
+/// What decides whether the canvas must re-render after a pan or zoom: the level of detail and the
+/// grid cells of the (over-scanned) area in view. Panning inside the same cells changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderKey {
+    pub detail: Detail,
+    /// Half-octaves of zoom: labels are re-sized to stay readable when this changes.
+    pub zoom_band: i32,
+    pub cells: (i32, i32, i32, i32),
+}
+
+/// How far beyond the viewport blocks are drawn, as a fraction of its size, so a pan finds them ready.
+pub const OVERSCAN: f64 = 0.5;
+
+pub fn render_area(view: &View, width: f64, height: f64) -> Rect {
+    view.visible_world(width, height).grown(OVERSCAN)
+}
+
+/// Snaps the render area to whole cells, so the same key always yields the same area.
+pub fn render_key(view: &View, width: f64, height: f64) -> (RenderKey, Rect) {
+    let area = render_area(view, width, height);
+    let cell = SpatialIndex::CELL;
+    let x0 = (area.x / cell).floor();
+    let y0 = (area.y / cell).floor();
+    let x1 = (area.right() / cell).floor();
+    let y1 = (area.bottom() / cell).floor();
+    let clamp = |value: f64| value.clamp(-100_000.0, 100_000.0) as i32;
+    let snapped = Rect {
+        x: x0 * cell,
+        y: y0 * cell,
+        width: (x1 - x0 + 1.0) * cell,
+        height: (y1 - y0 + 1.0) * cell,
+    };
+    (
+        RenderKey {
+            detail: Detail::at(view.zoom),
+            zoom_band: (view.zoom.log2() * 2.0).floor() as i32,
+            cells: (clamp(x0), clamp(y0), clamp(x1), clamp(y1)),
+        },
+        snapped,
+    )
+}
+
+/// What a frame that moved the view must do about the drawn blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redraw {
+    /// What is drawn is what this view wants.
+    Nothing,
+    /// Render in this frame: nothing is drawn yet, the level of detail changed, or part of the
+    /// viewport lies outside the drawn area (the user would see blocks missing).
+    Now,
+    /// The drawn blocks still cover the viewport at the right detail; only the over-scan cells or the
+    /// label size are out of date. Render once the view has stopped moving, so that a moving view pays
+    /// for a render only when it must.
+    WhenSettled,
+}
+
+/// Decides whether a moved view must re-render now, later, or not at all. `drawn` and `drawn_area` are
+/// the key and area of the last render; `wanted` is the key of the current view and `visible` the world
+/// rectangle the viewport shows.
+pub fn redraw_for(
+    drawn: Option<&RenderKey>,
+    drawn_area: &Rect,
+    wanted: &RenderKey,
+    visible: &Rect,
+) -> Redraw {
+    match drawn {
+        Some(drawn) if drawn == wanted => Redraw::Nothing,
+        Some(drawn) if drawn.detail == wanted.detail && drawn_area.covers(visible) => {
+            Redraw::WhenSettled
+        }
+        _ => Redraw::Now,
+    }
+}
+
+/// The blocks to draw: those in `area` whose level the detail shows, plus their ancestors (a child is
+/// drawn inside its parent's element).
+pub fn blocks_to_draw(
+    board: &Board,
+    index: &SpatialIndex,
+    rects: &HashMap<BlockId, Rect>,
+    area: &Rect,
+    detail: Detail,
+) -> HashSet<BlockId> {
+    let mut draw = HashSet::new();
+    for id in index.query(area, rects) {
+        let Some(block) = board.blocks.get(&id) else {
+            continue;
+        };
+        if block.archived || !detail.shows(block.level) {
+            continue;
+        }
+        let mut current = Some(id);
+        while let Some(id) = current {
+            if !draw.insert(id.clone()) {
+                break;
+            }
+            current = board
+                .blocks
+                .get(&id)
+                .and_then(|block| block.parent_id.clone());
+        }
+    }
+    draw
+}
+
+/// The edges to draw: both ends drawn at this detail, and at least one end in view (an edge between two
+/// off-screen blocks is skipped).
+pub fn edges_to_draw<'a>(board: &'a Board, drawn: &HashSet<BlockId>) -> Vec<&'a Edge> {
+    let mut edges: Vec<&Edge> = board
+        .edges
+        .values()
+        .filter(|edge| drawn.contains(&edge.from) || drawn.contains(&edge.to))
+        .collect();
+    edges.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    edges
+}
+
+/// The SVG path of a dependency edge: a horizontal-ish cubic curve from the right side of `from` to the
+/// left side of `to` (or between top and bottom when they are stacked).
+pub fn edge_path(from: &Rect, to: &Rect) -> String {
+    let (fx, fy) = (from.x + from.width / 2.0, from.y + from.height / 2.0);
+    let (tx, ty) = (to.x + to.width / 2.0, to.y + to.height / 2.0);
+    let horizontal =
+        (tx - fx).abs() * from.height.max(1.0) >= (ty - fy).abs() * from.width.max(1.0);
+    let (sx, sy, ex, ey, c1x, c1y, c2x, c2y);
+    if horizontal {
+        let dir = if tx >= fx { 1.0 } else { -1.0 };
+        sx = if dir > 0.0 { from.right() } else { from.x };
+        sy = fy;
+        ex = if dir > 0.0 { to.x } else { to.right() };
+        ey = ty;
+        let bend = ((ex - sx).abs() / 2.0).max(40.0);
+        c1x = sx + dir * bend;
+        c1y = sy;
+        c2x = ex - dir * bend;
+        c2y = ey;
+    } else {
+        let dir = if ty >= fy { 1.0 } else { -1.0 };
+        sx = fx;
+        sy = if dir > 0.0 { from.bottom() } else { from.y };
+        ex = tx;
+        ey = if dir > 0.0 { to.y } else { to.bottom() };
+        let bend = ((ey - sy).abs() / 2.0).max(40.0);
+        c1x = sx;
+        c1y = sy + dir * bend;
+        c2x = ex;
+        c2y = ey - dir * bend;
+    }
+    format!("M{sx:.1} {sy:.1} C{c1x:.1} {c1y:.1} {c2x:.1} {c2y:.1} {ex:.1} {ey:.1}")
+}
+
+/// The size a new block of `level` gets.
+pub fn new_block_size(level: Level) -> Size {
+    domain::board::default_size(level)
+}
+
+/// The level a double-click inside a block of `level` creates (nothing inside a task).
+pub fn child_level(parent: Option<Level>) -> Option<Level> {
+    match parent {
+        None => Some(Level::Frame),
+        Some(Level::Frame) => Some(Level::Module),
+        Some(Level::Module) => Some(Level::Task),
+        Some(Level::Task) => None,
+    }
+}

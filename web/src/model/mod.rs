@@ -1,0 +1,35 @@
+//! The board as the browser holds it, and every decision the board page makes, as plain data.
+//!
+//! Nothing here touches the DOM, so the rules of the board are tested with plain `cargo test -p web`:
+//! - `board`: the blocks and edges, live events applied in order, summaries;
+//! - `geometry`: rectangles, the spatial index, the view transform, level of detail, edge curves;
+//! - `drop_target`: the one rule for where a dragged block lands (the canvas and the tests share it);
+//! - `edit`: optimistic predictions of an edit, what undo puts back, what a refused write rolls back to,
+//!   and the update request an edit sends;
+//! - `undo`: the undo stack, which follows blocks re-created under new ids;
+//! - `layout`: containers that grow to hold their children, and where a dropped block lands;
+//! - `selection`: one block or several (shift-click, marquee);
+//! - `commands` and `keys`: what the page can be asked to do, and which key asks for what;
+//! - `errors`: API failures in words a person understands.
+//!
+//! Coordinates: a block's `position` is relative to its parent's top-left corner (a frame without a
+//! parent is relative to the world origin). The canvas draws children inside their parent's element, so
+//! moving a frame moves everything in it without touching its children's rows.
+
+mod board;
+pub mod commands;
+pub mod drop_target;
+pub mod edit;
+pub mod errors;
+mod geometry;
+pub mod keys;
+pub mod layout;
+pub mod selection;
+pub mod undo;
+
+pub use board::*;
+pub use geometry::*;
+pub use selection::blocks_in_marquee;
+
+#[cfg(test)]
+mod tests;

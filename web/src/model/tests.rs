@@ -1,0 +1,521 @@
+use super::*;
+use domain::access::AccessMode;
+use domain::api::board::BoardSnapshot;
+use domain::api::workspaces::Workspace;
+use domain::board::BoardEdge;
+use domain::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position};
+use domain::event::{EventPayload, WorkspaceEvent};
+use domain::ids::{AccountId, WorkspaceId};
+use domain::ids::{BlockId, EdgeId};
+
+fn id(n: u8) -> BlockId {
+    BlockId::from_random([n; 8])
+}
+
+fn block(n: u8, level: Level, parent: Option<u8>, x: f64, y: f64, rev: i64) -> BoardBlock {
+    BoardBlock {
+        id: id(n),
+        level,
+        parent_id: parent.map(id),
+        title: format!("b{n}"),
+        status: BlockStatus::Planned,
+        position: Position { x, y },
+        size: domain::board::default_size(level),
+        repo_url: None,
+        archived: false,
+        rev,
+        updated_at: 0,
+    }
+}
+
+fn board(blocks: Vec<BoardBlock>, edges: Vec<(u8, u8, u8)>) -> Board {
+    Board::from_snapshot(BoardSnapshot {
+        workspace: Workspace {
+            id: WorkspaceId::from_random([9; 8]),
+            account_id: AccountId::from_random([8; 8]),
+            name: "w".into(),
+            access_mode: AccessMode::Account,
+            created_at: 0,
+            updated_at: 0,
+        },
+        blocks,
+        edges: edges
+            .into_iter()
+            .map(|(e, from, to)| BoardEdge(EdgeId::from_random([e; 8]), id(from), id(to), 0))
+            .collect(),
+        seq: 5,
+    })
+}
+
+fn sample() -> Board {
+    board(
+        vec![
+            block(1, Level::Frame, None, 100.0, 100.0, 1),
+            block(2, Level::Module, Some(1), 20.0, 50.0, 1),
+            block(3, Level::Task, Some(2), 10.0, 40.0, 1),
+            block(4, Level::Frame, None, 5000.0, 0.0, 1),
+            block(5, Level::Task, Some(4), 10.0, 10.0, 1),
+        ],
+        vec![(1, 3, 5)],
+    )
+}
+
+fn full(short: &BoardBlock) -> Block {
+    Block {
+        id: short.id.clone(),
+        level: short.level,
+        parent_id: short.parent_id.clone(),
+        title: short.title.clone(),
+        description: String::new(),
+        requirements: String::new(),
+        status: short.status,
+        position: short.position,
+        size: short.size,
+        repo_url: None,
+        archived: false,
+        rev: short.rev,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+fn event(seq: i64, payload: EventPayload) -> WorkspaceEvent {
+    WorkspaceEvent {
+        workspace_id: WorkspaceId::from_random([9; 8]),
+        seq,
+        at: 0,
+        actor: None,
+        origin: None,
+        payload,
+    }
+}
+
+#[test]
+fn a_childs_position_is_relative_to_its_parent() {
+    let board = sample();
+    assert_eq!(
+        board.absolute_position(&id(3)),
+        Some(Position { x: 130.0, y: 190.0 })
+    );
+    let rects = board.absolute_rects();
+    assert_eq!(rects[&id(3)].x, 130.0);
+    assert_eq!(rects[&id(5)].x, 5010.0);
+}
+
+#[test]
+fn events_apply_in_order_and_replays_are_skipped() {
+    let mut board = sample();
+    let mut moved = block(3, Level::Task, Some(2), 60.0, 40.0, 2);
+    let updated = event(
+        6,
+        EventPayload::BlockUpdated {
+            block: full(&moved),
+        },
+    );
+    assert_eq!(board.apply_event(&updated), Applied::Changed);
+    assert_eq!(board.blocks[&id(3)].position.x, 60.0);
+    assert_eq!(board.seq, 6);
+    assert_eq!(board.apply_event(&updated), Applied::Ignored, "a replay");
+    moved.rev = 1;
+    moved.position.x = 0.0;
+    let older = event(
+        7,
+        EventPayload::BlockUpdated {
+            block: full(&moved),
+        },
+    );
+    assert_eq!(
+        board.apply_event(&older),
+        Applied::Ignored,
+        "an older revision"
+    );
+    assert_eq!(board.blocks[&id(3)].position.x, 60.0);
+    assert_eq!(board.seq, 7);
+}
+
+#[test]
+fn a_deleted_block_takes_its_subtree_and_edges() {
+    let mut board = sample();
+    let deleted = event(
+        6,
+        EventPayload::BlockDeleted {
+            block_id: id(1),
+            deleted_block_ids: vec![id(1), id(2), id(3)],
+            deleted_edge_ids: vec![EdgeId::from_random([1; 8])],
+        },
+    );
+    assert_eq!(board.apply_event(&deleted), Applied::Changed);
+    assert_eq!(board.blocks.len(), 2);
+    assert!(board.edges.is_empty());
+    let mut local = sample();
+    local.remove_subtree(&id(2));
+    assert_eq!(local.blocks.len(), 3);
+    assert!(local.edges.is_empty(), "the edge touched a removed task");
+}
+
+#[test]
+fn edges_created_and_deleted_are_idempotent() {
+    let mut board = sample();
+    let edge = Edge {
+        id: EdgeId::from_random([2; 8]),
+        from: id(5),
+        to: id(2),
+        created_at: 0,
+    };
+    assert_eq!(
+        board.apply_event(&event(6, EventPayload::EdgeCreated { edge: edge.clone() })),
+        Applied::Changed
+    );
+    assert_eq!(board.insert_edge(edge.clone()), Applied::Ignored);
+    assert_eq!(
+        board.apply_event(&event(7, EventPayload::EdgeDeleted { edge_id: edge.id })),
+        Applied::Changed
+    );
+    assert_eq!(board.edges.len(), 1);
+}
+
+#[test]
+fn the_spatial_index_finds_only_what_is_in_view() {
+    let board = sample();
+    let rects = board.absolute_rects();
+    let index = SpatialIndex::build(&rects);
+    let near = Rect {
+        x: 0.0,
+        y: 0.0,
+        width: 800.0,
+        height: 600.0,
+    };
+    let found = index.query(&near, &rects);
+    assert_eq!(found, [id(1), id(2), id(3)].into_iter().collect());
+    let far = Rect {
+        x: -1e6,
+        y: -1e6,
+        width: 2e6,
+        height: 2e6,
+    };
+    assert_eq!(index.query(&far, &rects).len(), 5);
+}
+
+#[test]
+fn detail_drops_tasks_then_modules_as_the_view_zooms_out() {
+    let board = sample();
+    let rects = board.absolute_rects();
+    let index = SpatialIndex::build(&rects);
+    let all = Rect {
+        x: -1e4,
+        y: -1e4,
+        width: 1e5,
+        height: 1e5,
+    };
+    let cases = [
+        (1.0, 5),
+        (0.3, 3), // frames and the module
+        (0.1, 2), // frames only
+    ];
+    for (zoom, count) in cases {
+        let drawn = blocks_to_draw(&board, &index, &rects, &all, Detail::at(zoom));
+        assert_eq!(drawn.len(), count, "zoom {zoom}");
+    }
+    let only_task = Rect {
+        x: 132.0,
+        y: 192.0,
+        width: 5.0,
+        height: 5.0,
+    };
+    let drawn = blocks_to_draw(&board, &index, &rects, &only_task, Detail::Tasks);
+    assert_eq!(drawn.len(), 3, "a visible task brings its ancestors");
+    assert_eq!(edges_to_draw(&board, &drawn).len(), 1, "one end in view");
+    let nowhere = Rect {
+        x: -9000.0,
+        y: -9000.0,
+        width: 10.0,
+        height: 10.0,
+    };
+    let drawn = blocks_to_draw(&board, &index, &rects, &nowhere, Detail::Tasks);
+    assert!(edges_to_draw(&board, &drawn).is_empty());
+}
+
+#[test]
+fn a_drop_lands_in_the_deepest_block_outside_the_dragged_subtree() {
+    let board = sample();
+    let rects = board.absolute_rects();
+    // Inside the module (frame 1 at 100,100; module at +20,+50).
+    assert_eq!(board.drop_target(&rects, 150.0, 170.0, &id(5)), Some(id(2)));
+    assert_eq!(board.drop_target(&rects, 700.0, 480.0, &id(5)), Some(id(1)));
+    assert_eq!(board.drop_target(&rects, 150.0, 170.0, &id(2)), Some(id(1)));
+    assert_eq!(board.drop_target(&rects, -50.0, -50.0, &id(3)), None);
+}
+
+#[test]
+fn a_drop_on_a_child_lands_in_the_nearest_container_that_may_hold_the_block() {
+    let board = sample();
+    let rects = board.absolute_rects();
+    let on_task_three = {
+        let rect = rects[&id(3)];
+        (rect.x + 5.0, rect.y + 5.0)
+    };
+    let target = |dragged: u8| {
+        crate::model::drop_target::drop_target(
+            &board,
+            board.blocks.keys().cloned(),
+            &rects,
+            on_task_three,
+            &id(dragged),
+            |_| true,
+        )
+    };
+    // A task dropped on a task goes into that task's module; so does a module (modules nest); a frame
+    // may only nest in a frame.
+    assert_eq!(target(5), Some(id(2)));
+    assert_eq!(target(4), Some(id(1)));
+    // The canvas asks with what it draws: far out, where only frames show, the frame is the target.
+    let frames_only = crate::model::drop_target::drop_target(
+        &board,
+        board.blocks.keys().cloned(),
+        &rects,
+        on_task_three,
+        &id(5),
+        |level| Detail::Frames.shows(level),
+    );
+    assert_eq!(frames_only, Some(id(1)));
+    // Among overlapping siblings the answer does not depend on map order: the smaller, then lower id.
+    let under = crate::model::drop_target::block_under_point(
+        &board,
+        board.blocks.keys().cloned(),
+        &rects,
+        on_task_three,
+        None,
+        |_| true,
+    );
+    assert_eq!(under, Some(id(3)));
+}
+
+#[test]
+fn containers_grow_to_hold_their_children_and_never_shrink() {
+    let mut board = sample();
+    // Task 3 sits at 10,40 in module 2 (280 x 200): it fits.
+    assert_eq!(crate::model::layout::grown_to_fit(&board, &id(2)), None);
+    let mut task = board.blocks[&id(3)].clone();
+    task.position = Position { x: 200.0, y: 190.0 };
+    board.force_block(task);
+    let size = crate::model::layout::grown_to_fit(&board, &id(2)).unwrap();
+    assert_eq!((size.width, size.height), (420.0, 282.0));
+    assert_eq!(
+        crate::model::layout::grown_to_fit(&board, &id(3)),
+        None,
+        "a task holds nothing"
+    );
+}
+
+#[test]
+fn a_block_dropped_on_a_sibling_lands_in_free_space() {
+    let board = sample();
+    // Task 5 dropped into module 2 right on top of task 3 (10,40): it moves to a free slot.
+    let landed = crate::model::layout::landing_position(
+        &board,
+        Some(&id(2)),
+        &id(5),
+        Position { x: 20.0, y: 50.0 },
+    );
+    let sibling = Rect {
+        x: 10.0,
+        y: 40.0,
+        width: 200.0,
+        height: 72.0,
+    };
+    let rect = Rect {
+        x: landed.x,
+        y: landed.y,
+        width: 200.0,
+        height: 72.0,
+    };
+    assert!(!rect.intersects(&sibling), "{landed:?} is clear of task 3");
+    // In free space the drop point is kept.
+    let free = Position { x: 10.0, y: 150.0 };
+    assert_eq!(
+        crate::model::layout::landing_position(&board, Some(&id(2)), &id(5), free),
+        free
+    );
+}
+
+#[test]
+fn a_marquee_selects_the_outermost_blocks_it_covers() {
+    let board = sample();
+    let rects = board.absolute_rects();
+    let index = SpatialIndex::build(&rects);
+    // Around module 2 (at 120,150, 280 x 200) and its task: only the module.
+    let area = Rect {
+        x: 100.0,
+        y: 140.0,
+        width: 320.0,
+        height: 230.0,
+    };
+    let ids = crate::model::blocks_in_marquee(&board, &index, &rects, &area, |_| true);
+    assert_eq!(ids, vec![id(2)]);
+    // Around the task alone: the task; far out, where tasks are not drawn: nothing.
+    let only_task = Rect {
+        x: 125.0,
+        y: 185.0,
+        width: 210.0,
+        height: 80.0,
+    };
+    assert_eq!(
+        crate::model::blocks_in_marquee(&board, &index, &rects, &only_task, |_| true),
+        vec![id(3)]
+    );
+    assert!(
+        crate::model::blocks_in_marquee(&board, &index, &rects, &only_task, |level| level
+            != Level::Task)
+        .is_empty()
+    );
+}
+
+#[test]
+fn a_block_out_of_view_is_brought_into_the_middle() {
+    let view = View::default();
+    let near = Rect {
+        x: 10.0,
+        y: 10.0,
+        width: 100.0,
+        height: 50.0,
+    };
+    assert_eq!(view.revealing(&near, 800.0, 600.0), view);
+    let far = Rect {
+        x: 5000.0,
+        y: 0.0,
+        width: 200.0,
+        height: 100.0,
+    };
+    let moved = view.revealing(&far, 800.0, 600.0);
+    assert!(moved.visible_world(800.0, 600.0).covers(&far));
+    assert_eq!(moved.zoom, view.zoom);
+}
+
+#[test]
+fn zooming_keeps_the_point_under_the_cursor() {
+    let mut view = View::default();
+    let before = view.to_world(300.0, 200.0);
+    view.zoom_at(300.0, 200.0, 1.7);
+    let after = view.to_world(300.0, 200.0);
+    assert!((before.0 - after.0).abs() < 1e-9 && (before.1 - after.1).abs() < 1e-9);
+    let fit = View::fit(
+        &Rect {
+            x: 0.0,
+            y: 0.0,
+            width: 1000.0,
+            height: 500.0,
+        },
+        1200.0,
+        700.0,
+        1.0,
+    );
+    let (x, y) = fit.to_world(600.0, 350.0);
+    assert!(
+        (x - 500.0).abs() < 1e-9 && (y - 250.0).abs() < 1e-9,
+        "centred"
+    );
+}
+
+#[test]
+fn panning_within_a_cell_keeps_the_render_key() {
+    let view = View {
+        pan_x: 0.0,
+        pan_y: 0.0,
+        zoom: 1.0,
+    };
+    let nudged = View {
+        pan_x: -3.0,
+        ..view
+    };
+    assert_eq!(
+        render_key(&view, 1280.0, 800.0).0,
+        render_key(&nudged, 1280.0, 800.0).0
+    );
+    let far = View {
+        pan_x: -3000.0,
+        ..view
+    };
+    assert_ne!(
+        render_key(&view, 1280.0, 800.0).0,
+        render_key(&far, 1280.0, 800.0).0
+    );
+}
+
+#[test]
+fn summaries_count_what_lies_under_each_frame() {
+    let board = sample();
+    let summaries = board.summaries();
+    assert_eq!(summaries[&id(1)].modules, 1);
+    assert_eq!(summaries[&id(1)].tasks, 1);
+    assert_eq!(summaries[&id(2)].tasks, 1);
+    assert_eq!(summaries[&id(4)].tasks, 1);
+    assert_eq!(
+        summaries[&id(4)].mix[status_order(BlockStatus::Planned) as usize],
+        1
+    );
+}
+
+#[test]
+fn new_children_take_a_free_slot() {
+    let board = sample();
+    let first = board.free_slot(Some(&id(1)), Level::Module);
+    assert_ne!(first, Position { x: 20.0, y: 50.0 });
+    let slot = board.free_slot(Some(&id(4)), Level::Module);
+    assert_eq!(
+        slot,
+        Position { x: 320.0, y: 48.0 },
+        "the task takes the first slot"
+    );
+}
+
+#[test]
+fn a_moving_view_renders_only_when_the_drawn_blocks_fall_short() {
+    let view = View {
+        pan_x: 0.0,
+        pan_y: 0.0,
+        zoom: 1.0,
+    };
+    let (drawn, area) = render_key(&view, 1280.0, 800.0);
+    let visible = |view: &View| view.visible_world(1280.0, 800.0);
+    let wanted = |view: &View| render_key(view, 1280.0, 800.0).0;
+    assert_eq!(
+        redraw_for(None, &area, &drawn, &visible(&view)),
+        Redraw::Now,
+        "nothing is drawn yet"
+    );
+    assert_eq!(
+        redraw_for(Some(&drawn), &area, &drawn, &visible(&view)),
+        Redraw::Nothing
+    );
+    // Zooming out a little changes the zoom band and the cells, but the drawn area still covers
+    // the viewport: the render waits until the view settles.
+    let mut out = view;
+    out.zoom_at(640.0, 400.0, 0.7);
+    assert_ne!(wanted(&out), drawn);
+    assert_eq!(
+        redraw_for(Some(&drawn), &area, &wanted(&out), &visible(&out)),
+        Redraw::WhenSettled
+    );
+    // Panning past the over-scan would show missing blocks: render now.
+    let mut far = view;
+    far.pan_x -= 3000.0;
+    assert_eq!(
+        redraw_for(Some(&drawn), &area, &wanted(&far), &visible(&far)),
+        Redraw::Now
+    );
+    // A new level of detail renders now, even though the area still covers the viewport.
+    let near = View {
+        pan_x: 0.0,
+        pan_y: 0.0,
+        zoom: 0.52,
+    };
+    let (near_key, near_area) = render_key(&near, 1280.0, 800.0);
+    let mut out = near;
+    out.zoom_at(640.0, 400.0, 0.48 / 0.52);
+    assert_ne!(wanted(&out).detail, near_key.detail);
+    assert!(near_area.covers(&visible(&out)));
+    assert_eq!(
+        redraw_for(Some(&near_key), &near_area, &wanted(&out), &visible(&out)),
+        Redraw::Now
+    );
+}

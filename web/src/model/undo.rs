@@ -1,0 +1,282 @@
+//! The undo stack: the person's own recent changes, newest last, each as the step that takes it back.
+//!
+//! Undoing a deletion re-creates the blocks and edges, and the server gives them new ids. Every older
+//! step that named the old ids is rewritten to the new ones ([`UndoStack::remap_block`],
+//! [`UndoStack::remap_edge`]), so the undo after that one still finds its block.
+
+use std::collections::HashMap;
+
+use domain::api::board::{CreateBlockRequest, CreateEdgeRequest};
+use domain::board::{BoardBlock, Edge, Position};
+use domain::ids::{BlockId, EdgeId};
+
+use super::edit::Edit;
+
+/// How many steps are kept: enough for a working session, bounded so a long one does not grow forever.
+pub const UNDO_LIMIT: usize = 100;
+
+/// One change of the person's own, as what takes it back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UndoStep {
+    /// A block was created: undo deletes it.
+    Created(BlockId),
+    /// A block was moved: undo puts it back in `parent` at `position`.
+    Moved {
+        id: BlockId,
+        parent: Option<BlockId>,
+        position: Position,
+    },
+    /// Fields were edited: undo applies `before`.
+    Edited { id: BlockId, before: Edit },
+    /// A dependency was added: undo removes it.
+    EdgeAdded(EdgeId),
+    /// A dependency was removed: undo adds it again.
+    EdgeRemoved { from: BlockId, to: BlockId },
+    /// A subtree was deleted (parents before children) with the edges that touched it: undo re-creates
+    /// them.
+    Deleted {
+        blocks: Vec<BoardBlock>,
+        edges: Vec<Edge>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UndoStack {
+    steps: Vec<UndoStep>,
+}
+
+impl UndoStack {
+    pub fn push(&mut self, step: UndoStep) {
+        self.steps.push(step);
+        if self.steps.len() > UNDO_LIMIT {
+            self.steps.remove(0);
+        }
+    }
+
+    /// Takes back a step recorded ahead of the server's answer, when the server refused the change.
+    pub fn forget(&mut self, step: &UndoStep) {
+        if let Some(index) = self.steps.iter().rposition(|recorded| recorded == step) {
+            self.steps.remove(index);
+        }
+    }
+
+    pub fn pop(&mut self) -> Option<UndoStep> {
+        self.steps.pop()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// A block now lives under a new id (it was re-created by an undo): every step follows it.
+    pub fn remap_block(&mut self, old: &BlockId, new: &BlockId) {
+        let swap = |id: &mut BlockId| {
+            if id == old {
+                *id = new.clone();
+            }
+        };
+        for step in &mut self.steps {
+            match step {
+                UndoStep::Created(id) | UndoStep::Edited { id, .. } => swap(id),
+                UndoStep::Moved { id, parent, .. } => {
+                    swap(id);
+                    if let Some(parent) = parent {
+                        swap(parent);
+                    }
+                }
+                UndoStep::EdgeAdded(_) => {}
+                UndoStep::EdgeRemoved { from, to } => {
+                    swap(from);
+                    swap(to);
+                }
+                UndoStep::Deleted { blocks, edges } => {
+                    for block in blocks {
+                        swap(&mut block.id);
+                        if let Some(parent) = &mut block.parent_id {
+                            swap(parent);
+                        }
+                    }
+                    for edge in edges {
+                        swap(&mut edge.from);
+                        swap(&mut edge.to);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A dependency now lives under a new id: every step follows it.
+    pub fn remap_edge(&mut self, old: &EdgeId, new: &EdgeId) {
+        for step in &mut self.steps {
+            match step {
+                UndoStep::EdgeAdded(id) if id == old => *id = new.clone(),
+                UndoStep::Deleted { edges, .. } => {
+                    for edge in edges.iter_mut().filter(|edge| &edge.id == old) {
+                        edge.id = new.clone();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The request that re-creates a deleted block, its parent translated through `new_ids` (blocks are
+/// re-created parents first, so a child's parent already has its new id).
+pub fn recreate_request(
+    block: &BoardBlock,
+    new_ids: &HashMap<BlockId, BlockId>,
+) -> CreateBlockRequest {
+    let parent = block
+        .parent_id
+        .as_ref()
+        .map(|parent| new_ids.get(parent).unwrap_or(parent).clone());
+    CreateBlockRequest {
+        level: block.level,
+        parent_id: parent,
+        title: block.title.clone(),
+        description: None,
+        requirements: None,
+        status: Some(block.status),
+        position: Some(block.position),
+        size: Some(block.size),
+        repo_url: block.repo_url.clone(),
+    }
+}
+
+/// The request that re-creates a deleted edge between the (possibly re-created) blocks.
+pub fn recreate_edge_request(
+    edge: &Edge,
+    new_ids: &HashMap<BlockId, BlockId>,
+) -> CreateEdgeRequest {
+    let map = |id: &BlockId| new_ids.get(id).unwrap_or(id).clone();
+    CreateEdgeRequest {
+        from: map(&edge.from),
+        to: map(&edge.to),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::board::{BlockStatus, Level};
+
+    fn id(n: u8) -> BlockId {
+        BlockId::from_random([n; 8])
+    }
+
+    fn edge_id(n: u8) -> EdgeId {
+        EdgeId::from_random([n; 8])
+    }
+
+    fn block(n: u8, parent: Option<u8>) -> BoardBlock {
+        BoardBlock {
+            id: id(n),
+            level: if parent.is_some() {
+                Level::Task
+            } else {
+                Level::Frame
+            },
+            parent_id: parent.map(id),
+            title: format!("b{n}"),
+            status: BlockStatus::Planned,
+            position: Position { x: 1.0, y: 2.0 },
+            size: domain::board::default_size(Level::Task),
+            repo_url: None,
+            archived: false,
+            rev: 1,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn after_a_deletion_is_undone_older_steps_name_the_new_ids() {
+        let mut stack = UndoStack::default();
+        stack.push(UndoStep::Created(id(1)));
+        stack.push(UndoStep::Edited {
+            id: id(2),
+            before: Edit::default(),
+        });
+        stack.push(UndoStep::Moved {
+            id: id(2),
+            parent: Some(id(1)),
+            position: Position { x: 0.0, y: 0.0 },
+        });
+        stack.push(UndoStep::EdgeRemoved {
+            from: id(2),
+            to: id(3),
+        });
+        stack.push(UndoStep::EdgeAdded(edge_id(7)));
+        let deleted = stack.pop();
+        assert_eq!(deleted, Some(UndoStep::EdgeAdded(edge_id(7))));
+
+        // The frame 1 and its task 2 come back as 11 and 12, the edge 7 as 17.
+        stack.remap_block(&id(1), &id(11));
+        stack.remap_block(&id(2), &id(12));
+        stack.remap_edge(&edge_id(7), &edge_id(17));
+        assert_eq!(
+            stack.pop(),
+            Some(UndoStep::EdgeRemoved {
+                from: id(12),
+                to: id(3)
+            })
+        );
+        assert_eq!(
+            stack.pop(),
+            Some(UndoStep::Moved {
+                id: id(12),
+                parent: Some(id(11)),
+                position: Position { x: 0.0, y: 0.0 },
+            })
+        );
+        assert_eq!(
+            stack.pop(),
+            Some(UndoStep::Edited {
+                id: id(12),
+                before: Edit::default()
+            })
+        );
+        assert_eq!(stack.pop(), Some(UndoStep::Created(id(11))));
+        assert!(stack.is_empty());
+        stack.push(UndoStep::Created(id(1)));
+        stack.push(UndoStep::Created(id(2)));
+        stack.forget(&UndoStep::Created(id(1)));
+        assert_eq!(stack.pop(), Some(UndoStep::Created(id(2))));
+        assert!(stack.is_empty());
+    }
+
+    #[test]
+    fn a_deleted_subtree_is_recreated_parents_first_under_new_ids() {
+        let mut new_ids = HashMap::new();
+        let frame = recreate_request(&block(1, None), &new_ids);
+        assert_eq!(frame.parent_id, None);
+        new_ids.insert(id(1), id(11));
+        let task = recreate_request(&block(2, Some(1)), &new_ids);
+        assert_eq!(task.parent_id, Some(id(11)));
+        assert_eq!(task.status, Some(BlockStatus::Planned));
+        let edge = Edge {
+            id: edge_id(5),
+            from: id(2),
+            to: id(9),
+            created_at: 0,
+        };
+        new_ids.insert(id(2), id(12));
+        let request = recreate_edge_request(&edge, &new_ids);
+        assert_eq!((request.from, request.to), (id(12), id(9)));
+    }
+
+    #[test]
+    fn the_stack_keeps_the_newest_steps() {
+        let mut stack = UndoStack::default();
+        for n in 0..(UNDO_LIMIT + 5) {
+            stack.push(UndoStep::Created(BlockId::from_random(
+                [(n % 250) as u8; 8],
+            )));
+        }
+        assert_eq!(stack.len(), UNDO_LIMIT);
+    }
+}

@@ -1,0 +1,541 @@
+//! The board page: loads the snapshot, keeps it live, and lays out the toolbar, the canvas, the side
+//! panel and the dialogs. What the page does is in `ops` ([`Ops::run`] for each [`Command`]).
+//!
+//! The board lives in the canvas [`Engine`] (a `RefCell`), not in a Yew reducer: a live event or an edit
+//! changes one entry of a map that may hold thousands of blocks, and copying it per change would cost
+//! more than the change. A counter reducer tells Yew when to re-render.
+//!
+//! Nothing on this page changes the board from inside an event handler: the canvas, the toolbar, the
+//! panel and the keyboard hand [`Command`]s to the [`CommandQueue`], which runs them once the handler has
+//! returned (see `command_queue`).
+
+mod ops;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use domain::access::WorkspaceRole;
+use domain::board::Level;
+use domain::event::{EventPayload, WorkspaceEvent};
+use domain::ids::{BlockId, WorkspaceId};
+use gloo_events::EventListener;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{Element, KeyboardEvent};
+use yew::prelude::*;
+
+use crate::api::{self, ApiFailure};
+use crate::app::{Action, AppContext, navigate};
+use crate::command_queue::CommandQueue;
+use crate::components::canvas::{Canvas, Engine, SharedEngine};
+use crate::components::members_dialog::MembersDialog;
+use crate::components::panel::Panel;
+use crate::live::{Live, LiveHandlers, LiveStatus};
+use crate::model::Board;
+use crate::model::commands::Command;
+use crate::model::keys::{KeyPress, command_for_key};
+use crate::model::undo::UndoStack;
+use crate::router::Route;
+use ops::{Ops, Refusal, WriteLanes, explain};
+
+#[derive(Default, PartialEq)]
+struct Counter(u64);
+
+impl Reducible for Counter {
+    type Action = ();
+    fn reduce(self: Rc<Self>, _: ()) -> Rc<Self> {
+        Rc::new(Counter(self.0 + 1))
+    }
+}
+
+/// The keyboard shortcuts the `?` sheet lists.
+const SHORTCUTS: [(&str, &str); 11] = [
+    (
+        "Double-click",
+        "Add a block here (a frame, a module in a frame, a task in a module)",
+    ),
+    (
+        "Double-click a title, F2, Enter",
+        "Rename the selected block in place",
+    ),
+    (
+        "Delete, Backspace",
+        "Delete the selected block or dependency",
+    ),
+    ("Ctrl+Z", "Undo your last change"),
+    (
+        "Escape",
+        "Leave a text field, close a dialog, clear the selection",
+    ),
+    ("+ / −", "Zoom in / out"),
+    ("0", "Zoom to fit the board"),
+    ("Arrow keys", "Pan (Shift: further)"),
+    (
+        "Drag a header or a task",
+        "Move it, or drop it into another frame or module",
+    ),
+    ("Drag the dot on a block's edge", "Add a dependency"),
+    ("?", "Show or hide this sheet"),
+];
+
+/// Whether an element is somewhere a person types (the board's shortcuts stay out of it).
+fn is_text_field(element: &Element) -> bool {
+    element
+        .closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+#[derive(Properties, PartialEq)]
+pub struct BoardPageProps {
+    pub workspace_id: WorkspaceId,
+}
+
+#[function_component]
+pub fn BoardPage(props: &BoardPageProps) -> Html {
+    let app = use_context::<AppContext>().expect("the app context");
+    let tick = use_reducer(Counter::default);
+    let engine = use_state(|| None::<SharedEngine>);
+    let failed = use_state(|| None::<ApiFailure>);
+    let status = use_state(|| LiveStatus::Connecting);
+    let live = use_mut_ref(|| None::<Live>);
+    let undo = use_mut_ref(UndoStack::default);
+    let lanes = use_mut_ref(|| Rc::new(WriteLanes::default()));
+    let refusal = use_state(|| None::<Refusal>);
+    let fresh = use_state(|| None::<BlockId>);
+    let confirm = use_state(|| None::<Vec<BlockId>>);
+    let shortcuts = use_state(|| false);
+    let members_open = use_state(|| false);
+    let ops_ref = use_mut_ref(|| None::<Ops>);
+    let queue = use_memo((), |_| CommandQueue::default());
+    let hooks = use_mut_ref(Vec::<Closure<dyn Fn()>>::new);
+    let bump = {
+        let tick = tick.clone();
+        Callback::from(move |_| tick.dispatch(()))
+    };
+
+    // Every command runs with the page's latest operations (set on each render below).
+    {
+        let (queue, ops_ref) = (queue.clone(), ops_ref.clone());
+        use_effect_with((), move |_| {
+            queue.set_runner(move |command| {
+                let ops = ops_ref.borrow().clone();
+                if let Some(ops) = ops {
+                    ops.run(command);
+                }
+            });
+        });
+    }
+
+    // Keyboard shortcuts, on the window so they work wherever the focus is (but never while typing).
+    {
+        let (queue, ops_ref) = (queue.clone(), ops_ref.clone());
+        use_effect_with((), move |_| {
+            let window = web_sys::window().expect("a window");
+            // Not passive: a shortcut stops the browser's own use of its key.
+            let options = gloo_events::EventListenerOptions::enable_prevent_default();
+            let listener =
+                EventListener::new_with_options(&window, "keydown", options, move |event| {
+                    let Some(key) = event.dyn_ref::<KeyboardEvent>() else {
+                        return;
+                    };
+                    let target = event
+                        .target()
+                        .and_then(|target| target.dyn_into::<Element>().ok());
+                    let focused = web_sys::window()
+                        .and_then(|window| window.document())
+                        .and_then(|document| document.active_element());
+                    let in_text_field = target.iter().chain(focused.iter()).any(is_text_field);
+                    let on_button = target.as_ref().is_some_and(|target| {
+                        target.closest("button, a[href]").ok().flatten().is_some()
+                    });
+                    if on_button && (key.key() == "Enter" || key.key() == " ") {
+                        return;
+                    }
+                    let has_selection = ops_ref.borrow().as_ref().is_some_and(|ops| {
+                        ops.engine.try_borrow().is_ok_and(|engine| {
+                            engine.selected.is_some()
+                                || engine.selected_edge.is_some()
+                                || !engine.multi.is_empty()
+                        })
+                    });
+                    let focused_block = target
+                        .as_ref()
+                        .filter(|target| target.has_attribute("data-block-id"))
+                        .and_then(|target| target.get_attribute("data-block-id"))
+                        .and_then(|id| BlockId::parse(&id).ok());
+                    let selected = ops_ref.borrow().as_ref().and_then(|ops| {
+                        ops.engine
+                            .try_borrow()
+                            .ok()
+                            .and_then(|engine| engine.selected.clone())
+                    });
+                    let press = KeyPress {
+                        focused_unselected_block: focused_block
+                            .filter(|id| Some(id) != selected.as_ref()),
+                        key: key.key(),
+                        ctrl: key.ctrl_key(),
+                        meta: key.meta_key(),
+                        alt: key.alt_key(),
+                        shift: key.shift_key(),
+                        in_text_field,
+                    };
+                    if let Some(command) = command_for_key(&press, has_selection) {
+                        if !in_text_field {
+                            event.prevent_default();
+                        }
+                        queue.send(command);
+                    }
+                });
+            move || drop(listener)
+        });
+    }
+
+    // Load the snapshot, then open the live stream from its seq.
+    {
+        let (engine, failed, status, live, bump, app, hooks) = (
+            engine.clone(),
+            failed.clone(),
+            status.clone(),
+            live.clone(),
+            bump.clone(),
+            app.clone(),
+            hooks.clone(),
+        );
+        use_effect_with(
+            props.workspace_id.clone(),
+            move |workspace: &WorkspaceId| {
+                let workspace = workspace.clone();
+                let cleanup_live = live.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let snapshot = match api::board(&workspace).await {
+                        Ok(snapshot) => snapshot,
+                        Err(failure) => {
+                            failed.set(Some(failure));
+                            return;
+                        }
+                    };
+                    let seq = snapshot.seq;
+                    let shared = Rc::new(RefCell::new(Engine::new(Board::from_snapshot(snapshot))));
+                    shared.borrow_mut().fit_pending = true;
+                    engine.set(Some(SharedEngine(shared.clone())));
+                    let weak = Rc::downgrade(&shared);
+                    let on_event = {
+                        let (weak, bump, app, live) =
+                            (weak.clone(), bump.clone(), app.clone(), live.clone());
+                        Callback::from(move |event: WorkspaceEvent| {
+                            let Some(shared) = weak.upgrade() else {
+                                return;
+                            };
+                            shared.borrow_mut().board.apply_event(&event);
+                            if let Some(live) = live.borrow().as_ref() {
+                                live.seen(event.seq);
+                            }
+                            if let EventPayload::WorkspaceUpdated { workspace } = &event.payload {
+                                let existing = app
+                                    .workspaces
+                                    .iter()
+                                    .find(|view| view.workspace.id == workspace.id)
+                                    .cloned();
+                                if let Some(mut view) = existing {
+                                    view.workspace = workspace.clone();
+                                    app.dispatch(Action::WorkspaceSaved(view));
+                                }
+                            }
+                            bump.emit(());
+                        })
+                    };
+                    let on_resync = {
+                        let (weak, bump, live, workspace) =
+                            (weak.clone(), bump.clone(), live.clone(), workspace.clone());
+                        Callback::from(move |_| {
+                            let (weak, bump, live, workspace) =
+                                (weak.clone(), bump.clone(), live.clone(), workspace.clone());
+                            wasm_bindgen_futures::spawn_local(async move {
+                                let Ok(snapshot) = api::board(&workspace).await else {
+                                    return;
+                                };
+                                let Some(shared) = weak.upgrade() else {
+                                    return;
+                                };
+                                let seq = snapshot.seq;
+                                shared
+                                    .borrow_mut()
+                                    .replace_board(Board::from_snapshot(snapshot));
+                                if let Some(live) = live.borrow().as_ref() {
+                                    live.resume_from(seq);
+                                }
+                                bump.emit(());
+                            });
+                        })
+                    };
+                    let on_status = {
+                        let status = status.clone();
+                        Callback::from(move |next: LiveStatus| status.set(next))
+                    };
+                    let stream = Live::start(
+                        workspace.clone(),
+                        seq,
+                        LiveHandlers {
+                            on_event,
+                            on_resync,
+                            on_status,
+                        },
+                    );
+                    *live.borrow_mut() = Some(stream);
+                    // A hook for the browser tests: cut the socket the way a network drop would.
+                    let drop_socket = {
+                        let live = live.clone();
+                        Closure::<dyn Fn()>::new(move || {
+                            if let Some(live) = live.borrow().as_ref() {
+                                live.drop_socket();
+                            }
+                        })
+                    };
+                    if let Some(window) = web_sys::window() {
+                        let hook = js_sys::Object::new();
+                        let _ = js_sys::Reflect::set(
+                            &hook,
+                            &"dropLiveSocket".into(),
+                            drop_socket.as_ref(),
+                        );
+                        let _ = js_sys::Reflect::set(&window, &"__catFactory".into(), &hook);
+                    }
+                    hooks.borrow_mut().push(drop_socket);
+                });
+                move || {
+                    cleanup_live.borrow_mut().take();
+                }
+            },
+        );
+    }
+
+    let Some(shared) = (*engine).clone() else {
+        return match &*failed {
+            // A board the caller may not see answers 404, whether or not it exists.
+            Some(failure) if failure.status == 404 || failure.status == 403 => {
+                let back = {
+                    let app = app.clone();
+                    Callback::from(move |event: MouseEvent| {
+                        event.prevent_default();
+                        navigate(&app, Route::Home);
+                    })
+                };
+                html! {
+                    <main class="board-page loading" data-testid="board-no-access">
+                        <div class="no-access">
+                            <h2>{ "You don't have access to this board" }</h2>
+                            <p class="muted">{ "It may have been deleted, or nobody has shared it with you yet. Ask one of its owners to add you as a member." }</p>
+                            <a class="button primary" href="/" onclick={back} data-testid="back-to-workspaces">{ "Back to your workspaces" }</a>
+                        </div>
+                    </main>
+                }
+            }
+            Some(failure) => html! {
+                <main class="board-page loading" data-testid="board-loading">
+                    <p class="form-error">{ explain(failure) }</p>
+                </main>
+            },
+            None => html! {
+                <main class="board-page loading" data-testid="board-loading">
+                    <p class="muted">{ "Loading the board…" }</p>
+                </main>
+            },
+        };
+    };
+    let role = app
+        .workspaces
+        .iter()
+        .find(|view| view.workspace.id == props.workspace_id)
+        .map(|view| view.role);
+    let read_only = role == Some(WorkspaceRole::Viewer);
+    shared.0.borrow_mut().read_only = read_only;
+    let ops = Ops {
+        app: app.clone(),
+        engine: shared.0.clone(),
+        workspace: props.workspace_id.clone(),
+        bump: bump.clone(),
+        undo: undo.clone(),
+        lanes: lanes.borrow().clone(),
+        refusal: refusal.clone(),
+        fresh: fresh.clone(),
+        confirm: confirm.clone(),
+        shortcuts: shortcuts.clone(),
+        read_only,
+    };
+    *ops_ref.borrow_mut() = Some(ops);
+
+    let send = |command: Command| {
+        let queue = queue.clone();
+        Callback::from(move |_: MouseEvent| queue.send(command.clone()))
+    };
+
+    let engine_ref = shared.0.borrow();
+    let selected = engine_ref.selected.clone();
+    let selected_edge = engine_ref.selected_edge.clone();
+    let zoom_text = format!("{:.0}%", engine_ref.view.zoom * 100.0);
+    let blocks = engine_ref.board.blocks.len();
+    let workspace_name = engine_ref.board.workspace.name.clone();
+    let confirm_text = confirm.as_ref().and_then(|ids| {
+        let blocks: Vec<_> = ids
+            .iter()
+            .filter_map(|id| engine_ref.board.blocks.get(id))
+            .collect();
+        let inside: usize = ids
+            .iter()
+            .map(|id| engine_ref.board.subtree(id).len().saturating_sub(1))
+            .sum();
+        let what = match blocks.as_slice() {
+            [] => return None,
+            [block] => format!("“{}”", block.title),
+            many => format!("these {} blocks", many.len()),
+        };
+        Some(if inside == 0 {
+            format!("Delete {what}?")
+        } else {
+            format!(
+                "Delete {what} and the {inside} block{} inside?",
+                if inside == 1 { "" } else { "s" }
+            )
+        })
+    });
+    let multi_count = engine_ref.multi.len();
+    let zoom_label = engine_ref.zoom_label.clone();
+    drop(engine_ref);
+    let can_undo = !undo.borrow().is_empty();
+    let panel = selected.map(|id| {
+        let is_fresh = fresh.as_ref() == Some(&id);
+        let key = id.to_string();
+        html! {
+            <Panel {key} engine={shared.clone()} workspace_id={props.workspace_id.clone()}
+                block_id={id} tick={tick.0} fresh={is_fresh} queue={(*queue).clone()} {read_only} />
+        }
+    });
+    let confirm_dialog = confirm.as_ref().zip(confirm_text).map(|(ids, text)| {
+        let no = {
+            let confirm = confirm.clone();
+            Callback::from(move |_: MouseEvent| confirm.set(None))
+        };
+        html! {
+            <div class="modal-backdrop">
+                <div class="modal" role="alertdialog" aria-modal="true" data-testid="confirm-delete">
+                    <p>{ text }</p>
+                    <p class="muted small">{ "Ctrl+Z brings it back." }</p>
+                    <div class="modal-actions">
+                        <button class="button" onclick={no}>{ "Cancel" }</button>
+                        <button class="button danger" onclick={send(Command::Delete(ids.clone()))} data-testid="confirm-delete-yes" autofocus=true>{ "Delete" }</button>
+                    </div>
+                </div>
+            </div>
+        }
+    });
+    let shortcuts_sheet = shortcuts.then(|| {
+        html! {
+            <div class="modal-backdrop" onclick={send(Command::ToggleShortcuts)}>
+                <div class="modal shortcuts" role="dialog" aria-modal="true" aria-label="Keyboard shortcuts" data-testid="shortcuts-sheet">
+                    <h2>{ "Keyboard shortcuts" }</h2>
+                    <table>
+                        { for SHORTCUTS.iter().map(|(keys, what)| html! {
+                            <tr><th><kbd>{ *keys }</kbd></th><td>{ *what }</td></tr>
+                        }) }
+                    </table>
+                    <p class="muted small">{ "Shortcuts never fire while you type in a field." }</p>
+                </div>
+            </div>
+        }
+    });
+    let members_dialog = members_open.then(|| {
+        let close = {
+            let members_open = members_open.clone();
+            Callback::from(move |_| members_open.set(false))
+        };
+        html! {
+            <MembersDialog workspace_id={props.workspace_id.clone()} can_manage={role == Some(WorkspaceRole::Admin)} on_close={close} />
+        }
+    });
+    let open_members = {
+        let members_open = members_open.clone();
+        Callback::from(move |_: MouseEvent| members_open.set(true))
+    };
+    let refusal_bubble = refusal.as_ref().map(|shown| {
+        let hide = {
+            let refusal = refusal.clone();
+            Callback::from(move |_: AnimationEvent| refusal.set(None))
+        };
+        html! {
+            <div class="refusal" data-testid="drop-refusal" role="alert"
+                style={format!("left:{:.0}px;top:{:.0}px", shown.x, shown.y)}
+                onanimationend={hide}>
+                { shown.message.clone() }
+            </div>
+        }
+    });
+    let live_title = match &*status {
+        LiveStatus::Live => "Live: changes by others appear as they happen".to_owned(),
+        LiveStatus::Connecting => "Connecting to live updates…".to_owned(),
+        LiveStatus::Reconnecting { attempt, delay_ms } => {
+            format!(
+                "Connection lost; retrying in {:.1} s (attempt {attempt})",
+                *delay_ms as f64 / 1000.0
+            )
+        }
+        LiveStatus::Offline(reason) => format!("Not live: {reason}"),
+    };
+    let live_label = match &*status {
+        LiveStatus::Live => "Live",
+        LiveStatus::Connecting => "Connecting",
+        LiveStatus::Reconnecting { .. } => "Reconnecting",
+        LiveStatus::Offline(_) => "Offline",
+    };
+    html! {
+        <main class={classes!("board-page", read_only.then_some("read-only"))} data-testid="board"
+            data-workspace-id={props.workspace_id.to_string()} data-read-only={read_only.to_string()}>
+            <div class="toolbar" role="toolbar" aria-label="Board tools">
+                <span class="board-name" title={workspace_name.clone()}>{ workspace_name }</span>
+                <span class="divider-v"></span>
+                if read_only {
+                    <span class="read-only-badge" data-testid="read-only-badge" title="You are a viewer of this workspace">{ "View only" }</span>
+                } else {
+                    <button class="tool" onclick={send(Command::AddToSelection(Level::Frame))} data-testid="add-frame" title="Add a frame (a service)">{ "+ Frame" }</button>
+                    <button class="tool" onclick={send(Command::AddToSelection(Level::Module))} data-testid="add-module" title="Add a module to the selected frame">{ "+ Module" }</button>
+                    <button class="tool" onclick={send(Command::AddToSelection(Level::Task))} data-testid="add-task" title="Add a task to the selected frame or module">{ "+ Task" }</button>
+                    <span class="divider-v"></span>
+                    <button class="tool" onclick={send(Command::Undo)} disabled={!can_undo} data-testid="undo" title="Undo (Ctrl+Z)">{ "↶ Undo" }</button>
+                    if selected_edge.is_some() {
+                        <button class="tool danger" onclick={send(Command::DeleteSelection)} data-testid="delete-edge" title="Remove the selected dependency (Delete)">{ "Remove dependency" }</button>
+                    }
+                }
+                <span class="spacer"></span>
+                if multi_count > 1 {
+                    <span class="selection-count" data-testid="selection-count">{ format!("{multi_count} selected") }</span>
+                    if !read_only {
+                        <button class="tool danger" onclick={send(Command::DeleteSelection)} data-testid="delete-selection" title="Delete the selected blocks (Delete)">{ "Delete" }</button>
+                    }
+                }
+                <span class="muted small" data-testid="block-count">{ format!("{blocks} blocks") }</span>
+                <div class="zoom-group">
+                    <button class="tool icon" onclick={send(Command::ZoomBy(0.8))} aria-label="Zoom out" title="Zoom out (−)">{ "−" }</button>
+                    <span class="zoom-label" ref={zoom_label} data-testid="zoom-label">{ zoom_text }</span>
+                    <button class="tool icon" onclick={send(Command::ZoomBy(1.25))} aria-label="Zoom in" title="Zoom in (+)">{ "+" }</button>
+                    <button class="tool" onclick={send(Command::Fit)} data-testid="zoom-fit" title="Zoom to fit (0)">{ "Fit" }</button>
+                </div>
+                <button class="tool" onclick={open_members} data-testid="open-members" title="Who can see and edit this board">{ "Members" }</button>
+                <button class="tool icon" onclick={send(Command::ToggleShortcuts)} data-testid="show-shortcuts" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">{ "?" }</button>
+                <span class="live" data-testid="live-status" data-state={status.state()} title={live_title}>
+                    <span class="dot"></span>{ live_label }
+                </span>
+            </div>
+            <div class="board-body">
+                <div class="canvas-wrap">
+                    <Canvas engine={shared.clone()} tick={tick.0} queue={(*queue).clone()} />
+                    { for refusal_bubble }
+                </div>
+                { for panel }
+            </div>
+            { for confirm_dialog }
+            { for shortcuts_sheet }
+            { for members_dialog }
+        </main>
+    }
+}
