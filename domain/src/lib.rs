@@ -10,6 +10,7 @@ pub mod auth;
 pub mod board;
 pub mod event;
 pub mod gateway;
+pub mod github;
 pub mod harness;
 pub mod ids;
 pub mod job;
