@@ -10,6 +10,7 @@
 pub mod api;
 pub mod browser;
 pub mod events;
+pub mod fake_github;
 pub mod http;
 pub mod process;
 pub mod worker;
