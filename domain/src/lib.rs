@@ -11,6 +11,7 @@ pub mod auth;
 pub mod board;
 pub mod event;
 pub mod gateway;
+pub mod github;
 pub mod harness;
 pub mod hub;
 pub mod ids;

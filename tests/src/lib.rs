@@ -11,6 +11,7 @@ pub mod api;
 pub mod board_ui;
 pub mod browser;
 pub mod events;
+pub mod fake_github;
 pub mod http;
 pub mod process;
 pub mod worker;
