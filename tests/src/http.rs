@@ -20,9 +20,14 @@ pub fn probe_status(host_port: &str, path: &str) -> Option<u16> {
 }
 
 /// A client for the tests' async calls.
+///
+/// Idle connections are reused for at most a second: a test that blocks its runtime (running
+/// `wrangler d1 execute`, say) cannot notice the server closing an idle keep-alive connection, and
+/// would otherwise send its next request down a socket that is already gone.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(1))
         .build()
         .expect("a reqwest client builds")
 }
