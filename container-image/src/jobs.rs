@@ -11,6 +11,7 @@ use domain::job::{
 };
 use tokio::sync::watch;
 
+use crate::isolation::UserPool;
 use crate::now_ms;
 use crate::pipeline;
 use crate::store::{JobRecord, Store};
@@ -37,12 +38,15 @@ pub struct JobHandle {
     stop: watch::Sender<Option<StopReason>>,
     ended: watch::Sender<bool>,
     pub redactor: Redactor,
+    /// The clone URL of a job this process runs (`None` for records of a previous process).
+    repository: Option<String>,
 }
 
 impl JobHandle {
     fn new(record: JobRecord, store: Arc<Store>, redactor: Redactor) -> Self {
         let already_ended = record.view.state != JobState::Running;
         JobHandle {
+            repository: None,
             id: record.view.id.clone(),
             record: Mutex::new(record),
             persist_lock: Mutex::new(()),
@@ -166,6 +170,9 @@ pub struct Shared {
     pub http: reqwest::Client,
     /// Redacted from every job's output too, in case an agent ever finds it.
     pub harness_secret: Option<String>,
+    /// The job users (ADR 4); `None` in the shared-user mode, where jobs of different repositories
+    /// never run at once.
+    pub job_users: Option<Arc<UserPool>>,
 }
 
 pub struct JobRegistry {
@@ -217,11 +224,28 @@ impl JobRegistry {
     }
 
     /// Starts the job, or returns the existing one with the same id (a replayed dispatch attaches to
-    /// the job it already started). The flag says whether this call started it.
-    pub fn submit(&self, job: Job) -> (JobView, bool) {
+    /// the job it already started). The flag says whether this call started it. Without job users,
+    /// a job of another repository than a running one is refused: both would run as the harness's
+    /// user and could read each other's checkouts.
+    pub fn submit(&self, job: Job) -> Result<(JobView, bool), String> {
         let mut jobs = self.jobs();
         if let Some(existing) = jobs.get(&job.id) {
-            return (existing.view(), false);
+            return Ok((existing.view(), false));
+        }
+        if self.shared.job_users.is_none()
+            && let Some(other) = jobs.values().find(|running| {
+                running.view().state == JobState::Running
+                    && running
+                        .repository
+                        .as_deref()
+                        .is_some_and(|repository| repository != job.repo.clone_url.as_str())
+            })
+        {
+            return Err(format!(
+                "job {} of another repository is running, and this harness has no job users to \
+                 keep the two apart (HARNESS_JOB_USERS, as root); dispatch again when it ends",
+                other.id
+            ));
         }
         let mut secrets = job.secrets();
         secrets.extend(self.shared.harness_secret.clone());
@@ -230,12 +254,14 @@ impl JobRegistry {
             view: JobView::accepted(&job, now_ms()),
             transcript: Vec::new(),
         };
-        let handle = Arc::new(JobHandle::new(record, self.shared.store.clone(), redactor));
+        let mut handle = JobHandle::new(record, self.shared.store.clone(), redactor);
+        handle.repository = Some(job.repo.clone_url.as_str().to_owned());
+        let handle = Arc::new(handle);
         handle.persist();
         jobs.insert(job.id.clone(), handle.clone());
         let view = handle.view();
         tokio::spawn(drive(handle, job, self.shared.clone()));
-        (view, true)
+        Ok((view, true))
     }
 
     /// Aborts a job and answers with the state it reached.

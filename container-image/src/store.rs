@@ -43,10 +43,20 @@ fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
 }
 
 impl Store {
-    /// Opens (creating) the state directory and takes its lock.
-    pub fn open(root: &Path) -> io::Result<Store> {
-        for sub in ["jobs", "work", "forge"] {
-            std::fs::create_dir_all(root.join(sub))?;
+    /// Opens (creating) the state directory and takes its lock. Everything in it is the harness's
+    /// alone (0700); with job users, the root and `work/` are 0711 instead, so a job's user can pass
+    /// through to its own folder without listing anyone else's.
+    pub fn open(root: &Path, job_users: bool) -> io::Result<Store> {
+        use std::os::unix::fs::PermissionsExt;
+        let passable = if job_users { 0o711 } else { 0o700 };
+        for (folder, mode) in [
+            (root.to_owned(), passable),
+            (root.join("jobs"), 0o700),
+            (root.join("work"), passable),
+            (root.join("forge"), 0o700),
+        ] {
+            std::fs::create_dir_all(&folder)?;
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(mode))?;
         }
         let lock = File::create(root.join("harness.lock"))?;
         flock(&lock, FlockOperation::NonBlockingLockExclusive).map_err(|_| {
