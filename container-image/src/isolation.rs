@@ -108,15 +108,23 @@ impl Drop for UserLease {
 #[derive(Debug)]
 pub struct Sandbox {
     lease: Option<UserLease>,
+    /// Time spent killing the job's processes after its commands, for the isolation cost.
+    sweeping_nanos: std::sync::atomic::AtomicU64,
 }
 
 impl Sandbox {
     pub fn as_job_user(lease: UserLease) -> Arc<Self> {
-        Arc::new(Sandbox { lease: Some(lease) })
+        Arc::new(Sandbox {
+            lease: Some(lease),
+            sweeping_nanos: Default::default(),
+        })
     }
 
     pub fn shared_user() -> Arc<Self> {
-        Arc::new(Sandbox { lease: None })
+        Arc::new(Sandbox {
+            lease: None,
+            sweeping_nanos: Default::default(),
+        })
     }
 
     /// The user commands run as, if not the harness's.
@@ -127,10 +135,23 @@ impl Sandbox {
     /// Kills every process of the job that is still alive and reaps the ones the harness adopted.
     /// Called after every command, before the harness commits and pushes, and when the job ends.
     pub async fn kill_everything(&self) {
+        let started = Instant::now();
         match self.user() {
             Some(user) => kill_user_processes(user.uid).await,
             None => kill_orphaned_descendants().await,
         }
+        self.sweeping_nanos.fetch_add(
+            started.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// How long [`Sandbox::kill_everything`] has taken in total.
+    pub fn time_spent_sweeping(&self) -> Duration {
+        Duration::from_nanos(
+            self.sweeping_nanos
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 }
 

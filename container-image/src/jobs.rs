@@ -40,6 +40,9 @@ pub struct JobHandle {
     pub redactor: Redactor,
     /// The clone URL of a job this process runs (`None` for records of a previous process).
     repository: Option<String>,
+    /// Set once the job has ended: its transcript is then read from the state dir when asked for,
+    /// not kept in memory for the harness's lifetime.
+    transcript_on_disk: std::sync::atomic::AtomicBool,
 }
 
 impl JobHandle {
@@ -47,6 +50,7 @@ impl JobHandle {
         let already_ended = record.view.state != JobState::Running;
         JobHandle {
             repository: None,
+            transcript_on_disk: std::sync::atomic::AtomicBool::new(false),
             id: record.view.id.clone(),
             record: Mutex::new(record),
             persist_lock: Mutex::new(()),
@@ -69,10 +73,25 @@ impl JobHandle {
     }
 
     pub fn transcript(&self) -> Transcript {
+        let entries = if self
+            .transcript_on_disk
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.store.load_transcript(&self.id)
+        } else {
+            self.lock().transcript.clone()
+        };
         Transcript {
             job_id: self.id.clone(),
-            entries: self.lock().transcript.clone(),
+            entries,
         }
+    }
+
+    /// Drops the in-memory transcript of an ended job (the state dir has every entry).
+    fn release_transcript(&self) {
+        self.transcript_on_disk
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.lock().transcript = Vec::new();
     }
 
     /// Changes the record and writes it to the state directory.
@@ -92,6 +111,9 @@ impl JobHandle {
     /// Adds a transcript entry, redacted here so nothing unredacted is ever stored.
     pub fn append_transcript(&self, entry: TranscriptEntry) {
         let entry = redact_entry(&self.redactor, entry);
+        if let Err(error) = self.store.append_transcript(&self.id, &entry) {
+            tracing::error!(job = %self.id, %error, "cannot append to the transcript");
+        }
         self.update(|record| record.transcript.push(entry));
     }
 
@@ -201,6 +223,7 @@ impl JobRegistry {
                 tracing::info!(job = %record.view.id, "marked a job lost in a restart as failed");
             }
             let handle = JobHandle::new(record, shared.store.clone(), Redactor::default());
+            handle.release_transcript();
             jobs.insert(handle.id.clone(), Arc::new(handle));
         }
         JobRegistry {
@@ -348,5 +371,6 @@ async fn drive(handle: Arc<JobHandle>, job: Job, shared: Shared) {
     }
     tracing::info!(job = %job.id, state = ?handle.view().state, "job ended");
     let _ = tokio::fs::remove_dir_all(&work_dir).await;
+    handle.release_transcript();
     handle.ended.send_replace(true);
 }

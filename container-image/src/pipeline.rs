@@ -35,6 +35,32 @@ fn internal(context: &str) -> impl FnOnce(std::io::Error) -> JobFailure + '_ {
     move |error| failure(FailureKind::Internal, format!("{context}: {error}"))
 }
 
+/// What isolating a job cost (ADR 4), beyond what an unisolated harness does anyway: leasing a user
+/// (and killing what it left), the agent's own copy of the clone, the kill sweeps after commands, and
+/// copying the agent's files for the commit. Logged per job; `scripts/bench harness` reads it.
+#[derive(Debug, Default)]
+struct IsolationCost {
+    lease: Duration,
+    agent_checkout: Duration,
+    sweeping: Duration,
+    snapshot: Duration,
+}
+
+impl IsolationCost {
+    fn log(&self, job: &Job) {
+        let milliseconds = |duration: Duration| duration.as_secs_f64() * 1000.0;
+        tracing::info!(
+            job = %job.id,
+            total_ms = milliseconds(self.lease + self.agent_checkout + self.sweeping + self.snapshot),
+            lease_ms = milliseconds(self.lease),
+            agent_checkout_ms = milliseconds(self.agent_checkout),
+            sweeping_ms = milliseconds(self.sweeping),
+            snapshot_ms = milliseconds(self.snapshot),
+            "isolation cost"
+        );
+    }
+}
+
 /// Files larger than this are never committed (GitHub refuses files over 100 MB).
 const MAX_COMMITTED_FILE_BYTES: u64 = 100 * 1024 * 1024;
 
@@ -133,9 +159,14 @@ impl JobFolders {
 pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobResult, JobFailure> {
     let work_dir = shared.store.work_dir(&job.id);
     // The job's own user (waiting for one if all are busy), or the harness's in the shared mode.
+    let leasing = std::time::Instant::now();
     let sandbox = match &shared.job_users {
         Some(pool) => Sandbox::as_job_user(pool.lease().await),
         None => Sandbox::shared_user(),
+    };
+    let mut cost = IsolationCost {
+        lease: leasing.elapsed(),
+        ..IsolationCost::default()
     };
     let folders = JobFolders::create(&work_dir, &sandbox).await?;
     let forge = JobForge::for_job(
@@ -165,6 +196,7 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
     )
     .await
     .map_err(clone_failed)?;
+    let copying = std::time::Instant::now();
     trusted
         .make_agent_checkout(
             &job.repo.base_branch,
@@ -188,6 +220,7 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
     if let Some(user) = sandbox.user() {
         give_to(&folders.agent, user).await?;
     }
+    cost.agent_checkout = copying.elapsed();
     let scratch = folders.agent_scratch.clone();
 
     handle.set_phase(JobPhase::Agent);
@@ -281,7 +314,7 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
     handle.set_phase(JobPhase::Committing);
     // Nothing of the job may run while its files are copied, committed and pushed.
     sandbox.kill_everything().await;
-    let commit = commit_agent_work(
+    let (commit, snapshot_time) = commit_agent_work(
         job,
         handle,
         &trusted,
@@ -291,6 +324,9 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
         &summary,
     )
     .await?;
+    cost.snapshot = snapshot_time;
+    cost.sweeping = sandbox.time_spent_sweeping();
+    cost.log(job);
     let diff_stat = trusted
         .numstat(&base_commit, &commit)
         .await
@@ -473,7 +509,8 @@ fn validation_feedback(round: &ValidationRound) -> String {
 /// Commits the agent's work from the harness's own clone: a fresh copy of the agent's files (never
 /// its `.git`), one commit on the base commit, and the guard rails checked on exactly what will be
 /// pushed — the base commit against that commit — so a workflow the agent committed, a rewritten
-/// history or a `.github` symlink is seen like any other change.
+/// history or a `.github` symlink is seen like any other change. Returns the commit and how long
+/// copying the files took (part of the isolation cost).
 async fn commit_agent_work(
     job: &Job,
     handle: &JobHandle,
@@ -482,7 +519,8 @@ async fn commit_agent_work(
     sandbox: &Sandbox,
     base_commit: &str,
     summary: &str,
-) -> Result<String, JobFailure> {
+) -> Result<(String, Duration), JobFailure> {
+    let snapshotting = std::time::Instant::now();
     let paths = trusted
         .paths_to_commit(&folders.checkout)
         .await
@@ -499,6 +537,7 @@ async fn commit_agent_work(
             .await
             .map_err(|error| failure(FailureKind::Internal, format!("copy panicked: {error}")))?
             .map_err(internal("cannot copy the agent's files for the commit"))?;
+    let snapshot_time = snapshotting.elapsed();
     if !report.too_large.is_empty() {
         return Err(failure(
             FailureKind::Rejected,
@@ -567,5 +606,5 @@ async fn commit_agent_work(
             ),
         ));
     }
-    Ok(commit)
+    Ok((commit, snapshot_time))
 }

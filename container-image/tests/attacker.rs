@@ -34,6 +34,15 @@ struct Attack {
 
 impl Attack {
     async fn start() -> Self {
+        Self::start_in(true).await
+    }
+
+    /// Without job users: the weaker shared-user mode a non-root harness runs in.
+    async fn start_shared() -> Self {
+        Self::start_in(false).await
+    }
+
+    async fn start_in(job_users: bool) -> Self {
         let repo = TestRepo::create();
         let shared = repo.dir.path().join("shared");
         std::fs::create_dir_all(&shared).unwrap();
@@ -44,7 +53,11 @@ impl Attack {
         .unwrap();
         let trap = CredentialTrap::start().await;
         let github = FakeGithub::start().await;
-        let harness = Harness::start_isolated(&repo.state_dir(), &repo.log_path());
+        let harness = if job_users {
+            Harness::start_isolated(&repo.state_dir(), &repo.log_path())
+        } else {
+            Harness::start(&repo.state_dir(), &repo.log_path())
+        };
         Attack {
             repo,
             shared,
@@ -274,7 +287,54 @@ echo planted"#
 #[tokio::test]
 async fn an_escaped_background_process_finds_no_token_and_dies_before_validation() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let attack = Attack::start().await;
+    escaped_process_attack(Attack::start().await).await;
+}
+
+#[tokio::test]
+async fn in_the_shared_user_mode_an_escaped_process_dies_with_its_command_too() {
+    escaped_process_attack(Attack::start_shared().await).await;
+}
+
+#[tokio::test]
+async fn in_the_shared_user_mode_a_job_of_another_repository_is_refused_while_one_runs() {
+    let attack = Attack::start_shared().await;
+    let other_repo = TestRepo::create();
+    let hanging = ScriptedModel::start(vec![Reply::Hang]).await;
+    let idle = ScriptedModel::start(vec![]).await;
+    attack
+        .harness
+        .post_job(&attack.job("first", &hanging))
+        .await;
+    hanging.wait_for_requests(1).await;
+
+    let (status, body) = attack
+        .harness
+        .post_job(&coding_job("other-repo", &other_repo, &idle))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HARNESS_JOB_USERS"),
+        "{body}"
+    );
+    // The same repository is fine: its jobs could read each other's work anyway.
+    let same = ScriptedModel::start(vec![write_notes("hi"), finish("Done.")]).await;
+    let (status, body) = attack
+        .harness
+        .post_job(&attack.job("same-repo", &same))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        attack.harness.wait_for_end("same-repo").await.state,
+        JobState::Done
+    );
+    assert!(idle.requests().is_empty());
+}
+
+async fn escaped_process_attack(attack: Attack) {
     let daemon_pid = attack.shared("daemon.pid");
     let loot = attack.shared("environ-loot");
     let validated = attack.shared("validated");
@@ -458,6 +518,8 @@ find {state} -name NOTES.md 2>/dev/null | while read -r found; do cat "$found"; 
 cat {state}/jobs/victim.json {state}/jobs/*.json
 ls -la {state} {state}/work {state}/jobs {state}/forge
 echo '{{"pullRequests": "hijacked"}}' > {state}/forge/pull-requests.json
+ls /root && echo HOME-LISTED
+cat /root/.ssh/* /root/.config/gh/hosts.yml /root/.git-credentials 2>&1 | head -5
 touch {attacked}
 echo reached"#
     );
@@ -672,4 +734,48 @@ fn wait_with_deadline(mut child: std::process::Child) -> std::process::Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[tokio::test]
+async fn the_transcript_is_appended_line_by_line_and_served_from_disk_after_the_job() {
+    let repo = TestRepo::create();
+    let model = ScriptedModel::start(vec![
+        tool("list_directory", json!({ "path": "." })),
+        write_notes("hi"),
+        finish("Added NOTES.md."),
+    ])
+    .await;
+    let mut harness = Harness::start(&repo.state_dir(), &repo.log_path());
+    harness
+        .post_job(&coding_job("appended", &repo, &model))
+        .await;
+    assert_eq!(harness.wait_for_end("appended").await.state, JobState::Done);
+
+    let served = harness.transcript("appended").await;
+    let entries = served["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 6, "{served}");
+    let file = std::fs::read_to_string(
+        repo.state_dir()
+            .join("jobs")
+            .join("appended.transcript.jsonl"),
+    )
+    .unwrap();
+    let lines: Vec<Value> = file
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines, entries, "one line per entry, in order");
+    let record =
+        std::fs::read_to_string(repo.state_dir().join("jobs").join("appended.json")).unwrap();
+    assert!(
+        !record.contains("model_reply"),
+        "the view's file does not repeat the transcript"
+    );
+
+    harness.kill_abruptly();
+    let harness = Harness::start(&repo.state_dir(), &repo.log_path());
+    assert_eq!(
+        harness.transcript("appended").await["entries"],
+        json!(entries)
+    );
 }
