@@ -131,6 +131,33 @@ fn job_user_pool(prefix: &str) -> Result<Arc<UserPool>, String> {
     Ok(UserPool::new(users))
 }
 
+/// Job users reach their folder under the state dir, so every folder above it must let others pass
+/// (the `x` bit); the default under root's home does not.
+fn check_passable_for_job_users(state_dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let absolute = std::path::absolute(state_dir).map_err(|error| {
+        format!(
+            "cannot resolve the state dir {}: {error}",
+            state_dir.display()
+        )
+    })?;
+    for ancestor in absolute.ancestors().skip(1) {
+        let Ok(metadata) = std::fs::metadata(ancestor) else {
+            continue;
+        };
+        if metadata.permissions().mode() & 0o001 == 0 {
+            return Err(format!(
+                "job users cannot reach the state dir {}: {} is not passable by others (mode \
+                 {:o}); pass --state-dir somewhere like /var/lib/cat-harness/state",
+                state_dir.display(),
+                ancestor.display(),
+                metadata.permissions().mode() & 0o777
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn serve(
     listen: SocketAddr,
     state_dir: Option<PathBuf>,
@@ -171,6 +198,9 @@ async fn serve(
     }
 
     let state_dir = state_dir.unwrap_or_else(default_state_dir);
+    if job_users.is_some() {
+        check_passable_for_job_users(&state_dir)?;
+    }
     let store = Store::open(&state_dir, job_users.is_some())
         .map_err(|error| format!("cannot use state dir {}: {error}", state_dir.display()))?;
     tracing::info!(state_dir = %state_dir.display(), "state directory ready");

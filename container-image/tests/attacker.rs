@@ -779,3 +779,27 @@ async fn the_transcript_is_appended_line_by_line_and_served_from_disk_after_the_
         json!(entries)
     );
 }
+
+#[tokio::test]
+async fn with_job_users_a_state_dir_they_cannot_reach_is_refused_at_start() {
+    ensure_job_users();
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        private.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let child = std::process::Command::new(harness_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(private.path().join("state"))
+        .env("HARNESS_SHARED_SECRET", SHARED_SECRET)
+        .env("HARNESS_JOB_USERS", JOB_USER_PREFIX)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cat-harness runs");
+    let output = wait_with_deadline(child);
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("not passable by others"), "{log}");
+}
