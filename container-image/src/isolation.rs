@@ -56,7 +56,12 @@ pub struct UserPool {
 }
 
 impl UserPool {
+    /// The pool of `users`. Whatever runs as one of them belongs to a previous harness's job (one
+    /// killed before it could clean up), so it is killed now.
     pub fn new(users: Vec<JobUser>) -> Arc<Self> {
+        for user in &users {
+            kill_user_processes_now(user.uid);
+        }
         Arc::new(UserPool {
             available: tokio::sync::Semaphore::new(users.len()),
             free: Mutex::new(users),

@@ -803,3 +803,33 @@ async fn with_job_users_a_state_dir_they_cannot_reach_is_refused_at_start() {
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("not passable by others"), "{log}");
 }
+
+#[tokio::test]
+async fn what_a_killed_harness_left_running_dies_when_the_harness_starts_again() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let mut attack = Attack::start().await;
+    let pid_file = attack.shared("left.pid");
+    let model =
+        ScriptedModel::start(vec![run(format!("echo $$ > {pid_file}; exec sleep 600"))]).await;
+    attack.harness.post_job(&attack.job("left", &model)).await;
+    let started = Instant::now();
+    let pid = loop {
+        if let Ok(pid) = std::fs::read_to_string(&pid_file)
+            && !pid.trim().is_empty()
+        {
+            break pid;
+        }
+        assert!(started.elapsed() < DEADLINE, "the command never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    attack.harness.kill_abruptly();
+    assert!(
+        !process_is_dead(&pid),
+        "the command runs on after its harness was killed"
+    );
+    let _restarted = Harness::start_isolated(&attack.repo.state_dir(), &attack.repo.log_path());
+
+    assert!(process_is_dead(&pid), "the new harness killed {pid}");
+    assert_no_job_process_survives();
+}
