@@ -292,6 +292,8 @@ async fn an_escaped_background_process_finds_no_token_and_dies_before_validation
 
 #[tokio::test]
 async fn in_the_shared_user_mode_an_escaped_process_dies_with_its_command_too() {
+    // Serial too: the closing checks look at every job user's processes.
+    let _serial = ONE_AT_A_TIME.lock().await;
     escaped_process_attack(Attack::start_shared().await).await;
 }
 
