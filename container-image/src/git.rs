@@ -239,15 +239,35 @@ impl TrustedClone {
             LOCAL_TIMEOUT,
         )
         .await?;
-        run_git(
-            destination,
-            &self.scratch,
-            None,
-            &["remote", "set-url", "origin", public_url],
-            LOCAL_TIMEOUT,
-        )
-        .await
-        .map(|_| ())
+        // The agent's origin is the repository it came from, not this clone (which its user cannot
+        // read anyway). Written directly when the URL needs no quoting: one git process less per job.
+        let config_path = destination.join(".git/config");
+        let config = tokio::fs::read_to_string(&config_path)
+            .await
+            .map_err(|error| format!("cannot read the checkout's config: {error}"))?;
+        let cloned_from = format!("\turl = {source}\n");
+        let plain = !public_url.is_empty()
+            && !public_url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "\"\\;#".contains(c));
+        if plain && config.matches(&cloned_from).count() == 1 {
+            tokio::fs::write(
+                &config_path,
+                config.replace(&cloned_from, &format!("\turl = {public_url}\n")),
+            )
+            .await
+            .map_err(|error| format!("cannot write the checkout's config: {error}"))
+        } else {
+            run_git(
+                destination,
+                &self.scratch,
+                None,
+                &["remote", "set-url", "origin", public_url],
+                LOCAL_TIMEOUT,
+            )
+            .await
+            .map(|_| ())
+        }
     }
 
     /// The paths of `work_tree` that belong in a commit: what the base commit tracks (present or

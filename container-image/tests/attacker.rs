@@ -292,6 +292,8 @@ async fn an_escaped_background_process_finds_no_token_and_dies_before_validation
 
 #[tokio::test]
 async fn in_the_shared_user_mode_an_escaped_process_dies_with_its_command_too() {
+    // Serial too: the closing checks look at every job user's processes.
+    let _serial = ONE_AT_A_TIME.lock().await;
     escaped_process_attack(Attack::start_shared().await).await;
 }
 
@@ -593,7 +595,7 @@ async fn the_read_tools_refuse_a_fifo_and_a_sparse_4_gb_file_and_commands_are_ca
             "run_command",
             json!({ "command": "sleep 600", "timeout_seconds": 1 }),
         ),
-        run("rm pipe big.bin && echo cleaned".to_owned()),
+        run("rm pipe big.bin && git remote get-url origin".to_owned()),
         write_notes("hi"),
         finish("Added NOTES.md."),
     ])
@@ -632,6 +634,11 @@ async fn the_read_tools_refuse_a_fifo_and_a_sparse_4_gb_file_and_commands_are_ca
         flood.len()
     );
     assert!(result_of(8).contains("timeout"), "{}", result_of(8));
+    assert!(
+        result_of(9).contains(&attack.origin()),
+        "the agent's origin is the job's repository: {}",
+        result_of(9)
+    );
     assert!(
         started.elapsed() < DEADLINE,
         "nothing hung until the deadline"
