@@ -1,7 +1,8 @@
 //! `scripts/bench harness`: how fast the harness turns an accepted job into its first model call, and
 //! how much memory it needs, against the scripted model and a local repository, with the model's
-//! answers streamed (SSE, the default) and as plain JSON. Prints figures; the goals are ≤ 2 s (plus
-//! the clone) and ≤ 50 MB peak RSS.
+//! answers streamed (SSE, the default) and as plain JSON; and what isolating a job costs (ADR 4).
+//! Prints figures; the goals are ≤ 2 s (plus the clone), ≤ 50 MB peak RSS and ≤ 200 ms of isolation
+//! per job.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -133,6 +134,80 @@ async fn main() {
         "harness peak RSS",
         peak as f64 / 1024.0
     );
+    describe_isolation_cost("isolation cost, shared user", &harness.log());
+    drop(harness);
+
+    // With job users (root only): each job runs as a user of its own.
+    if running_as_root() {
+        let repo = TestRepo::create();
+        let harness = Harness::start_isolated(&repo.state_dir(), &repo.log_path());
+        let mut whole_jobs = Vec::new();
+        for index in 0..SEQUENTIAL_JOBS {
+            whole_jobs.push(
+                timed_job(&harness, &repo, &format!("iso-{index}"), true)
+                    .await
+                    .1,
+            );
+        }
+        describe("accepted → PR, job users", whole_jobs);
+        describe_isolation_cost("isolation cost, job users", &harness.log());
+    } else {
+        println!("(not root: the job-user mode is not measured)");
+    }
+}
+
+/// The per-job `isolation cost` lines the harness logs: the median and worst total, and the median
+/// of each part. Goal: ≤ 200 ms per job.
+fn describe_isolation_cost(name: &str, log: &str) {
+    let plain = strip_ansi(log);
+    let field = |line: &str, key: &str| -> Option<f64> {
+        let start = line.find(&format!(" {key}="))? + key.len() + 2;
+        line[start..].split_whitespace().next()?.parse().ok()
+    };
+    let lines: Vec<&str> = plain
+        .lines()
+        .filter(|line| line.contains("isolation cost"))
+        .collect();
+    if lines.is_empty() {
+        println!("{name:<38} (no job logged its cost)");
+        return;
+    }
+    let median_of = |key: &str| {
+        let mut values: Vec<f64> = lines.iter().filter_map(|line| field(line, key)).collect();
+        values.sort_by(f64::total_cmp);
+        (values[values.len() / 2], values[values.len() - 1])
+    };
+    let (total, worst) = median_of("total_ms");
+    println!(
+        "{name:<38} median {total:>7.1} ms   max {worst:>7.1} ms   (n={}; goal ≤ 200 ms)",
+        lines.len()
+    );
+    for part in [
+        "lease_ms",
+        "agent_checkout_ms",
+        "sweeping_ms",
+        "snapshot_ms",
+    ] {
+        let (median, _) = median_of(part);
+        println!("  {part:<36} median {median:>7.1} ms");
+    }
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut characters = text.chars();
+    while let Some(character) = characters.next() {
+        if character == '\u{1b}' {
+            for following in characters.by_ref() {
+                if following.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(character);
+        }
+    }
+    plain
 }
 
 /// Runs futures side by side on this task (no extra dependency for `join_all`).

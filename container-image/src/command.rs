@@ -4,11 +4,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
+
+use crate::isolation::{self, Sandbox};
 
 /// Output beyond this is dropped while reading (the tail is what the caller usually needs, and
 /// [`domain::harness::truncate_middle`] shortens it further for the model).
@@ -95,6 +98,9 @@ pub struct CommandSpec {
     pub stdin: Option<Vec<u8>>,
     /// Send stderr into the stdout stream (for agent commands, where the order matters to a reader).
     pub merge_stderr_into_stdout: bool,
+    /// For agent and validation commands: the job's sandbox, whose user the command runs as and
+    /// whose every process is killed when the command ends. `None` for the harness's own git.
+    pub sandbox: Option<Arc<Sandbox>>,
 }
 
 impl CommandSpec {
@@ -107,7 +113,14 @@ impl CommandSpec {
             timeout: Duration::from_secs(300),
             stdin: None,
             merge_stderr_into_stdout: false,
+            sandbox: None,
         }
+    }
+
+    /// Runs the command inside the job's sandbox (as its user, and nothing it starts outlives it).
+    pub fn sandbox(mut self, sandbox: Option<Arc<Sandbox>>) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     /// A shell command line, run with `bash -c` (or `sh -c` where there is no bash, see
@@ -172,6 +185,8 @@ impl CommandOutput {
 /// dropped on `DELETE /jobs/{id}`.
 struct ProcessGroupGuard {
     group: Option<Pid>,
+    /// The child's pid while the harness still owns it (see [`isolation::spawn_tracked`]).
+    tracked: Option<u32>,
 }
 
 impl ProcessGroupGuard {
@@ -186,6 +201,9 @@ impl ProcessGroupGuard {
 impl Drop for ProcessGroupGuard {
     fn drop(&mut self) {
         self.kill();
+        if let Some(pid) = self.tracked.take() {
+            isolation::untrack(pid);
+        }
     }
 }
 
@@ -225,9 +243,18 @@ pub async fn run(spec: CommandSpec) -> std::io::Result<CommandOutput> {
         })
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn()?;
+    if let Some(user) = spec.sandbox.as_ref().and_then(|sandbox| sandbox.user()) {
+        // std drops the supplementary groups too when root changes the user.
+        command.uid(user.uid).gid(user.gid);
+    }
+    let mut child = isolation::spawn_tracked(|| {
+        let child = command.spawn()?;
+        let pid = child.id();
+        Ok((child, pid))
+    })?;
     let mut group = ProcessGroupGuard {
         group: child.id().and_then(|id| Pid::from_raw(id as i32)),
+        tracked: child.id(),
     };
     if let (Some(input), Some(mut child_stdin)) = (spec.stdin, child.stdin.take()) {
         tokio::spawn(async move {
@@ -250,6 +277,11 @@ pub async fn run(spec: CommandSpec) -> std::io::Result<CommandOutput> {
     // Background processes the command left behind would keep its pipes open and run on unseen.
     group.kill();
     let _ = child.wait().await;
+    drop(group);
+    // And the ones that left the process group (setsid, double fork) or changed their session.
+    if let Some(sandbox) = &spec.sandbox {
+        sandbox.kill_everything().await;
+    }
 
     let collect = |reader: Option<tokio::task::JoinHandle<Vec<u8>>>| async move {
         match reader {

@@ -12,6 +12,7 @@ use domain::job::{
 };
 use tokio::sync::watch;
 
+use crate::isolation::UserPool;
 use crate::now_ms;
 use crate::pipeline;
 use crate::store::{JobRecord, Store};
@@ -38,12 +39,19 @@ pub struct JobHandle {
     stop: watch::Sender<Option<StopReason>>,
     ended: watch::Sender<bool>,
     pub redactor: Redactor,
+    /// The clone URL of a job this process runs (`None` for records of a previous process).
+    repository: Option<String>,
+    /// Set once the job has ended: its transcript is then read from the state dir when asked for,
+    /// not kept in memory for the harness's lifetime.
+    transcript_on_disk: std::sync::atomic::AtomicBool,
 }
 
 impl JobHandle {
     fn new(record: JobRecord, store: Arc<Store>, redactor: Redactor) -> Self {
         let already_ended = record.view.state != JobState::Running;
         JobHandle {
+            repository: None,
+            transcript_on_disk: std::sync::atomic::AtomicBool::new(false),
             id: record.view.id.clone(),
             record: Mutex::new(record),
             persist_lock: Mutex::new(()),
@@ -66,10 +74,25 @@ impl JobHandle {
     }
 
     pub fn transcript(&self) -> Transcript {
+        let entries = if self
+            .transcript_on_disk
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.store.load_transcript(&self.id)
+        } else {
+            self.lock().transcript.clone()
+        };
         Transcript {
             job_id: self.id.clone(),
-            entries: self.lock().transcript.clone(),
+            entries,
         }
+    }
+
+    /// Drops the in-memory transcript of an ended job (the state dir has every entry).
+    fn release_transcript(&self) {
+        self.transcript_on_disk
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.lock().transcript = Vec::new();
     }
 
     /// Changes the record and writes it to the state directory.
@@ -89,6 +112,9 @@ impl JobHandle {
     /// Adds a transcript entry, redacted here so nothing unredacted is ever stored.
     pub fn append_transcript(&self, entry: TranscriptEntry) {
         let entry = redact_entry(&self.redactor, entry);
+        if let Err(error) = self.store.append_transcript(&self.id, &entry) {
+            tracing::error!(job = %self.id, %error, "cannot append to the transcript");
+        }
         self.update(|record| record.transcript.push(entry));
     }
 
@@ -171,6 +197,9 @@ pub struct Shared {
     /// The runner's toolchain variables (`domain::toolchain_env`), resolved once at start and given
     /// to every agent and validation command.
     pub toolchain_environment: Arc<Vec<(String, String)>>,
+    /// The job users (ADR 4); `None` in the shared-user mode, where jobs of different repositories
+    /// never run at once.
+    pub job_users: Option<Arc<UserPool>>,
 }
 
 pub struct JobRegistry {
@@ -199,6 +228,7 @@ impl JobRegistry {
                 tracing::info!(job = %record.view.id, "marked a job lost in a restart as failed");
             }
             let handle = JobHandle::new(record, shared.store.clone(), Redactor::default());
+            handle.release_transcript();
             jobs.insert(handle.id.clone(), Arc::new(handle));
         }
         JobRegistry {
@@ -222,11 +252,28 @@ impl JobRegistry {
     }
 
     /// Starts the job, or returns the existing one with the same id (a replayed dispatch attaches to
-    /// the job it already started). The flag says whether this call started it.
-    pub fn submit(&self, job: Job) -> (JobView, bool) {
+    /// the job it already started). The flag says whether this call started it. Without job users,
+    /// a job of another repository than a running one is refused: both would run as the harness's
+    /// user and could read each other's checkouts.
+    pub fn submit(&self, job: Job) -> Result<(JobView, bool), String> {
         let mut jobs = self.jobs();
         if let Some(existing) = jobs.get(&job.id) {
-            return (existing.view(), false);
+            return Ok((existing.view(), false));
+        }
+        if self.shared.job_users.is_none()
+            && let Some(other) = jobs.values().find(|running| {
+                running.view().state == JobState::Running
+                    && running
+                        .repository
+                        .as_deref()
+                        .is_some_and(|repository| repository != job.repo.clone_url.as_str())
+            })
+        {
+            return Err(format!(
+                "job {} of another repository is running, and this harness has no job users to \
+                 keep the two apart (HARNESS_JOB_USERS, as root); dispatch again when it ends",
+                other.id
+            ));
         }
         let mut secrets = job.secrets();
         secrets.extend(self.shared.harness_secret.clone());
@@ -235,12 +282,14 @@ impl JobRegistry {
             view: JobView::accepted(&job, now_ms()),
             transcript: Vec::new(),
         };
-        let handle = Arc::new(JobHandle::new(record, self.shared.store.clone(), redactor));
+        let mut handle = JobHandle::new(record, self.shared.store.clone(), redactor);
+        handle.repository = Some(job.repo.clone_url.as_str().to_owned());
+        let handle = Arc::new(handle);
         handle.persist();
         jobs.insert(job.id.clone(), handle.clone());
         let view = handle.view();
         tokio::spawn(drive(handle, job, self.shared.clone()));
-        (view, true)
+        Ok((view, true))
     }
 
     /// Aborts a job and answers with the state it reached.
@@ -343,6 +392,8 @@ async fn drive(handle: Arc<JobHandle>, job: Job, shared: Shared) {
         }
     }
     tracing::info!(job = %job.id, state = ?handle.view().state, "job ended");
+    // The work folder is already gone (above); the transcript is on disk, one line per entry.
+    handle.release_transcript();
     handle.ended.send_replace(true);
 }
 

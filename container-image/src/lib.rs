@@ -11,10 +11,12 @@ pub mod command;
 pub mod fingerprint;
 pub mod forge;
 pub mod git;
+pub mod isolation;
 pub mod jobs;
 pub mod model;
 pub mod pipeline;
 pub mod server;
+pub mod snapshot;
 pub mod store;
 pub mod tools;
 

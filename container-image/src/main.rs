@@ -5,10 +5,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cat_harness::isolation::{
+    UserPool, become_subreaper, job_users_from_passwd, reap_adopted_orphans,
+};
 use cat_harness::jobs::{JobRegistry, Shared};
 use cat_harness::server::AppState;
 use cat_harness::store::Store;
 use clap::{Parser, Subcommand};
+use domain::harness::SourcePolicy;
 
 #[derive(Parser)]
 #[command(name = "cat-harness", version, about = "cat-factory's runner harness")]
@@ -42,8 +46,29 @@ enum Command {
         /// like credentials are refused.
         #[arg(long, env = "HARNESS_TOOLCHAIN_ENV")]
         toolchain_env: Option<String>,
+        /// Run each job as a user of its own, taken from the users whose name starts with this
+        /// prefix (the runner image makes cat-job-1..16). Needs root. Without it every job runs as
+        /// the harness's user, with weaker isolation (ADR 4).
+        #[arg(long, env = "HARNESS_JOB_USERS")]
+        job_users: Option<String>,
+        /// Accept local paths and file:// clone URLs and the local forge (a local-forge runner).
+        #[arg(long, env = "HARNESS_ALLOW_LOCAL_REPOS")]
+        allow_local_repos: bool,
+        /// Hosts that http(s) clone URLs and GitHub API base URLs may name, comma-separated.
+        #[arg(
+            long,
+            env = "HARNESS_ALLOWED_HOSTS",
+            value_delimiter = ',',
+            default_value = "github.com,api.github.com"
+        )]
+        allowed_hosts: Vec<String>,
     },
 }
+
+/// How to make a shared secret, for the error that asks for one.
+const SECRET_HOW_TO: &str = "set HARNESS_SHARED_SECRET to a long random value (for example \
+                             `export HARNESS_SHARED_SECRET=$(openssl rand -hex 32)`) and give the \
+                             worker the same value; scripts/dev makes one for local development";
 
 fn default_state_dir() -> PathBuf {
     if let Some(state_home) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
@@ -77,7 +102,25 @@ async fn main() -> ExitCode {
             listen,
             state_dir,
             toolchain_env,
-        } => match serve(listen, state_dir, toolchain_env).await {
+            job_users,
+            allow_local_repos,
+            allowed_hosts,
+        } => match serve(
+            listen,
+            state_dir,
+            toolchain_env,
+            job_users,
+            SourcePolicy {
+                allow_local_repositories: allow_local_repos,
+                allowed_hosts: allowed_hosts
+                    .into_iter()
+                    .map(|host| host.trim().to_ascii_lowercase())
+                    .filter(|host| !host.is_empty())
+                    .collect(),
+            },
+        )
+        .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(problem) => {
                 tracing::error!("cat-harness serve failed: {problem}");
@@ -119,37 +162,126 @@ fn toolchain_environment(configured: Option<String>) -> Result<Vec<(String, Stri
     Ok(resolved.variables)
 }
 
+/// The job-user pool for `prefix`, or why there cannot be one.
+fn job_user_pool(prefix: &str) -> Result<Arc<UserPool>, String> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(format!(
+            "HARNESS_JOB_USERS={prefix} needs the harness to run as root (it switches each job to \
+             its user); run it as root or leave HARNESS_JOB_USERS unset for the weaker shared-user \
+             mode"
+        ));
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|error| format!("cannot read /etc/passwd: {error}"))?;
+    let users = job_users_from_passwd(&passwd, prefix);
+    if users.is_empty() {
+        return Err(format!(
+            "HARNESS_JOB_USERS={prefix}: no user's name starts with {prefix:?}; create them \
+             (e.g. `useradd --system --user-group --no-create-home {prefix}1`) or unset it"
+        ));
+    }
+    tracing::info!(
+        count = users.len(),
+        prefix,
+        "jobs run as users of their own"
+    );
+    Ok(UserPool::new(users))
+}
+
+/// The first folder above `path` that others (job users) cannot pass (no `x` bit for others), with
+/// its mode.
+fn first_folder_others_cannot_pass(path: &std::path::Path) -> Option<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let absolute = std::path::absolute(path).ok()?;
+    absolute.ancestors().skip(1).find_map(|ancestor| {
+        let mode = std::fs::metadata(ancestor).ok()?.permissions().mode();
+        (mode & 0o001 == 0).then(|| (ancestor.to_owned(), mode & 0o777))
+    })
+}
+
+/// Job users reach their folder under the state dir, so every folder above it must let others pass
+/// (the `x` bit); the default under root's home does not.
+fn check_passable_for_job_users(state_dir: &std::path::Path) -> Result<(), String> {
+    match first_folder_others_cannot_pass(state_dir) {
+        None => Ok(()),
+        Some((ancestor, mode)) => Err(format!(
+            "job users cannot reach the state dir {}: {} is not passable by others (mode \
+             {mode:o}); pass --state-dir somewhere like /var/lib/cat-harness/state",
+            state_dir.display(),
+            ancestor.display(),
+        )),
+    }
+}
+
+/// Job users run the toolchains the allowlist points at (ADR 10), so those folders must be reachable
+/// by others; one under the harness's own home (e.g. `/root/.rustup`) is not. Only a warning: the
+/// runner may not need that toolchain, and the commands that do will say what is missing.
+fn warn_about_toolchains_job_users_cannot_reach(toolchain_environment: &[(String, String)]) {
+    for (name, value) in toolchain_environment {
+        let path = std::path::Path::new(value);
+        if path.is_absolute()
+            && path.exists()
+            && let Some((ancestor, mode)) = first_folder_others_cannot_pass(path)
+        {
+            tracing::warn!(
+                variable = %name,
+                path = %path.display(),
+                blocked_by = %ancestor.display(),
+                mode = format!("{mode:o}"),
+                "job users cannot use this toolchain folder: install it where others can read it"
+            );
+        }
+    }
+}
+
 async fn serve(
     listen: SocketAddr,
     state_dir: Option<PathBuf>,
     toolchain_env: Option<String>,
+    job_users: Option<String>,
+    sources: SourcePolicy,
 ) -> Result<(), String> {
+    let shared_secret = std::env::var("HARNESS_SHARED_SECRET")
+        .ok()
+        .filter(|secret| !secret.trim().is_empty())
+        .ok_or_else(|| {
+            format!(
+                "HARNESS_SHARED_SECRET is not set: the harness runs code on this machine for \
+                 whoever can call its API, so it never serves without a secret; {SECRET_HOW_TO}"
+            )
+        })?;
+
     let toolchain_environment = toolchain_environment(toolchain_env)?;
-    // Agent commands run as this user. Without this, they could read the harness's memory and its
-    // environment (the shared secret, every job's tokens) through /proc/<pid>/{mem,environ}.
+
+    // Agent commands may run as this user (the shared-user mode). Without this, they could read the
+    // harness's memory and its environment (the shared secret, every job's tokens) through
+    // /proc/<pid>/{mem,environ}.
     if let Err(error) =
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
         tracing::warn!(%error, "cannot mark the harness non-dumpable");
     }
-
-    let shared_secret = std::env::var("HARNESS_SHARED_SECRET")
-        .ok()
-        .filter(|secret| !secret.is_empty());
-    if shared_secret.is_none() {
-        if !listen.ip().is_loopback() {
-            return Err(format!(
-                "HARNESS_SHARED_SECRET is not set; the harness refuses to serve jobs on {listen} \
-                 without it (set it, or listen on a loopback address for local development)"
-            ));
-        }
+    // Daemons a command leaves behind are re-parented to the harness, which kills them.
+    if let Err(error) = become_subreaper() {
+        tracing::warn!(%error, "cannot become a child subreaper; escaped processes go to init");
+    }
+    let job_users = job_users
+        .filter(|prefix| !prefix.trim().is_empty())
+        .map(|prefix| job_user_pool(prefix.trim()))
+        .transpose()?;
+    if job_users.is_none() {
         tracing::warn!(
-            "HARNESS_SHARED_SECRET is not set: the job API is open to every local process"
+            "no job users (HARNESS_JOB_USERS): jobs run as the harness's own user and jobs of \
+             different repositories are not run at once (ADR 4)"
         );
     }
 
     let state_dir = state_dir.unwrap_or_else(default_state_dir);
-    let store = Store::open(&state_dir)
+    if job_users.is_some() {
+        check_passable_for_job_users(&state_dir)?;
+        warn_about_toolchains_job_users_cannot_reach(&toolchain_environment);
+    }
+    let store = Store::open(&state_dir, job_users.is_some())
         .map_err(|error| format!("cannot use state dir {}: {error}", state_dir.display()))?;
     tracing::info!(state_dir = %state_dir.display(), "state directory ready");
 
@@ -161,12 +293,22 @@ async fn serve(
     let registry = Arc::new(JobRegistry::open(Shared {
         store: Arc::new(store),
         http,
-        harness_secret: shared_secret.clone(),
+        harness_secret: Some(shared_secret.clone()),
         toolchain_environment: Arc::new(toolchain_environment),
+        job_users,
     }));
+    // Orphans that exit on their own still need a wait() from their new parent.
+    tokio::spawn(async {
+        let mut ticker = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            ticker.tick().await;
+            reap_adopted_orphans();
+        }
+    });
     let state = AppState {
         registry,
-        shared_secret: shared_secret.map(Arc::new),
+        shared_secret: Arc::new(shared_secret),
+        sources: Arc::new(sources),
     };
     cat_harness::server::serve(listen, state, shutdown_signal())
         .await

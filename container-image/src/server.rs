@@ -1,5 +1,6 @@
 //! The harness's HTTP API. `GET /health` is open; every other route needs the shared secret in
-//! `x-harness-secret`. Every error is the JSON envelope `{"error":{"code","message","details"}}`.
+//! `x-harness-secret` (the harness does not start without one). Every error is the JSON envelope
+//! `{"error":{"code","message","details"}}`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,7 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use domain::api::{ApiError, ErrorCode};
 use domain::harness::{
-    CAPABILITIES, HarnessHealth, LocalPullRequestList, SHARED_SECRET_HEADER, constant_time_eq,
+    CAPABILITIES, HarnessHealth, LocalPullRequestList, SHARED_SECRET_HEADER, SourcePolicy,
+    constant_time_eq,
 };
 use domain::job::{Job, JobId, JobView, Transcript};
 use serde_json::json;
@@ -28,8 +30,10 @@ const MAX_JOB_BODY_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<JobRegistry>,
-    /// `None` only when the operator chose to run without one on loopback.
-    pub shared_secret: Option<Arc<String>>,
+    /// Every route but `/health` needs it; never empty.
+    pub shared_secret: Arc<String>,
+    /// Where this runner lets jobs clone from and push to.
+    pub sources: Arc<SourcePolicy>,
 }
 
 /// An [`ApiError`] as an axum response.
@@ -94,21 +98,21 @@ async fn require_shared_secret(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(expected) = &state.shared_secret {
-        let presented = headers
-            .get(SHARED_SECRET_HEADER)
-            .map(|value| value.as_bytes())
-            .unwrap_or_default();
-        if !constant_time_eq(presented, expected.as_bytes()) {
-            return ErrorResponse(ApiError::new(
-                ErrorCode::Unauthorized,
-                format!(
-                    "This route needs the harness's shared secret in the {SHARED_SECRET_HEADER} \
-                     header (the value of HARNESS_SHARED_SECRET)."
-                ),
-            ))
-            .into_response();
-        }
+    let presented = headers
+        .get(SHARED_SECRET_HEADER)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    if state.shared_secret.is_empty()
+        || !constant_time_eq(presented, state.shared_secret.as_bytes())
+    {
+        return ErrorResponse(ApiError::new(
+            ErrorCode::Unauthorized,
+            format!(
+                "This route needs the harness's shared secret in the {SHARED_SECRET_HEADER} \
+                 header (the value of HARNESS_SHARED_SECRET)."
+            ),
+        ))
+        .into_response();
     }
     next.run(request).await
 }
@@ -176,7 +180,24 @@ async fn submit_job(
         )
     })?;
     let job = parse_job(&body)?;
-    let (view, started) = state.registry.submit(job);
+    let refused = state.sources.problems(&job);
+    if let Some(first) = refused.first() {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "This runner does not take this job: {} {} (details.problems lists every problem).",
+                first.field, first.problem
+            ),
+        )
+        .with_details(json!({ "problems": refused }))
+        .into());
+    }
+    let (view, started) = state.registry.submit(job).map_err(|problem| {
+        ErrorResponse(ApiError::new(
+            ErrorCode::Conflict,
+            format!("This runner cannot start the job now: {problem}."),
+        ))
+    })?;
     if !started {
         tracing::info!(job = %view.id, "repeated POST attached to the existing job");
     }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! <state-dir>/harness.lock          held (flock) while a harness uses the directory
-//! <state-dir>/jobs/<job-id>.json    each job's view and transcript (never a credential)
+//! <state-dir>/jobs/<job-id>.json    each job's view (never a credential), rewritten as it changes
+//! <state-dir>/jobs/<job-id>.transcript.jsonl   its transcript, one entry per line, only appended
 //! <state-dir>/work/<job-id>/        checkout, scratch HOME and TMPDIR; removed when the job ends
 //! <state-dir>/forge/pull-requests.json   the local forge's pull requests
 //! ```
@@ -24,6 +25,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct JobRecord {
     pub view: JobView,
+    /// Kept in its own append-only file (records written before that held it here: still read).
+    #[serde(default, skip_serializing)]
     pub transcript: Vec<TranscriptEntry>,
 }
 
@@ -43,10 +46,20 @@ fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
 }
 
 impl Store {
-    /// Opens (creating) the state directory and takes its lock.
-    pub fn open(root: &Path) -> io::Result<Store> {
-        for sub in ["jobs", "work", "forge"] {
-            std::fs::create_dir_all(root.join(sub))?;
+    /// Opens (creating) the state directory and takes its lock. Everything in it is the harness's
+    /// alone (0700); with job users, the root and `work/` are 0711 instead, so a job's user can pass
+    /// through to its own folder without listing anyone else's.
+    pub fn open(root: &Path, job_users: bool) -> io::Result<Store> {
+        use std::os::unix::fs::PermissionsExt;
+        let passable = if job_users { 0o711 } else { 0o700 };
+        for (folder, mode) in [
+            (root.to_owned(), passable),
+            (root.join("jobs"), 0o700),
+            (root.join("work"), passable),
+            (root.join("forge"), 0o700),
+        ] {
+            std::fs::create_dir_all(&folder)?;
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(mode))?;
         }
         let lock = File::create(root.join("harness.lock"))?;
         flock(&lock, FlockOperation::NonBlockingLockExclusive).map_err(|_| {
@@ -77,6 +90,35 @@ impl Store {
         self.root.join("jobs").join(format!("{id}.json"))
     }
 
+    fn transcript_path(&self, id: &JobId) -> PathBuf {
+        self.root
+            .join("jobs")
+            .join(format!("{id}.transcript.jsonl"))
+    }
+
+    /// Appends one (already redacted) entry to the job's transcript file: a step costs one line, not
+    /// a rewrite of everything so far.
+    pub fn append_transcript(&self, id: &JobId, entry: &TranscriptEntry) -> io::Result<()> {
+        use std::io::Write;
+        let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+        line.push(b'\n');
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.transcript_path(id))?
+            .write_all(&line)
+    }
+
+    /// The job's transcript from its file (a torn last line, from a crash mid-write, is skipped).
+    pub fn load_transcript(&self, id: &JobId) -> Vec<TranscriptEntry> {
+        let Ok(text) = std::fs::read_to_string(self.transcript_path(id)) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
     pub fn save_job(&self, record: &JobRecord) -> io::Result<()> {
         let content = serde_json::to_vec(record).map_err(io::Error::other)?;
         write_atomically(&self.job_path(&record.view.id), &content)
@@ -98,7 +140,18 @@ impl Store {
                         serde_json::from_slice::<JobRecord>(&bytes)
                             .map_err(|error| error.to_string())
                     }) {
-                    Ok(record) => Some(record),
+                    Ok(record) => {
+                        // A record from before transcripts had their own file: move its
+                        // transcript there, so it is served from disk like every other.
+                        if !record.transcript.is_empty()
+                            && !self.transcript_path(&record.view.id).exists()
+                        {
+                            for entry in &record.transcript {
+                                let _ = self.append_transcript(&record.view.id, entry);
+                            }
+                        }
+                        Some(record)
+                    }
                     Err(problem) => {
                         tracing::warn!(path = %path.display(), %problem, "skipping unreadable job record");
                         None

@@ -3,6 +3,7 @@
 //! be inside the checkout). Writes under `.github/workflows/` are refused.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::harness::truncate_middle;
@@ -11,6 +12,7 @@ use domain::llm::ToolSpec;
 use serde_json::{Value, json};
 
 use crate::command::{self, ChildEnvironment, CommandSpec};
+use crate::isolation::Sandbox;
 
 /// Tool output longer than this is shortened before the model sees it.
 pub const MAX_TOOL_OUTPUT_BYTES: usize = 16 * 1024;
@@ -18,6 +20,10 @@ const DEFAULT_READ_LINES: usize = 400;
 const MAX_LISTED_ENTRIES: usize = 500;
 const MAX_SEARCH_MATCHES: usize = 200;
 const MAX_SEARCHED_FILE_BYTES: u64 = 1024 * 1024;
+/// `read_file` and `edit_file` refuse larger files: the whole file is read into memory.
+pub const MAX_READ_FILE_BYTES: u64 = 8 * 1024 * 1024;
+/// Added to the command timeout for the whole tool call, which also bounds the file tools.
+const TOOL_CALL_GRACE: Duration = Duration::from_secs(10);
 
 pub const FINISH_TOOL: &str = "finish";
 
@@ -126,6 +132,52 @@ pub struct Workspace {
     can_write: bool,
     environment: ChildEnvironment,
     command_timeout: Duration,
+    /// The job's sandbox: commands run inside it, and files the tools create go to its user.
+    sandbox: Option<Arc<Sandbox>>,
+}
+
+/// Opens a file the tools may read: a regular file (never a FIFO, socket or device, which could
+/// block or never end), not hard-linked (a link to a file the job could not read itself), owned by
+/// the job's user when there is one (the tools run as the harness), and at most `max_bytes` long.
+fn open_job_file(
+    path: &Path,
+    owner_uid: Option<u32>,
+    max_bytes: u64,
+) -> Result<(std::fs::File, u64), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .map_err(|error| error.to_string())?;
+    let metadata = file.metadata().map_err(|error| error.to_string())?;
+    if !metadata.is_file() {
+        return Err(
+            "not a regular file; the file tools read and edit regular files only".to_owned(),
+        );
+    }
+    if metadata.nlink() > 1 {
+        return Err("a hard link; the file tools refuse hard-linked files".to_owned());
+    }
+    if owner_uid.is_some_and(|uid| metadata.uid() != uid) {
+        return Err("not a file of this job".to_owned());
+    }
+    if metadata.len() > max_bytes {
+        return Err(format!(
+            "too large ({} bytes; the limit is {max_bytes}); look at it with run_command \
+             (head, tail, grep) instead",
+            metadata.len()
+        ));
+    }
+    Ok((file, metadata.len()))
+}
+
+/// Reads a file opened by [`open_job_file`], never more than `limit` bytes.
+fn read_limited(file: std::fs::File, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn string_argument<'a>(arguments: &'a Value, key: &str) -> Result<&'a str, ToolOutcome> {
@@ -158,7 +210,37 @@ impl Workspace {
             can_write,
             environment,
             command_timeout,
+            sandbox: None,
         })
+    }
+
+    /// Runs commands in the job's sandbox and gives the files the tools create to its user.
+    pub fn with_sandbox(mut self, sandbox: Arc<Sandbox>) -> Self {
+        self.sandbox = Some(sandbox);
+        self
+    }
+
+    fn owner_uid(&self) -> Option<u32> {
+        self.sandbox
+            .as_ref()
+            .and_then(|sandbox| sandbox.user())
+            .map(|user| user.uid)
+    }
+
+    /// Gives `path` and the folders above it up to the root to the job's user, when there is one
+    /// (the tools run as the harness, so what they create would otherwise be the harness's).
+    fn give_to_job_user(&self, path: &Path) {
+        let Some(user) = self.sandbox.as_ref().and_then(|sandbox| sandbox.user()) else {
+            return;
+        };
+        let mut current = Some(path);
+        while let Some(path) = current {
+            if !path.starts_with(&self.root) || path == self.root {
+                break;
+            }
+            let _ = std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid));
+            current = path.parent();
+        }
     }
 
     /// Runs one tool call. `finish` is handled by the agent loop, not here.
@@ -168,18 +250,30 @@ impl Workspace {
                 "the arguments must be a JSON object matching the tool's schema",
             );
         }
-        let outcome = match name {
-            "list_directory" => self.list_directory(arguments).await,
-            "read_file" => self.read_file(arguments).await,
-            "search_text" => self.search_text(arguments).await,
-            "run_command" => self.run_command(arguments).await,
-            "write_file" | "edit_file" if !self.can_write => Err(ToolOutcome::error(
-                "this is a read-only job: files cannot be changed",
-            )),
-            "write_file" => self.write_file(arguments).await,
-            "edit_file" => self.edit_file(arguments).await,
-            other => Err(ToolOutcome::error(format!(
-                "there is no tool named {other:?}"
+        let dispatch = async {
+            match name {
+                "list_directory" => self.list_directory(arguments).await,
+                "read_file" => self.read_file(arguments).await,
+                "search_text" => self.search_text(arguments).await,
+                "run_command" => self.run_command(arguments).await,
+                "write_file" | "edit_file" if !self.can_write => Err(ToolOutcome::error(
+                    "this is a read-only job: files cannot be changed",
+                )),
+                "write_file" => self.write_file(arguments).await,
+                "edit_file" => self.edit_file(arguments).await,
+                other => Err(ToolOutcome::error(format!(
+                    "there is no tool named {other:?}"
+                ))),
+            }
+        };
+        // Every call is bounded, not only commands: a file tool stuck on the file system must not
+        // hold the job.
+        let limit = self.command_timeout + TOOL_CALL_GRACE;
+        let outcome = match tokio::time::timeout(limit, dispatch).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ToolOutcome::error(format!(
+                "{name} did not finish within {} s and was abandoned",
+                limit.as_secs()
             ))),
         };
         let mut outcome = outcome.unwrap_or_else(|error| error);
@@ -302,9 +396,14 @@ impl Workspace {
     async fn read_file(&self, arguments: &Value) -> Result<ToolOutcome, ToolOutcome> {
         let requested = string_argument(arguments, "path")?;
         let path = self.resolve_existing(requested)?;
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|error| ToolOutcome::error(format!("{requested}: {error}")))?;
+        let owner = self.owner_uid();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let (file, _) = open_job_file(&path, owner, MAX_READ_FILE_BYTES)?;
+            read_limited(file, MAX_READ_FILE_BYTES).map_err(|error| error.to_string())
+        })
+        .await
+        .map_err(|error| ToolOutcome::error(format!("{requested}: {error}")))?
+        .map_err(|problem| ToolOutcome::error(format!("{requested}: {problem}")))?;
         let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.lines().collect();
         let start = optional_number(arguments, "start_line").unwrap_or(1).max(1) as usize;
@@ -344,9 +443,11 @@ impl Workspace {
         let requested = arguments.get("path").and_then(Value::as_str).unwrap_or(".");
         let start = self.resolve_existing(requested)?;
         let root = self.root.clone();
-        let matches = tokio::task::spawn_blocking(move || search_tree(&root, &start, &pattern))
-            .await
-            .map_err(|error| ToolOutcome::error(format!("search failed: {error}")))?;
+        let owner = self.owner_uid();
+        let matches =
+            tokio::task::spawn_blocking(move || search_tree(&root, &start, &pattern, owner))
+                .await
+                .map_err(|error| ToolOutcome::error(format!("search failed: {error}")))?;
         if matches.is_empty() {
             return Ok(ToolOutcome::ok("no matches"));
         }
@@ -357,6 +458,13 @@ impl Workspace {
         let requested = string_argument(arguments, "path")?;
         let content = string_argument(arguments, "content")?;
         let path = self.resolve_for_write(requested)?;
+        if let Ok(existing) = std::fs::symlink_metadata(&path)
+            && !existing.is_file()
+        {
+            return Err(ToolOutcome::error(format!(
+                "{requested}: not a regular file; write_file replaces regular files only"
+            )));
+        }
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
@@ -365,6 +473,7 @@ impl Workspace {
         tokio::fs::write(&path, content)
             .await
             .map_err(|error| ToolOutcome::error(format!("{requested}: {error}")))?;
+        self.give_to_job_user(&path);
         Ok(ToolOutcome::ok(format!(
             "wrote {requested} ({} bytes)",
             content.len()
@@ -381,9 +490,18 @@ impl Workspace {
                 "old_text must not be empty; use write_file to create a file",
             ));
         }
-        let content = tokio::fs::read_to_string(&path)
-            .await
-            .map_err(|error| ToolOutcome::error(format!("{requested}: {error}")))?;
+        let owner = self.owner_uid();
+        let opened_path = path.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let (file, _) = open_job_file(&opened_path, owner, MAX_READ_FILE_BYTES)?;
+            read_limited(file, MAX_READ_FILE_BYTES).map_err(|error| error.to_string())
+        })
+        .await
+        .map_err(|error| ToolOutcome::error(format!("{requested}: {error}")))?
+        .map_err(|problem| ToolOutcome::error(format!("{requested}: {problem}")))?;
+        let content = String::from_utf8(bytes).map_err(|_| {
+            ToolOutcome::error(format!("{requested}: not UTF-8 text; edit_file edits text"))
+        })?;
         match content.matches(old_text).count() {
             0 => Err(ToolOutcome::error(format!(
                 "old_text does not occur in {requested}; read the file and copy the text exactly"
@@ -412,6 +530,7 @@ impl Workspace {
             &self.command_directory,
             self.environment.clone(),
             timeout,
+            self.sandbox.clone(),
         )
         .await)
     }
@@ -424,8 +543,11 @@ pub async fn run_shell(
     directory: &Path,
     environment: ChildEnvironment,
     timeout: Duration,
+    sandbox: Option<Arc<Sandbox>>,
 ) -> ToolOutcome {
-    let spec = CommandSpec::shell(command_line, directory, environment).timeout(timeout);
+    let spec = CommandSpec::shell(command_line, directory, environment)
+        .timeout(timeout)
+        .sandbox(sandbox);
     match command::run(spec).await {
         Err(error) => ToolOutcome::error(format!("could not start the command: {error}")),
         Ok(output) => {
@@ -448,7 +570,7 @@ pub async fn run_shell(
     }
 }
 
-fn search_tree(root: &Path, start: &Path, pattern: &str) -> Vec<String> {
+fn search_tree(root: &Path, start: &Path, pattern: &str, owner_uid: Option<u32>) -> Vec<String> {
     let mut matches = Vec::new();
     let mut pending = vec![start.to_owned()];
     while let Some(path) = pending.pop() {
@@ -471,7 +593,11 @@ fn search_tree(root: &Path, start: &Path, pattern: &str) -> Vec<String> {
         if !metadata.is_file() || metadata.len() > MAX_SEARCHED_FILE_BYTES {
             continue;
         }
-        let Ok(bytes) = std::fs::read(&path) else {
+        let Ok(bytes) =
+            open_job_file(&path, owner_uid, MAX_SEARCHED_FILE_BYTES).and_then(|(file, _)| {
+                read_limited(file, MAX_SEARCHED_FILE_BYTES).map_err(|error| error.to_string())
+            })
+        else {
             continue;
         };
         if bytes.iter().take(8192).any(|byte| *byte == 0) {

@@ -296,9 +296,19 @@ async fn validated_job(
     files: &[(&str, &str)],
     commands: &[&str],
 ) -> domain::job::JobView {
+    validated_job_on(Harness::start, id, files, commands).await
+}
+
+/// [`validated_job`] on a harness started by `start` (e.g. with job users).
+async fn validated_job_on(
+    start: fn(&std::path::Path, &std::path::Path) -> Harness,
+    id: &str,
+    files: &[(&str, &str)],
+    commands: &[&str],
+) -> domain::job::JobView {
     let repo = TestRepo::create_with(files);
     let model = ScriptedModel::start(vec![notes("hi\n"), finish("Added notes.")]).await;
-    let harness = Harness::start(&repo.state_dir(), &repo.log_path());
+    let harness = start(&repo.state_dir(), &repo.log_path());
     let mut job = coding_job(id, &repo, &model);
     job["validation"] = json!({ "commands": commands, "maxRepairRounds": 0 });
     job["limits"]["commandTimeoutSeconds"] = json!(300);
@@ -396,8 +406,46 @@ async fn commands_run_under_bash_with_a_writable_home_and_job_caches() {
     .await;
     let round = &view.validation.unwrap().rounds[0];
     let caches = &round.commands[1].output;
-    assert!(caches.contains("/work/bash/home"), "{caches}");
-    assert!(caches.contains("/work/bash/cache/cargo"), "{caches}");
+    assert!(caches.contains("/work/bash/agent/home"), "{caches}");
+    assert!(caches.contains("/work/bash/agent/cache/cargo"), "{caches}");
+}
+
+#[tokio::test]
+async fn as_a_job_user_commands_get_a_home_and_caches_of_their_own() {
+    // Job users need root (ADR 4); the attacker suite covers the rest of that mode.
+    if !running_as_root() {
+        eprintln!("skipped: job users need root");
+        return;
+    }
+    let view = validated_job_on(
+        Harness::start_isolated,
+        "job-user-caches",
+        &[],
+        &[
+            "test \"$(id -u)\" != 0 && touch \"$HOME/.probe\" && mkdir -p \"$CARGO_HOME\" \
+             \"$XDG_CACHE_HOME\" \"$GOCACHE\" && touch \"$CARGO_HOME/probe\" \"$XDG_CACHE_HOME/probe\" \
+             && echo \"uid=$(id -u) home=$HOME cargo=$CARGO_HOME\" && stat -c '%u %a' \"$CARGO_HOME/..\"",
+        ],
+    )
+    .await;
+    let round = &view.validation.unwrap().rounds[0];
+    let output = &round.commands[0].output;
+    assert!(
+        output.contains("/work/job-user-caches/agent/home"),
+        "{output}"
+    );
+    assert!(
+        output.contains("/work/job-user-caches/agent/cache/cargo"),
+        "{output}"
+    );
+    // The cache folder belongs to the job's user (the uid the command ran as) and nobody else.
+    let uid = output
+        .split("uid=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(output.contains(&format!("\n{uid} 700")), "{output}");
 }
 
 fn work_dir(state_dir: &Path, id: &str) -> std::path::PathBuf {
@@ -466,7 +514,10 @@ async fn a_credential_looking_toolchain_variable_keeps_the_harness_from_starting
         .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
         .arg(repo.state_dir())
         .args(["--toolchain-env", "RUSTUP_HOME,GITHUB_TOKEN"])
-        .env_remove("HARNESS_SHARED_SECRET")
+        // With the secret set, so the toolchain allowlist is what keeps it from starting.
+        .env("HARNESS_SHARED_SECRET", SHARED_SECRET)
+        .env_remove("HARNESS_JOB_USERS")
+        .env_remove("HARNESS_TOOLCHAIN_ENV")
         .output()
         .unwrap();
     assert!(!output.status.success());

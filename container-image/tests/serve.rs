@@ -214,6 +214,7 @@ async fn two_harnesses_cannot_share_a_state_dir() {
     let output = std::process::Command::new(harness_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
         .arg(dir.path().join("state"))
+        .env("HARNESS_SHARED_SECRET", SHARED_SECRET)
         .output()
         .expect("cat-harness runs");
     assert!(!output.status.success());

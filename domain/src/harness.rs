@@ -26,6 +26,105 @@ pub const CAPABILITIES: &[&str] = &[
     "transcript",
 ];
 
+/// True for a path whose change the harness never commits or pushes: anything under
+/// `.github/workflows/` ([`crate::job::is_protected_path`]), and `.github` and `.github/workflows`
+/// themselves, because a symlink or a file put in their place could carry a workflow past a check that
+/// only looks under the folder. Case-insensitive, like [`crate::job::is_protected_path`].
+pub fn is_guarded_path(relative_path: &str) -> bool {
+    if crate::job::is_protected_path(relative_path) {
+        return true;
+    }
+    let normalized: Vec<String> = relative_path
+        .split('/')
+        .filter(|component| !component.is_empty() && *component != ".")
+        .map(str::to_ascii_lowercase)
+        .collect();
+    matches!(
+        normalized.iter().map(String::as_str).collect::<Vec<_>>()[..],
+        [".github"] | [".github", "workflows"]
+    )
+}
+
+/// Where this runner lets jobs clone from and push to, set when the runner starts: a board member
+/// must not be able to point it at the runner host's own repositories or at internal addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourcePolicy {
+    /// Local paths and `file://` clone URLs, and the local forge: only for a runner started in the
+    /// local-forge mode.
+    pub allow_local_repositories: bool,
+    /// Host names (no port, lowercase) that http(s) clone URLs and GitHub API base URLs may name.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The host of an `http://` or `https://` URL, lowercase and without port or user info; `None` for
+/// anything else.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_and_port = authority.rsplit('@').next()?;
+    let host = if let Some(bracketed) = host_and_port.strip_prefix('[') {
+        bracketed.split(']').next()?
+    } else {
+        host_and_port.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+impl SourcePolicy {
+    fn host_allowed(&self, url: &str) -> bool {
+        url_host(url).is_some_and(|host| self.allowed_hosts.contains(&host))
+    }
+
+    /// What in `job` this runner refuses to clone from or push to (empty: nothing).
+    pub fn problems(&self, job: &crate::job::Job) -> Vec<crate::job::FieldProblem> {
+        let problem = |field: &str, text: String| crate::job::FieldProblem {
+            field: field.to_owned(),
+            problem: text,
+        };
+        let hosts = self.allowed_hosts.join(", ");
+        let mut problems = Vec::new();
+        let clone_url = job.repo.clone_url.as_str();
+        let is_remote = clone_url.starts_with("https://") || clone_url.starts_with("http://");
+        if is_remote {
+            if !self.host_allowed(clone_url) {
+                problems.push(problem(
+                    "repo.cloneUrl",
+                    format!("names a host this runner does not serve (allowed: {hosts}; HARNESS_ALLOWED_HOSTS)"),
+                ));
+            }
+        } else if !self.allow_local_repositories {
+            problems.push(problem(
+                "repo.cloneUrl",
+                "is a local path or file:// URL, which only a runner started for the local forge \
+                 accepts (HARNESS_ALLOW_LOCAL_REPOS)"
+                    .to_owned(),
+            ));
+        }
+        match &job.forge {
+            crate::job::ForgeSpec::Github { api_base_url, .. } => {
+                if !self.host_allowed(api_base_url) {
+                    problems.push(problem(
+                        "forge.apiBaseUrl",
+                        format!("names a host this runner does not serve (allowed: {hosts}; HARNESS_ALLOWED_HOSTS)"),
+                    ));
+                }
+            }
+            crate::job::ForgeSpec::Local { .. } => {
+                if !self.allow_local_repositories {
+                    problems.push(problem(
+                        "forge.bareRepoPath",
+                        "the local forge needs a runner started for it (HARNESS_ALLOW_LOCAL_REPOS)"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
 /// The text that replaces a secret wherever the harness reports or stores output.
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -189,6 +288,96 @@ pub struct LocalPullRequestList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_hosts_drop_scheme_user_port_and_case() {
+        assert_eq!(
+            url_host("https://GitHub.com/a/b.git").as_deref(),
+            Some("github.com")
+        );
+        assert_eq!(
+            url_host("http://127.0.0.1:8080/x").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            url_host("https://u@evil.example:1/x").as_deref(),
+            Some("evil.example")
+        );
+        assert_eq!(url_host("http://[::1]:9/x").as_deref(), Some("::1"));
+        assert_eq!(url_host("file:///srv/x.git"), None);
+        assert_eq!(url_host("/srv/x.git"), None);
+    }
+
+    #[test]
+    fn the_source_policy_refuses_local_sources_and_unlisted_hosts() {
+        let job: crate::job::Job = serde_json::from_value(serde_json::json!({
+            "id": "j1", "blockId": "b1", "mode": "coding",
+            "repo": { "cloneUrl": "/srv/git/demo.git", "baseBranch": "main" },
+            "systemPrompt": "s", "userPrompt": "u", "model": "m",
+            "llm": { "baseUrl": "https://llm.example/v1", "token": "tok-123456", "protocol": "openai" },
+            "pullRequest": { "title": "t", "body": "b" },
+            "forge": { "kind": "local", "bareRepoPath": "/srv/git/demo.git" }
+        }))
+        .unwrap();
+        let strict = SourcePolicy {
+            allow_local_repositories: false,
+            allowed_hosts: vec!["github.com".to_owned(), "api.github.com".to_owned()],
+        };
+        let fields: Vec<String> = strict.problems(&job).into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["repo.cloneUrl", "forge.bareRepoPath"]);
+        let local = SourcePolicy {
+            allow_local_repositories: true,
+            ..strict.clone()
+        };
+        assert!(local.problems(&job).is_empty());
+
+        let mut remote = job.clone();
+        remote.repo.clone_url = "https://github.com/acme/demo.git".try_into().unwrap();
+        remote.forge = crate::job::ForgeSpec::Github {
+            api_base_url: "http://169.254.169.254".to_owned(),
+            owner: "acme".to_owned(),
+            repo: "demo".to_owned(),
+            token: crate::job::Secret::new("ghs_123456"),
+        };
+        let fields: Vec<String> = strict
+            .problems(&remote)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(fields, ["forge.apiBaseUrl"]);
+        remote.repo.clone_url = "https://github.com.evil.example/acme/demo.git"
+            .try_into()
+            .unwrap();
+        assert!(
+            strict
+                .problems(&remote)
+                .iter()
+                .any(|p| p.field == "repo.cloneUrl")
+        );
+    }
+
+    #[test]
+    fn guarded_paths_are_workflows_and_the_folders_that_hold_them() {
+        for guarded in [
+            ".github",
+            ".github/",
+            ".GitHub",
+            ".github/workflows",
+            ".github/workflows/ci.yml",
+            "./.GITHUB/Workflows/x.yml",
+        ] {
+            assert!(is_guarded_path(guarded), "{guarded}");
+        }
+        for free in [
+            ".github/CODEOWNERS",
+            ".github/dependabot.yml",
+            "docs/.github",
+            "workflows/ci.yml",
+            "github",
+        ] {
+            assert!(!is_guarded_path(free), "{free}");
+        }
+    }
 
     #[test]
     fn constant_time_eq_matches_only_identical_bytes() {

@@ -47,14 +47,39 @@ impl Harness {
     /// Starts the harness on a free loopback port with the shared secret and `state_dir`; its log
     /// (stderr) is appended to `log_path`.
     pub fn start(state_dir: &Path, log_path: &Path) -> Self {
+        Self::start_with(state_dir, log_path, &[])
+    }
+
+    /// Starts the harness with a pool of job users (`cat-job-*`), so each job's commands run as an
+    /// unprivileged user of their own. Needs root (the harness switches users); the users are created
+    /// if they are missing, as the runner image does.
+    pub fn start_isolated(state_dir: &Path, log_path: &Path) -> Self {
+        ensure_job_users();
         Self::start_with(
             state_dir,
             log_path,
-            &[("HARNESS_SHARED_SECRET", SHARED_SECRET)],
+            &[("HARNESS_JOB_USERS", JOB_USER_PREFIX)],
         )
     }
 
+    /// Starts the harness with the test defaults (the shared secret, local repositories allowed,
+    /// loopback allowed as a forge host) plus `env`, which may override them.
     pub fn start_with(state_dir: &Path, log_path: &Path, env: &[(&str, &str)]) -> Self {
+        let mut full: Vec<(&str, &str)> = vec![
+            ("HARNESS_SHARED_SECRET", SHARED_SECRET),
+            ("HARNESS_ALLOW_LOCAL_REPOS", "true"),
+            ("HARNESS_ALLOWED_HOSTS", "127.0.0.1"),
+        ];
+        for (name, value) in env {
+            full.retain(|(existing, _)| existing != name);
+            full.push((name, value));
+        }
+        Self::start_with_exactly(state_dir, log_path, &full)
+    }
+
+    /// Starts the harness with exactly `env` on top of the test process's environment (minus every
+    /// `HARNESS_*` variable).
+    pub fn start_with_exactly(state_dir: &Path, log_path: &Path, env: &[(&str, &str)]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -65,6 +90,9 @@ impl Harness {
             .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state_dir)
             .env_remove("HARNESS_SHARED_SECRET")
+            .env_remove("HARNESS_JOB_USERS")
+            .env_remove("HARNESS_ALLOW_LOCAL_REPOS")
+            .env_remove("HARNESS_ALLOWED_HOSTS")
             .env("RUST_LOG", "info,cat_harness=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
@@ -663,6 +691,13 @@ impl TestRepo {
     /// A test repository whose first commit also holds `files` (`(path, content)`).
     pub fn create_with(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Traversable (not listable) by others: job users must reach their checkout under the state
+        // dir inside it. The harness keeps what is private in 0700 folders of its own.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .expect("chmod the temp dir");
         let origin = dir.path().join("origin.git");
         git(
             dir.path(),
@@ -757,4 +792,234 @@ pub fn entries(transcript: &Value) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// The name prefix of the job users the isolated harness runs jobs as.
+pub const JOB_USER_PREFIX: &str = "cat-job-";
+/// How many job users the tests make sure exist.
+pub const JOB_USER_COUNT: usize = 4;
+
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Creates `cat-job-1..=4` (system users, no home, no login shell) if they are missing, as the
+/// runner image's Dockerfile does. Only root can; the isolated tests need root anyway.
+pub fn ensure_job_users() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        assert!(
+            running_as_root(),
+            "the isolation tests need root: the harness switches each job to a user of its own"
+        );
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        for index in 1..=JOB_USER_COUNT {
+            let name = format!("{JOB_USER_PREFIX}{index}");
+            if passwd
+                .lines()
+                .any(|line| line.starts_with(&format!("{name}:")))
+            {
+                continue;
+            }
+            let status = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    &name,
+                ])
+                .status()
+                .expect("useradd runs");
+            // 9: the user exists (another test process made it first).
+            assert!(
+                status.success() || status.code() == Some(9),
+                "useradd {name} failed: {status}"
+            );
+        }
+    });
+}
+
+/// What the credential trap received, one entry per request: the request line, every header, the
+/// decoded `Authorization: Basic` value if there was one, and the body.
+#[derive(Debug, Clone)]
+pub struct TrappedRequest {
+    pub text: String,
+}
+
+/// A loopback HTTP server standing in for an attacker's host: it answers every request without
+/// credentials with `401 WWW-Authenticate: Basic` (which makes git ask its credential helper and
+/// try again) and records everything it is sent.
+pub struct CredentialTrap {
+    pub base_url: String,
+    received: Arc<Mutex<Vec<TrappedRequest>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CredentialTrap {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl CredentialTrap {
+    pub async fn start() -> Self {
+        let received: Arc<Mutex<Vec<TrappedRequest>>> = Arc::default();
+        let recorded = received.clone();
+        let app = Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: HeaderMap,
+                  body: axum::body::Bytes| {
+                let recorded = recorded.clone();
+                async move {
+                    let mut text = format!("{method} {uri}\n");
+                    for (name, value) in &headers {
+                        text.push_str(&format!(
+                            "{name}: {}\n",
+                            String::from_utf8_lossy(value.as_bytes())
+                        ));
+                    }
+                    let authorization = headers
+                        .get("authorization")
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
+                    if let Some(basic) = authorization
+                        .as_deref()
+                        .and_then(|value| value.strip_prefix("Basic "))
+                    {
+                        text.push_str(&format!("decoded: {}\n", decode_base64(basic)));
+                    }
+                    text.push_str(&String::from_utf8_lossy(&body));
+                    recorded.lock().unwrap().push(TrappedRequest { text });
+                    if authorization.is_none() {
+                        (
+                            StatusCode::UNAUTHORIZED,
+                            [("www-authenticate", "Basic realm=\"trap\"")],
+                            "credentials please",
+                        )
+                    } else {
+                        (StatusCode::NOT_FOUND, [("x-trap", "got it")], "thanks")
+                    }
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        CredentialTrap {
+            base_url: format!("http://{address}"),
+            received,
+            server,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<TrappedRequest> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Whether any request carried `secret`, in a header, a decoded Basic credential or the body.
+    pub fn received(&self, secret: &str) -> bool {
+        self.requests()
+            .iter()
+            .any(|request| request.text.contains(secret))
+    }
+}
+
+fn decode_base64(encoded: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in encoded.trim().bytes() {
+        let Some(value) = ALPHABET.iter().position(|c| *c == byte) else {
+            continue;
+        };
+        bits = (bits << 6) | value as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every regular file under `root` (not following symlinks, skipping files over 64 MB such as a
+/// sparse attack file) whose bytes contain `needle`.
+pub fn files_containing(root: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(path) = pending.pop() {
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if metadata.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                pending.extend(entries.flatten().map(|entry| entry.path()));
+            }
+        } else if metadata.is_file()
+            && metadata.len() <= 64 * 1024 * 1024
+            && let Ok(bytes) = std::fs::read(&path)
+            && bytes
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Gone, or a zombie waiting to be reaped: either way it runs no more.
+pub fn process_is_dead(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, fields)| fields.starts_with('Z') || fields.starts_with('X')),
+    }
+}
+
+/// Every live process (not a zombie) whose real or effective user is `uid`.
+pub fn live_processes_of_user(uid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                return false;
+            };
+            let zombie = status.lines().any(|line| {
+                line.starts_with("State:") && (line.contains('Z') || line.contains('X'))
+            });
+            let owned = status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .is_some_and(|uids| {
+                    uids.split_whitespace()
+                        .take(2)
+                        .any(|value| value.parse() == Ok(uid))
+                });
+            owned && !zombie
+        })
+        .collect()
+}
+
+/// The uids of the job users, from /etc/passwd.
+pub fn job_user_ids() -> Vec<u32> {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.starts_with(JOB_USER_PREFIX))
+        .filter_map(|line| line.split(':').nth(2)?.parse().ok())
+        .collect()
 }

@@ -80,12 +80,14 @@ pub fn guard_rail_refusal_for_call(
     })
 }
 
-/// The refusals of the harness's final diff check: protected paths among the changed ones (a
-/// command the agent ran may have written one, which the write tools would have refused).
+/// The refusals of the harness's final diff check: guarded paths among the changed ones (a
+/// command the agent ran may have written one, which the write tools would have refused), which
+/// include `.github` and `.github/workflows` themselves, so a symlink put in their place is refused
+/// too ([`crate::harness::is_guarded_path`]).
 pub fn guard_rail_refusals_in_diff(changed_paths: &[String]) -> Vec<GuardRailRefusal> {
     changed_paths
         .iter()
-        .filter(|path| is_protected_path(path))
+        .filter(|path| crate::harness::is_guarded_path(path))
         .map(|path| GuardRailRefusal {
             rule: GuardRailRule::WorkflowFiles,
             path: path.clone(),
@@ -322,6 +324,15 @@ mod tests {
         ]);
         assert_eq!(in_diff.len(), 1);
         assert_eq!(in_diff[0].path, ".github/workflows/deploy.yml");
+        // A symlink (or file) put in place of `.github` or `.github/workflows` is refused too.
+        let replaced =
+            guard_rail_refusals_in_diff(&[".github".to_owned(), ".GitHub/workflows".to_owned()]);
+        assert_eq!(replaced.len(), 2);
+        assert!(
+            replaced
+                .iter()
+                .all(|refusal| refusal.rule == GuardRailRule::WorkflowFiles)
+        );
     }
 
     #[test]
