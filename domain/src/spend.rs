@@ -416,7 +416,8 @@ fn civil_from_days(days_since_epoch: i64) -> (i32, u32, u32) {
     (year as i32, month, day)
 }
 
-fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
+/// Days since 1970-01-01 of a proleptic Gregorian date; also reads GitHub's timestamps.
+pub(crate) fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
     let year = i64::from(year) - i64::from(month <= 2);
     let era = year.div_euclid(400);
     let year_of_era = year.rem_euclid(400);
