@@ -32,11 +32,24 @@ pub fn prune_log_through(last: i64, capacity: i64) -> i64 {
     last - capacity.max(1)
 }
 
-/// Whether an event that came from the client `event_origin` is an echo for a socket opened by
-/// `socket_client`: the writer's own tab applied the change optimistically and must not get it back.
-/// A change with no origin (a run, a webhook, a script without a client id) is nobody's echo.
-pub fn is_echo(event_origin: Option<&str>, socket_client: Option<&str>) -> bool {
-    matches!((event_origin, socket_client), (Some(origin), Some(client)) if origin == client)
+/// Who wrote a change, as far as echo suppression cares: the signed-in user and the client (tab) id
+/// they sent. The client id alone is the client's choice — any member could send a colleague's tab
+/// id and make the hub skip that colleague's sockets — so only the pair identifies a writer; the
+/// user half comes from the session, which nobody can pick. No user or no client id: no key.
+pub fn echo_key(user_id: Option<&str>, client_id: Option<&str>) -> Option<String> {
+    match (user_id, client_id) {
+        (Some(user), Some(client)) if !user.is_empty() && !client.is_empty() => {
+            Some(format!("{user}/{client}"))
+        }
+        _ => None,
+    }
+}
+
+/// Whether an event written under `event_key` is an echo for a socket opened under `socket_key`
+/// (both from [`echo_key`]): the writer's own tab applied the change optimistically and must not get
+/// it back. A change with no key (a run, a webhook, a script without a client id) is nobody's echo.
+pub fn is_echo(event_key: Option<&str>, socket_key: Option<&str>) -> bool {
+    matches!((event_key, socket_key), (Some(event), Some(socket)) if event == socket)
 }
 
 /// The tag a hub gives each socket of the user `user_id`, to find them for an access re-check.
@@ -44,15 +57,15 @@ pub fn user_tag(user_id: &str) -> String {
     format!("user:{user_id}")
 }
 
-/// The tag a hub gives a socket opened by the client `client_id`.
+/// The tag a hub gives a socket opened under the echo key `client_key` ([`echo_key`]).
 pub fn client_tag(client_id: &str) -> String {
     format!("client:{client_id}")
 }
 
-/// The tag of the sockets a broadcast of an event from `event_origin` skips: exactly the sockets for
-/// which [`is_echo`] holds, found by tag instead of by reading every socket's tags.
-pub fn echo_tag(event_origin: Option<&str>) -> Option<String> {
-    event_origin.map(client_tag)
+/// The tag of the sockets a broadcast of an event written under `event_key` skips: exactly the
+/// sockets for which [`is_echo`] holds, found by tag instead of by reading every socket's tags.
+pub fn echo_tag(event_key: Option<&str>) -> Option<String> {
+    event_key.map(client_tag)
 }
 
 /// Whose access the hub must re-check after broadcasting some events: a membership change re-checks
@@ -148,6 +161,21 @@ mod tests {
             9,
             "a zero capacity still keeps the last event"
         );
+    }
+
+    #[test]
+    fn a_client_id_spares_only_its_own_users_sockets() {
+        let mallory_as_alice_tab = echo_key(Some("usr_mallory"), Some("alice-tab"));
+        let alice_tab = echo_key(Some("usr_alice"), Some("alice-tab"));
+        assert_ne!(mallory_as_alice_tab, alice_tab);
+        assert!(!is_echo(
+            mallory_as_alice_tab.as_deref(),
+            alice_tab.as_deref()
+        ));
+        assert!(is_echo(alice_tab.as_deref(), alice_tab.as_deref()));
+        assert_eq!(echo_key(None, Some("tab")), None);
+        assert_eq!(echo_key(Some("usr_alice"), None), None);
+        assert_eq!(echo_key(Some("usr_alice"), Some("")), None);
     }
 
     #[test]

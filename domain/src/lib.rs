@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod problem;
 pub mod prompt;
 pub mod run;
+pub mod signin;
 pub mod spend;
 pub mod stream;
 pub mod toolchain_env;

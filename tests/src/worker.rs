@@ -19,7 +19,8 @@ pub struct WorkerServer {
 /// How to start a server of one's own.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// Variables (`--var NAME:VALUE`); the default is the dev sign-in.
+    /// Variables (`--var NAME:VALUE`); the default is the dev sign-in. `{origin}` in a value becomes
+    /// the server's own origin (`http://127.0.0.1:<port>`), for `PUBLIC_ORIGIN`.
     pub vars: Vec<(String, String)>,
     /// Reuse this state folder (its data survives a restart) instead of a fresh one. It is not
     /// deleted when the server stops.
@@ -98,7 +99,9 @@ impl WorkerServer {
             &free_port().to_string(),
         ]);
         command.arg("--persist-to").arg(&persist_dir);
+        let origin = format!("http://127.0.0.1:{port}");
         for (name, value) in &options.vars {
+            let value = value.replace("{origin}", &origin);
             command.args(["--var", &format!("{name}:{value}")]);
         }
         let mut process = ManagedProcess::spawn("wrangler dev", command, &log_path);

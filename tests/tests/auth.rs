@@ -133,3 +133,115 @@ async fn another_users_token_cannot_be_revoked() {
         1
     );
 }
+
+#[tokio::test]
+async fn dev_mode_answers_only_requests_addressed_to_loopback() {
+    let client = Client::sign_in(server(), &unique_login("lan")).await;
+    let from_the_network = client
+        .with_header("host", "192.168.1.20:8787")
+        .get("/auth/me")
+        .await;
+    assert_eq!(from_the_network.status, 403, "{:?}", from_the_network.body);
+    assert!(
+        from_the_network.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("loopback")
+    );
+    let dev_login = Client::anonymous(server())
+        .with_header("host", "cats.example.com")
+        .post("/auth/dev-login", json!({ "login": "mallory" }))
+        .await;
+    assert_eq!(dev_login.status, 403);
+    client.get("/auth/me").await.expect(200);
+}
+
+#[tokio::test]
+async fn api_tokens_are_minted_only_from_a_session_and_sign_out_everywhere_revokes_them() {
+    let login = unique_login("eve");
+    let client = Client::sign_in(server(), &login).await;
+    let created = client
+        .post("/auth/tokens", json!({ "name": "ci" }))
+        .await
+        .expect(201);
+    let token = created["token"].as_str().unwrap().to_owned();
+    let scripted = client.with_token(&token);
+    scripted.get("/auth/me").await.expect(200);
+    // A token cannot mint another token.
+    let minted = scripted
+        .post("/auth/tokens", json!({ "name": "more" }))
+        .await;
+    assert_eq!(minted.status, 403);
+    assert_eq!(minted.code(), Some("reauthentication_required"));
+
+    // Sign-out-everywhere keeps tokens only when asked to.
+    let kept = client
+        .post("/auth/tokens", json!({ "name": "kept" }))
+        .await
+        .expect(201);
+    let kept = client.with_token(kept["token"].as_str().unwrap());
+    let fresh = Client::sign_in(server(), &login).await;
+    fresh
+        .post("/auth/sessions/revoke-all?keepApiTokens=true", json!(null))
+        .await
+        .expect(204);
+    kept.get("/auth/me").await.expect(200);
+    scripted.get("/auth/me").await.expect(200);
+    let fresh = Client::sign_in(server(), &login).await;
+    fresh
+        .post("/auth/sessions/revoke-all", json!(null))
+        .await
+        .expect(204);
+    assert_eq!(kept.get("/auth/me").await.status, 401);
+    assert_eq!(scripted.get("/auth/me").await.status, 401);
+    let listed = Client::sign_in(server(), &login)
+        .await
+        .get("/auth/tokens")
+        .await
+        .expect(200);
+    assert_eq!(listed.as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_session_older_than_two_hours_must_sign_in_again_to_mint_a_token() {
+    use domain::auth::{Audience, Claims, sign};
+    let client = Client::sign_in(server(), &unique_login("old")).await;
+    let me = client.get("/auth/me").await.expect(200);
+    let stored =
+        server().execute_sql("SELECT value FROM deployment_keys WHERE name = 'dev_session_key'");
+    let key = stored[0]["results"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let generation = server().execute_sql(&format!(
+        "SELECT session_generation AS g FROM users WHERE id = '{}'",
+        me["user"]["id"].as_str().unwrap()
+    ))[0]["results"][0]["g"]
+        .as_i64()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let old = sign(
+        key.as_bytes(),
+        &Claims {
+            sub: me["user"]["id"].as_str().unwrap().to_owned(),
+            aud: Audience::Session,
+            iat: now - domain::signin::API_TOKEN_MINT_MAX_SESSION_AGE_SECONDS - 60,
+            exp: now + 3600,
+            generation,
+            jti: "an-old-session".to_owned(),
+            ws: None,
+        },
+    );
+    let old = client.with_token(&old);
+    old.get("/auth/me").await.expect(200);
+    let refused = old.post("/auth/tokens", json!({ "name": "late" })).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.code(), Some("reauthentication_required"));
+    client
+        .post("/auth/tokens", json!({ "name": "fresh" }))
+        .await
+        .expect(201);
+}

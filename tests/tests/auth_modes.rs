@@ -55,6 +55,89 @@ async fn without_auth_configured_every_protected_route_is_503_and_dev_login_does
     );
 }
 
+/// The people the fake GitHub knows: (code prefix, GitHub id, login, organisations). `good` is
+/// octo-cat; `renamed` is the same GitHub account after renaming itself; `newcomer` is a different
+/// account that took the login octo-cat gave up.
+const GITHUB_PEOPLE: [(&str, u64, &str, &[&str]); 5] = [
+    ("good", 4242, "octo-cat", &[]),
+    ("renamed", 4242, "Octo-Renamed", &[]),
+    ("newcomer", 5151, "Octo-Cat", &[]),
+    ("outsider", 6161, "mallory", &["elsewhere"]),
+    ("member", 7171, "joiner", &["Cat-Club"]),
+];
+
+fn person_behind(
+    authorization: &str,
+) -> (&'static str, u64, &'static str, &'static [&'static str]) {
+    let person = match authorization.strip_prefix("Bearer gho_") {
+        Some("fake_access_token") | None => "good",
+        Some(other) => other,
+    };
+    *GITHUB_PEOPLE
+        .iter()
+        .find(|(name, ..)| *name == person)
+        .expect("a known person")
+}
+
+/// Signs in through the fake GitHub as `person` (a code prefix of [`GITHUB_PEOPLE`]); returns the
+/// callback's answer.
+async fn github_sign_in(server: &WorkerServer, person: &str) -> reqwest::Response {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = http
+        .get(server.url("/auth/github/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let location = reqwest::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    let query: HashMap<String, String> = location.query_pairs().into_owned().collect();
+    let cookie = start.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    http.get(server.url("/auth/github/callback"))
+        .query(&[
+            ("code", format!("{person}-code")),
+            ("state", query["state"].clone()),
+        ])
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The session token a successful callback hands over.
+fn landed_token(done: &reqwest::Response) -> String {
+    assert_eq!(done.status(), 302);
+    let landing = done.headers()["location"].to_str().unwrap();
+    landing
+        .strip_prefix("/#token=")
+        .unwrap_or_else(|| panic!("landing {landing}"))
+        .to_owned()
+}
+
+fn github_server(github_url: &str, extra: &[(&str, &str)]) -> WorkerServer {
+    let mut settings = vec![
+        ("AUTH_SESSION_SECRET", "a-test-secret-that-is-long-enough"),
+        ("GITHUB_CLIENT_ID", "test-client-id"),
+        ("GITHUB_CLIENT_SECRET", "shh-client-secret"),
+        ("GITHUB_OAUTH_BASE_URL", github_url),
+        ("GITHUB_API_BASE_URL", github_url),
+        ("PUBLIC_ORIGIN", "{origin}"),
+    ];
+    settings.extend_from_slice(extra);
+    WorkerServer::start_with(ServerOptions {
+        vars: vars(&settings),
+        persist_dir: None,
+    })
+}
+
 /// What the fake GitHub saw.
 #[derive(Default)]
 struct FakeGithubLog {
@@ -69,8 +152,17 @@ async fn start_fake_github() -> (String, Arc<Mutex<FakeGithubLog>>) {
         Json(body): Json<Value>,
     ) -> Json<Value> {
         log.lock().unwrap().exchanges.push(body.clone());
-        if body["code"] == "good-code" && body["client_secret"] == "shh-client-secret" {
-            Json(json!({ "access_token": "gho_fake_access_token", "token_type": "bearer" }))
+        let person = body["code"]
+            .as_str()
+            .and_then(|code| code.strip_suffix("-code"))
+            .filter(|person| GITHUB_PEOPLE.iter().any(|(name, ..)| name == person));
+        if let (Some(person), true) = (person, body["client_secret"] == "shh-client-secret") {
+            let token = if person == "good" {
+                "gho_fake_access_token".to_owned()
+            } else {
+                format!("gho_{person}")
+            };
+            Json(json!({ "access_token": token, "token_type": "bearer" }))
         } else {
             Json(
                 json!({ "error": "bad_verification_code", "error_description": "The code is incorrect." }),
@@ -83,14 +175,26 @@ async fn start_fake_github() -> (String, Arc<Mutex<FakeGithubLog>>) {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        log.lock().unwrap().user_calls.push(authorization);
+        log.lock().unwrap().user_calls.push(authorization.clone());
+        let (_, id, login, _) = person_behind(&authorization);
         Json(
-            json!({ "id": 4242, "login": "octo-cat", "name": "Octo Cat", "avatar_url": "https://example.test/a.png" }),
+            json!({ "id": id, "login": login, "name": "Octo Cat", "avatar_url": "https://example.test/a.png" }),
         )
+    }
+    async fn orgs(headers: HeaderMap) -> Json<Value> {
+        let authorization = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let (.., orgs) = person_behind(authorization);
+        Json(Value::Array(
+            orgs.iter().map(|org| json!({ "login": org })).collect(),
+        ))
     }
     let app = Router::new()
         .route("/login/oauth/access_token", post(exchange))
         .route("/user", get(user))
+        .route("/user/orgs", get(orgs))
         .with_state(log.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -101,17 +205,7 @@ async fn start_fake_github() -> (String, Arc<Mutex<FakeGithubLog>>) {
 #[tokio::test]
 async fn github_sign_in_round_trip_against_a_fake_github() {
     let (github_url, log) = start_fake_github().await;
-    let server = WorkerServer::start_with(ServerOptions {
-        vars: vars(&[
-            ("AUTH_MODE", "github"),
-            ("AUTH_SESSION_SECRET", "a-test-secret-that-is-long-enough"),
-            ("GITHUB_CLIENT_ID", "test-client-id"),
-            ("GITHUB_CLIENT_SECRET", "shh-client-secret"),
-            ("GITHUB_OAUTH_BASE_URL", &github_url),
-            ("GITHUB_API_BASE_URL", &github_url),
-        ]),
-        persist_dir: None,
-    });
+    let server = github_server(&github_url, &[("AUTH_MODE", "github")]);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -196,5 +290,138 @@ async fn github_sign_in_round_trip_against_a_fake_github() {
             .await
             .status,
         404
+    );
+}
+
+#[tokio::test]
+async fn github_redirects_only_to_the_public_origin_and_a_renamed_login_moves_to_its_new_holder() {
+    let (github_url, _log) = start_fake_github().await;
+    let server = github_server(&github_url, &[]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // A request that names another host still sends GitHub's redirect to the configured origin.
+    let start = http
+        .get(server.url("/auth/github/login"))
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let location = reqwest::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    let query: HashMap<String, String> = location.query_pairs().into_owned().collect();
+    assert_eq!(query["redirect_uri"], server.url("/auth/github/callback"));
+
+    // octo-cat signs up; renames itself on GitHub; someone else takes the old login.
+    let first = landed_token(&github_sign_in(&server, "good").await);
+    let octo = Client::anonymous(&server).with_token(&first);
+    let octo_id = octo.get("/auth/me").await.expect(200)["user"]["id"].clone();
+    let renamed = landed_token(&github_sign_in(&server, "renamed").await);
+    let me = Client::anonymous(&server)
+        .with_token(&renamed)
+        .get("/auth/me")
+        .await
+        .expect(200);
+    assert_eq!(me["user"]["id"], octo_id, "a rename is the same person");
+    assert_eq!(me["user"]["login"], "Octo-Renamed");
+    let newcomer = landed_token(&github_sign_in(&server, "newcomer").await);
+    let newcomer = Client::anonymous(&server).with_token(&newcomer);
+    let newcomer_me = newcomer.get("/auth/me").await.expect(200);
+    assert_ne!(newcomer_me["user"]["id"], octo_id);
+    assert_eq!(newcomer_me["user"]["login"], "Octo-Cat");
+
+    // The old holder signs in with their old login once more (say GitHub had not propagated the
+    // rename): the login moves back and the newcomer steps aside — one holder, whatever the case.
+    let again = landed_token(&github_sign_in(&server, "good").await);
+    let again_me = Client::anonymous(&server)
+        .with_token(&again)
+        .get("/auth/me")
+        .await
+        .expect(200);
+    assert_eq!(again_me["user"]["login"], "octo-cat");
+    let displaced = newcomer.get("/auth/me").await.expect(200);
+    assert!(
+        displaced["user"]["login"]
+            .as_str()
+            .unwrap()
+            .starts_with(domain::signin::DISPLACED_LOGIN_PREFIX),
+        "{displaced}"
+    );
+}
+
+#[tokio::test]
+async fn an_allowlist_admits_listed_logins_and_organisation_members_only() {
+    let (github_url, _log) = start_fake_github().await;
+    let server = github_server(
+        &github_url,
+        &[
+            ("AUTH_ALLOWED_LOGINS", "Octo-Cat"),
+            ("AUTH_ALLOWED_ORGS", "cat-club"),
+        ],
+    );
+    // Listed by login (case-insensitively).
+    landed_token(&github_sign_in(&server, "good").await);
+    // A member of a listed organisation.
+    landed_token(&github_sign_in(&server, "member").await);
+    // Anyone else is refused, and no account is made for them.
+    let refused = github_sign_in(&server, "outsider").await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("AUTH_ALLOWED_LOGINS"),
+        "{body}"
+    );
+    let stored = server.execute_sql("SELECT COUNT(*) AS n FROM users WHERE login = 'mallory'");
+    assert_eq!(stored[0]["results"][0]["n"], 0);
+}
+
+#[tokio::test]
+async fn dev_mode_refuses_to_start_next_to_a_real_secret_and_github_refuses_a_short_one() {
+    let dev_with_secret = WorkerServer::start_with(ServerOptions {
+        vars: vars(&[
+            ("AUTH_MODE", "dev"),
+            (
+                "AUTH_SESSION_SECRET",
+                "a-real-secret-for-a-real-deployment-0123",
+            ),
+        ]),
+        persist_dir: None,
+    });
+    let answer = Client::anonymous(&dev_with_secret)
+        .post("/auth/dev-login", json!({ "login": "mallory" }))
+        .await;
+    assert_eq!(answer.status, 503, "{:?}", answer.body);
+    assert_eq!(answer.code(), Some("auth_not_configured"));
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("AUTH_SESSION_SECRET")
+    );
+    drop(dev_with_secret);
+
+    let short = WorkerServer::start_with(ServerOptions {
+        vars: vars(&[
+            ("AUTH_SESSION_SECRET", "too-short"),
+            ("GITHUB_CLIENT_ID", "test-client-id"),
+            ("GITHUB_CLIENT_SECRET", "shh-client-secret"),
+            ("PUBLIC_ORIGIN", "{origin}"),
+        ]),
+        persist_dir: None,
+    });
+    let answer = Client::anonymous(&short).get("/auth/github/login").await;
+    assert_eq!(answer.status, 503);
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least 32"),
+        "{:?}",
+        answer.body
     );
 }

@@ -11,9 +11,6 @@ use serde_json::json;
 
 /// The hubs of this binary keep only 30 events, so the resync path is reachable in a test.
 const LOG_CAPACITY: i64 = 30;
-/// This binary's server signs with a secret the tests know, so they can mint expired tokens.
-const SECRET: &str = "events-test-secret-with-enough-entropy";
-
 fn server() -> &'static WorkerServer {
     static SERVER: OnceLock<WorkerServer> = OnceLock::new();
     SERVER.get_or_init(|| {
@@ -21,13 +18,21 @@ fn server() -> &'static WorkerServer {
         options
             .vars
             .push(("HUB_LOG_CAPACITY".to_owned(), LOG_CAPACITY.to_string()));
-        options
-            .vars
-            .push(("AUTH_SESSION_SECRET".to_owned(), SECRET.to_owned()));
         let server = WorkerServer::start_with(options);
         cat_tests::process::remove_at_exit(server.persist_dir.clone());
         server
     })
+}
+
+/// The key the dev-mode server generated for itself (after its first sign-in).
+fn dev_signing_key() -> Vec<u8> {
+    let stored =
+        server().execute_sql("SELECT value FROM deployment_keys WHERE name = 'dev_session_key'");
+    stored[0]["results"][0]["value"]
+        .as_str()
+        .expect("the dev key is stored once anyone signed in")
+        .as_bytes()
+        .to_vec()
 }
 
 async fn owner_with_frame() -> (Client, String, String) {
@@ -242,6 +247,41 @@ async fn the_writers_own_client_gets_no_echo_but_everyone_else_does() {
     assert_eq!(other.events[0]["origin"], "tab-1");
     assert!(own.read_until_seq(3, WAIT).await);
     assert_eq!(own.seqs, vec![3], "tab-1 does not get its own change back");
+}
+
+#[tokio::test]
+async fn a_member_who_sends_a_colleagues_client_id_cannot_silence_the_colleague() {
+    let (owner, ws, frame) = owner_with_frame().await;
+    let mallory = Client::sign_in(server(), &unique_login("mallory")).await;
+    owner
+        .post(
+            &format!("/workspaces/{ws}/members"),
+            json!({ "login": mallory.login, "role": "editor" }),
+        )
+        .await
+        .expect(200);
+    // The owner's tab is open; mallory learned its client id (it travels in every event).
+    let mut victim = EventStream::open(&owner, &ws, None, Some("owner-tab")).await;
+    let since = victim.wait_live().await;
+    mallory
+        .with_header("x-client-id", "owner-tab")
+        .patch(
+            &format!("/workspaces/{ws}/blocks/{frame}"),
+            json!({ "rev": 1, "title": "quietly changed" }),
+        )
+        .await
+        .expect(200);
+    assert!(
+        victim.read_until_seq(since + 1, WAIT).await,
+        "the owner's tab must still hear mallory's change"
+    );
+    assert_eq!(
+        victim.events.last().unwrap()["data"]["block"]["title"],
+        "quietly changed"
+    );
+    // A tab reconnecting with the same client id gets it in its replay too.
+    let mut replayed = EventStream::open(&owner, &ws, Some(since), Some("owner-tab")).await;
+    assert!(replayed.read_until_seq(since + 1, WAIT).await);
 }
 
 #[tokio::test]
@@ -505,8 +545,11 @@ async fn expired_tickets_and_sessions_are_refused() {
         jti: "expired".to_owned(),
         ws: Some(ws.clone()),
     };
+    // Dev mode signs with the deployment's own random key, kept in D1: read it like an attacker who
+    // stole it would, to sign tokens whose only fault is their time.
+    let key = dev_signing_key();
     // A well-signed ticket that expired a minute ago.
-    let ticket = sign(SECRET.as_bytes(), &expired(Audience::WsTicket));
+    let ticket = sign(&key, &expired(Audience::WsTicket));
     let refused = EventStream::open_with_ticket(&client.base_url, &ws, &ticket, None, None)
         .await
         .err()
@@ -522,7 +565,7 @@ async fn expired_tickets_and_sessions_are_refused() {
     );
     // The same, fresh, is accepted: the signature was right and only the time was wrong.
     let fresh = sign(
-        SECRET.as_bytes(),
+        &key,
         &Claims {
             exp: now + 60,
             ..expired(Audience::WsTicket)
@@ -533,7 +576,7 @@ async fn expired_tickets_and_sessions_are_refused() {
         .expect("accepted");
     stream.wait_live().await;
     // An expired session.
-    let session = sign(SECRET.as_bytes(), &expired(Audience::Session));
+    let session = sign(&key, &expired(Audience::Session));
     let answer = client.with_token(&session).get("/auth/me").await;
     assert_eq!(answer.status, 401);
     assert!(

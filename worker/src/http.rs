@@ -154,7 +154,23 @@ async fn handle(
             .flatten()
             .as_deref()
             == Some("1");
-    let auth = AuthConfig::from_env(&env);
+    let auth = AuthConfig::load(&env, &db).await?;
+    // Dev sign-in lets anyone be anyone: a dev server answers only requests addressed to this
+    // machine, so one started with `--ip 0.0.0.0` does not hand accounts to the network.
+    if auth.dev_mode() {
+        let url = request.url().map_err(internal("request URL"))?;
+        let authority = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => String::new(),
+        };
+        if !domain::signin::is_loopback_authority(&authority) {
+            return Err(ApiError::forbidden(
+                "This server runs with AUTH_MODE=dev and answers only on loopback (127.0.0.1, \
+                 localhost). Configure GitHub sign-in to serve other hosts.",
+            ));
+        }
+    }
     let hidden = || ApiError::not_found("This workspace");
     let workspace_id = match route.route.access {
         RouteAccess::Workspace(_) => {

@@ -9,10 +9,10 @@
 
 use domain::access::Permission;
 use domain::api::{ApiError, ErrorCode};
-use domain::event::WorkspaceEvent;
+use domain::event::{Actor, WorkspaceEvent};
 use domain::hub::{
-    access_recheck, client_tag, echo_tag, is_echo, jump_past_pruned_outbox, prune_log_through,
-    user_tag,
+    access_recheck, client_tag, echo_key, echo_tag, is_echo, jump_past_pruned_outbox,
+    prune_log_through, user_tag,
 };
 use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{
@@ -302,9 +302,14 @@ impl WorkspaceHub {
 
     fn hold(&self, events: &[OutboxEvent]) -> Result<()> {
         for event in events {
+            // The log's `origin` column holds the writer's echo key (user and client id), not the
+            // client id alone, which any member could claim.
             let origin = serde_json::from_str::<OriginOnly>(&event.body)
                 .ok()
-                .and_then(|parsed| parsed.origin);
+                .and_then(|parsed| {
+                    let user = parsed.actor.as_ref().and_then(Actor::user_id);
+                    echo_key(user.map(UserId::as_str), parsed.origin.as_deref())
+                });
             let origin = origin.map_or(SqlStorageValue::Null, SqlStorageValue::String);
             self.sql().exec(
                 "INSERT OR IGNORE INTO log (seq, body, origin) VALUES (?, ?, ?)",
@@ -440,7 +445,7 @@ impl WorkspaceHub {
                 .filter(|value| !value.is_empty())
         };
         let user_id = header("x-user-id").unwrap_or_default();
-        let client_id = header("x-client-id");
+        let client_key = echo_key(Some(&user_id), header("x-client-id").as_deref());
         let since = header("x-since").and_then(|value| value.parse::<i64>().ok());
         if since.is_some_and(|since| since > self.last_seq().unwrap_or(0)) {
             // The client has seen more than this hub has broadcast: catch up from the outbox first.
@@ -450,8 +455,8 @@ impl WorkspaceHub {
 
         let pair = WebSocketPair::new()?;
         let mut tags = vec![user_tag(&user_id)];
-        if let Some(client_id) = &client_id {
-            tags.push(client_tag(client_id));
+        if let Some(client_key) = &client_key {
+            tags.push(client_tag(client_key));
         }
         let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
         self.state
@@ -475,7 +480,7 @@ impl WorkspaceHub {
                     )?
                     .to_array()?;
                 for row in rows {
-                    if is_echo(row.origin.as_deref(), client_id.as_deref()) {
+                    if is_echo(row.origin.as_deref(), client_key.as_deref()) {
                         continue;
                     }
                     pair.server.send_with_str(&row.body)?;
@@ -561,4 +566,5 @@ impl WorkspaceHub {
 #[derive(Deserialize)]
 struct OriginOnly {
     origin: Option<String>,
+    actor: Option<Actor>,
 }

@@ -1,32 +1,40 @@
-//! Random identifiers, from the runtime's cryptographic random source.
+//! Random identifiers, from the runtime's cryptographic random source. When that source fails the
+//! request fails (503): an id or token from the clock would be guessable, so nothing degrades to one.
 
-/// A request id such as `req_4f1c9a0b7d3e2a61`: unique enough to find one request in the logs.
-pub fn request_id() -> String {
-    format!("req_{}", random_hex::<8>())
+use domain::api::{ApiError, ErrorCode};
+
+fn random_unavailable() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "The server's random source failed; nothing was changed. Try again.",
+    )
 }
 
-/// `N` random bytes as lowercase hex. When the random source fails (it does not in workerd), the id
-/// degrades to the clock rather than failing the request it labels.
-pub fn random_hex<const N: usize>() -> String {
+/// Fills `bytes` from the cryptographic random source, or fails.
+fn fill(bytes: &mut [u8]) -> Result<(), ApiError> {
+    getrandom::fill(bytes).map_err(|_| random_unavailable())
+}
+
+/// A request id such as `req_4f1c9a0b7d3e2a61`: unique enough to find one request in the logs. It
+/// labels a request and guards nothing, so when the random source fails it says so instead.
+pub fn request_id() -> String {
+    random_hex::<8>()
+        .map(|hex| format!("req_{hex}"))
+        .unwrap_or_else(|_| "req_no_randomness".to_owned())
+}
+
+/// `N` random bytes as lowercase hex.
+pub fn random_hex<const N: usize>() -> Result<String, ApiError> {
     let mut bytes = [0u8; N];
-    if getrandom::fill(&mut bytes).is_err() {
-        let now = worker::Date::now().as_millis().to_le_bytes();
-        for (index, byte) in bytes.iter_mut().enumerate() {
-            *byte = now[index % now.len()];
-        }
-    }
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    fill(&mut bytes)?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// 8 random bytes, for the random part of a `domain::ids` identifier.
-pub fn random_id_bytes() -> [u8; 8] {
+pub fn random_id_bytes() -> Result<[u8; 8], ApiError> {
     let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        // workerd always provides crypto.getRandomValues; this keeps ids unique even if it did not.
-        let now = worker::Date::now().as_millis().to_le_bytes();
-        bytes.copy_from_slice(&now);
-    }
-    bytes
+    fill(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The worker's clock and random source, for the commands of `worker_core`.
@@ -38,6 +46,9 @@ impl worker_core::Runtime for WorkerRuntime {
     }
 
     fn random_bytes(&self) -> [u8; 8] {
-        random_id_bytes()
+        // The port's signature cannot fail; a failed random source must still not produce a
+        // guessable id, so the request stops here, before anything is written: a panic aborts
+        // the isolate and the runtime answers 500.
+        random_id_bytes().expect("the runtime's cryptographic random source failed")
     }
 }

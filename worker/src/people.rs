@@ -37,40 +37,41 @@ pub async fn sign_in(db: &Db, profile: &Profile<'_>) -> Result<(UserId, i64), Ap
         "SELECT i.user_id, u.session_generation FROM identities i JOIN users u ON u.id = i.user_id
                   WHERE i.provider = ?1 AND i.provider_user_id = ?2";
     let identity_params = params![profile.provider, profile.provider_user_id.as_str()];
-    if let Some(row) = db.first::<IdentityRow>(lookup, &identity_params).await? {
-        db.run(
-            "UPDATE users SET login = ?2, name = ?3, avatar_url = ?4 WHERE id = ?1
-             AND NOT EXISTS (SELECT 1 FROM users WHERE login = ?2 AND id <> ?1)",
+    // GitHub logins can be renamed and reused: whoever signs in with a login now holds it, and a
+    // stale holder (who has not signed in since they renamed) steps aside to a placeholder no login
+    // can match, so "add member by login" never picks them.
+    let displace = |except: &str| {
+        db.statement(
+            "UPDATE users SET login = ?3 || id WHERE login = ?1 COLLATE NOCASE AND id <> ?2",
             &params![
-                row.user_id.as_str(),
                 profile.login.as_str(),
-                profile.name.clone(),
-                profile.avatar_url.clone()
+                except,
+                domain::signin::DISPLACED_LOGIN_PREFIX
             ],
         )
+    };
+    if let Some(row) = db.first::<IdentityRow>(lookup, &identity_params).await? {
+        db.batch(vec![
+            displace(&row.user_id)?,
+            db.statement(
+                "UPDATE users SET login = ?2, name = ?3, avatar_url = ?4 WHERE id = ?1",
+                &params![
+                    row.user_id.as_str(),
+                    profile.login.as_str(),
+                    profile.name.clone(),
+                    profile.avatar_url.clone()
+                ],
+            )?,
+        ])
         .await?;
         let user_id = UserId::parse(&row.user_id).map_err(internal("stored user id"))?;
         return Ok((user_id, row.session_generation));
     }
-    let login_taken: Option<IdentityRow> = db
-        .first(
-            "SELECT id AS user_id, session_generation FROM users WHERE login = ?1",
-            &params![profile.login.as_str()],
-        )
-        .await?;
-    if login_taken.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!(
-                "Another account already uses the login `{}`.",
-                profile.login
-            ),
-        ));
-    }
-    let user_id = UserId::from_random(random_id_bytes());
-    let account_id = AccountId::from_random(random_id_bytes());
+    let user_id = UserId::from_random(random_id_bytes()?);
+    let account_id = AccountId::from_random(random_id_bytes()?);
     let now = now_ms();
     let statements = vec![
+        displace(user_id.as_str())?,
         db.statement(
             "INSERT INTO users (id, login, name, avatar_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             &params![user_id.as_str(), profile.login.as_str(), profile.name.clone(), profile.avatar_url.clone(), now],
@@ -124,12 +125,24 @@ pub async fn revoke_session(
 }
 
 /// Signs the user out everywhere: every session token of an older generation stops working.
-pub async fn revoke_all_sessions(db: &Db, user_id: &UserId) -> Result<(), ApiError> {
-    db.run(
+/// Signs `user_id` out everywhere: every session token stops working, and unless
+/// `keep_api_tokens`, every API token is deleted too (one batch: both or neither).
+pub async fn revoke_all_sessions(
+    db: &Db,
+    user_id: &UserId,
+    keep_api_tokens: bool,
+) -> Result<(), ApiError> {
+    let mut statements = vec![db.statement(
         "UPDATE users SET session_generation = session_generation + 1 WHERE id = ?1",
         &params![user_id.as_str()],
-    )
-    .await?;
+    )?];
+    if !keep_api_tokens {
+        statements.push(db.statement(
+            "DELETE FROM api_tokens WHERE user_id = ?1",
+            &params![user_id.as_str()],
+        )?);
+    }
+    db.batch(statements).await?;
     Ok(())
 }
 

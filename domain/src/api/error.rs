@@ -30,6 +30,9 @@ pub enum ErrorCode {
     RuleViolated,
     /// The server has no authentication configured, so protected routes are closed.
     AuthNotConfigured,
+    /// The caller is signed in, but this needs a fresh sign-in (or a session rather than an API
+    /// token): sign in again and repeat the request.
+    ReauthenticationRequired,
     /// A dependency (such as the database) did not answer.
     Unavailable,
     /// A bug on our side; the request id in the response identifies it in the logs.
@@ -37,7 +40,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -48,6 +51,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::RuleViolated,
         ErrorCode::AuthNotConfigured,
+        ErrorCode::ReauthenticationRequired,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -57,7 +61,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson | ErrorCode::ValidationFailed => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::ReauthenticationRequired => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict => 409,
@@ -80,6 +84,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::RuleViolated => "rule_violated",
             ErrorCode::AuthNotConfigured => "auth_not_configured",
+            ErrorCode::ReauthenticationRequired => "reauthentication_required",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

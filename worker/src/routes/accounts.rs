@@ -16,7 +16,7 @@ use crate::people;
 pub async fn create(context: &RequestContext) -> HandlerResult {
     let request: CreateAccountRequest = context.json()?;
     request.validate()?;
-    let account_id = AccountId::from_random(random_id_bytes());
+    let account_id = AccountId::from_random(random_id_bytes()?);
     let name = request.name.trim().to_owned();
     people::insert_org_account(
         &context.db,

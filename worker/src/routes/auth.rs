@@ -6,6 +6,7 @@ use domain::api::auth::{
 use domain::api::{ApiError, ErrorCode};
 use domain::auth::{self as tokens, API_TOKEN_PREFIX, Audience, Claims};
 use domain::ids::ApiTokenId;
+use domain::signin::{self, MintingCredential};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
@@ -20,7 +21,11 @@ const OAUTH_STATE_TTL_SECONDS: i64 = 600;
 
 /// `POST /auth/dev-login`.
 pub async fn dev_login(context: &RequestContext) -> HandlerResult {
-    if !context.auth.dev_mode {
+    if !context.auth.dev_mode() {
+        // A refused configuration (say dev mode next to a real secret) says what is wrong with it.
+        if context.auth.mode.is_err() {
+            context.auth.signing_key()?;
+        }
         // The route does not exist outside dev mode; say so the same way as for any unknown route.
         return Err(ApiError::route_not_found("POST", "/auth/dev-login"));
     }
@@ -34,7 +39,7 @@ pub async fn dev_login(context: &RequestContext) -> HandlerResult {
         avatar_url: None,
     };
     let (user_id, generation) = people::sign_in(&context.db, &profile).await?;
-    let (token, expires_at) = issue_session(context.auth.signing_key()?, &user_id, generation);
+    let (token, expires_at) = issue_session(context.auth.signing_key()?, &user_id, generation)?;
     json(200, &SessionToken { token, expires_at })
 }
 
@@ -59,7 +64,9 @@ pub async fn me(context: &RequestContext) -> HandlerResult {
 /// `POST /auth/logout`: revokes this session token (API tokens are revoked with DELETE /auth/tokens/:id).
 pub async fn logout(context: &RequestContext) -> HandlerResult {
     match &context.caller().credential {
-        Credential::Session { jti, expires_at } => {
+        Credential::Session {
+            jti, expires_at, ..
+        } => {
             people::revoke_session(&context.db, jti, *expires_at, now_seconds()).await?;
             no_content()
         }
@@ -70,18 +77,29 @@ pub async fn logout(context: &RequestContext) -> HandlerResult {
     }
 }
 
-/// `POST /auth/sessions/revoke-all`.
+/// `POST /auth/sessions/revoke-all[?keepApiTokens=true]`: every session and, unless asked to keep
+/// them, every API token of the caller stops working.
 pub async fn revoke_all(context: &RequestContext) -> HandlerResult {
-    people::revoke_all_sessions(&context.db, &context.caller().user.id).await?;
+    let keep_api_tokens = context
+        .url
+        .query_pairs()
+        .any(|(name, value)| name == "keepApiTokens" && value == "true");
+    people::revoke_all_sessions(&context.db, &context.caller().user.id, keep_api_tokens).await?;
     no_content()
 }
 
 /// `POST /auth/tokens`.
 pub async fn create_api_token(context: &RequestContext) -> HandlerResult {
+    let credential = match context.caller().credential {
+        Credential::Session { issued_at, .. } => MintingCredential::Session { issued_at },
+        Credential::ApiToken => MintingCredential::ApiToken,
+    };
+    signin::may_mint_api_token(credential, now_seconds())
+        .map_err(|refusal| ApiError::new(ErrorCode::ReauthenticationRequired, refusal.message()))?;
     let request: CreateApiTokenRequest = context.json()?;
     request.validate()?;
-    let id = ApiTokenId::from_random(random_id_bytes());
-    let token = format!("{API_TOKEN_PREFIX}{}", crate::ids::random_hex::<24>());
+    let id = ApiTokenId::from_random(random_id_bytes()?);
+    let token = format!("{API_TOKEN_PREFIX}{}", crate::ids::random_hex::<24>()?);
     let now = now_ms();
     let name = request.name.trim().to_owned();
     people::insert_api_token(
@@ -128,11 +146,10 @@ fn github_config(context: &RequestContext) -> Result<&GithubConfig, ApiError> {
     })
 }
 
-fn callback_url(context: &RequestContext) -> String {
-    format!(
-        "{}/auth/github/callback",
-        context.url.origin().ascii_serialization()
-    )
+/// Where GitHub sends the browser back: always under the configured `PUBLIC_ORIGIN`, never built
+/// from the request's Host header (which the client chooses).
+fn callback_url(github: &GithubConfig) -> String {
+    format!("{}/auth/github/callback", github.public_origin)
 }
 
 fn redirect(location: &str, cookie: Option<String>) -> HandlerResult {
@@ -153,7 +170,7 @@ fn redirect(location: &str, cookie: Option<String>) -> HandlerResult {
 /// `GET /auth/github/login`: sends the browser to GitHub with a signed, cookie-bound state.
 pub async fn github_login(context: &RequestContext) -> HandlerResult {
     let github = github_config(context)?;
-    let nonce = crate::ids::random_hex::<16>();
+    let nonce = crate::ids::random_hex::<16>()?;
     let now = now_seconds();
     let state = tokens::sign(
         context.auth.signing_key()?,
@@ -163,7 +180,7 @@ pub async fn github_login(context: &RequestContext) -> HandlerResult {
             iat: now,
             exp: now + OAUTH_STATE_TTL_SECONDS,
             generation: 0,
-            jti: crate::ids::random_hex::<8>(),
+            jti: crate::ids::random_hex::<8>()?,
             ws: None,
         },
     );
@@ -173,9 +190,17 @@ pub async fn github_login(context: &RequestContext) -> HandlerResult {
     authorize
         .query_pairs_mut()
         .append_pair("client_id", &github.client_id)
-        .append_pair("redirect_uri", &callback_url(context))
+        .append_pair("redirect_uri", &callback_url(github))
         .append_pair("state", &state)
-        .append_pair("scope", "read:user");
+        // The organisations are only read when an org allowlist needs them.
+        .append_pair(
+            "scope",
+            if github.allowlist.orgs.is_empty() {
+                "read:user"
+            } else {
+                "read:user read:org"
+            },
+        );
     let secure = if context.url.scheme() == "https" {
         "; Secure"
     } else {
@@ -192,6 +217,11 @@ struct AccessTokenAnswer {
     access_token: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GithubOrg {
+    login: String,
 }
 
 #[derive(Deserialize)]
@@ -247,7 +277,7 @@ pub async fn github_callback(request: &Request, context: &RequestContext) -> Han
         "client_id": github.client_id,
         "client_secret": github.client_secret,
         "code": code,
-        "redirect_uri": callback_url(context),
+        "redirect_uri": callback_url(github),
     });
     let answer: AccessTokenAnswer = fetch_json(
         &format!("{}/login/oauth/access_token", github.oauth_base_url),
@@ -275,6 +305,27 @@ pub async fn github_callback(request: &Request, context: &RequestContext) -> Han
         None,
     )
     .await?;
+    if !github.allowlist.is_open() {
+        let orgs = if github.allowlist.needs_orgs(&github_user.login) {
+            let orgs: Vec<GithubOrg> = fetch_json(
+                &format!("{}/user/orgs?per_page=100", github.api_base_url),
+                Method::Get,
+                Some(&access_token),
+                None,
+            )
+            .await?;
+            orgs.into_iter().map(|org| org.login).collect()
+        } else {
+            Vec::new()
+        };
+        if !github.allowlist.permits(&github_user.login, &orgs) {
+            return Err(ApiError::forbidden(format!(
+                "`{}` may not sign in to this deployment: it admits only the GitHub logins and \
+                 organisations its operator listed (AUTH_ALLOWED_LOGINS, AUTH_ALLOWED_ORGS).",
+                github_user.login
+            )));
+        }
+    }
     let profile = people::Profile {
         provider: "github",
         provider_user_id: github_user.id.to_string(),
@@ -283,7 +334,7 @@ pub async fn github_callback(request: &Request, context: &RequestContext) -> Han
         avatar_url: github_user.avatar_url,
     };
     let (user_id, generation) = people::sign_in(&context.db, &profile).await?;
-    let (token, _) = issue_session(context.auth.signing_key()?, &user_id, generation);
+    let (token, _) = issue_session(context.auth.signing_key()?, &user_id, generation)?;
     let clear =
         format!("{OAUTH_NONCE_COOKIE}=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0");
     redirect(&format!("/#token={token}"), Some(clear))

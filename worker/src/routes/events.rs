@@ -23,7 +23,7 @@ pub async fn ticket(context: &RequestContext) -> HandlerResult {
         iat: now,
         exp: now + TICKET_TTL_SECONDS,
         generation: 0,
-        jti: crate::ids::random_hex::<8>(),
+        jti: crate::ids::random_hex::<8>()?,
         ws: Some(context.workspace().workspace.id.to_string()),
     };
     let ticket = tokens::sign(context.auth.signing_key()?, &claims);

@@ -38,7 +38,7 @@ pub async fn create(context: &RequestContext) -> HandlerResult {
     };
     let now = now_ms();
     let workspace = Workspace {
-        id: WorkspaceId::from_random(random_id_bytes()),
+        id: WorkspaceId::from_random(random_id_bytes()?),
         account_id: account.id.clone(),
         name: request.name.trim().to_owned(),
         access_mode: request.access_mode.unwrap_or(AccessMode::Account),
