@@ -280,6 +280,47 @@ pub fn login_key(login: &str) -> String {
     login.to_ascii_lowercase()
 }
 
+/// The OAuth `state` GitHub carries through its redirect, signed for the OAuth-state audience.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthState {
+    /// Also set as an HttpOnly cookie: the callback must come back to the browser that started.
+    pub browser_nonce: String,
+    /// The board tab that started the sign-in; the session token is handed back with it, and the
+    /// tab accepts a token only with the nonce it stored (see [`accept_landing`]).
+    pub tab_nonce: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+}
+
+/// How long a sign-in may take between the board's click and GitHub's redirect back.
+pub const OAUTH_STATE_TTL_SECONDS: i64 = 600;
+
+/// Whether `nonce` can be a tab's sign-in nonce: 16 to 64 URL-safe characters (the board sends 32
+/// random hex digits).
+pub fn valid_tab_nonce(nonce: &str) -> bool {
+    (16..=64).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}
+
+/// The fragment the board lands on after GitHub's callback: the session token and the tab's nonce.
+/// A fragment never reaches a server or a log.
+pub fn landing_fragment(token: &str, tab_nonce: &str) -> String {
+    format!("#token={token}&tab={tab_nonce}")
+}
+
+/// The token in a landing fragment, if — and only if — it carries the nonce this tab stored when it
+/// started the sign-in. A link someone else crafted (`/#token=<their session>`) would otherwise swap
+/// the person into the attacker's account, where whatever they type lands.
+pub fn accept_landing(fragment: &str, stored_tab_nonce: Option<&str>) -> Option<String> {
+    let stored = stored_tab_nonce.filter(|nonce| valid_tab_nonce(nonce))?;
+    let rest = fragment.strip_prefix("#token=")?;
+    let (token, tab) = rest.split_once("&tab=")?;
+    (!token.is_empty() && tab == stored).then(|| token.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +335,35 @@ mod tests {
             public_origin: Some("https://cats.example.com".to_owned()),
             ..SignInEnv::default()
         }
+    }
+
+    #[test]
+    fn a_landing_token_is_accepted_only_by_the_tab_that_started_the_sign_in() {
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let fragment = landing_fragment("tok.sig", nonce);
+        assert_eq!(
+            accept_landing(&fragment, Some(nonce)),
+            Some("tok.sig".to_owned())
+        );
+        // A crafted link: no nonce, another nonce, or a tab that started nothing.
+        assert_eq!(accept_landing("#token=tok.sig", Some(nonce)), None);
+        assert_eq!(
+            accept_landing(
+                &landing_fragment("tok.sig", "ffffffffffffffffffff"),
+                Some(nonce)
+            ),
+            None
+        );
+        assert_eq!(accept_landing(&fragment, None), None);
+        assert_eq!(
+            accept_landing(&landing_fragment("", nonce), Some(nonce)),
+            None
+        );
+        // A stored value that is not a nonce never matches (an empty one would match `&tab=`).
+        assert_eq!(accept_landing("#token=t&tab=", Some("")), None);
+        assert!(valid_tab_nonce(nonce));
+        assert!(!valid_tab_nonce("short"));
+        assert!(!valid_tab_nonce("0123456789abcdef&tab=0123456789"));
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub const TICKET_TTL_SECONDS: i64 = 60;
 /// WebSocket close code sent when the user lost access to the workspace (or it was deleted).
 pub const CLOSE_ACCESS_REVOKED: u16 = 4403;
 
+/// WebSocket close code sent when the user signed out (this session or everywhere). A board whose
+/// session still works reconnects with a fresh ticket; a signed-out one cannot get one.
+pub const CLOSE_SIGNED_OUT: u16 = 4401;
+
 /// `POST /workspaces/:id/events/ticket`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

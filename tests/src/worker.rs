@@ -137,20 +137,32 @@ impl WorkerServer {
     /// Runs SQL against this server's local D1 database through wrangler (for seeding benchmarks and
     /// for checking what is stored). Returns wrangler's JSON output.
     pub fn execute_sql(&self, sql: &str) -> serde_json::Value {
-        let output = wrangler(&repo_root())
-            .args([
-                "d1",
-                "execute",
-                "DB",
-                "--local",
-                "--json",
-                "--command",
-                sql,
-                "--persist-to",
-            ])
-            .arg(&self.persist_dir)
-            .output()
-            .expect("wrangler runs");
+        // wrangler opens the same SQLite file the running worker writes: a read can meet a write in
+        // progress (SQLITE_BUSY), which says nothing about the test, so it is tried again.
+        let mut attempts = 0;
+        let output = loop {
+            attempts += 1;
+            let output = wrangler(&repo_root())
+                .args([
+                    "d1",
+                    "execute",
+                    "DB",
+                    "--local",
+                    "--json",
+                    "--command",
+                    sql,
+                    "--persist-to",
+                ])
+                .arg(&self.persist_dir)
+                .output()
+                .expect("wrangler runs");
+            let busy = String::from_utf8_lossy(&output.stderr).contains("SQLITE_BUSY")
+                || String::from_utf8_lossy(&output.stdout).contains("SQLITE_BUSY");
+            if output.status.success() || !busy || attempts >= 10 {
+                break output;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         assert!(
             output.status.success(),
             "wrangler d1 execute failed: {}",

@@ -87,7 +87,7 @@ async fn github_sign_in(server: &WorkerServer, person: &str) -> reqwest::Respons
         .build()
         .unwrap();
     let start = http
-        .get(server.url("/auth/github/login"))
+        .get(server.url(&format!("/auth/github/login?tab={TAB}")))
         .send()
         .await
         .unwrap();
@@ -112,14 +112,18 @@ async fn github_sign_in(server: &WorkerServer, person: &str) -> reqwest::Respons
         .unwrap()
 }
 
-/// The session token a successful callback hands over.
+/// The nonce a board tab sends when it starts a sign-in.
+const TAB: &str = "0123456789abcdef0123456789abcdef";
+
+/// The session token a successful callback hands over (with the tab's nonce, which the board checks).
 fn landed_token(done: &reqwest::Response) -> String {
     assert_eq!(done.status(), 302);
     let landing = done.headers()["location"].to_str().unwrap();
-    landing
-        .strip_prefix("/#token=")
-        .unwrap_or_else(|| panic!("landing {landing}"))
-        .to_owned()
+    let fragment = landing
+        .strip_prefix('/')
+        .unwrap_or_else(|| panic!("landing {landing}"));
+    domain::signin::accept_landing(fragment, Some(TAB))
+        .unwrap_or_else(|| panic!("landing {landing} carries no token for this tab"))
 }
 
 fn github_server(github_url: &str, extra: &[(&str, &str)]) -> WorkerServer {
@@ -211,10 +215,17 @@ async fn github_sign_in_round_trip_against_a_fake_github() {
         .build()
         .unwrap();
 
+    // 0. A sign-in must name the board tab that starts it.
+    let untabbed = http
+        .get(server.url("/auth/github/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untabbed.status(), 400);
     // 1. The login redirects to GitHub's authorize page with our client id and a signed state, and
     //    binds the state to this browser with a cookie.
     let start = http
-        .get(server.url("/auth/github/login"))
+        .get(server.url(&format!("/auth/github/login?tab={TAB}")))
         .send()
         .await
         .unwrap();
@@ -256,11 +267,7 @@ async fn github_sign_in_round_trip_against_a_fake_github() {
 
     // 4. The real round trip signs the GitHub user in and hands the token over in the fragment.
     let done = callback("good-code", Some(&cookie)).await.unwrap();
-    assert_eq!(done.status(), 302);
-    let landing = done.headers()["location"].to_str().unwrap().to_owned();
-    let token = landing
-        .strip_prefix("/#token=")
-        .unwrap_or_else(|| panic!("landing {landing}"));
+    let token = &landed_token(&done);
     let me = Client::anonymous(&server)
         .with_token(token)
         .get("/auth/me")
@@ -303,7 +310,7 @@ async fn github_redirects_only_to_the_public_origin_and_a_renamed_login_moves_to
         .unwrap();
     // A request that names another host still sends GitHub's redirect to the configured origin.
     let start = http
-        .get(server.url("/auth/github/login"))
+        .get(server.url(&format!("/auth/github/login?tab={TAB}")))
         .header("host", "evil.example")
         .header("x-forwarded-host", "evil.example")
         .send()

@@ -256,7 +256,7 @@ async fn a_member_who_sends_a_colleagues_client_id_cannot_silence_the_colleague(
     owner
         .post(
             &format!("/workspaces/{ws}/members"),
-            json!({ "login": mallory.login, "role": "editor" }),
+            json!({ "login": mallory.login, "role": "member" }),
         )
         .await
         .expect(200);
@@ -282,6 +282,22 @@ async fn a_member_who_sends_a_colleagues_client_id_cannot_silence_the_colleague(
     // A tab reconnecting with the same client id gets it in its replay too.
     let mut replayed = EventStream::open(&owner, &ws, Some(since), Some("owner-tab")).await;
     assert!(replayed.read_until_seq(since + 1, WAIT).await);
+}
+
+#[tokio::test]
+async fn signing_out_closes_the_users_open_streams() {
+    let (client, ws, _) = owner_with_frame().await;
+    let mut stream = EventStream::open(&client, &ws, None, None).await;
+    stream.wait_live().await;
+    client.post("/auth/logout", json!(null)).await.expect(204);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stream.closed.is_none() && tokio::time::Instant::now() < deadline {
+        stream.next_frame(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        stream.closed.as_ref().map(|(code, _)| *code),
+        Some(domain::stream::CLOSE_SIGNED_OUT)
+    );
 }
 
 #[tokio::test]

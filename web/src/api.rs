@@ -79,6 +79,43 @@ fn new_client_id() -> String {
     id
 }
 
+/// Where a tab keeps the nonce of the GitHub sign-in it started (sessionStorage: this tab only).
+const SIGN_IN_TAB_KEY: &str = "cat.signin.tab";
+
+/// Starts GitHub sign-in from this tab: a random nonce is kept in the tab's sessionStorage and sent
+/// along, and the token that comes back is accepted only with it ([`take_landing_token`]).
+pub fn start_github_sign_in() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let mut bytes = [0u8; 16];
+    let Some(crypto) = window.crypto().ok() else {
+        return;
+    };
+    // No cryptographic randomness, no sign-in: a guessable nonce would defeat its purpose.
+    if crypto.get_random_values_with_u8_array(&mut bytes).is_err() {
+        return;
+    }
+    let nonce: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let Some(session) = window.session_storage().ok().flatten() else {
+        return;
+    };
+    if session.set_item(SIGN_IN_TAB_KEY, &nonce).is_ok() {
+        let _ = window
+            .location()
+            .set_href(&format!("/auth/github/login?tab={nonce}"));
+    }
+}
+
+/// The session token in a landing fragment (`#token=…&tab=…`), accepted only when this tab started
+/// that sign-in. The nonce is used once.
+pub fn take_landing_token(fragment: &str) -> Option<String> {
+    let session = web_sys::window()?.session_storage().ok().flatten()?;
+    let stored = session.get_item(SIGN_IN_TAB_KEY).ok().flatten();
+    let _ = session.remove_item(SIGN_IN_TAB_KEY);
+    domain::signin::accept_landing(fragment, stored.as_deref())
+}
+
 pub fn client_id() -> String {
     CLIENT_ID.with(Clone::clone)
 }

@@ -137,15 +137,19 @@ pub fn load_session(app: AppContext) {
     });
 }
 
-/// After the GitHub callback the browser lands on `/#token=…`: keep the token, drop the fragment so it
-/// does not linger in the address bar or the history.
+/// After the GitHub callback the browser lands on `/#token=…&tab=…`: keep the token if this tab started
+/// the sign-in, and drop the fragment either way so it does not linger in the address bar or history.
 fn take_token_from_fragment() {
     let Some(window) = web_sys::window() else {
         return;
     };
     let hash = window.location().hash().unwrap_or_default();
-    if let Some(token) = hash.strip_prefix("#token=") {
-        api::set_token(Some(token.to_owned()));
+    if hash.starts_with("#token=") {
+        // Only the token of a sign-in this tab started: a crafted link cannot swap the person into
+        // someone else's account.
+        if let Some(token) = api::take_landing_token(&hash) {
+            api::set_token(Some(token));
+        }
         let path = window.location().pathname().unwrap_or_else(|_| "/".into());
         if let Ok(history) = window.history() {
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));

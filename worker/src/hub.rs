@@ -16,8 +16,8 @@ use domain::hub::{
 };
 use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{
-    CLOSE_ACCESS_REVOKED, ClientMessage, ControlMessage, REPLAY_LOG_CAPACITY, ReplayPlan,
-    broadcastable, parse_client_message, plan_replay,
+    CLOSE_ACCESS_REVOKED, CLOSE_SIGNED_OUT, ClientMessage, ControlMessage, REPLAY_LOG_CAPACITY,
+    ReplayPlan, broadcastable, parse_client_message, plan_replay,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -117,6 +117,34 @@ pub async fn close_workspace(env: &Env, workspace_id: &str) {
     }
 }
 
+/// Closes every live stream `user_id` has open, in every workspace they can see: after a sign-out
+/// a stream opened with a ticket of the old session must not keep listening. A session that still
+/// works simply reconnects.
+pub async fn close_user_streams(env: &Env, db: &Db, user_id: &UserId) {
+    let workspaces = match crate::access::visible_workspaces(db, user_id).await {
+        Ok(workspaces) => workspaces,
+        Err(error) => {
+            worker::console_error!(
+                "listing workspaces to close streams failed: {}",
+                error.message
+            );
+            return;
+        }
+    };
+    for view in workspaces {
+        let workspace_id = view.workspace.id.as_str();
+        let outcome = async {
+            let mut request = hub_request("/sign-out", Method::Post, workspace_id, None)?;
+            request.headers_mut()?.set("x-user-id", user_id.as_str())?;
+            stub(env, workspace_id)?.fetch_with_request(request).await
+        }
+        .await;
+        if let Err(error) = outcome {
+            worker::console_error!("closing streams on the hub of {workspace_id} failed: {error}");
+        }
+    }
+}
+
 /// Opens a socket on the hub for a caller the worker has authenticated and authorized.
 pub async fn connect(
     env: &Env,
@@ -192,6 +220,13 @@ impl DurableObject for WorkspaceHub {
                     );
                 }
                 self.state.storage().delete_all().await?;
+                Response::empty()
+            }
+            "/sign-out" => {
+                let user_id = request.headers().get("x-user-id")?.unwrap_or_default();
+                for socket in self.state.get_websockets_with_tag(&user_tag(&user_id)) {
+                    let _ = socket.close(Some(CLOSE_SIGNED_OUT), Some("signed out"));
+                }
                 Response::empty()
             }
             "/stats" => Response::from_json(&serde_json::json!({

@@ -76,7 +76,11 @@ pub fn SignInPage() -> Html {
             <div class="sign-in-card">
                 <div class="brand big"><span class="brand-mark">{ "◆" }</span>{ "cat-factory" }</div>
                 <p class="lede">{ "Design the system on a board. Let the agents build it." }</p>
-                <a class="button primary wide" href="/auth/github/login" data-testid="github-sign-in">
+                <a class="button primary wide" href="/auth/github/login" data-testid="github-sign-in"
+                    onclick={Callback::from(|event: MouseEvent| {
+                        event.prevent_default();
+                        api::start_github_sign_in();
+                    })}>
                     { "Sign in with GitHub" }
                 </a>
                 if *dev_mode == DevMode::On {

@@ -4,9 +4,9 @@ use domain::api::auth::{
     ApiTokenCreated, ApiTokenInfo, CreateApiTokenRequest, DevLoginRequest, Me, SessionToken,
 };
 use domain::api::{ApiError, ErrorCode};
-use domain::auth::{self as tokens, API_TOKEN_PREFIX, Audience, Claims};
+use domain::auth::{self as tokens, API_TOKEN_PREFIX, Audience};
 use domain::ids::ApiTokenId;
-use domain::signin::{self, MintingCredential};
+use domain::signin::{self, MintingCredential, OAUTH_STATE_TTL_SECONDS, OauthState};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
@@ -17,7 +17,6 @@ use crate::ids::random_id_bytes;
 use crate::people::{self, accounts_of};
 
 const OAUTH_NONCE_COOKIE: &str = "cf_oauth_nonce";
-const OAUTH_STATE_TTL_SECONDS: i64 = 600;
 
 /// `POST /auth/dev-login`.
 pub async fn dev_login(context: &RequestContext) -> HandlerResult {
@@ -68,6 +67,8 @@ pub async fn logout(context: &RequestContext) -> HandlerResult {
             jti, expires_at, ..
         } => {
             people::revoke_session(&context.db, jti, *expires_at, now_seconds()).await?;
+            crate::hub::close_user_streams(&context.env, &context.db, &context.caller().user.id)
+                .await;
             no_content()
         }
         Credential::ApiToken => Err(ApiError::new(
@@ -85,6 +86,7 @@ pub async fn revoke_all(context: &RequestContext) -> HandlerResult {
         .query_pairs()
         .any(|(name, value)| name == "keepApiTokens" && value == "true");
     people::revoke_all_sessions(&context.db, &context.caller().user.id, keep_api_tokens).await?;
+    crate::hub::close_user_streams(&context.env, &context.db, &context.caller().user.id).await;
     no_content()
 }
 
@@ -170,18 +172,27 @@ fn redirect(location: &str, cookie: Option<String>) -> HandlerResult {
 /// `GET /auth/github/login`: sends the browser to GitHub with a signed, cookie-bound state.
 pub async fn github_login(context: &RequestContext) -> HandlerResult {
     let github = github_config(context)?;
+    let tab_nonce = context
+        .url
+        .query_pairs()
+        .find(|(name, _)| name == "tab")
+        .map(|(_, value)| value.into_owned())
+        .filter(|nonce| signin::valid_tab_nonce(nonce))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ValidationFailed,
+                "Start the sign-in from the board: /auth/github/login needs `?tab=<nonce>`, 16 to 64 \
+                 URL-safe characters the board keeps to recognise the token it gets back.",
+            )
+        })?;
     let nonce = crate::ids::random_hex::<16>()?;
-    let now = now_seconds();
-    let state = tokens::sign(
+    let state = tokens::sign_payload(
         context.auth.signing_key()?,
-        &Claims {
-            sub: nonce.clone(),
-            aud: Audience::OauthState,
-            iat: now,
-            exp: now + OAUTH_STATE_TTL_SECONDS,
-            generation: 0,
-            jti: crate::ids::random_hex::<8>()?,
-            ws: None,
+        Audience::OauthState,
+        &OauthState {
+            browser_nonce: nonce.clone(),
+            tab_nonce,
+            exp: now_seconds() + OAUTH_STATE_TTL_SECONDS,
         },
     );
     let mut authorize =
@@ -252,13 +263,14 @@ pub async fn github_callback(request: &Request, context: &RequestContext) -> Han
     let state = query
         .get("state")
         .ok_or_else(|| bad_callback("GitHub sent no state."))?;
-    let claims = tokens::verify(
+    let claims: OauthState = tokens::verify_payload::<OauthState>(
         context.auth.signing_key()?,
         state,
         Audience::OauthState,
-        now_seconds(),
     )
-    .map_err(|_| bad_callback("the sign-in state is invalid or expired."))?;
+    .ok()
+    .filter(|claims: &OauthState| claims.exp > now_seconds())
+    .ok_or_else(|| bad_callback("the sign-in state is invalid or expired."))?;
     let cookie_nonce = request
         .headers()
         .get("cookie")
@@ -269,7 +281,7 @@ pub async fn github_callback(request: &Request, context: &RequestContext) -> Han
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == OAUTH_NONCE_COOKIE)
         .map(|(_, value)| value.to_owned());
-    if cookie_nonce.as_deref() != Some(claims.sub.as_str()) {
+    if cookie_nonce.as_deref() != Some(claims.browser_nonce.as_str()) {
         return Err(bad_callback("this browser did not start the sign-in."));
     }
 
@@ -337,7 +349,10 @@ pub async fn github_callback(request: &Request, context: &RequestContext) -> Han
     let (token, _) = issue_session(context.auth.signing_key()?, &user_id, generation)?;
     let clear =
         format!("{OAUTH_NONCE_COOKIE}=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0");
-    redirect(&format!("/#token={token}"), Some(clear))
+    redirect(
+        &format!("/{}", signin::landing_fragment(&token, &claims.tab_nonce)),
+        Some(clear),
+    )
 }
 
 /// Calls GitHub and decodes its JSON answer. The OAuth access token never leaves this function's
