@@ -20,7 +20,7 @@ use worker_core::spend::{self, CallAttribution, CallOutcome, Reservation};
 
 use crate::auth::{AuthConfig, now_ms, now_seconds};
 use crate::http::{HandlerResult, RequestContext, internal};
-use crate::ids::WorkerRuntime;
+use crate::ids::{ClockedRuntime, WorkerRuntime};
 use crate::store::Db;
 
 pub use upstream::{ProviderEndpoint, deployment_configured};
@@ -43,7 +43,7 @@ pub async fn call_inline(
         object.remove("stream_options");
     }
     let db = Db::from_env(env)?;
-    let prepared = prepare(env, &db, claims, Dialect::OpenAi, &request).await?;
+    let prepared = prepare(env, &db, claims, Dialect::OpenAi, &request, now_ms()).await?;
     forward_whole_delivering(&db, Some(env), prepared).await
 }
 
@@ -61,6 +61,7 @@ async fn prepare(
     claims: &GatewayClaims,
     dialect: Dialect,
     body: &Value,
+    clock_ms: i64,
 ) -> Result<Prepared, ApiError> {
     let started_ms = now_ms();
     let account_models = spend::custom_models(db, &claims.account).await?;
@@ -69,7 +70,7 @@ async fn prepare(
     let endpoint = upstream::endpoint(env, db, &claims.account, planned.model.provider).await?;
     let reservation = spend::reserve(
         db,
-        &WorkerRuntime,
+        &ClockedRuntime { now_ms: clock_ms },
         &CallAttribution::from(claims),
         planned.bound.max_cost,
     )
@@ -201,6 +202,19 @@ fn authenticate(request: &Request, auth: &AuthConfig) -> Result<GatewayClaims, A
     })
 }
 
+/// A test's clock for the reservation's billing period (`x-test-clock-ms`, only with `TEST_HOOKS=1`).
+fn test_clock(request: &Request, env: &Env) -> Option<i64> {
+    if !crate::test_hooks::enabled(env) {
+        return None;
+    }
+    request
+        .headers()
+        .get("x-test-clock-ms")
+        .ok()
+        .flatten()
+        .and_then(|value| value.parse().ok())
+}
+
 async fn read_gateway_body(request: &Request) -> Result<Value, ApiError> {
     let declared = request
         .headers()
@@ -250,7 +264,15 @@ pub async fn messages(request: &Request, context: &RequestContext) -> HandlerRes
 async fn serve(request: &Request, context: &RequestContext, dialect: Dialect) -> HandlerResult {
     let claims = authenticate(request, &context.auth)?;
     let body = read_gateway_body(request).await?;
-    let prepared = prepare(&context.env, &context.db, &claims, dialect, &body).await?;
+    let prepared = prepare(
+        &context.env,
+        &context.db,
+        &claims,
+        dialect,
+        &body,
+        test_clock(request, &context.env).unwrap_or_else(now_ms),
+    )
+    .await?;
     if prepared.planned.stream {
         return stream::forward(&context.env, &context.execution, prepared).await;
     }
