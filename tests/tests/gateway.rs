@@ -418,10 +418,69 @@ async fn fifty_concurrent_calls_never_spend_past_the_limit_then_override_and_rol
     assert_eq!(spend["budget"]["spent"], sum + 3 * 107);
 }
 
+/// An OpenAI-compatible upstream on loopback that answers every call with the start of a stream
+/// (two content chunks), waits so the bytes reach the gateway, then closes the connection in the
+/// middle of the chunked body: a provider dying mid-stream.
+async fn dying_upstream() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // Read the request head and its declared body.
+                let mut received = Vec::new();
+                let mut buffer = [0u8; 8192];
+                loop {
+                    let Ok(read) = socket.read(&mut buffer).await else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    received.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&received).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|line| {
+                                let (name, value) = line.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                }
+                let events = [
+                    r#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"The answer "}}]}"#,
+                    r#"data: {"choices":[{"index":0,"delta":{"content":"is cut"}}]}"#,
+                ];
+                let mut head = String::from(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
+                for event in events {
+                    let chunk = format!("{event}\n\n");
+                    head.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+                }
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.flush().await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Dropping the socket ends the body without its last chunk.
+            });
+        }
+    });
+    format!("http://{address}/v1")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upstream_that_dies_mid_stream_settles_and_ends_with_a_clean_error() {
     let setup = setup().await;
     let token = setup.token("scripted").await;
+
+    // A provider that dies before its answer reached the gateway: a clean 502, settled at nothing.
     let response = reqwest::Client::new()
         .post(setup.server.url("/v1/chat/completions"))
         .bearer_auth(&token)
@@ -432,18 +491,59 @@ async fn an_upstream_that_dies_mid_stream_settles_and_ends_with_a_clean_error() 
         .send()
         .await
         .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    if status == 502 {
+        assert!(text.contains("upstream_failed"), "{text}");
+        let ledger = setup.wait_for_ledger_rows(1).await;
+        assert_eq!(ledger[0]["status"], "upstream_error");
+    } else {
+        // The bytes got through before the connection broke: the mid-stream path below.
+        assert_eq!(status, 200);
+        assert!(text.contains("upstream_failed"), "{text}");
+        setup.wait_for_ledger_rows(1).await;
+    }
+
+    // A provider that dies in the middle of a streamed answer, configured as the account's own
+    // OpenAI-compatible provider (so the sealed account key is used for the call).
+    let dying = dying_upstream().await;
+    put(
+        &setup.admin,
+        &format!("/accounts/{}/providers/openai_compatible", setup.account),
+        json!({ "apiKey": "sk-account-dying-0000", "baseUrl": dying }),
+    )
+    .await
+    .expect(200);
+    let response = reqwest::Client::new()
+        .post(setup.server.url("/v1/chat/completions"))
+        .bearer_auth(&token)
+        .json(
+            &json!({ "model": "scripted", "stream": true, "max_tokens": 20,
+                       "messages": [{ "role": "user", "content": prompt("cut") }] }),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let text = tokio::time::timeout(DEADLINE, response.text())
         .await
         .expect("the stream ends rather than hangs")
         .unwrap_or_default();
     assert!(
+        text.contains("The answer "),
+        "the first chunks passed through: {text}"
+    );
+    assert!(
         text.contains("upstream_failed"),
         "no clean error event in: {text}"
     );
     assert!(!text.contains("[DONE]"));
-    let ledger = setup.wait_for_ledger_rows(1).await;
-    assert_eq!(ledger[0]["status"], "stream_died");
+    let ledger = setup.wait_for_ledger_rows(2).await;
+    let died = &ledger[1];
+    assert_eq!(died["status"], "stream_died");
+    // Settled from what was seen: no usage was reported, so the input bound and the output bytes.
+    assert_eq!(died["output_tokens"], "The answer is cut".len());
+    assert!(died["input_tokens"].as_u64().unwrap() > 0);
     let spend = setup
         .admin
         .get(&format!("/accounts/{}/spend", setup.account))
@@ -451,7 +551,8 @@ async fn an_upstream_that_dies_mid_stream_settles_and_ends_with_a_clean_error() 
         .expect(200);
     assert_eq!(
         spend["budget"]["reserved"], 0,
-        "the reservation was released"
+        "every reservation was released"
     );
-    assert_eq!(spend["budget"]["spent"], ledger[0]["cost_micros"]);
+    let ledger_sum = tokio::task::block_in_place(|| setup.ledger_sum());
+    assert_eq!(spend["budget"]["spent"], ledger_sum);
 }
