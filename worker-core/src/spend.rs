@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::context::{Committed, Runtime, WriteContext};
 use crate::events;
 use crate::params;
-use crate::store::{GUARD, GuardedPlan, Param, Statement, Store};
+use crate::store::{GUARD, GuardedPlan, Param, Rows, Statement, Store};
 
 fn micros(amount: MicroDollars) -> i64 {
     i64::try_from(amount.0).unwrap_or(i64::MAX)
@@ -479,21 +479,53 @@ struct PriceRow {
     updated_at: i64,
 }
 
+fn prices_statement(account: &AccountId) -> Statement {
+    Statement::new(
+        "SELECT model, provider, input_micros_per_million, output_micros_per_million, context_window,
+                max_output_tokens, updated_at
+         FROM account_model_prices WHERE account_id = ?1 ORDER BY model",
+        &params![account.as_str()],
+    )
+}
+
+fn providers_statement(account: &AccountId) -> Statement {
+    Statement::new(
+        "SELECT provider, base_url, key_ciphertext, key_last4, updated_at
+         FROM account_providers WHERE account_id = ?1 ORDER BY provider",
+        &params![account.as_str()],
+    )
+}
+
+/// What the gateway needs of an account before a call, in one read: its own prices and its
+/// configured providers (sealed).
+pub async fn gateway_config<S: Store>(
+    store: &S,
+    account: &AccountId,
+) -> Result<(Vec<CatalogModel>, Vec<StoredProvider>), ApiError> {
+    let mut results = store
+        .read(vec![
+            prices_statement(account),
+            providers_statement(account),
+        ])
+        .await?
+        .into_iter();
+    let (Some(prices), Some(providers)) = (results.next(), results.next()) else {
+        return Err(ApiError::internal());
+    };
+    Ok((to_models(prices.decode()?), providers.decode()?))
+}
+
 /// The models an admin priced for `account`.
 pub async fn custom_models<S: Store>(
     store: &S,
     account: &AccountId,
 ) -> Result<Vec<CatalogModel>, ApiError> {
-    let rows: Vec<PriceRow> = store
-        .all(Statement::new(
-            "SELECT model, provider, input_micros_per_million, output_micros_per_million, context_window,
-                    max_output_tokens, updated_at
-             FROM account_model_prices WHERE account_id = ?1 ORDER BY model",
-            &params![account.as_str()],
-        ))
-        .await?;
-    Ok(rows
-        .into_iter()
+    let rows: Vec<PriceRow> = store.all(prices_statement(account)).await?;
+    Ok(to_models(rows))
+}
+
+fn to_models(rows: Vec<PriceRow>) -> Vec<CatalogModel> {
+    rows.into_iter()
         .filter_map(|row| {
             Some(CatalogModel {
                 display_name: row.model.clone(),
@@ -508,7 +540,7 @@ pub async fn custom_models<S: Store>(
                 priced_on: day_key(row.updated_at),
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Prices a model for `account` (replacing an earlier price).
@@ -588,11 +620,5 @@ pub async fn providers<S: Store>(
     store: &S,
     account: &AccountId,
 ) -> Result<Vec<StoredProvider>, ApiError> {
-    store
-        .all(Statement::new(
-            "SELECT provider, base_url, key_ciphertext, key_last4, updated_at
-             FROM account_providers WHERE account_id = ?1 ORDER BY provider",
-            &params![account.as_str()],
-        ))
-        .await
+    store.all(providers_statement(account)).await
 }

@@ -4,18 +4,16 @@
 
 use domain::api::{ApiError, ErrorCode};
 use domain::gateway::call::{decode_sealed, encode_sealed, sealing_key};
-use domain::ids::AccountId;
 use domain::spend::Provider;
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AesGcmParams, Crypto, CryptoKey, SubtleCrypto};
 use worker::Env;
-use worker_core::spend;
+use worker_core::spend::StoredProvider;
 
 use crate::auth::{AuthConfig, env_value};
 use crate::http::internal;
-use crate::store::Db;
 
 fn subtle() -> Result<SubtleCrypto, ApiError> {
     let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
@@ -87,17 +85,15 @@ async fn open(env: &Env, sealed: &str) -> Result<String, ApiError> {
 /// The account's own base URL (if it set one) and opened key for `provider`, if configured.
 pub async fn account_key(
     env: &Env,
-    db: &Db,
-    account: &AccountId,
+    stored: &[StoredProvider],
     provider: Provider,
 ) -> Result<Option<(Option<String>, String)>, ApiError> {
-    let stored = spend::providers(db, account).await?;
     let Some(entry) = stored
-        .into_iter()
+        .iter()
         .find(|entry| entry.provider == provider.as_str())
     else {
         return Ok(None);
     };
     let key = open(env, &entry.key_ciphertext).await?;
-    Ok(Some((entry.base_url, key)))
+    Ok(Some((entry.base_url.clone(), key)))
 }

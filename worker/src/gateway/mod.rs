@@ -44,7 +44,7 @@ pub async fn call_inline(
     }
     let db = Db::from_env(env)?;
     let prepared = prepare(env, &db, claims, Dialect::OpenAi, &request, now_ms()).await?;
-    forward_whole_delivering(&db, Some(env), prepared).await
+    forward_whole(&db, Delivery::Now(env), prepared).await
 }
 
 /// A call planned, its provider chosen and its reservation made: ready to forward.
@@ -64,10 +64,10 @@ async fn prepare(
     clock_ms: i64,
 ) -> Result<Prepared, ApiError> {
     let started_ms = now_ms();
-    let account_models = spend::custom_models(db, &claims.account).await?;
+    let (account_models, account_providers) = spend::gateway_config(db, &claims.account).await?;
     let planned = plan_call(dialect, claims, body, &account_models)?;
     // The provider is resolved before reserving, so a misconfigured deployment holds no money.
-    let endpoint = upstream::endpoint(env, db, &claims.account, planned.model.provider).await?;
+    let endpoint = upstream::endpoint(env, &account_providers, planned.model.provider).await?;
     let reservation = spend::reserve(
         db,
         &ClockedRuntime { now_ms: clock_ms },
@@ -83,10 +83,19 @@ async fn prepare(
     })
 }
 
+/// Where a settlement's `spend.changed` event goes.
+#[derive(Clone, Copy)]
+enum Delivery<'a> {
+    /// To the workspace's hub, before the settlement returns.
+    Now(&'a Env),
+    /// Kept for the caller, which delivers it after the answer is on its way.
+    Later(&'a std::cell::RefCell<Vec<worker_core::OutboxEvent>>),
+}
+
 /// Settles a call; a failure is logged (the sweep releases the reservation if it never settles).
 async fn settle(
     db: &Db,
-    env: Option<&Env>,
+    delivery: Delivery<'_>,
     planned: &PlannedCall,
     reservation: &Reservation,
     usage: TokenUsage,
@@ -116,8 +125,8 @@ async fn settle(
         latency_ms: now_ms() - started_ms,
     };
     match spend::settle(db, &WorkerRuntime, reservation, &outcome).await {
-        Ok(committed) => {
-            if let Some(env) = env {
+        Ok(committed) => match delivery {
+            Delivery::Now(env) => {
                 crate::delivery::deliver_and_mark(
                     env,
                     reservation.attribution.workspace.as_str(),
@@ -125,18 +134,19 @@ async fn settle(
                 )
                 .await;
             }
-        }
+            Delivery::Later(pending) => pending.borrow_mut().extend(committed.events),
+        },
         Err(error) => {
             worker::console_error!("gateway: settling {} failed: {error}", reservation.id)
         }
     }
 }
 
-/// Forwards a non-streamed call (with bounded retries) and settles it; with `env`, the settlement's
-/// `spend.changed` event is delivered to the workspace's hub.
-async fn forward_whole_delivering(
+/// Forwards a non-streamed call (with bounded retries) and settles it before returning, so the
+/// ledger holds the call when the caller has the answer.
+async fn forward_whole(
     db: &Db,
-    env: Option<&Env>,
+    delivery: Delivery<'_>,
     prepared: Prepared,
 ) -> Result<Value, ApiError> {
     let Prepared {
@@ -150,7 +160,7 @@ async fn forward_whole_delivering(
             let usage = planned.usage_of(&answer);
             settle(
                 db,
-                env,
+                delivery,
                 &planned,
                 &reservation,
                 usage,
@@ -164,7 +174,7 @@ async fn forward_whole_delivering(
             // The provider answered with an error or not at all: nothing it billed was reported.
             settle(
                 db,
-                env,
+                delivery,
                 &planned,
                 &reservation,
                 TokenUsage::default(),
@@ -280,12 +290,19 @@ async fn serve(request: &Request, context: &RequestContext, dialect: Dialect) ->
     // the handler waits for its answer through a channel.
     let (sender, receiver) = futures_channel::oneshot::channel();
     let env = context.env.clone();
+    let workspace = claims.workspace.to_string();
     context.execution.wait_until(async move {
+        let pending = std::cell::RefCell::new(Vec::new());
         let result = match Db::from_env(&env) {
-            Ok(db) => forward_whole_delivering(&db, Some(&env), prepared).await,
+            Ok(db) => forward_whole(&db, Delivery::Later(&pending), prepared).await,
             Err(error) => Err(error),
         };
         let _ = sender.send(result);
+        // The board hears of the spend after the caller has its answer.
+        let events = pending.into_inner();
+        if !events.is_empty() {
+            crate::delivery::deliver_and_mark(&env, &workspace, &events).await;
+        }
     });
     let answer = receiver.await.map_err(|_| ApiError::internal())??;
     crate::http::json(200, &answer)

@@ -16,7 +16,7 @@ use futures_channel::oneshot;
 use futures_util::Stream;
 use worker::{ByteStream, Env, Response};
 
-use super::{Prepared, settle, sse_headers, upstream};
+use super::{Delivery, Prepared, settle, sse_headers, upstream};
 use crate::http::{HandlerResult, internal};
 use crate::store::Db;
 
@@ -136,7 +136,7 @@ pub async fn forward(env: &Env, execution: &worker::Context, prepared: Prepared)
             let db = Db::from_env(env)?;
             settle(
                 &db,
-                Some(env),
+                Delivery::Now(env),
                 &planned,
                 &reservation,
                 TokenUsage::default(),
@@ -156,7 +156,7 @@ pub async fn forward(env: &Env, execution: &worker::Context, prepared: Prepared)
             let db = Db::from_env(env)?;
             settle(
                 &db,
-                Some(env),
+                Delivery::Now(env),
                 &planned,
                 &reservation,
                 TokenUsage::default(),
@@ -199,7 +199,7 @@ pub async fn forward(env: &Env, execution: &worker::Context, prepared: Prepared)
             Ok(db) => {
                 settle(
                     &db,
-                    Some(&settle_env),
+                    Delivery::Now(&settle_env),
                     &planned,
                     &reservation,
                     report.usage,

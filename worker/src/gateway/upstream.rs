@@ -10,7 +10,6 @@ use domain::gateway::call::{
     upstream_error, upstream_url,
 };
 use domain::gateway::meter::Dialect;
-use domain::ids::AccountId;
 use domain::spend::Provider;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
@@ -18,7 +17,7 @@ use worker::{Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response}
 
 use crate::auth::env_value;
 use crate::http::internal;
-use crate::store::Db;
+use worker_core::spend::StoredProvider;
 
 /// Where a provider is and the key to call it with. Deliberately not `Debug`: the key must not
 /// end up in a log line by accident.
@@ -54,12 +53,12 @@ fn not_configured(provider: Provider) -> ApiError {
 /// deployment's variables.
 pub async fn endpoint(
     env: &Env,
-    db: &Db,
-    account: &AccountId,
+    account_providers: &[StoredProvider],
     provider: Provider,
 ) -> Result<ProviderEndpoint, ApiError> {
     let dialect = provider_dialect(provider).ok_or_else(|| not_configured(provider))?;
-    if let Some((base_url, key)) = crate::providers::account_key(env, db, account, provider).await?
+    if let Some((base_url, key)) =
+        crate::providers::account_key(env, account_providers, provider).await?
     {
         let base_url =
             base_url.unwrap_or_else(|| deployment_base_url(env, provider).unwrap_or_default());
