@@ -82,6 +82,10 @@ pub enum EventPayload {
         user_id: UserId,
         role: Option<WorkspaceRole>,
     },
+    /// A model call through the gateway settled: what it cost, and on which block and run. The board
+    /// adds `cost` to the block's running total.
+    #[serde(rename = "spend.changed")]
+    SpendChanged { call: crate::spend::SettledCall },
 }
 
 impl EventPayload {
@@ -95,6 +99,7 @@ impl EventPayload {
             EventPayload::EdgeDeleted { .. } => "edge.deleted",
             EventPayload::WorkspaceUpdated { .. } => "workspace.updated",
             EventPayload::MemberChanged { .. } => "member.changed",
+            EventPayload::SpendChanged { .. } => "spend.changed",
         }
     }
 }

@@ -71,6 +71,23 @@ fn valid_request(fixture: &Fixture, operation: Operation) -> Option<(String, Val
             format!("{ws}/edges"),
             json!({ "from": fixture.frame, "to": fixture.module }),
         ),
+        SetSpendLimit => (
+            format!("/accounts/{}/spend/limit", fixture.org),
+            json!({ "limitUsd": "10" }),
+        ),
+        CreateGatewayToken => (
+            format!("{ws}/gateway-tokens"),
+            json!({ "model": "gpt-4o-mini", "ttlSeconds": 600 }),
+        ),
+        PriceModel => (
+            format!("/accounts/{}/models/local-model", fixture.org),
+            json!({ "provider": "openai_compatible", "inputUsdPerMillion": "0",
+                    "outputUsdPerMillion": "0" }),
+        ),
+        SetProvider => (
+            format!("/accounts/{}/providers/anthropic", fixture.org),
+            json!({ "apiKey": "sk-ant-malformed-0000" }),
+        ),
         _ => return None,
     })
 }
@@ -97,6 +114,10 @@ fn required_fields(operation: Operation) -> &'static [&'static str] {
         UpdateBlock => &["rev"],
         ReparentBlock => &["rev", "parentId"],
         CreateEdge => &["from", "to"],
+        SetSpendLimit => &["limitUsd"],
+        CreateGatewayToken => &["model"],
+        PriceModel => &["provider", "inputUsdPerMillion", "outputUsdPerMillion"],
+        SetProvider => &["apiKey"],
         _ => &[],
     }
 }

@@ -9,10 +9,12 @@
 mod access;
 mod auth;
 mod delivery;
+pub mod gateway;
 mod http;
 mod hub;
 mod ids;
 mod people;
+mod providers;
 mod routes;
 mod store;
 mod sweep;
