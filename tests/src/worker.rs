@@ -171,6 +171,19 @@ impl WorkerServer {
         serde_json::from_slice(&output.stdout).expect("wrangler prints JSON")
     }
 
+    /// The signing key a dev-mode server generated for itself (it exists once anyone signed in):
+    /// read like an attacker who stole it would, so a test can sign tokens whose only fault is their
+    /// time or their claims.
+    pub fn dev_signing_key(&self) -> Vec<u8> {
+        let stored =
+            self.execute_sql("SELECT value FROM deployment_keys WHERE name = 'dev_session_key'");
+        stored[0]["results"][0]["value"]
+            .as_str()
+            .expect("the dev key is stored once anyone signed in")
+            .as_bytes()
+            .to_vec()
+    }
+
     /// The resident memory (KiB) of the workerd processes serving this worker (the runtime with every
     /// isolate and Durable Object in it), read from /proc.
     pub fn workerd_rss_kib(&self) -> u64 {

@@ -207,12 +207,7 @@ async fn a_session_older_than_two_hours_must_sign_in_again_to_mint_a_token() {
     use domain::auth::{Audience, Claims, sign};
     let client = Client::sign_in(server(), &unique_login("old")).await;
     let me = client.get("/auth/me").await.expect(200);
-    let stored =
-        server().execute_sql("SELECT value FROM deployment_keys WHERE name = 'dev_session_key'");
-    let key = stored[0]["results"][0]["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = server().dev_signing_key();
     let generation = server().execute_sql(&format!(
         "SELECT session_generation AS g FROM users WHERE id = '{}'",
         me["user"]["id"].as_str().unwrap()
@@ -224,7 +219,7 @@ async fn a_session_older_than_two_hours_must_sign_in_again_to_mint_a_token() {
         .unwrap()
         .as_secs() as i64;
     let old = sign(
-        key.as_bytes(),
+        &key,
         &Claims {
             sub: me["user"]["id"].as_str().unwrap().to_owned(),
             aud: Audience::Session,

@@ -24,17 +24,6 @@ fn server() -> &'static WorkerServer {
     })
 }
 
-/// The key the dev-mode server generated for itself (after its first sign-in).
-fn dev_signing_key() -> Vec<u8> {
-    let stored =
-        server().execute_sql("SELECT value FROM deployment_keys WHERE name = 'dev_session_key'");
-    stored[0]["results"][0]["value"]
-        .as_str()
-        .expect("the dev key is stored once anyone signed in")
-        .as_bytes()
-        .to_vec()
-}
-
 async fn owner_with_frame() -> (Client, String, String) {
     let client = Client::sign_in(server(), &unique_login("live")).await;
     let workspace = client.create_workspace("live").await;
@@ -563,7 +552,7 @@ async fn expired_tickets_and_sessions_are_refused() {
     };
     // Dev mode signs with the deployment's own random key, kept in D1: read it like an attacker who
     // stole it would, to sign tokens whose only fault is their time.
-    let key = dev_signing_key();
+    let key = server().dev_signing_key();
     // A well-signed ticket that expired a minute ago.
     let ticket = sign(&key, &expired(Audience::WsTicket));
     let refused = EventStream::open_with_ticket(&client.base_url, &ws, &ticket, None, None)

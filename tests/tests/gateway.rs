@@ -16,10 +16,6 @@ use serde_json::{Value, json};
 
 /// The deployment's provider key in these tests; it must never come back out.
 const PROVIDER_KEY: &str = "sk-test-gateway-provider-key-7f3a9c";
-/// What `AUTH_MODE=dev` signs with when no secret is set (worker/src/auth.rs), so a test can mint
-/// an expired token of its own.
-const DEV_ONLY_SECRET: &str =
-    "cat-factory local development only; never used outside AUTH_MODE=dev";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A user prompt long enough that its bytes exceed the input tokens the scripted model reports
@@ -252,7 +248,9 @@ async fn a_call_is_forwarded_metered_settled_and_never_leaks_the_key() {
         exp: 2_000,
         jti: "old".into(),
     };
-    let expired = mint(DEV_ONLY_SECRET.as_bytes(), &claims);
+    // Signed with the dev server's own key (read from its D1), so only the time is wrong.
+    let key = tokio::task::block_in_place(|| setup.server.dev_signing_key());
+    let expired = mint(&key, &claims);
     let refused = chat(
         &setup.server,
         &expired,

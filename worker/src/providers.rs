@@ -21,15 +21,16 @@ fn subtle() -> Result<SubtleCrypto, ApiError> {
     Ok(crypto.unchecked_into::<Crypto>().subtle())
 }
 
-fn deployment_secret(env: &Env) -> Result<Vec<u8>, ApiError> {
+async fn deployment_secret(env: &Env) -> Result<Vec<u8>, ApiError> {
     if let Some(secret) = env_value(env, "GATEWAY_KEY_SECRET") {
         return Ok(secret.into_bytes());
     }
-    Ok(AuthConfig::from_env(env).signing_key()?.to_vec())
+    let db = crate::store::Db::from_env(env)?;
+    Ok(AuthConfig::load(env, &db).await?.signing_key()?.to_vec())
 }
 
 async fn cipher_key(env: &Env) -> Result<CryptoKey, ApiError> {
-    let raw = sealing_key(&deployment_secret(env)?);
+    let raw = sealing_key(&deployment_secret(env).await?);
     let usages = js_sys::Array::of2(&JsValue::from_str("encrypt"), &JsValue::from_str("decrypt"));
     let promise = subtle()?
         .import_key_with_str(
