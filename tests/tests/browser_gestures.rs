@@ -24,9 +24,6 @@ async fn select_task(browser: &Browser, task: &str) {
 }
 
 #[tokio::test]
-#[ignore = "after the merge with the worker core, the second selection of the same task (after a \
-            click on empty canvas cleared the first) opens no panel: a real selection bug still to \
-            find; the crash this test was written for stays covered by the random-gesture test"]
 async fn clicks_after_a_selection_on_empty_canvas_bodies_and_edges_keep_the_board_alive() {
     let server = WorkerServer::shared();
     let login = unique_login("clicker");
@@ -36,6 +33,17 @@ async fn clicks_after_a_selection_on_empty_canvas_bodies_and_edges_keep_the_boar
     open_board(&browser, server, &login, &board.workspace).await;
     browser.console().await;
 
+    // The canvas element must live as long as the page: a rebuilt one loses its listeners mid-gesture
+    // (the bug this test found: opening the panel rebuilt it, a pointerup went unseen and the next
+    // mouse move panned the board).
+    browser
+        .client
+        .execute(
+            "document.querySelector(\"[data-testid='canvas']\").__kept = true; return 1",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
     let task = board.tasks[0].clone();
     let no_panel = "return !document.querySelector(\"[data-testid='block-panel']\")";
 
@@ -78,6 +86,19 @@ async fn clicks_after_a_selection_on_empty_canvas_bodies_and_edges_keep_the_boar
         )
         .await;
     assert_page_healthy(&browser, "a click on an edge after a selection").await;
+    let kept = browser
+        .client
+        .execute(
+            "return document.querySelector(\"[data-testid='canvas']\").__kept === true",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        Value::Bool(true),
+        "the canvas element survives the panel opening and closing"
+    );
 
     // And the board still answers: the toolbar adds a frame.
     let frames = "return document.querySelectorAll(\"[data-testid='block-frame']\").length";

@@ -30,6 +30,7 @@ use crate::command_queue::CommandQueue;
 use crate::components::canvas::{Canvas, Engine, SharedEngine};
 use crate::components::members_dialog::MembersDialog;
 use crate::components::panel::Panel;
+use crate::components::slot;
 use crate::live::{Live, LiveHandlers, LiveStatus};
 use crate::model::Board;
 use crate::model::commands::Command;
@@ -526,16 +527,20 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                     <span class="dot"></span>{ live_label }
                 </span>
             </div>
+            // Every optional part is one child that is always there (empty when unused), never
+            // `{ for option }`: Yew matches unkeyed children from the end, so a child that comes and
+            // goes after the canvas would make Yew rebuild the canvas (losing its listeners, the
+            // pointer capture and the focus mid-gesture). See `components::slot`.
             <div class="board-body">
                 <div class="canvas-wrap">
                     <Canvas engine={shared.clone()} tick={tick.0} queue={(*queue).clone()} />
-                    { for refusal_bubble }
+                    { slot(refusal_bubble) }
                 </div>
-                { for panel }
+                { slot(panel) }
             </div>
-            { for confirm_dialog }
-            { for shortcuts_sheet }
-            { for members_dialog }
+            { slot(confirm_dialog) }
+            { slot(shortcuts_sheet) }
+            { slot(members_dialog) }
         </main>
     }
 }
