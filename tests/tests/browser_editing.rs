@@ -720,3 +720,271 @@ async fn shift_click_selects_several_blocks_that_move_and_delete_together() {
     assert_page_healthy(&browser, "moving and deleting a multi-selection").await;
     browser.close().await;
 }
+
+async fn server_title(client: &Client, workspace: &str, id: &str) -> String {
+    block_json(client, workspace, id).await["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn redo_puts_back_what_undo_took_back() {
+    let server = WorkerServer::shared();
+    let login = unique_login("redoer");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Redo").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+    let task = board.tasks[4].clone();
+    open_panel(&browser, &task).await;
+    // Rename it in place (F2 on the selected block).
+    browser.press(Key::F2.into(), &[]).await;
+    browser
+        .wait_until(
+            "F2 opens the rename field",
+            "return document.activeElement?.dataset?.testid === 'rename-input'",
+        )
+        .await;
+    browser.press('a', &[Key::Control]).await;
+    browser.type_text("Refund twice").await;
+    browser.press(Key::Enter.into(), &[]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund twice").await;
+    let redo_enabled =
+        "return document.querySelector(\"[data-testid='redo']\")?.disabled === false";
+    let redo_disabled =
+        "return document.querySelector(\"[data-testid='redo']\")?.disabled === true";
+    browser
+        .wait_until("nothing to redo yet", redo_disabled)
+        .await;
+
+    // Undo, then redo with Ctrl+Shift+Z; undo again, redo with Ctrl+Y; then the toolbar buttons.
+    browser.press('z', &[Key::Control]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund").await;
+    browser.wait_until("redo is offered", redo_enabled).await;
+    browser.press('Z', &[Key::Control, Key::Shift]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund twice").await;
+    browser.press('z', &[Key::Control]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund").await;
+    browser.press('y', &[Key::Control]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund twice").await;
+    browser
+        .wait_for("[data-testid='undo']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_server(&client, &board.workspace, &task, "title", "Refund").await;
+    browser
+        .wait_until("the redo button is enabled", redo_enabled)
+        .await;
+    browser
+        .wait_for("[data-testid='redo']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_server(&client, &board.workspace, &task, "title", "Refund twice").await;
+    assert_eq!(
+        server_title(&client, &board.workspace, &task).await,
+        "Refund twice"
+    );
+    browser
+        .wait_until("everything redone, nothing left to redo", redo_disabled)
+        .await;
+    assert_page_healthy(&browser, "undo and redo").await;
+    browser.close().await;
+}
+
+/// Waits until the server's board has `blocks` blocks and `edges` edges, and returns it.
+async fn wait_board_counts(
+    client: &Client,
+    workspace: &str,
+    blocks: usize,
+    edges: usize,
+) -> domain::api::board::BoardSnapshot {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let snapshot = client.snapshot(workspace).await;
+        if snapshot.blocks.len() == blocks && snapshot.edges.len() == edges {
+            return snapshot;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "within 20 s the board has {blocks} blocks and {edges} edges (it has {} and {})",
+            snapshot.blocks.len(),
+            snapshot.edges.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn copy_paste_and_duplicate_bring_subtrees_and_the_edges_inside_them() {
+    let server = WorkerServer::shared();
+    let login = unique_login("copier");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Copies").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+
+    // Duplicate the checkout frame: its 2 modules and 4 tasks come too, and the one edge between two
+    // of its tasks; the edges to the payments frame stay behind.
+    let frame = board.frames[0].clone();
+    open_panel(&browser, &frame).await;
+    browser.press('d', &[Key::Control]).await;
+    let snapshot = wait_board_counts(&client, &board.workspace, 12 + 7, 3 + 1).await;
+    let copies: Vec<_> = snapshot
+        .blocks
+        .iter()
+        .filter(|block| block.title == "Checkout service")
+        .collect();
+    assert_eq!(copies.len(), 2);
+    let copy = copies
+        .iter()
+        .find(|block| block.id.to_string() != frame)
+        .unwrap();
+    let original = copies
+        .iter()
+        .find(|block| block.id.to_string() == frame)
+        .unwrap();
+    assert!(
+        copy.position.x > original.position.x,
+        "the duplicate sits beside the original"
+    );
+    browser
+        .wait_until(
+            "the duplicate is selected",
+            &format!(
+                "return document.querySelector(\"[data-testid='block-panel'][data-block-id='{}']\")",
+                copy.id
+            ),
+        )
+        .await;
+    browser.screenshot("editing-duplicated-frame").await;
+
+    // Copy a task, select a module elsewhere, paste: the copy lands in that module.
+    let refund = board.tasks[4].clone();
+    open_panel(&browser, &refund).await;
+    browser.press('c', &[Key::Control]).await;
+    let cart = board.modules[0].clone();
+    open_panel(&browser, &cart).await;
+    browser.press('v', &[Key::Control]).await;
+    let snapshot = wait_board_counts(&client, &board.workspace, 20, 4).await;
+    let pasted = snapshot
+        .blocks
+        .iter()
+        .find(|block| block.title == "Refund" && block.id.to_string() != refund)
+        .expect("a pasted Refund");
+    assert_eq!(
+        pasted.parent_id.as_ref().map(ToString::to_string),
+        Some(cart.clone())
+    );
+    // Undo takes the paste back.
+    browser.press('z', &[Key::Control]).await;
+    wait_board_counts(&client, &board.workspace, 19, 4).await;
+    assert_page_healthy(&browser, "copy, paste, duplicate").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_context_menu_and_ctrl_k_find_and_act_on_blocks() {
+    let server = WorkerServer::shared();
+    let login = unique_login("menus");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Menus").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+
+    // Right-click a task: it is selected and the menu offers to rename it.
+    let task = board.tasks[2].clone();
+    let (x, y) = body_point(&browser, &format!("[data-block-id='{task}']")).await;
+    browser.right_click_at(x, y).await;
+    browser.wait_for("[data-testid='context-menu']").await;
+    browser
+        .wait_for(&format!(
+            "[data-testid='block-panel'][data-block-id='{task}']"
+        ))
+        .await;
+    browser.screenshot("context-menu-task").await;
+    browser
+        .wait_for("[data-testid='menu-rename']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the menu's Rename opens the rename field",
+            "return document.activeElement?.dataset?.testid === 'rename-input' \
+             && !document.querySelector(\"[data-testid='context-menu']\")",
+        )
+        .await;
+    browser.press(Key::Escape.into(), &[]).await;
+
+    // Right-click empty canvas: "Add frame here" adds a frame.
+    let (x, y) = empty_canvas_point(&browser).await;
+    browser.right_click_at(x, y).await;
+    browser
+        .wait_for("[data-testid='menu-add-frame-here']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_board_counts(&client, &board.workspace, 13, 3).await;
+    // Escape closes an open menu without doing anything.
+    let (x, y) = empty_canvas_point(&browser).await;
+    browser.right_click_at(x, y).await;
+    browser.wait_for("[data-testid='context-menu']").await;
+    browser.press(Key::Escape.into(), &[]).await;
+    browser
+        .wait_until(
+            "Escape closes the menu",
+            "return !document.querySelector(\"[data-testid='context-menu']\")",
+        )
+        .await;
+
+    // Ctrl+K: type part of a title, Enter jumps to the best match (selected, zoomed to).
+    let zoom_before = browser
+        .wait_for("[data-testid='zoom-label']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    browser.press('k', &[Key::Control]).await;
+    browser
+        .wait_until(
+            "the finder has the focus",
+            "return document.activeElement?.dataset?.testid === 'finder-input'",
+        )
+        .await;
+    browser.type_text("webh").await;
+    browser
+        .wait_until(
+            "the finder lists Webhooks first",
+            &format!(
+                "return document.querySelector(\"[data-testid='finder-result']\")?.dataset.blockId === '{}'",
+                board.tasks[6]
+            ),
+        )
+        .await;
+    browser.screenshot("finder").await;
+    browser.press(Key::Enter.into(), &[]).await;
+    browser
+        .wait_for(&format!(
+            "[data-testid='block-panel'][data-block-id='{}']",
+            board.tasks[6]
+        ))
+        .await;
+    browser
+        .wait_until(
+            "the finder closed and the view zoomed to the block",
+            &format!(
+                "return !document.querySelector(\"[data-testid='finder']\") && \
+                 document.querySelector(\"[data-testid='zoom-label']\").textContent !== '{zoom_before}'"
+            ),
+        )
+        .await;
+    assert_page_healthy(&browser, "the context menu and the finder").await;
+    browser.close().await;
+}

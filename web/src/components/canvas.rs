@@ -788,6 +788,7 @@ fn attach(shared: &Rc<RefCell<Engine>>, queue: &CommandQueue) -> Vec<EventListen
         listen(shared, queue, &viewport, "pointercancel", false, pointer_up),
         listen(shared, queue, &viewport, "wheel", true, wheel),
         listen(shared, queue, &viewport, "dblclick", false, double_click),
+        listen(shared, queue, &viewport, "contextmenu", true, context_menu),
         listen(shared, queue, &window, "resize", false, |engine, _| {
             engine.measure();
             Effects {
@@ -822,6 +823,10 @@ fn pointer_down(engine: &mut Engine, event: &web_sys::Event) -> Effects {
     }
     let middle = pointer.button() == 1;
     if pointer.button() != 0 && !middle {
+        // A right-button press opens the context menu: no capture, which would send the menu's
+        // event to the canvas instead of the block under the pointer.
+        engine.pointers.remove(&pointer.pointer_id());
+        effects.capture_pointer = None;
         return effects;
     }
     event.prevent_default();
@@ -1231,6 +1236,44 @@ fn double_click(engine: &mut Engine, event: &web_sys::Event) -> Effects {
         level,
         parent: container,
         position: Some(position),
+    })
+}
+
+/// A right-click: the page opens the menu for the block under the pointer (or the empty canvas).
+fn context_menu(engine: &mut Engine, event: &web_sys::Event) -> Effects {
+    let Some(mouse) = event.dyn_ref::<web_sys::MouseEvent>() else {
+        return Effects::default();
+    };
+    if closest(event, "input, textarea").is_some() {
+        // A text field keeps the browser's own menu (copy, paste, spelling).
+        return Effects::default();
+    }
+    event.prevent_default();
+    // A right-button press may have started a pan; the menu ends it.
+    engine.gesture = Gesture::Idle;
+    let point = local_point(engine, mouse);
+    let (x, y) = engine.view.to_world(point.0, point.1);
+    // The block under the pointer, found by position (a captured pointer retargets mouse events).
+    let block = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| {
+            document.element_from_point(mouse.client_x() as f32, mouse.client_y() as f32)
+        })
+        .filter(|element| {
+            element
+                .closest("[data-testid='world']")
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .and_then(|element| block_id_of(&element));
+    Effects::command(Command::OpenMenu {
+        at: point,
+        block,
+        world: Position {
+            x: x.round(),
+            y: y.round(),
+        },
     })
 }
 

@@ -1,4 +1,5 @@
 pub mod canvas;
+pub mod finder;
 pub mod health_badge;
 pub mod members_dialog;
 pub mod panel;

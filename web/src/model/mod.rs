@@ -9,7 +9,10 @@
 //! - `undo`: the undo stack, which follows blocks re-created under new ids;
 //! - `layout`: containers that grow to hold their children, and where a dropped block lands;
 //! - `selection`: one block or several (shift-click, marquee);
+//! - `clipboard`: what a copy holds (subtrees and the edges inside them) and where a paste lands;
 //! - `commands` and `keys`: what the page can be asked to do, and which key asks for what;
+//! - `finder`: which blocks match a title typed into Ctrl+K, best first;
+//! - `menu`: what the context menu offers on a block or on empty canvas;
 //! - `errors`: API failures in words a person understands.
 //!
 //! Coordinates: a block's `position` is relative to its parent's top-left corner (a frame without a
@@ -17,13 +20,16 @@
 //! moving a frame moves everything in it without touching its children's rows.
 
 mod board;
+pub mod clipboard;
 pub mod commands;
 pub mod drop_target;
 pub mod edit;
 pub mod errors;
+pub mod finder;
 mod geometry;
 pub mod keys;
 pub mod layout;
+pub mod menu;
 pub mod selection;
 pub mod undo;
 

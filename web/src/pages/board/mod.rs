@@ -28,6 +28,7 @@ use crate::api::{self, ApiFailure};
 use crate::app::{Action, AppContext, navigate};
 use crate::command_queue::CommandQueue;
 use crate::components::canvas::{Canvas, Engine, SharedEngine};
+use crate::components::finder::Finder;
 use crate::components::members_dialog::MembersDialog;
 use crate::components::panel::Panel;
 use crate::components::slot;
@@ -37,7 +38,7 @@ use crate::model::commands::Command;
 use crate::model::keys::{KeyPress, command_for_key};
 use crate::model::undo::UndoStack;
 use crate::router::Route;
-use ops::{Ops, Refusal, WriteLanes, explain};
+use ops::{ContextMenu, Ops, Refusal, WriteLanes, explain};
 
 #[derive(Default, PartialEq)]
 struct Counter(u64);
@@ -50,7 +51,7 @@ impl Reducible for Counter {
 }
 
 /// The keyboard shortcuts the `?` sheet lists.
-const SHORTCUTS: [(&str, &str); 11] = [
+const SHORTCUTS: [(&str, &str); 16] = [
     (
         "Double-click",
         "Add a block here (a frame, a module in a frame, a task in a module)",
@@ -64,6 +65,7 @@ const SHORTCUTS: [(&str, &str); 11] = [
         "Delete the selected block or dependency",
     ),
     ("Ctrl+Z", "Undo your last change"),
+    ("Ctrl+Shift+Z, Ctrl+Y", "Redo what you undid"),
     (
         "Escape",
         "Leave a text field, close a dialog, clear the selection",
@@ -76,6 +78,13 @@ const SHORTCUTS: [(&str, &str); 11] = [
         "Move it, or drop it into another frame or module",
     ),
     ("Drag the dot on a block's edge", "Add a dependency"),
+    (
+        "Ctrl+C, Ctrl+V",
+        "Copy the selection (with what is inside), paste into the selected frame or module",
+    ),
+    ("Ctrl+D", "Duplicate the selection"),
+    ("Ctrl+K", "Find a block by its title and jump to it"),
+    ("Right-click", "The menu of what you can do here"),
     ("?", "Show or hide this sheet"),
 ];
 
@@ -108,6 +117,9 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
     let confirm = use_state(|| None::<Vec<BlockId>>);
     let shortcuts = use_state(|| false);
     let members_open = use_state(|| false);
+    let menu = use_state(|| None::<ContextMenu>);
+    let finder = use_state(|| false);
+    let clip = use_mut_ref(|| None::<crate::model::clipboard::Clip>);
     let ops_ref = use_mut_ref(|| None::<Ops>);
     let queue = use_memo((), |_| CommandQueue::default());
     let hooks = use_mut_ref(Vec::<Closure<dyn Fn()>>::new);
@@ -363,6 +375,9 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         fresh: fresh.clone(),
         confirm: confirm.clone(),
         shortcuts: shortcuts.clone(),
+        clip: clip.clone(),
+        menu: menu.clone(),
+        finder: finder.clone(),
         read_only,
     };
     *ops_ref.borrow_mut() = Some(ops);
@@ -405,6 +420,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
     let zoom_label = engine_ref.zoom_label.clone();
     drop(engine_ref);
     let can_undo = !undo.borrow().is_empty();
+    let can_redo = undo.borrow().can_redo();
     let panel = selected.map(|id| {
         let is_fresh = fresh.as_ref() == Some(&id);
         let key = id.to_string();
@@ -472,6 +488,42 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             </div>
         }
     });
+    let context_menu = menu.as_ref().map(|shown| {
+        let close = {
+            let queue = queue.clone();
+            Callback::from(move |event: MouseEvent| {
+                event.prevent_default();
+                queue.send(Command::CloseMenu);
+            })
+        };
+        html! {
+            <>
+                <div class="menu-backdrop" data-testid="menu-backdrop" onclick={close.clone()} oncontextmenu={close}></div>
+                <div class="context-menu" role="menu" data-testid="context-menu"
+                    style={format!("left:{:.0}px;top:{:.0}px", shown.x, shown.y)}>
+                    { for shown.items.iter().map(|item| {
+                        let pick = {
+                            let (queue, command) = (queue.clone(), item.command.clone());
+                            Callback::from(move |_: MouseEvent| {
+                                queue.send(Command::CloseMenu);
+                                queue.send(command.clone());
+                            })
+                        };
+                        html! {
+                            <button class={classes!("menu-item", item.danger.then_some("danger"))} role="menuitem"
+                                data-testid={format!("menu-{}", item.name)} onclick={pick}>
+                                <span>{ item.label }</span>
+                                <kbd>{ item.keys }</kbd>
+                            </button>
+                        }
+                    }) }
+                </div>
+            </>
+        }
+    });
+    let finder_dialog = finder.then(|| {
+        html! { <Finder engine={shared.clone()} queue={(*queue).clone()} /> }
+    });
     let live_title = match &*status {
         LiveStatus::Live => "Live: changes by others appear as they happen".to_owned(),
         LiveStatus::Connecting => "Connecting to live updates…".to_owned(),
@@ -503,6 +555,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                     <button class="tool" onclick={send(Command::AddToSelection(Level::Task))} data-testid="add-task" title="Add a task to the selected frame or module">{ "+ Task" }</button>
                     <span class="divider-v"></span>
                     <button class="tool" onclick={send(Command::Undo)} disabled={!can_undo} data-testid="undo" title="Undo (Ctrl+Z)">{ "↶ Undo" }</button>
+                    <button class="tool" onclick={send(Command::Redo)} disabled={!can_redo} data-testid="redo" title="Redo (Ctrl+Shift+Z or Ctrl+Y)">{ "↷ Redo" }</button>
                     if selected_edge.is_some() {
                         <button class="tool danger" onclick={send(Command::DeleteSelection)} data-testid="delete-edge" title="Remove the selected dependency (Delete)">{ "Remove dependency" }</button>
                     }
@@ -535,12 +588,14 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                 <div class="canvas-wrap">
                     <Canvas engine={shared.clone()} tick={tick.0} queue={(*queue).clone()} />
                     { slot(refusal_bubble) }
+                    { slot(context_menu) }
                 </div>
                 { slot(panel) }
             </div>
             { slot(confirm_dialog) }
             { slot(shortcuts_sheet) }
             { slot(members_dialog) }
+            { slot(finder_dialog) }
         </main>
     }
 }
