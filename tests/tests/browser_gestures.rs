@@ -130,20 +130,37 @@ const TARGETS: &str = "\
       const x = at.x * m.a + at.y * m.c + m.e, y = at.x * m.b + at.y * m.d + m.f; if (inside(x, y)) out.push([x, y]); } \
     return { canvas: [c.x, c.y, c.width, c.height], targets: out };";
 
-/// Buttons a person presses between gestures (those that exist at that moment).
-const BUTTONS: [&str; 8] = [
+/// Buttons a person presses between gestures (those that exist at that moment): the toolbar, the
+/// dialogs, the context menu's entries and the finder's results.
+const BUTTONS: [&str; 17] = [
     "add-frame",
     "add-module",
     "add-task",
     "undo",
+    "redo",
     "zoom-fit",
     "show-shortcuts",
     "confirm-delete-yes",
     "panel-close",
+    "menu-rename",
+    "menu-copy",
+    "menu-paste",
+    "menu-duplicate",
+    "menu-delete",
+    "menu-add-frame-here",
+    "menu-add-task",
+    "finder-result",
 ];
 
 fn key_for(roll: u64) -> (char, Vec<Key>, &'static str) {
-    match roll % 16 {
+    match roll % 23 {
+        16 => ('Z', vec![Key::Control, Key::Shift], "Ctrl+Shift+Z"),
+        17 => ('y', vec![Key::Control], "Ctrl+Y"),
+        18 => ('c', vec![Key::Control], "Ctrl+C"),
+        19 => ('v', vec![Key::Control], "Ctrl+V"),
+        20 => ('d', vec![Key::Control], "Ctrl+D"),
+        21 => ('k', vec![Key::Control], "Ctrl+K"),
+        22 => (Key::Down.into(), vec![], "ArrowDown"),
         0 => ('+', vec![], "+"),
         1 => ('-', vec![], "-"),
         2 => ('0', vec![], "0"),
@@ -219,17 +236,17 @@ async fn a_person_at_random_never_breaks_the_board() {
         };
         let roll = rng.below(100);
         let gesture = match roll {
-            0..=34 => {
+            0..=31 => {
                 let (x, y) = pick(&mut rng);
                 browser.click_at(x, y, 1).await;
                 format!("click {x:.0},{y:.0}")
             }
-            35..=46 => {
+            32..=42 => {
                 let (x, y) = pick(&mut rng);
                 browser.click_at(x, y, 2).await;
                 format!("double-click {x:.0},{y:.0}")
             }
-            47..=71 => {
+            43..=65 => {
                 let from = pick(&mut rng);
                 let to = if rng.below(2) == 0 {
                     pick(&mut rng)
@@ -245,7 +262,12 @@ async fn a_person_at_random_never_breaks_the_board() {
                     from.0, from.1, to.0, to.1
                 )
             }
-            72..=91 => {
+            66..=71 => {
+                let (x, y) = pick(&mut rng);
+                browser.right_click_at(x, y).await;
+                format!("right-click {x:.0},{y:.0}")
+            }
+            72..=89 => {
                 let (key, modifiers, name) = key_for(rng.next_u64());
                 browser.press(key, &modifiers).await;
                 format!("key {name}")
