@@ -550,10 +550,41 @@ async fn titles_stay_readable_at_twenty_percent() {
             "const t = [...document.querySelectorAll('.frame > .block-head .block-title')]; \
              if (t.length < 2) return null; \
              const px = t.map(e => e.getBoundingClientRect().height); \
-             return Math.min(...px) >= 10 ? px : null;",
+             const wide = t.map(e => e.getBoundingClientRect().width); \
+             return Math.min(...px) >= 10 && Math.min(...wide) >= 40 ? px : null;",
         )
         .await;
     println!("frame title heights on screen at 20 %: {sizes}");
+    // Tasks are not drawn this far out: their dependencies roll up into service-to-service lines with
+    // a count (checkout → payments for "Add to cart → Charge a card", payments → checkout for
+    // "Refund → Checkout page"; "Remove from cart → Place order" stays inside checkout).
+    let rolled = browser
+        .wait_until(
+            "dependencies roll up between the services",
+            "const r = [...document.querySelectorAll(\"[data-testid='edge-rollup']\")]; \
+             return r.length === 2 ? r.map(e => [e.dataset.from, e.dataset.to, e.dataset.count]) : null;",
+        )
+        .await;
+    let mut pairs: Vec<(String, String, String)> = rolled
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap().to_owned(),
+                pair[1].as_str().unwrap().to_owned(),
+                pair[2].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    let (checkout, payments) = (board.frames[0].clone(), board.frames[1].clone());
+    let mut expected = vec![
+        (checkout.clone(), payments.clone(), "1".to_owned()),
+        (payments, checkout, "1".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(pairs, expected);
     let path = browser.screenshot("board-zoom-20").await;
     assert!(path.exists());
     assert_page_healthy(&browser, "zooming out to 20 %").await;
@@ -986,5 +1017,96 @@ async fn the_context_menu_and_ctrl_k_find_and_act_on_blocks() {
         )
         .await;
     assert_page_healthy(&browser, "the context menu and the finder").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_board_works_at_1024_pixels_with_a_panel_that_folds() {
+    let server = WorkerServer::shared();
+    let login = unique_login("small");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "A small screen").await;
+    let browser = Browser::start().await;
+    browser.client.set_window_size(1024, 768).await.unwrap();
+    open_board(&browser, server, &login, &board.workspace).await;
+    let task = board.tasks[0].clone();
+    open_panel(&browser, &task).await;
+    let measures = "const t = document.querySelector(\"[data-testid='toolbar']\") ?? document.querySelector('.toolbar'); \
+        const c = document.querySelector(\"[data-testid='canvas']\").getBoundingClientRect(); \
+        const p = document.querySelector(\"[data-testid='block-panel']\").getBoundingClientRect(); \
+        return [document.documentElement.clientWidth, t.scrollWidth - t.clientWidth, c.width, p.width, \
+                document.documentElement.scrollWidth - document.documentElement.clientWidth];";
+    let open = browser.client.execute(measures, Vec::new()).await.unwrap();
+    println!(
+        "at 1024 px with the panel open: [page, toolbar overflow, canvas, panel, page overflow] = {open}"
+    );
+    assert!(open[0].as_f64().unwrap() <= 1024.0);
+    assert_eq!(
+        open[1].as_f64().unwrap(),
+        0.0,
+        "the toolbar does not spill over"
+    );
+    assert_eq!(
+        open[4].as_f64().unwrap(),
+        0.0,
+        "the page does not scroll sideways"
+    );
+    assert!(
+        open[2].as_f64().unwrap() >= 650.0,
+        "the canvas keeps most of the width"
+    );
+    for id in [
+        "add-frame",
+        "undo",
+        "redo",
+        "zoom-fit",
+        "open-members",
+        "live-status",
+    ] {
+        let visible = browser
+            .client
+            .execute(
+                &format!(
+                    "const e = document.querySelector(\"[data-testid='{id}']\"); const r = e.getBoundingClientRect(); \
+                     return r.width > 0 && r.right <= document.documentElement.clientWidth;"
+                ),
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(visible, json!(true), "{id} is on screen at 1024 px");
+    }
+    browser.screenshot("board-1024-panel-open").await;
+
+    // Fold the panel: the canvas takes the room; unfold: the fields are back with the same block.
+    browser
+        .wait_for("[data-testid='panel-collapse']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the folded panel leaves the canvas nearly the whole width",
+            "return document.querySelector(\"[data-testid='canvas']\").getBoundingClientRect().width > 950",
+        )
+        .await;
+    browser.screenshot("board-1024-panel-folded").await;
+    browser
+        .wait_for("[data-testid='panel-expand']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the panel unfolds with its fields",
+            &format!(
+                "const f = document.querySelector(\"{} [data-testid='panel-title']\"); return f && f.offsetParent !== null",
+                panel_for(&task)
+            ),
+        )
+        .await;
+    assert_page_healthy(&browser, "the board at 1024 px").await;
     browser.close().await;
 }

@@ -640,7 +640,39 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
             .is_some_and(|block| detail.shows(block.level))
     };
     let width = format!("stroke-width:{:.2}", 2.0 * label_scale);
-    model::edges_to_draw(&engine.board, drawn)
+    // Zoomed out past the tasks (or modules): their dependencies as lines between what is drawn.
+    let rolled: Html = model::rollup::rolled_up_edges(&engine.board, detail)
+        .into_iter()
+        .filter(|edge| drawn.contains(&edge.from) || drawn.contains(&edge.to))
+        .filter_map(|edge| {
+            let from = engine.rects.get(&edge.from)?;
+            let to = engine.rects.get(&edge.to)?;
+            let path = model::edge_path(from, to);
+            let (mx, my) = model::edge_midpoint(from, to);
+            let radius = 11.0 * label_scale;
+            // Lines both ways between the same blocks sit side by side (across the line's direction).
+            let shift = f64::from(edge.lane) * 1.2 * radius;
+            let (dx, dy) = ((to.x - from.x).abs(), (to.y - from.y).abs());
+            let offset = if dx >= dy { (0.0, shift) } else { (shift, 0.0) };
+            let what = format!(
+                "{} dependenc{} from inside",
+                edge.count,
+                if edge.count == 1 { "y" } else { "ies" }
+            );
+            Some(html! {
+                <g key={format!("rollup-{}-{}", edge.from, edge.to)} class="edge rollup" data-testid="edge-rollup"
+                    data-from={edge.from.to_string()} data-to={edge.to.to_string()} data-count={edge.count.to_string()}
+                    transform={format!("translate({:.1} {:.1})", offset.0, offset.1)}>
+                    <title>{ what }</title>
+                    <path class="edge-line" d={path} style={format!("stroke-width:{:.2}", 3.0 * label_scale)} marker-end="url(#arrow)" />
+                    <circle class="rollup-badge" cx={format!("{mx:.1}")} cy={format!("{my:.1}")} r={format!("{radius:.1}")} />
+                    <text class="rollup-count" x={format!("{mx:.1}")} y={format!("{my:.1}")}
+                        style={format!("font-size:{:.1}px", 12.0 * label_scale)}>{ edge.count }</text>
+                </g>
+            })
+        })
+        .collect();
+    let direct: Html = model::edges_to_draw(&engine.board, drawn)
         .into_iter()
         .filter(|edge| shown(&edge.from) && shown(&edge.to))
         .filter_map(|edge| {
@@ -659,7 +691,8 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
                 </g>
             })
         })
-        .collect()
+        .collect();
+    html! { <>{ rolled }{ direct }</> }
 }
 
 fn local_point(engine: &Engine, event: &web_sys::MouseEvent) -> (f64, f64) {

@@ -98,6 +98,8 @@ pub enum Command {
     CloseFinder,
     /// Select a block and bring it into view (a finder result).
     Jump(BlockId),
+    /// Fold the side panel to a narrow strip, or unfold it (room for the canvas on a small screen).
+    TogglePanel,
 }
 
 impl Command {
@@ -138,6 +140,7 @@ impl Command {
             Command::OpenFinder => "open finder",
             Command::CloseFinder => "close finder",
             Command::Jump(_) => "jump to block",
+            Command::TogglePanel => "toggle panel",
         }
     }
 

@@ -13,6 +13,7 @@
 //! - `commands` and `keys`: what the page can be asked to do, and which key asks for what;
 //! - `finder`: which blocks match a title typed into Ctrl+K, best first;
 //! - `menu`: what the context menu offers on a block or on empty canvas;
+//! - `rollup`: dependencies rolled up to the blocks drawn when zoomed out, with counts;
 //! - `errors`: API failures in words a person understands.
 //!
 //! Coordinates: a block's `position` is relative to its parent's top-left corner (a frame without a
@@ -30,6 +31,7 @@ mod geometry;
 pub mod keys;
 pub mod layout;
 pub mod menu;
+pub mod rollup;
 pub mod selection;
 pub mod undo;
 

@@ -719,3 +719,72 @@ fn the_context_menu_offers_what_fits_the_block_and_the_person() {
         );
     }
 }
+
+#[test]
+fn far_out_dependencies_roll_up_to_the_drawn_blocks_with_a_count() {
+    // Frame 1 ⊃ module 2 ⊃ task 3, task 6 in module 2; frame 4 ⊃ task 5 and module 7 ⊃ task 8.
+    let board = board(
+        vec![
+            block(1, Level::Frame, None, 0.0, 0.0, 1),
+            block(2, Level::Module, Some(1), 20.0, 50.0, 1),
+            block(3, Level::Task, Some(2), 10.0, 40.0, 1),
+            block(6, Level::Task, Some(2), 10.0, 140.0, 1),
+            block(4, Level::Frame, None, 5000.0, 0.0, 1),
+            block(5, Level::Task, Some(4), 10.0, 10.0, 1),
+            block(7, Level::Module, Some(4), 10.0, 200.0, 1),
+            block(8, Level::Task, Some(7), 10.0, 10.0, 1),
+        ],
+        // 3 → 5 and 6 → 8 cross services; 3 → 6 stays inside module 2; 5 → 3 goes back.
+        vec![(1, 3, 5), (2, 6, 8), (3, 3, 6), (4, 5, 3)],
+    );
+    let rolled = |detail| -> Vec<(BlockId, BlockId, usize)> {
+        rollup::rolled_up_edges(&board, detail)
+            .into_iter()
+            .map(|edge| (edge.from, edge.to, edge.count))
+            .collect()
+    };
+    assert!(
+        rolled(Detail::Tasks).is_empty(),
+        "close up, every edge is drawn as itself"
+    );
+    let mut frames = rolled(Detail::Frames);
+    frames.sort();
+    let mut expected = vec![(id(1), id(4), 2), (id(4), id(1), 1)];
+    expected.sort();
+    assert_eq!(
+        frames, expected,
+        "service to service, with counts; 3 → 6 vanishes inside"
+    );
+    let mut modules = rolled(Detail::Modules);
+    modules.sort();
+    // With modules drawn: 3 → 5 is module 2 → frame 4; 6 → 8 is module 2 → module 7; 5 → 3 frame 4 → module 2.
+    let mut expected = vec![(id(2), id(4), 1), (id(2), id(7), 1), (id(4), id(2), 1)];
+    expected.sort();
+    assert_eq!(modules, expected);
+    let alone = rollup::rolled_up_edges(&board, Detail::Modules)
+        .into_iter()
+        .find(|edge| edge.to == id(7))
+        .unwrap();
+    assert_eq!(alone.lane, 0, "no line the other way: drawn straight");
+    assert_eq!(
+        rollup::shown_ancestor(&board, &id(8), Detail::Frames),
+        Some(id(4))
+    );
+    assert_eq!(
+        rollup::shown_ancestor(&board, &id(99), Detail::Frames),
+        None
+    );
+    let from = Rect {
+        x: 0.0,
+        y: 0.0,
+        width: 100.0,
+        height: 50.0,
+    };
+    let to = Rect {
+        x: 300.0,
+        y: 0.0,
+        width: 100.0,
+        height: 50.0,
+    };
+    assert_eq!(edge_midpoint(&from, &to), (200.0, 25.0));
+}

@@ -119,6 +119,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
     let members_open = use_state(|| false);
     let menu = use_state(|| None::<ContextMenu>);
     let finder = use_state(|| false);
+    let panel_collapsed = use_state(|| false);
     let clip = use_mut_ref(|| None::<crate::model::clipboard::Clip>);
     let ops_ref = use_mut_ref(|| None::<Ops>);
     let queue = use_memo((), |_| CommandQueue::default());
@@ -378,6 +379,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         clip: clip.clone(),
         menu: menu.clone(),
         finder: finder.clone(),
+        panel_collapsed: panel_collapsed.clone(),
         read_only,
     };
     *ops_ref.borrow_mut() = Some(ops);
@@ -426,7 +428,8 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         let key = id.to_string();
         html! {
             <Panel {key} engine={shared.clone()} workspace_id={props.workspace_id.clone()}
-                block_id={id} tick={tick.0} fresh={is_fresh} queue={(*queue).clone()} {read_only} />
+                block_id={id} tick={tick.0} fresh={is_fresh} queue={(*queue).clone()} {read_only}
+                collapsed={*panel_collapsed} />
         }
     });
     let confirm_dialog = confirm.as_ref().zip(confirm_text).map(|(ids, text)| {

@@ -123,6 +123,7 @@ pub struct Ops {
     pub clip: Rc<RefCell<Option<Clip>>>,
     pub menu: UseStateHandle<Option<ContextMenu>>,
     pub finder: UseStateHandle<bool>,
+    pub panel_collapsed: UseStateHandle<bool>,
     pub read_only: bool,
 }
 
@@ -338,6 +339,11 @@ impl Ops {
                 self.finder.set(true);
             }
             Command::CloseFinder => self.finder.set(false),
+            Command::TogglePanel => {
+                self.panel_collapsed.set(!*self.panel_collapsed);
+                // The canvas changes width: measure it again on the next frame.
+                self.view(|_| {});
+            }
             Command::Jump(id) => {
                 self.finder.set(false);
                 self.select(Some(id.clone()));
