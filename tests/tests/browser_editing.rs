@@ -1110,3 +1110,71 @@ async fn the_board_works_at_1024_pixels_with_a_panel_that_folds() {
     assert_page_healthy(&browser, "the board at 1024 px").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_minimap_shows_the_whole_board_and_takes_the_view_where_it_is_clicked() {
+    let server = WorkerServer::shared();
+    let login = unique_login("mapper");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Map").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+    // A small board starts without it; the toolbar's Map shows it, with both services on it.
+    let frames_on_map =
+        "return document.querySelectorAll(\"[data-testid='minimap'] .minimap-frame\").length";
+    assert_eq!(
+        browser
+            .client
+            .execute(frames_on_map, Vec::new())
+            .await
+            .unwrap(),
+        json!(0)
+    );
+    browser
+        .wait_for("[data-testid='toggle-minimap']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the map shows both services",
+            &format!("{frames_on_map} === 2"),
+        )
+        .await;
+    let world = "return document.querySelector(\"[data-testid='world']\").style.transform";
+    let outline = "return document.querySelector(\"[data-testid='minimap-view']\").style.transform";
+    let (world_before, outline_before) = (
+        browser.client.execute(world, Vec::new()).await.unwrap(),
+        browser.client.execute(outline, Vec::new()).await.unwrap(),
+    );
+    // Click the map's bottom-right corner: the view goes there, and the outline follows.
+    let (mx, my, mw, mh) = browser.rect("[data-testid='minimap']").await.unwrap();
+    browser.click_at(mx + mw - 6.0, my + mh - 6.0, 1).await;
+    browser
+        .wait_until(
+            "the view moved to the clicked spot",
+            &format!(
+                "const w = document.querySelector(\"[data-testid='world']\").style.transform; \
+                 const o = document.querySelector(\"[data-testid='minimap-view']\").style.transform; \
+                 return w !== {world_before} && o !== {outline_before};"
+            ),
+        )
+        .await;
+    browser.screenshot("minimap").await;
+    // Hidden again with the same button.
+    browser
+        .wait_for("[data-testid='toggle-minimap']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the map is hidden",
+            "return !document.querySelector(\"[data-testid='minimap']\")",
+        )
+        .await;
+    assert_page_healthy(&browser, "the minimap").await;
+    browser.close().await;
+}

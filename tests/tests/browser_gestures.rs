@@ -132,7 +132,7 @@ const TARGETS: &str = "\
 
 /// Buttons a person presses between gestures (those that exist at that moment): the toolbar, the
 /// dialogs, the context menu's entries and the finder's results.
-const BUTTONS: [&str; 17] = [
+const BUTTONS: [&str; 18] = [
     "add-frame",
     "add-module",
     "add-task",
@@ -150,6 +150,7 @@ const BUTTONS: [&str; 17] = [
     "menu-add-frame-here",
     "menu-add-task",
     "finder-result",
+    "toggle-minimap",
 ];
 
 fn key_for(roll: u64) -> (char, Vec<Key>, &'static str) {

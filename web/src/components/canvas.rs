@@ -24,6 +24,7 @@ use yew::prelude::*;
 
 use crate::command_queue::CommandQueue;
 use crate::model::commands::Command;
+use crate::model::minimap::{MINIMAP_AUTO_BLOCKS, MINIMAP_SIZE, MiniMap, centred_on};
 use crate::model::{
     self, Board, Detail, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary, View,
     drop_target, render_key,
@@ -62,6 +63,8 @@ enum Gesture {
     Pinch {
         distance: f64,
     },
+    /// Pressing or dragging on the minimap: the view follows the pointer there.
+    MiniMap,
 }
 
 /// Everything the canvas mutates outside Yew's render cycle.
@@ -97,6 +100,12 @@ pub struct Engine {
     pub zoom_label: NodeRef,
     preview: NodeRef,
     marquee: NodeRef,
+    /// Whether the minimap is shown (large boards start with it), how it maps the board, and the
+    /// outline of the view on it (moved on every frame, like the world's transform).
+    pub minimap_shown: bool,
+    minimap: Option<MiniMap>,
+    minimap_view: NodeRef,
+    minimap_element: NodeRef,
     redraw: Option<Callback<()>>,
 }
 
@@ -143,8 +152,13 @@ impl Engine {
             zoom_label: NodeRef::default(),
             preview: NodeRef::default(),
             marquee: NodeRef::default(),
+            minimap_shown: false,
+            minimap: None,
+            minimap_view: NodeRef::default(),
+            minimap_element: NodeRef::default(),
             redraw: None,
         };
+        engine.minimap_shown = engine.board.blocks.len() >= MINIMAP_AUTO_BLOCKS;
         engine.refresh_derived();
         engine
     }
@@ -164,6 +178,10 @@ impl Engine {
         self.rects = self.board.absolute_rects();
         self.index = SpatialIndex::build(&self.rects);
         self.summaries = self.board.summaries();
+        self.minimap = self
+            .board
+            .bounds(&self.rects)
+            .map(|bounds| MiniMap::fit(&bounds, MINIMAP_SIZE.0, MINIMAP_SIZE.1));
         self.derived_version = self.board.version;
         self.update_key();
     }
@@ -221,6 +239,39 @@ impl Engine {
             let rect = element.get_bounding_client_rect();
             self.origin = (rect.left(), rect.top());
         }
+    }
+
+    /// Moves the minimap's outline of the view to where the view is now.
+    fn place_minimap_view(&self) {
+        let (Some(map), Some(outline)) = (self.minimap, self.minimap_view.cast::<HtmlElement>())
+        else {
+            return;
+        };
+        let area = map.to_map(&self.view.visible_world(self.viewport.0, self.viewport.1));
+        let _ = outline.style().set_property(
+            "transform",
+            &format!("translate({:.1}px,{:.1}px)", area.x, area.y),
+        );
+        let _ = outline
+            .style()
+            .set_property("width", &format!("{:.1}px", area.width));
+        let _ = outline
+            .style()
+            .set_property("height", &format!("{:.1}px", area.height));
+    }
+
+    /// Centres the view on the board point under a pointer on the minimap.
+    fn follow_minimap(&mut self, event: &web_sys::MouseEvent) {
+        let (Some(map), Some(element)) = (self.minimap, self.minimap_element.cast::<Element>())
+        else {
+            return;
+        };
+        let rect = element.get_bounding_client_rect();
+        let world = map.to_world(
+            event.client_x() as f64 - rect.left(),
+            event.client_y() as f64 - rect.top(),
+        );
+        self.view = centred_on(&self.view, world, self.viewport.0, self.viewport.1);
     }
 
     /// Whether a block is selected, alone or with others.
@@ -313,6 +364,7 @@ fn apply_view(shared: &Rc<RefCell<Engine>>) {
         if let Some(label) = engine.zoom_label.cast::<HtmlElement>() {
             label.set_text_content(Some(&format!("{:.0}%", engine.view.zoom * 100.0)));
         }
+        engine.place_minimap_view();
         let (width, height) = engine.viewport;
         let (wanted, area) = render_key(&engine.view, width, height);
         let visible = engine.view.visible_world(width, height);
@@ -473,6 +525,30 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         engine.view.css_transform()
     );
     let empty = engine.board.blocks.is_empty();
+    let minimap = engine
+        .minimap
+        .filter(|_| engine.minimap_shown)
+        .map(|map| {
+            let frames = engine.board.children(None).into_iter().filter_map(|frame| {
+                let area = map.to_map(engine.rects.get(&frame.id)?);
+                Some(html! {
+                    <div key={frame.id.to_string()} class="minimap-frame" title={frame.title.clone()}
+                        style={format!("left:{:.1}px;top:{:.1}px;width:{:.1}px;height:{:.1}px",
+                            area.x, area.y, area.width.max(2.0), area.height.max(2.0))}></div>
+                })
+            });
+            let view = map.to_map(&engine.view.visible_world(engine.viewport.0, engine.viewport.1));
+            html! {
+                <div class="minimap" data-minimap="true" data-testid="minimap" ref={engine.minimap_element.clone()}
+                    style={format!("width:{:.0}px;height:{:.0}px", MINIMAP_SIZE.0, MINIMAP_SIZE.1)}
+                    title="The whole board: click or drag to go there">
+                    { for frames }
+                    <div class="minimap-view" data-testid="minimap-view" ref={engine.minimap_view.clone()}
+                        style={format!("transform:translate({:.1}px,{:.1}px);width:{:.1}px;height:{:.1}px",
+                            view.x, view.y, view.width, view.height)}></div>
+                </div>
+            }
+        });
     html! {
         <div class="canvas" ref={engine.viewport_ref.clone()} data-testid="canvas" data-detail={detail.as_str()}
             tabindex="0" aria-label="Board canvas">
@@ -492,6 +568,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
                 </svg>
             </div>
             <div class="marquee" ref={engine.marquee.clone()} data-testid="marquee"></div>
+            { crate::components::slot(minimap) }
             if empty {
                 <div class="canvas-empty">
                     <p>{ "Double-click anywhere to add a frame (a service)." }</p>
@@ -863,6 +940,12 @@ fn pointer_down(engine: &mut Engine, event: &web_sys::Event) -> Effects {
         return effects;
     }
     event.prevent_default();
+    if closest(event, "[data-minimap]").is_some() {
+        engine.follow_minimap(pointer);
+        engine.gesture = Gesture::MiniMap;
+        effects.schedule_view = true;
+        return effects;
+    }
     if !middle && pointer.shift_key() {
         // Shift: a click adds a block to the selection (or takes it out); on empty canvas a drag
         // draws a selection rectangle.
@@ -949,6 +1032,10 @@ fn pointer_move(engine: &mut Engine, event: &web_sys::Event) -> Effects {
     };
     match &mut engine.gesture {
         Gesture::Idle => Effects::default(),
+        Gesture::MiniMap => {
+            engine.follow_minimap(pointer);
+            moved_view
+        }
         Gesture::Pan { last } => {
             let (dx, dy) = (point.0 - last.0, point.1 - last.1);
             *last = point;
@@ -1188,7 +1275,9 @@ fn pointer_up(engine: &mut Engine, event: &web_sys::Event) -> Effects {
             );
             Effects::command(Command::SelectMany(ids))
         }
-        Gesture::Pinch { .. } | Gesture::Pan { .. } | Gesture::Idle => Effects::default(),
+        Gesture::Pinch { .. } | Gesture::Pan { .. } | Gesture::Idle | Gesture::MiniMap => {
+            Effects::default()
+        }
     }
 }
 

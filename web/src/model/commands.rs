@@ -100,6 +100,8 @@ pub enum Command {
     Jump(BlockId),
     /// Fold the side panel to a narrow strip, or unfold it (room for the canvas on a small screen).
     TogglePanel,
+    /// Show or hide the minimap.
+    ToggleMinimap,
 }
 
 impl Command {
@@ -141,6 +143,7 @@ impl Command {
             Command::CloseFinder => "close finder",
             Command::Jump(_) => "jump to block",
             Command::TogglePanel => "toggle panel",
+            Command::ToggleMinimap => "toggle minimap",
         }
     }
 

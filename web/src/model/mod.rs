@@ -13,6 +13,7 @@
 //! - `commands` and `keys`: what the page can be asked to do, and which key asks for what;
 //! - `finder`: which blocks match a title typed into Ctrl+K, best first;
 //! - `menu`: what the context menu offers on a block or on empty canvas;
+//! - `minimap`: the whole board drawn small, and the view a click on it asks for;
 //! - `rollup`: dependencies rolled up to the blocks drawn when zoomed out, with counts;
 //! - `errors`: API failures in words a person understands.
 //!
@@ -31,6 +32,7 @@ mod geometry;
 pub mod keys;
 pub mod layout;
 pub mod menu;
+pub mod minimap;
 pub mod rollup;
 pub mod selection;
 pub mod undo;

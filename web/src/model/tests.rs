@@ -788,3 +788,43 @@ fn far_out_dependencies_roll_up_to_the_drawn_blocks_with_a_count() {
     };
     assert_eq!(edge_midpoint(&from, &to), (200.0, 25.0));
 }
+
+#[test]
+fn the_minimap_fits_the_board_and_a_click_centres_the_view_there() {
+    let content = Rect {
+        x: 100.0,
+        y: 50.0,
+        width: 1000.0,
+        height: 500.0,
+    };
+    let map = minimap::MiniMap::fit(&content, 200.0, 130.0);
+    let drawn = map.to_map(&content);
+    assert!(drawn.x >= 0.0 && drawn.y >= 0.0, "{drawn:?}");
+    assert!(
+        drawn.right() <= 200.0 + 1e-9 && drawn.bottom() <= 130.0 + 1e-9,
+        "{drawn:?}"
+    );
+    assert!(
+        (drawn.width - 184.0).abs() < 1e-9,
+        "the wide board fills the width: {drawn:?}"
+    );
+    assert!(
+        ((drawn.x + drawn.right()) / 2.0 - 100.0).abs() < 1e-9,
+        "centred"
+    );
+    let (wx, wy) = map.to_world(drawn.x + drawn.width / 2.0, drawn.y + drawn.height / 2.0);
+    assert!((wx - 600.0).abs() < 1e-9 && (wy - 300.0).abs() < 1e-9);
+
+    let view = View {
+        pan_x: 0.0,
+        pan_y: 0.0,
+        zoom: 0.5,
+    };
+    let centred = minimap::centred_on(&view, (600.0, 300.0), 1000.0, 600.0);
+    assert_eq!(centred.zoom, 0.5);
+    let (x, y) = centred.to_world(500.0, 300.0);
+    assert!(
+        (x - 600.0).abs() < 1e-9 && (y - 300.0).abs() < 1e-9,
+        "the canvas's middle shows the point"
+    );
+}

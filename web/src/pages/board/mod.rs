@@ -419,6 +419,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         })
     });
     let multi_count = engine_ref.multi.len();
+    let minimap_shown = engine_ref.minimap_shown;
     let zoom_label = engine_ref.zoom_label.clone();
     drop(engine_ref);
     let can_undo = !undo.borrow().is_empty();
@@ -576,6 +577,8 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                     <span class="zoom-label" ref={zoom_label} data-testid="zoom-label">{ zoom_text }</span>
                     <button class="tool icon" onclick={send(Command::ZoomBy(1.25))} aria-label="Zoom in" title="Zoom in (+)">{ "+" }</button>
                     <button class="tool" onclick={send(Command::Fit)} data-testid="zoom-fit" title="Zoom to fit (0)">{ "Fit" }</button>
+                    <button class={classes!("tool", minimap_shown.then_some("active"))} onclick={send(Command::ToggleMinimap)}
+                        data-testid="toggle-minimap" aria-pressed={minimap_shown.to_string()} title="Show or hide the map of the whole board">{ "Map" }</button>
                 </div>
                 <button class="tool" onclick={open_members} data-testid="open-members" title="Who can see and edit this board">{ "Members" }</button>
                 <button class="tool icon" onclick={send(Command::ToggleShortcuts)} data-testid="show-shortcuts" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">{ "?" }</button>

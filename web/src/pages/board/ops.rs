@@ -339,6 +339,13 @@ impl Ops {
                 self.finder.set(true);
             }
             Command::CloseFinder => self.finder.set(false),
+            Command::ToggleMinimap => {
+                {
+                    let mut engine = self.engine.borrow_mut();
+                    engine.minimap_shown = !engine.minimap_shown;
+                }
+                self.bump.emit(());
+            }
             Command::TogglePanel => {
                 self.panel_collapsed.set(!*self.panel_collapsed);
                 // The canvas changes width: measure it again on the next frame.
