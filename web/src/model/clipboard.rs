@@ -4,15 +4,12 @@
 //! between the copied blocks; a dependency to a block outside the copy is left behind. Pasted blocks
 //! are created parents first under new ids, the same way an undone deletion comes back.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use domain::board::{BoardBlock, Edge, Position, check_parent_level};
 use domain::ids::BlockId;
 
 use super::Board;
-
-/// How far a pasted block sits from its original when it lands in the same container.
-pub const PASTE_OFFSET: f64 = 24.0;
 
 /// What was copied: blocks parents first (a root is a block whose parent is not in the copy), and the
 /// edges whose both ends are in it.
@@ -83,9 +80,11 @@ pub fn copy(board: &Board, selected: &[BlockId]) -> Option<Clip> {
 /// the originals' (the creation maps them to the new ones).
 ///
 /// `into` is the selected block: a frame or module takes the pasted blocks if the level rules allow, a
-/// task stands for its container. Otherwise (and for a duplicate, `into: None`) a copy goes next to
-/// its original, offset so both stay visible. A root whose original container is gone goes to the top
-/// level if its level may stand there; if not, the paste is refused with a message saying what to do.
+/// task stands for its container. Otherwise (and for a duplicate, `into: None`) a copy goes into its
+/// original's container. Either way it lands in that container's first free slot (never on top of a
+/// sibling, nor of its original), several roots keeping their arrangement. A root whose original
+/// container is gone goes to the top level if its level may stand there; if not, the paste is refused
+/// with a message saying what to do.
 pub fn paste_plan(
     board: &Board,
     clip: &Clip,
@@ -102,9 +101,8 @@ pub fn paste_plan(
         }
     });
     let root_ids: HashSet<BlockId> = clip.roots().iter().map(|root| root.id.clone()).collect();
-    // Roots that move to another container keep their arrangement relative to the first of them.
-    let first_root = clip.roots().first().map(|root| root.position);
-    let mut landing: Option<(Option<BlockId>, Position)> = None;
+    // Per target container: where the first root landed, and where that root was.
+    let mut landings: HashMap<Option<BlockId>, (Position, Position)> = HashMap::new();
     let mut planned = Vec::with_capacity(clip.blocks.len());
     for block in &clip.blocks {
         if !root_ids.contains(&block.id) {
@@ -115,61 +113,38 @@ pub fn paste_plan(
             check_parent_level(block.level, Some(container.level)).is_ok()
                 && !clip.blocks.iter().any(|copied| copied.id == container.id)
         });
-        let mut placed = block.clone();
-        match target {
-            Some(container) if block.parent_id.as_ref() != Some(&container.id) => {
-                let (parent, origin) = landing.get_or_insert_with(|| {
-                    (
-                        Some(container.id.clone()),
-                        board.free_slot(Some(&container.id), block.level),
-                    )
-                });
-                let first = first_root.unwrap_or(block.position);
-                placed.parent_id = parent.clone();
-                placed.position = Position {
-                    x: origin.x + block.position.x - first.x,
-                    y: origin.y + block.position.y - first.y,
-                };
-            }
-            _ => {
+        let parent = match target {
+            Some(container) => Some(container.id.clone()),
+            None => {
                 let parent_exists = block
                     .parent_id
                     .as_ref()
                     .is_none_or(|parent| board.blocks.contains_key(parent));
-                if !parent_exists {
-                    if check_parent_level(block.level, None).is_err() {
-                        return Err(format!(
-                            "The {} you copied was in a container that is gone: select a frame to paste it into.",
-                            block.level.as_str()
-                        ));
-                    }
-                    placed.parent_id = None;
+                if parent_exists {
+                    block.parent_id.clone()
+                } else if check_parent_level(block.level, None).is_ok() {
+                    None
+                } else {
+                    return Err(format!(
+                        "The {} you copied was in a container that is gone: select a frame to paste it into.",
+                        block.level.as_str()
+                    ));
                 }
-                placed.position = offset_clear_of_siblings(board, &placed);
             }
-        }
+        };
+        let (landed, first) = *landings.entry(parent.clone()).or_insert_with(|| {
+            (
+                board.free_slot(parent.as_ref(), block.level),
+                block.position,
+            )
+        });
+        let mut placed = block.clone();
+        placed.parent_id = parent;
+        placed.position = Position {
+            x: landed.x + block.position.x - first.x,
+            y: landed.y + block.position.y - first.y,
+        };
         planned.push(placed);
     }
     Ok(planned)
-}
-
-/// The original position moved diagonally by [`PASTE_OFFSET`] until no sibling sits exactly there (a
-/// second paste of the same copy does not land on the first).
-fn offset_clear_of_siblings(board: &Board, block: &BoardBlock) -> Position {
-    let siblings = board.children(block.parent_id.as_ref());
-    let mut position = block.position;
-    for _ in 0..50 {
-        position = Position {
-            x: position.x + PASTE_OFFSET,
-            y: position.y + PASTE_OFFSET,
-        };
-        let taken = siblings.iter().any(|sibling| {
-            (sibling.position.x - position.x).abs() < 1.0
-                && (sibling.position.y - position.y).abs() < 1.0
-        });
-        if !taken {
-            break;
-        }
-    }
-    position
 }

@@ -544,20 +544,18 @@ fn a_copy_holds_whole_subtrees_and_only_the_edges_inside_them() {
 }
 
 #[test]
-fn a_paste_lands_in_the_selected_container_or_next_to_the_original() {
+fn a_paste_lands_in_free_space_of_the_selected_container_or_of_the_originals() {
     let board = sample();
     let task = clipboard::copy(&board, &[id(3)]).unwrap();
 
-    // Next to the original (a duplicate): same module, offset.
+    // A duplicate: the original's module, in its first free slot (not on the original).
     let beside = clipboard::paste_plan(&board, &task, None).unwrap();
     assert_eq!(beside[0].parent_id, Some(id(2)));
     assert_eq!(
         beside[0].position,
-        Position {
-            x: 10.0 + clipboard::PASTE_OFFSET,
-            y: 40.0 + clipboard::PASTE_OFFSET
-        }
+        board.free_slot(Some(&id(2)), Level::Task)
     );
+    assert_ne!(beside[0].position, board.blocks[&id(3)].position);
 
     // Into the selected frame 4 (a task may sit in a frame), at its first free slot.
     let into_frame = clipboard::paste_plan(&board, &task, Some(&id(4))).unwrap();
@@ -571,16 +569,28 @@ fn a_paste_lands_in_the_selected_container_or_next_to_the_original() {
     let into_tasks_frame = clipboard::paste_plan(&board, &task, Some(&id(5))).unwrap();
     assert_eq!(into_tasks_frame[0].parent_id, Some(id(4)));
 
-    // A frame pasted with a module selected cannot go in it (the level rules): it lands beside itself.
+    // A frame cannot go into a module (the level rules): it lands at the top level, in free space;
+    // its children keep their places inside it.
     let frame = clipboard::copy(&board, &[id(1)]).unwrap();
     let plan = clipboard::paste_plan(&board, &frame, Some(&id(2))).unwrap();
     assert_eq!(plan[0].parent_id, None);
+    assert_eq!(plan[0].position, board.free_slot(None, Level::Frame));
     assert_eq!(
         plan[1].parent_id,
         Some(id(1)),
         "children keep their (re-created) parent"
     );
     assert_eq!(plan[1].position, Position { x: 20.0, y: 50.0 });
+
+    // Two roots keep their arrangement.
+    let both = clipboard::copy(&board, &[id(1), id(4)]).unwrap();
+    let plan = clipboard::paste_plan(&board, &both, None).unwrap();
+    let roots: Vec<&BoardBlock> = plan
+        .iter()
+        .filter(|block| block.parent_id.is_none())
+        .collect();
+    assert_eq!(roots.len(), 2);
+    assert_eq!(roots[1].position.x - roots[0].position.x, 5000.0 - 100.0);
 
     // A module whose frame is gone cannot stand at the top level: the paste says what to do.
     let module = clipboard::copy(&board, &[id(2)]).unwrap();
@@ -595,7 +605,7 @@ fn a_paste_lands_in_the_selected_container_or_next_to_the_original() {
 }
 
 #[test]
-fn a_second_paste_beside_the_original_does_not_cover_the_first() {
+fn a_second_paste_does_not_cover_the_first() {
     let mut board = sample();
     let clip = clipboard::copy(&board, &[id(5)]).unwrap();
     let first = clipboard::paste_plan(&board, &clip, None).unwrap();
