@@ -25,6 +25,7 @@ use yew::prelude::*;
 use crate::command_queue::CommandQueue;
 use crate::model::commands::Command;
 use crate::model::minimap::{MINIMAP_AUTO_BLOCKS, MINIMAP_SIZE, MiniMap, centred_on};
+use crate::model::rollup::RolledEdge;
 use crate::model::{
     self, Board, Detail, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary, View,
     drop_target, render_key,
@@ -106,6 +107,9 @@ pub struct Engine {
     minimap: Option<MiniMap>,
     minimap_view: NodeRef,
     minimap_element: NodeRef,
+    /// The rolled-up dependencies for one level of detail and board version (they change only with
+    /// the board, and a far-out render would otherwise walk every edge again).
+    rollups: Option<(Detail, u64, Vec<RolledEdge>)>,
     redraw: Option<Callback<()>>,
 }
 
@@ -156,6 +160,7 @@ impl Engine {
             minimap: None,
             minimap_view: NodeRef::default(),
             minimap_element: NodeRef::default(),
+            rollups: None,
             redraw: None,
         };
         engine.minimap_shown = engine.board.blocks.len() >= MINIMAP_AUTO_BLOCKS;
@@ -238,6 +243,18 @@ impl Engine {
             }
             let rect = element.get_bounding_client_rect();
             self.origin = (rect.left(), rect.top());
+        }
+    }
+
+    /// Computes the rolled-up dependencies for `detail` unless they are known for this board version.
+    fn ensure_rollups(&mut self, detail: Detail) {
+        let current = self
+            .rollups
+            .as_ref()
+            .is_some_and(|(known, version, _)| *known == detail && *version == self.board.version);
+        if !current {
+            let rolled = model::rollup::rolled_up_edges(&self.board, detail);
+            self.rollups = Some((detail, self.board.version, rolled));
         }
     }
 
@@ -433,6 +450,8 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         let redraw = redraw.clone();
         engine.redraw = Some(Callback::from(move |_| redraw.force_update()));
         engine.refresh_derived();
+        let detail = engine.render_key.map_or(Detail::Tasks, |key| key.detail);
+        engine.ensure_rollups(detail);
     }
     {
         let shared = shared.clone();
@@ -718,8 +737,14 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
     };
     let width = format!("stroke-width:{:.2}", 2.0 * label_scale);
     // Zoomed out past the tasks (or modules): their dependencies as lines between what is drawn.
-    let rolled: Html = model::rollup::rolled_up_edges(&engine.board, detail)
-        .into_iter()
+    let known = engine
+        .rollups
+        .as_ref()
+        .filter(|(known, version, _)| *known == detail && *version == engine.board.version);
+    let rolled: Html = known
+        .map(|(_, _, rolled)| rolled.as_slice())
+        .unwrap_or_default()
+        .iter()
         .filter(|edge| drawn.contains(&edge.from) || drawn.contains(&edge.to))
         .filter_map(|edge| {
             let from = engine.rects.get(&edge.from)?;
