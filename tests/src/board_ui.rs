@@ -116,12 +116,19 @@ pub async fn body_point(browser: &Browser, css: &str) -> (f64, f64) {
     point(browser, &script, css).await
 }
 
-/// A viewport point on the middle of an edge's line.
+/// A viewport point on an edge's line where the line is what the pointer hits (edges run under task
+/// cards): the middle if it is visible there, else the nearest visible point to it.
 pub async fn edge_point(browser: &Browser, edge_id: &str) -> (f64, f64) {
     let script = format!(
         "const p = document.querySelector(\"[data-edge-id='{edge_id}'] .edge-hit\"); if (!p) return null; \
-         const at = p.getPointAtLength(p.getTotalLength() / 2); const m = p.getScreenCTM(); \
-         return [at.x * m.a + at.y * m.c + m.e, at.x * m.b + at.y * m.d + m.f];"
+         const m = p.getScreenCTM(); const length = p.getTotalLength(); \
+         for (let step = 0; step <= 40; step++) {{ for (const sign of [1, -1]) {{ \
+           const t = 0.5 + sign * step / 100; if (t < 0.05 || t > 0.95) continue; \
+           const at = p.getPointAtLength(length * t); \
+           const x = at.x * m.a + at.y * m.c + m.e, y = at.x * m.b + at.y * m.d + m.f; \
+           const hit = document.elementFromPoint(x, y); \
+           if (hit && hit.closest('[data-edge-id]')?.dataset.edgeId === '{edge_id}') return [x, y]; }} }} \
+         return null;"
     );
     point(browser, &script, edge_id).await
 }

@@ -213,6 +213,24 @@ impl Browser {
         self.perform(actions).await;
     }
 
+    /// A right-click at viewport point (`x`, `y`) (the browser's `contextmenu`).
+    pub async fn right_click_at(&self, x: f64, y: f64) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_RIGHT, MouseActions, PointerAction};
+        let actions = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x: x.round(),
+                y: y.round(),
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_RIGHT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_RIGHT,
+            });
+        self.perform(actions).await;
+    }
+
     /// Presses at viewport point `from`, moves through `steps` intermediate points to `to`, and lets
     /// go there.
     pub async fn drag_points(&self, from: (f64, f64), to: (f64, f64), steps: usize) {

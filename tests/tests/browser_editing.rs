@@ -164,7 +164,6 @@ async fn typing_across_panel_fields_keeps_every_keystroke_and_fires_no_shortcut(
 }
 
 #[tokio::test]
-#[ignore = "fails on this branch: after the conflict notice, leaving the field did not save the draft; to investigate"]
 async fn someone_elses_edit_while_typing_keeps_my_text_and_says_so() {
     let server = WorkerServer::shared();
     let login = unique_login("writer");
@@ -235,7 +234,6 @@ async fn someone_elses_edit_while_typing_keeps_my_text_and_says_so() {
 }
 
 #[tokio::test]
-#[ignore = "fails on this branch: a double-click on a task title does not open the rename field under WebDriver; to investigate (undo remapping is covered by model::undo tests)"]
 async fn undo_after_delete_then_undo_reaches_the_recreated_block() {
     let server = WorkerServer::shared();
     let login = unique_login("undoer");
@@ -432,7 +430,6 @@ async fn a_drop_on_a_child_lands_in_its_container_which_is_highlighted_while_dra
 }
 
 #[tokio::test]
-#[ignore = "fails on this branch: an assertion on the viewer's controls or locked title; to investigate"]
 async fn a_viewer_gets_a_read_only_board_and_a_stranger_a_way_back() {
     let server = WorkerServer::shared();
     let owner = Client::sign_in(server, &unique_login("owner")).await;
@@ -466,7 +463,9 @@ async fn a_viewer_gets_a_read_only_board_and_a_stranger_a_way_back() {
         .unwrap();
     assert_eq!(controls, json!([]), "a viewer sees no editing controls");
     // A double-click on empty canvas creates nothing; the panel shows the block but locks it.
-    let blocks = "return document.querySelectorAll('[data-block-id]').length";
+    // Blocks on the canvas only: the side panel carries its block's id too.
+    let blocks =
+        "return document.querySelectorAll(\"[data-testid='world'] [data-block-id]\").length";
     let before = browser.client.execute(blocks, Vec::new()).await.unwrap();
     let (x, y) = empty_canvas_point(&browser).await;
     browser.click_at(x, y, 2).await;
@@ -551,10 +550,41 @@ async fn titles_stay_readable_at_twenty_percent() {
             "const t = [...document.querySelectorAll('.frame > .block-head .block-title')]; \
              if (t.length < 2) return null; \
              const px = t.map(e => e.getBoundingClientRect().height); \
-             return Math.min(...px) >= 10 ? px : null;",
+             const wide = t.map(e => e.getBoundingClientRect().width); \
+             return Math.min(...px) >= 10 && Math.min(...wide) >= 40 ? px : null;",
         )
         .await;
     println!("frame title heights on screen at 20 %: {sizes}");
+    // Tasks are not drawn this far out: their dependencies roll up into service-to-service lines with
+    // a count (checkout → payments for "Add to cart → Charge a card", payments → checkout for
+    // "Refund → Checkout page"; "Remove from cart → Place order" stays inside checkout).
+    let rolled = browser
+        .wait_until(
+            "dependencies roll up between the services",
+            "const r = [...document.querySelectorAll(\"[data-testid='edge-rollup']\")]; \
+             return r.length === 2 ? r.map(e => [e.dataset.from, e.dataset.to, e.dataset.count]) : null;",
+        )
+        .await;
+    let mut pairs: Vec<(String, String, String)> = rolled
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap().to_owned(),
+                pair[1].as_str().unwrap().to_owned(),
+                pair[2].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    let (checkout, payments) = (board.frames[0].clone(), board.frames[1].clone());
+    let mut expected = vec![
+        (checkout.clone(), payments.clone(), "1".to_owned()),
+        (payments, checkout, "1".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(pairs, expected);
     let path = browser.screenshot("board-zoom-20").await;
     assert!(path.exists());
     assert_page_healthy(&browser, "zooming out to 20 %").await;
@@ -719,5 +749,432 @@ async fn shift_click_selects_several_blocks_that_move_and_delete_together() {
         }
     }
     assert_page_healthy(&browser, "moving and deleting a multi-selection").await;
+    browser.close().await;
+}
+
+async fn server_title(client: &Client, workspace: &str, id: &str) -> String {
+    block_json(client, workspace, id).await["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn redo_puts_back_what_undo_took_back() {
+    let server = WorkerServer::shared();
+    let login = unique_login("redoer");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Redo").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+    let task = board.tasks[4].clone();
+    open_panel(&browser, &task).await;
+    // Rename it in place (F2 on the selected block).
+    browser.press(Key::F2.into(), &[]).await;
+    browser
+        .wait_until(
+            "F2 opens the rename field",
+            "return document.activeElement?.dataset?.testid === 'rename-input'",
+        )
+        .await;
+    browser.press('a', &[Key::Control]).await;
+    browser.type_text("Refund twice").await;
+    browser.press(Key::Enter.into(), &[]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund twice").await;
+    let redo_enabled =
+        "return document.querySelector(\"[data-testid='redo']\")?.disabled === false";
+    let redo_disabled =
+        "return document.querySelector(\"[data-testid='redo']\")?.disabled === true";
+    browser
+        .wait_until("nothing to redo yet", redo_disabled)
+        .await;
+
+    // Undo, then redo with Ctrl+Shift+Z; undo again, redo with Ctrl+Y; then the toolbar buttons.
+    browser.press('z', &[Key::Control]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund").await;
+    browser.wait_until("redo is offered", redo_enabled).await;
+    browser.press('Z', &[Key::Control, Key::Shift]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund twice").await;
+    browser.press('z', &[Key::Control]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund").await;
+    browser.press('y', &[Key::Control]).await;
+    wait_server(&client, &board.workspace, &task, "title", "Refund twice").await;
+    browser
+        .wait_for("[data-testid='undo']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_server(&client, &board.workspace, &task, "title", "Refund").await;
+    browser
+        .wait_until("the redo button is enabled", redo_enabled)
+        .await;
+    browser
+        .wait_for("[data-testid='redo']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_server(&client, &board.workspace, &task, "title", "Refund twice").await;
+    assert_eq!(
+        server_title(&client, &board.workspace, &task).await,
+        "Refund twice"
+    );
+    browser
+        .wait_until("everything redone, nothing left to redo", redo_disabled)
+        .await;
+    assert_page_healthy(&browser, "undo and redo").await;
+    browser.close().await;
+}
+
+/// Waits until the server's board has `blocks` blocks and `edges` edges, and returns it.
+async fn wait_board_counts(
+    client: &Client,
+    workspace: &str,
+    blocks: usize,
+    edges: usize,
+) -> domain::api::board::BoardSnapshot {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let snapshot = client.snapshot(workspace).await;
+        if snapshot.blocks.len() == blocks && snapshot.edges.len() == edges {
+            return snapshot;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "within 20 s the board has {blocks} blocks and {edges} edges (it has {} and {})",
+            snapshot.blocks.len(),
+            snapshot.edges.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn copy_paste_and_duplicate_bring_subtrees_and_the_edges_inside_them() {
+    let server = WorkerServer::shared();
+    let login = unique_login("copier");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Copies").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+
+    // Copy a task, select a module elsewhere, paste: the copy lands in that module.
+    let refund = board.tasks[4].clone();
+    open_panel(&browser, &refund).await;
+    browser.press('c', &[Key::Control]).await;
+    let cart = board.modules[0].clone();
+    open_panel(&browser, &cart).await;
+    browser.press('v', &[Key::Control]).await;
+    let snapshot = wait_board_counts(&client, &board.workspace, 13, 3).await;
+    let pasted = snapshot
+        .blocks
+        .iter()
+        .find(|block| block.title == "Refund" && block.id.to_string() != refund)
+        .expect("a pasted Refund");
+    assert_eq!(
+        pasted.parent_id.as_ref().map(ToString::to_string),
+        Some(cart.clone())
+    );
+    // Undo takes the paste back.
+    browser.press('z', &[Key::Control]).await;
+    wait_board_counts(&client, &board.workspace, 12, 3).await;
+    // Duplicate the checkout frame: its 2 modules and 4 tasks come too, and the one edge between two
+    // of its tasks; the edges to the payments frame stay behind.
+    let frame = board.frames[0].clone();
+    open_panel(&browser, &frame).await;
+    browser.press('d', &[Key::Control]).await;
+    let snapshot = wait_board_counts(&client, &board.workspace, 12 + 7, 3 + 1).await;
+    let copies: Vec<_> = snapshot
+        .blocks
+        .iter()
+        .filter(|block| block.title == "Checkout service")
+        .collect();
+    assert_eq!(copies.len(), 2);
+    let copy = copies
+        .iter()
+        .find(|block| block.id.to_string() != frame)
+        .unwrap();
+    let original = copies
+        .iter()
+        .find(|block| block.id.to_string() == frame)
+        .unwrap();
+    assert!(
+        copy.position.x > original.position.x,
+        "the duplicate sits beside the original"
+    );
+    browser
+        .wait_until(
+            "the duplicate is selected",
+            &format!(
+                "return document.querySelector(\"[data-testid='block-panel'][data-block-id='{}']\")",
+                copy.id
+            ),
+        )
+        .await;
+    browser.screenshot("editing-duplicated-frame").await;
+
+    assert_page_healthy(&browser, "copy, paste, duplicate").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_context_menu_and_ctrl_k_find_and_act_on_blocks() {
+    let server = WorkerServer::shared();
+    let login = unique_login("menus");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Menus").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+
+    // Right-click a task: it is selected and the menu offers to rename it.
+    let task = board.tasks[2].clone();
+    let (x, y) = body_point(&browser, &format!("[data-block-id='{task}']")).await;
+    browser.right_click_at(x, y).await;
+    browser.wait_for("[data-testid='context-menu']").await;
+    browser
+        .wait_for(&format!(
+            "[data-testid='block-panel'][data-block-id='{task}']"
+        ))
+        .await;
+    browser.screenshot("context-menu-task").await;
+    browser
+        .wait_for("[data-testid='menu-rename']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the menu's Rename opens the rename field",
+            "return document.activeElement?.dataset?.testid === 'rename-input' \
+             && !document.querySelector(\"[data-testid='context-menu']\")",
+        )
+        .await;
+    browser.press(Key::Escape.into(), &[]).await;
+
+    // Right-click empty canvas: "Add frame here" adds a frame.
+    let (x, y) = empty_canvas_point(&browser).await;
+    browser.right_click_at(x, y).await;
+    browser
+        .wait_for("[data-testid='menu-add-frame-here']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_board_counts(&client, &board.workspace, 13, 3).await;
+    // Escape closes an open menu without doing anything.
+    let (x, y) = empty_canvas_point(&browser).await;
+    browser.right_click_at(x, y).await;
+    browser.wait_for("[data-testid='context-menu']").await;
+    browser.press(Key::Escape.into(), &[]).await;
+    browser
+        .wait_until(
+            "Escape closes the menu",
+            "return !document.querySelector(\"[data-testid='context-menu']\")",
+        )
+        .await;
+
+    // Ctrl+K: type part of a title, Enter jumps to the best match (selected, zoomed to).
+    let zoom_before = browser
+        .wait_for("[data-testid='zoom-label']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    browser.press('k', &[Key::Control]).await;
+    browser
+        .wait_until(
+            "the finder has the focus",
+            "return document.activeElement?.dataset?.testid === 'finder-input'",
+        )
+        .await;
+    browser.type_text("webh").await;
+    browser
+        .wait_until(
+            "the finder lists Webhooks first",
+            &format!(
+                "return document.querySelector(\"[data-testid='finder-result']\")?.dataset.blockId === '{}'",
+                board.tasks[6]
+            ),
+        )
+        .await;
+    browser.screenshot("finder").await;
+    browser.press(Key::Enter.into(), &[]).await;
+    browser
+        .wait_for(&format!(
+            "[data-testid='block-panel'][data-block-id='{}']",
+            board.tasks[6]
+        ))
+        .await;
+    browser
+        .wait_until(
+            "the finder closed and the view zoomed to the block",
+            &format!(
+                "return !document.querySelector(\"[data-testid='finder']\") && \
+                 document.querySelector(\"[data-testid='zoom-label']\").textContent !== '{zoom_before}'"
+            ),
+        )
+        .await;
+    assert_page_healthy(&browser, "the context menu and the finder").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_board_works_at_1024_pixels_with_a_panel_that_folds() {
+    let server = WorkerServer::shared();
+    let login = unique_login("small");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "A small screen").await;
+    let browser = Browser::start().await;
+    browser.client.set_window_size(1024, 768).await.unwrap();
+    open_board(&browser, server, &login, &board.workspace).await;
+    let task = board.tasks[0].clone();
+    open_panel(&browser, &task).await;
+    let measures = "const t = document.querySelector(\"[data-testid='toolbar']\") ?? document.querySelector('.toolbar'); \
+        const c = document.querySelector(\"[data-testid='canvas']\").getBoundingClientRect(); \
+        const p = document.querySelector(\"[data-testid='block-panel']\").getBoundingClientRect(); \
+        return [document.documentElement.clientWidth, t.scrollWidth - t.clientWidth, c.width, p.width, \
+                document.documentElement.scrollWidth - document.documentElement.clientWidth];";
+    let open = browser.client.execute(measures, Vec::new()).await.unwrap();
+    println!(
+        "at 1024 px with the panel open: [page, toolbar overflow, canvas, panel, page overflow] = {open}"
+    );
+    assert!(open[0].as_f64().unwrap() <= 1024.0);
+    assert_eq!(
+        open[1].as_f64().unwrap(),
+        0.0,
+        "the toolbar does not spill over"
+    );
+    assert_eq!(
+        open[4].as_f64().unwrap(),
+        0.0,
+        "the page does not scroll sideways"
+    );
+    assert!(
+        open[2].as_f64().unwrap() >= 650.0,
+        "the canvas keeps most of the width"
+    );
+    for id in [
+        "add-frame",
+        "undo",
+        "redo",
+        "zoom-fit",
+        "open-members",
+        "live-status",
+    ] {
+        let visible = browser
+            .client
+            .execute(
+                &format!(
+                    "const e = document.querySelector(\"[data-testid='{id}']\"); const r = e.getBoundingClientRect(); \
+                     return r.width > 0 && r.right <= document.documentElement.clientWidth;"
+                ),
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(visible, json!(true), "{id} is on screen at 1024 px");
+    }
+    browser.screenshot("board-1024-panel-open").await;
+
+    // Fold the panel: the canvas takes the room; unfold: the fields are back with the same block.
+    browser
+        .wait_for("[data-testid='panel-collapse']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the folded panel leaves the canvas nearly the whole width",
+            "return document.querySelector(\"[data-testid='canvas']\").getBoundingClientRect().width > 950",
+        )
+        .await;
+    browser.screenshot("board-1024-panel-folded").await;
+    browser
+        .wait_for("[data-testid='panel-expand']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the panel unfolds with its fields",
+            &format!(
+                "const f = document.querySelector(\"{} [data-testid='panel-title']\"); return f && f.offsetParent !== null",
+                panel_for(&task)
+            ),
+        )
+        .await;
+    assert_page_healthy(&browser, "the board at 1024 px").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_minimap_shows_the_whole_board_and_takes_the_view_where_it_is_clicked() {
+    let server = WorkerServer::shared();
+    let login = unique_login("mapper");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Map").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+    // A small board starts without it; the toolbar's Map shows it, with both services on it.
+    let frames_on_map =
+        "return document.querySelectorAll(\"[data-testid='minimap'] .minimap-frame\").length";
+    assert_eq!(
+        browser
+            .client
+            .execute(frames_on_map, Vec::new())
+            .await
+            .unwrap(),
+        json!(0)
+    );
+    browser
+        .wait_for("[data-testid='toggle-minimap']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the map shows both services",
+            &format!("{frames_on_map} === 2"),
+        )
+        .await;
+    let world = "return document.querySelector(\"[data-testid='world']\").style.transform";
+    let outline = "return document.querySelector(\"[data-testid='minimap-view']\").style.transform";
+    let (world_before, outline_before) = (
+        browser.client.execute(world, Vec::new()).await.unwrap(),
+        browser.client.execute(outline, Vec::new()).await.unwrap(),
+    );
+    // Click the map's bottom-right corner: the view goes there, and the outline follows.
+    let (mx, my, mw, mh) = browser.rect("[data-testid='minimap']").await.unwrap();
+    browser.click_at(mx + mw - 6.0, my + mh - 6.0, 1).await;
+    browser
+        .wait_until(
+            "the view moved to the clicked spot",
+            &format!(
+                "const w = document.querySelector(\"[data-testid='world']\").style.transform; \
+                 const o = document.querySelector(\"[data-testid='minimap-view']\").style.transform; \
+                 return w !== {world_before} && o !== {outline_before};"
+            ),
+        )
+        .await;
+    browser.screenshot("minimap").await;
+    // Hidden again with the same button.
+    browser
+        .wait_for("[data-testid='toggle-minimap']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the map is hidden",
+            "return !document.querySelector(\"[data-testid='minimap']\")",
+        )
+        .await;
+    assert_page_healthy(&browser, "the minimap").await;
     browser.close().await;
 }

@@ -24,6 +24,8 @@ use yew::prelude::*;
 
 use crate::command_queue::CommandQueue;
 use crate::model::commands::Command;
+use crate::model::minimap::{MINIMAP_AUTO_BLOCKS, MINIMAP_SIZE, MiniMap, centred_on};
+use crate::model::rollup::RolledEdge;
 use crate::model::{
     self, Board, Detail, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary, View,
     drop_target, render_key,
@@ -62,6 +64,8 @@ enum Gesture {
     Pinch {
         distance: f64,
     },
+    /// Pressing or dragging on the minimap: the view follows the pointer there.
+    MiniMap,
 }
 
 /// Everything the canvas mutates outside Yew's render cycle.
@@ -97,6 +101,15 @@ pub struct Engine {
     pub zoom_label: NodeRef,
     preview: NodeRef,
     marquee: NodeRef,
+    /// Whether the minimap is shown (large boards start with it), how it maps the board, and the
+    /// outline of the view on it (moved on every frame, like the world's transform).
+    pub minimap_shown: bool,
+    minimap: Option<MiniMap>,
+    minimap_view: NodeRef,
+    minimap_element: NodeRef,
+    /// The rolled-up dependencies for one level of detail and board version (they change only with
+    /// the board, and a far-out render would otherwise walk every edge again).
+    rollups: Option<(Detail, u64, Vec<RolledEdge>)>,
     redraw: Option<Callback<()>>,
 }
 
@@ -143,8 +156,14 @@ impl Engine {
             zoom_label: NodeRef::default(),
             preview: NodeRef::default(),
             marquee: NodeRef::default(),
+            minimap_shown: false,
+            minimap: None,
+            minimap_view: NodeRef::default(),
+            minimap_element: NodeRef::default(),
+            rollups: None,
             redraw: None,
         };
+        engine.minimap_shown = engine.board.blocks.len() >= MINIMAP_AUTO_BLOCKS;
         engine.refresh_derived();
         engine
     }
@@ -164,6 +183,10 @@ impl Engine {
         self.rects = self.board.absolute_rects();
         self.index = SpatialIndex::build(&self.rects);
         self.summaries = self.board.summaries();
+        self.minimap = self
+            .board
+            .bounds(&self.rects)
+            .map(|bounds| MiniMap::fit(&bounds, MINIMAP_SIZE.0, MINIMAP_SIZE.1));
         self.derived_version = self.board.version;
         self.update_key();
     }
@@ -221,6 +244,51 @@ impl Engine {
             let rect = element.get_bounding_client_rect();
             self.origin = (rect.left(), rect.top());
         }
+    }
+
+    /// Computes the rolled-up dependencies for `detail` unless they are known for this board version.
+    fn ensure_rollups(&mut self, detail: Detail) {
+        let current = self
+            .rollups
+            .as_ref()
+            .is_some_and(|(known, version, _)| *known == detail && *version == self.board.version);
+        if !current {
+            let rolled = model::rollup::rolled_up_edges(&self.board, detail);
+            self.rollups = Some((detail, self.board.version, rolled));
+        }
+    }
+
+    /// Moves the minimap's outline of the view to where the view is now.
+    fn place_minimap_view(&self) {
+        let (Some(map), Some(outline)) = (self.minimap, self.minimap_view.cast::<HtmlElement>())
+        else {
+            return;
+        };
+        let area = map.to_map(&self.view.visible_world(self.viewport.0, self.viewport.1));
+        let _ = outline.style().set_property(
+            "transform",
+            &format!("translate({:.1}px,{:.1}px)", area.x, area.y),
+        );
+        let _ = outline
+            .style()
+            .set_property("width", &format!("{:.1}px", area.width));
+        let _ = outline
+            .style()
+            .set_property("height", &format!("{:.1}px", area.height));
+    }
+
+    /// Centres the view on the board point under a pointer on the minimap.
+    fn follow_minimap(&mut self, event: &web_sys::MouseEvent) {
+        let (Some(map), Some(element)) = (self.minimap, self.minimap_element.cast::<Element>())
+        else {
+            return;
+        };
+        let rect = element.get_bounding_client_rect();
+        let world = map.to_world(
+            event.client_x() as f64 - rect.left(),
+            event.client_y() as f64 - rect.top(),
+        );
+        self.view = centred_on(&self.view, world, self.viewport.0, self.viewport.1);
     }
 
     /// Whether a block is selected, alone or with others.
@@ -313,6 +381,7 @@ fn apply_view(shared: &Rc<RefCell<Engine>>) {
         if let Some(label) = engine.zoom_label.cast::<HtmlElement>() {
             label.set_text_content(Some(&format!("{:.0}%", engine.view.zoom * 100.0)));
         }
+        engine.place_minimap_view();
         let (width, height) = engine.viewport;
         let (wanted, area) = render_key(&engine.view, width, height);
         let visible = engine.view.visible_world(width, height);
@@ -381,6 +450,8 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         let redraw = redraw.clone();
         engine.redraw = Some(Callback::from(move |_| redraw.force_update()));
         engine.refresh_derived();
+        let detail = engine.render_key.map_or(Detail::Tasks, |key| key.detail);
+        engine.ensure_rollups(detail);
     }
     {
         let shared = shared.clone();
@@ -473,6 +544,30 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         engine.view.css_transform()
     );
     let empty = engine.board.blocks.is_empty();
+    let minimap = engine
+        .minimap
+        .filter(|_| engine.minimap_shown)
+        .map(|map| {
+            let frames = engine.board.children(None).into_iter().filter_map(|frame| {
+                let area = map.to_map(engine.rects.get(&frame.id)?);
+                Some(html! {
+                    <div key={frame.id.to_string()} class="minimap-frame" title={frame.title.clone()}
+                        style={format!("left:{:.1}px;top:{:.1}px;width:{:.1}px;height:{:.1}px",
+                            area.x, area.y, area.width.max(2.0), area.height.max(2.0))}></div>
+                })
+            });
+            let view = map.to_map(&engine.view.visible_world(engine.viewport.0, engine.viewport.1));
+            html! {
+                <div class="minimap" data-minimap="true" data-testid="minimap" ref={engine.minimap_element.clone()}
+                    style={format!("width:{:.0}px;height:{:.0}px", MINIMAP_SIZE.0, MINIMAP_SIZE.1)}
+                    title="The whole board: click or drag to go there">
+                    { for frames }
+                    <div class="minimap-view" data-testid="minimap-view" ref={engine.minimap_view.clone()}
+                        style={format!("transform:translate({:.1}px,{:.1}px);width:{:.1}px;height:{:.1}px",
+                            view.x, view.y, view.width, view.height)}></div>
+                </div>
+            }
+        });
     html! {
         <div class="canvas" ref={engine.viewport_ref.clone()} data-testid="canvas" data-detail={detail.as_str()}
             tabindex="0" aria-label="Board canvas">
@@ -492,6 +587,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
                 </svg>
             </div>
             <div class="marquee" ref={engine.marquee.clone()} data-testid="marquee"></div>
+            { crate::components::slot(minimap) }
             if empty {
                 <div class="canvas-empty">
                     <p>{ "Double-click anywhere to add a frame (a service)." }</p>
@@ -640,7 +736,45 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
             .is_some_and(|block| detail.shows(block.level))
     };
     let width = format!("stroke-width:{:.2}", 2.0 * label_scale);
-    model::edges_to_draw(&engine.board, drawn)
+    // Zoomed out past the tasks (or modules): their dependencies as lines between what is drawn.
+    let known = engine
+        .rollups
+        .as_ref()
+        .filter(|(known, version, _)| *known == detail && *version == engine.board.version);
+    let rolled: Html = known
+        .map(|(_, _, rolled)| rolled.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|edge| drawn.contains(&edge.from) || drawn.contains(&edge.to))
+        .filter_map(|edge| {
+            let from = engine.rects.get(&edge.from)?;
+            let to = engine.rects.get(&edge.to)?;
+            let path = model::edge_path(from, to);
+            let (mx, my) = model::edge_midpoint(from, to);
+            let radius = 11.0 * label_scale;
+            // Lines both ways between the same blocks sit side by side (across the line's direction).
+            let shift = f64::from(edge.lane) * 1.2 * radius;
+            let (dx, dy) = ((to.x - from.x).abs(), (to.y - from.y).abs());
+            let offset = if dx >= dy { (0.0, shift) } else { (shift, 0.0) };
+            let what = format!(
+                "{} dependenc{} from inside",
+                edge.count,
+                if edge.count == 1 { "y" } else { "ies" }
+            );
+            Some(html! {
+                <g key={format!("rollup-{}-{}", edge.from, edge.to)} class="edge rollup" data-testid="edge-rollup"
+                    data-from={edge.from.to_string()} data-to={edge.to.to_string()} data-count={edge.count.to_string()}
+                    transform={format!("translate({:.1} {:.1})", offset.0, offset.1)}>
+                    <title>{ what }</title>
+                    <path class="edge-line" d={path} style={format!("stroke-width:{:.2}", 3.0 * label_scale)} marker-end="url(#arrow)" />
+                    <circle class="rollup-badge" cx={format!("{mx:.1}")} cy={format!("{my:.1}")} r={format!("{radius:.1}")} />
+                    <text class="rollup-count" x={format!("{mx:.1}")} y={format!("{my:.1}")}
+                        style={format!("font-size:{:.1}px", 12.0 * label_scale)}>{ edge.count }</text>
+                </g>
+            })
+        })
+        .collect();
+    let direct: Html = model::edges_to_draw(&engine.board, drawn)
         .into_iter()
         .filter(|edge| shown(&edge.from) && shown(&edge.to))
         .filter_map(|edge| {
@@ -659,7 +793,8 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
                 </g>
             })
         })
-        .collect()
+        .collect();
+    html! { <>{ rolled }{ direct }</> }
 }
 
 fn local_point(engine: &Engine, event: &web_sys::MouseEvent) -> (f64, f64) {
@@ -788,6 +923,7 @@ fn attach(shared: &Rc<RefCell<Engine>>, queue: &CommandQueue) -> Vec<EventListen
         listen(shared, queue, &viewport, "pointercancel", false, pointer_up),
         listen(shared, queue, &viewport, "wheel", true, wheel),
         listen(shared, queue, &viewport, "dblclick", false, double_click),
+        listen(shared, queue, &viewport, "contextmenu", true, context_menu),
         listen(shared, queue, &window, "resize", false, |engine, _| {
             engine.measure();
             Effects {
@@ -822,9 +958,19 @@ fn pointer_down(engine: &mut Engine, event: &web_sys::Event) -> Effects {
     }
     let middle = pointer.button() == 1;
     if pointer.button() != 0 && !middle {
+        // A right-button press opens the context menu: no capture, which would send the menu's
+        // event to the canvas instead of the block under the pointer.
+        engine.pointers.remove(&pointer.pointer_id());
+        effects.capture_pointer = None;
         return effects;
     }
     event.prevent_default();
+    if closest(event, "[data-minimap]").is_some() {
+        engine.follow_minimap(pointer);
+        engine.gesture = Gesture::MiniMap;
+        effects.schedule_view = true;
+        return effects;
+    }
     if !middle && pointer.shift_key() {
         // Shift: a click adds a block to the selection (or takes it out); on empty canvas a drag
         // draws a selection rectangle.
@@ -911,6 +1057,10 @@ fn pointer_move(engine: &mut Engine, event: &web_sys::Event) -> Effects {
     };
     match &mut engine.gesture {
         Gesture::Idle => Effects::default(),
+        Gesture::MiniMap => {
+            engine.follow_minimap(pointer);
+            moved_view
+        }
         Gesture::Pan { last } => {
             let (dx, dy) = (point.0 - last.0, point.1 - last.1);
             *last = point;
@@ -1150,7 +1300,9 @@ fn pointer_up(engine: &mut Engine, event: &web_sys::Event) -> Effects {
             );
             Effects::command(Command::SelectMany(ids))
         }
-        Gesture::Pinch { .. } | Gesture::Pan { .. } | Gesture::Idle => Effects::default(),
+        Gesture::Pinch { .. } | Gesture::Pan { .. } | Gesture::Idle | Gesture::MiniMap => {
+            Effects::default()
+        }
     }
 }
 
@@ -1231,6 +1383,44 @@ fn double_click(engine: &mut Engine, event: &web_sys::Event) -> Effects {
         level,
         parent: container,
         position: Some(position),
+    })
+}
+
+/// A right-click: the page opens the menu for the block under the pointer (or the empty canvas).
+fn context_menu(engine: &mut Engine, event: &web_sys::Event) -> Effects {
+    let Some(mouse) = event.dyn_ref::<web_sys::MouseEvent>() else {
+        return Effects::default();
+    };
+    if closest(event, "input, textarea").is_some() {
+        // A text field keeps the browser's own menu (copy, paste, spelling).
+        return Effects::default();
+    }
+    event.prevent_default();
+    // A right-button press may have started a pan; the menu ends it.
+    engine.gesture = Gesture::Idle;
+    let point = local_point(engine, mouse);
+    let (x, y) = engine.view.to_world(point.0, point.1);
+    // The block under the pointer, found by position (a captured pointer retargets mouse events).
+    let block = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| {
+            document.element_from_point(mouse.client_x() as f32, mouse.client_y() as f32)
+        })
+        .filter(|element| {
+            element
+                .closest("[data-testid='world']")
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .and_then(|element| block_id_of(&element));
+    Effects::command(Command::OpenMenu {
+        at: point,
+        block,
+        world: Position {
+            x: x.round(),
+            y: y.round(),
+        },
     })
 }
 

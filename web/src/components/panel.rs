@@ -31,6 +31,9 @@ pub struct PanelProps {
     pub queue: CommandQueue,
     /// A viewer's board: everything is shown, nothing can be changed.
     pub read_only: bool,
+    /// Folded to a narrow strip (the fields stay in the page, hidden, so nothing typed is lost).
+    #[prop_or_default]
+    pub collapsed: bool,
 }
 
 #[function_component]
@@ -133,13 +136,18 @@ pub fn Panel(props: &PanelProps) -> Html {
     let parent = short.parent_id.as_ref().map(title_of);
     let level = short.level;
     html! {
-        <aside class={classes!("panel", deleted.then_some("deleted"))} data-testid="block-panel" data-block-id={id.to_string()} aria-label="Block details">
+        <aside class={classes!("panel", deleted.then_some("deleted"), props.collapsed.then_some("collapsed"))}
+            data-testid="block-panel" data-block-id={id.to_string()} aria-label="Block details">
+            <button class="panel-expand" onclick={send(Command::TogglePanel)} data-testid="panel-expand"
+                title="Show the details" aria-label="Show the details">{ "‹ Details" }</button>
             <div class="panel-head">
                 <span class={classes!("level-badge", level.as_str())}>{ level.as_str() }</span>
                 if let Some(parent) = parent {
                     <span class="muted crumb">{ format!("in {parent}") }</span>
                 }
                 <span class="spacer"></span>
+                <button class="ghost icon" aria-label="Fold the panel" title="Fold the panel (more room for the board)"
+                    onclick={send(Command::TogglePanel)} data-testid="panel-collapse">{ "›" }</button>
                 <button class="ghost icon" aria-label="Close panel" onclick={send(Command::Select(None))} data-testid="panel-close">{ "×" }</button>
             </div>
             if deleted {

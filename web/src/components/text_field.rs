@@ -236,7 +236,9 @@ pub fn TextField(props: &TextFieldProps) -> Html {
     html! {
         <>
             { field }
-            { for conflict }
+            // Always one child (see `components::slot`): a conflict notice that appears must not make
+            // Yew rebuild the field, which would drop the focus and the keystrokes after it.
+            { super::slot(conflict) }
         </>
     }
 }

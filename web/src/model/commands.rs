@@ -63,6 +63,8 @@ pub enum Command {
     Delete(Vec<BlockId>),
     RemoveEdge(EdgeId),
     Undo,
+    /// Do again what the last undo took back.
+    Redo,
     /// Start renaming a block in place on the canvas.
     Rename(BlockId),
     /// Start renaming the selected block in place (F2 or Enter).
@@ -77,6 +79,29 @@ pub enum Command {
         in_text_field: bool,
     },
     ToggleShortcuts,
+    /// Copy the selected blocks (with their subtrees and the edges inside them).
+    Copy,
+    /// Paste what was copied into the selected container, or next to the originals.
+    Paste,
+    /// Copy the selection and paste it next to itself.
+    Duplicate,
+    /// Open the context menu at canvas point `at` (screen pixels) for `block` (`None`: empty canvas,
+    /// at world point `world`).
+    OpenMenu {
+        at: (f64, f64),
+        block: Option<BlockId>,
+        world: Position,
+    },
+    CloseMenu,
+    /// Open "find a block" (Ctrl+K).
+    OpenFinder,
+    CloseFinder,
+    /// Select a block and bring it into view (a finder result).
+    Jump(BlockId),
+    /// Fold the side panel to a narrow strip, or unfold it (room for the canvas on a small screen).
+    TogglePanel,
+    /// Show or hide the minimap.
+    ToggleMinimap,
 }
 
 impl Command {
@@ -103,11 +128,22 @@ impl Command {
             Command::Delete(_) => "delete",
             Command::RemoveEdge(_) => "remove edge",
             Command::Undo => "undo",
+            Command::Redo => "redo",
             Command::Rename(_) => "rename",
             Command::RenameSelection => "rename selection",
             Command::FinishRename { .. } => "finish rename",
             Command::Escape { .. } => "escape",
             Command::ToggleShortcuts => "shortcuts",
+            Command::Copy => "copy",
+            Command::Paste => "paste",
+            Command::Duplicate => "duplicate",
+            Command::OpenMenu { .. } => "open menu",
+            Command::CloseMenu => "close menu",
+            Command::OpenFinder => "open finder",
+            Command::CloseFinder => "close finder",
+            Command::Jump(_) => "jump to block",
+            Command::TogglePanel => "toggle panel",
+            Command::ToggleMinimap => "toggle minimap",
         }
     }
 
@@ -127,9 +163,12 @@ impl Command {
                 | Command::Delete(_)
                 | Command::RemoveEdge(_)
                 | Command::Undo
+                | Command::Redo
                 | Command::Rename(_)
                 | Command::RenameSelection
                 | Command::FinishRename { .. }
+                | Command::Paste
+                | Command::Duplicate
         )
     }
 }

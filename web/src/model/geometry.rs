@@ -370,6 +370,30 @@ pub fn edges_to_draw<'a>(board: &'a Board, drawn: &HashSet<BlockId>) -> Vec<&'a 
     edges
 }
 
+/// The middle of the curve [`edge_path`] draws (where a rolled-up line shows its count). The curve is
+/// symmetric, so its middle is halfway between its two ends.
+pub fn edge_midpoint(from: &Rect, to: &Rect) -> (f64, f64) {
+    let (fx, fy) = (from.x + from.width / 2.0, from.y + from.height / 2.0);
+    let (tx, ty) = (to.x + to.width / 2.0, to.y + to.height / 2.0);
+    let horizontal =
+        (tx - fx).abs() * from.height.max(1.0) >= (ty - fy).abs() * from.width.max(1.0);
+    if horizontal {
+        let (sx, ex) = if tx >= fx {
+            (from.right(), to.x)
+        } else {
+            (from.x, to.right())
+        };
+        ((sx + ex) / 2.0, (fy + ty) / 2.0)
+    } else {
+        let (sy, ey) = if ty >= fy {
+            (from.bottom(), to.y)
+        } else {
+            (from.y, to.bottom())
+        };
+        ((fx + tx) / 2.0, (sy + ey) / 2.0)
+    }
+}
+
 /// The SVG path of a dependency edge: a horizontal-ish cubic curve from the right side of `from` to the
 /// left side of `to` (or between top and bottom when they are stacked).
 pub fn edge_path(from: &Rect, to: &Rect) -> String {

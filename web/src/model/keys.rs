@@ -47,6 +47,12 @@ pub fn command_for_key(press: &KeyPress, has_selection: bool) -> Option<Command>
     let step = if press.shift { PAN_STEP_BIG } else { PAN_STEP };
     Some(match press.key.as_str() {
         "z" | "Z" if command_key && !press.shift => Command::Undo,
+        "z" | "Z" if command_key => Command::Redo,
+        "y" | "Y" if command_key && !press.shift => Command::Redo,
+        "c" | "C" if command_key && has_selection => Command::Copy,
+        "v" | "V" if command_key => Command::Paste,
+        "d" | "D" if command_key && has_selection => Command::Duplicate,
+        "k" | "K" if command_key => Command::OpenFinder,
         _ if command_key => return None,
         "Delete" | "Backspace" if has_selection => Command::DeleteSelection,
         "F2" | "Enter" if has_selection => Command::RenameSelection,
@@ -98,14 +104,37 @@ mod tests {
             ..press("z")
         };
         assert_eq!(command_for_key(&undo, false), Some(Command::Undo));
-        let copy = KeyPress {
+        let redo = KeyPress {
             ctrl: true,
-            ..press("c")
+            shift: true,
+            ..press("Z")
+        };
+        assert_eq!(command_for_key(&redo, false), Some(Command::Redo));
+        let redo_y = KeyPress {
+            meta: true,
+            ..press("y")
+        };
+        assert_eq!(command_for_key(&redo_y, false), Some(Command::Redo));
+        let ctrl = |key: &str| KeyPress {
+            ctrl: true,
+            ..press(key)
         };
         assert_eq!(
-            command_for_key(&copy, true),
+            command_for_key(&ctrl("l"), true),
             None,
             "browser shortcuts pass through"
+        );
+        assert_eq!(command_for_key(&ctrl("c"), true), Some(Command::Copy));
+        assert_eq!(
+            command_for_key(&ctrl("c"), false),
+            None,
+            "nothing selected: the browser copies as usual"
+        );
+        assert_eq!(command_for_key(&ctrl("v"), false), Some(Command::Paste));
+        assert_eq!(command_for_key(&ctrl("d"), true), Some(Command::Duplicate));
+        assert_eq!(
+            command_for_key(&ctrl("k"), false),
+            Some(Command::OpenFinder)
         );
         let shifted = KeyPress {
             shift: true,
@@ -155,6 +184,11 @@ mod tests {
             "z",
             "Enter",
             "F2",
+            "c",
+            "v",
+            "d",
+            "k",
+            "y",
         ] {
             for ctrl in [false, true] {
                 let typing = KeyPress {

@@ -9,7 +9,12 @@
 //! - `undo`: the undo stack, which follows blocks re-created under new ids;
 //! - `layout`: containers that grow to hold their children, and where a dropped block lands;
 //! - `selection`: one block or several (shift-click, marquee);
+//! - `clipboard`: what a copy holds (subtrees and the edges inside them) and where a paste lands;
 //! - `commands` and `keys`: what the page can be asked to do, and which key asks for what;
+//! - `finder`: which blocks match a title typed into Ctrl+K, best first;
+//! - `menu`: what the context menu offers on a block or on empty canvas;
+//! - `minimap`: the whole board drawn small, and the view a click on it asks for;
+//! - `rollup`: dependencies rolled up to the blocks drawn when zoomed out, with counts;
 //! - `errors`: API failures in words a person understands.
 //!
 //! Coordinates: a block's `position` is relative to its parent's top-left corner (a frame without a
@@ -17,13 +22,18 @@
 //! moving a frame moves everything in it without touching its children's rows.
 
 mod board;
+pub mod clipboard;
 pub mod commands;
 pub mod drop_target;
 pub mod edit;
 pub mod errors;
+pub mod finder;
 mod geometry;
 pub mod keys;
 pub mod layout;
+pub mod menu;
+pub mod minimap;
+pub mod rollup;
 pub mod selection;
 pub mod undo;
 

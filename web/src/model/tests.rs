@@ -519,3 +519,322 @@ fn a_moving_view_renders_only_when_the_drawn_blocks_fall_short() {
         Redraw::Now
     );
 }
+
+#[test]
+fn a_copy_holds_whole_subtrees_and_only_the_edges_inside_them() {
+    let mut board = sample();
+    board.insert_edge(Edge {
+        id: EdgeId::from_random([2; 8]),
+        from: id(2),
+        to: id(3),
+        created_at: 0,
+    });
+    // The frame 1 and (again) its task 3: the task comes once, with its frame.
+    let clip = clipboard::copy(&board, &[id(3), id(1)]).expect("a copy");
+    let ids: Vec<BlockId> = clip.blocks.iter().map(|block| block.id.clone()).collect();
+    assert_eq!(ids, vec![id(1), id(2), id(3)], "parents before children");
+    assert_eq!(clip.roots().len(), 1);
+    // The edge 3 → 5 leaves the copy; 2 → 3 is inside it.
+    assert_eq!(clip.edges.len(), 1);
+    assert_eq!(
+        (clip.edges[0].from.clone(), clip.edges[0].to.clone()),
+        (id(2), id(3))
+    );
+    assert_eq!(clipboard::copy(&board, &[id(99)]), None);
+}
+
+#[test]
+fn a_paste_lands_in_free_space_of_the_selected_container_or_of_the_originals() {
+    let board = sample();
+    let task = clipboard::copy(&board, &[id(3)]).unwrap();
+
+    // A duplicate: the original's module, in its first free slot (not on the original).
+    let beside = clipboard::paste_plan(&board, &task, None).unwrap();
+    assert_eq!(beside[0].parent_id, Some(id(2)));
+    assert_eq!(
+        beside[0].position,
+        board.free_slot(Some(&id(2)), Level::Task)
+    );
+    assert_ne!(beside[0].position, board.blocks[&id(3)].position);
+
+    // Into the selected frame 4 (a task may sit in a frame), at its first free slot.
+    let into_frame = clipboard::paste_plan(&board, &task, Some(&id(4))).unwrap();
+    assert_eq!(into_frame[0].parent_id, Some(id(4)));
+    assert_eq!(
+        into_frame[0].position,
+        board.free_slot(Some(&id(4)), Level::Task)
+    );
+
+    // A selected task stands for its container.
+    let into_tasks_frame = clipboard::paste_plan(&board, &task, Some(&id(5))).unwrap();
+    assert_eq!(into_tasks_frame[0].parent_id, Some(id(4)));
+
+    // A frame cannot go into a module (the level rules): it lands at the top level, in free space;
+    // its children keep their places inside it.
+    let frame = clipboard::copy(&board, &[id(1)]).unwrap();
+    let plan = clipboard::paste_plan(&board, &frame, Some(&id(2))).unwrap();
+    assert_eq!(plan[0].parent_id, None);
+    assert_eq!(plan[0].position, board.free_slot(None, Level::Frame));
+    assert_eq!(
+        plan[1].parent_id,
+        Some(id(1)),
+        "children keep their (re-created) parent"
+    );
+    assert_eq!(plan[1].position, Position { x: 20.0, y: 50.0 });
+
+    // Two roots keep their arrangement.
+    let both = clipboard::copy(&board, &[id(1), id(4)]).unwrap();
+    let plan = clipboard::paste_plan(&board, &both, None).unwrap();
+    let roots: Vec<&BoardBlock> = plan
+        .iter()
+        .filter(|block| block.parent_id.is_none())
+        .collect();
+    assert_eq!(roots.len(), 2);
+    assert_eq!(roots[1].position.x - roots[0].position.x, 5000.0 - 100.0);
+
+    // A module whose frame is gone cannot stand at the top level: the paste says what to do.
+    let module = clipboard::copy(&board, &[id(2)]).unwrap();
+    let mut emptied = board.clone();
+    emptied.remove_subtree(&id(1));
+    let refused = clipboard::paste_plan(&emptied, &module, None).unwrap_err();
+    assert!(refused.contains("select a frame"), "{refused}");
+    assert_eq!(
+        clipboard::paste_plan(&emptied, &module, Some(&id(4))).unwrap()[0].parent_id,
+        Some(id(4))
+    );
+}
+
+#[test]
+fn a_second_paste_does_not_cover_the_first() {
+    let mut board = sample();
+    let clip = clipboard::copy(&board, &[id(5)]).unwrap();
+    let first = clipboard::paste_plan(&board, &clip, None).unwrap();
+    let mut pasted = first[0].clone();
+    pasted.id = id(50);
+    board.upsert_block(pasted);
+    let second = clipboard::paste_plan(&board, &clip, None).unwrap();
+    assert_ne!(second[0].position, first[0].position);
+}
+
+#[test]
+fn the_finder_ranks_title_starts_then_word_starts_then_the_rest() {
+    let mut board = sample();
+    for (n, title) in [
+        (1, "Checkout service"),
+        (2, "Cart"),
+        (3, "Add to cart"),
+        (4, "Payments"),
+        (5, "Refund a card"),
+    ] {
+        let mut block = board.blocks[&id(n)].clone();
+        block.title = title.into();
+        board.upsert_block(block);
+    }
+    let titles = |query: &str| -> Vec<String> {
+        finder::find(&board, query, 10)
+            .into_iter()
+            .map(|found| found.title)
+            .collect()
+    };
+    assert_eq!(titles("car"), vec!["Cart", "Add to cart", "Refund a card"]);
+    assert_eq!(
+        titles("CART"),
+        vec!["Cart", "Add to cart"],
+        "case does not matter"
+    );
+    assert_eq!(
+        titles("add cart"),
+        vec!["Add to cart"],
+        "every word must match"
+    );
+    assert!(titles("   ").is_empty());
+    assert!(titles("nothing like it").is_empty());
+    let found = &finder::find(&board, "add", 1)[0];
+    assert_eq!(
+        found.within.as_deref(),
+        Some("Cart"),
+        "the container's title is shown"
+    );
+    assert_eq!(finder::find(&board, "a", 2).len(), 2, "at most the limit");
+    assert_eq!(finder::move_highlight(0, 3, false), 2);
+    assert_eq!(finder::move_highlight(2, 3, true), 0);
+    assert_eq!(finder::move_highlight(0, 0, true), 0);
+}
+
+#[test]
+fn the_context_menu_offers_what_fits_the_block_and_the_person() {
+    use super::commands::Command;
+    let at = Position { x: 5.0, y: 6.0 };
+    let names = |items: Vec<menu::MenuItem>| -> Vec<&'static str> {
+        items.iter().map(|item| item.name).collect()
+    };
+    let frame = id(1);
+    assert_eq!(
+        names(menu::menu_items(
+            Some((&frame, Level::Frame)),
+            at,
+            false,
+            false
+        )),
+        vec![
+            "zoom-to",
+            "rename",
+            "add-module",
+            "add-task",
+            "copy",
+            "duplicate",
+            "delete"
+        ]
+    );
+    assert_eq!(
+        names(menu::menu_items(
+            Some((&frame, Level::Task)),
+            at,
+            false,
+            true
+        )),
+        vec!["zoom-to", "rename", "copy", "paste", "duplicate", "delete"]
+    );
+    assert_eq!(
+        names(menu::menu_items(
+            Some((&frame, Level::Task)),
+            at,
+            true,
+            true
+        )),
+        vec!["zoom-to"]
+    );
+    let canvas = menu::menu_items(None, at, false, true);
+    assert_eq!(
+        names(canvas.clone()),
+        vec!["add-frame-here", "paste", "find", "fit"]
+    );
+    assert_eq!(
+        canvas[0].command,
+        Command::Create {
+            level: Level::Frame,
+            parent: None,
+            position: Some(at)
+        }
+    );
+    assert_eq!(
+        names(menu::menu_items(None, at, true, true)),
+        vec!["find", "fit"]
+    );
+    for item in menu::menu_items(Some((&frame, Level::Module)), at, true, true) {
+        assert!(
+            !item.command.edits(),
+            "a viewer's menu never offers an edit: {}",
+            item.name
+        );
+    }
+}
+
+#[test]
+fn far_out_dependencies_roll_up_to_the_drawn_blocks_with_a_count() {
+    // Frame 1 ⊃ module 2 ⊃ task 3, task 6 in module 2; frame 4 ⊃ task 5 and module 7 ⊃ task 8.
+    let board = board(
+        vec![
+            block(1, Level::Frame, None, 0.0, 0.0, 1),
+            block(2, Level::Module, Some(1), 20.0, 50.0, 1),
+            block(3, Level::Task, Some(2), 10.0, 40.0, 1),
+            block(6, Level::Task, Some(2), 10.0, 140.0, 1),
+            block(4, Level::Frame, None, 5000.0, 0.0, 1),
+            block(5, Level::Task, Some(4), 10.0, 10.0, 1),
+            block(7, Level::Module, Some(4), 10.0, 200.0, 1),
+            block(8, Level::Task, Some(7), 10.0, 10.0, 1),
+        ],
+        // 3 → 5 and 6 → 8 cross services; 3 → 6 stays inside module 2; 5 → 3 goes back.
+        vec![(1, 3, 5), (2, 6, 8), (3, 3, 6), (4, 5, 3)],
+    );
+    let rolled = |detail| -> Vec<(BlockId, BlockId, usize)> {
+        rollup::rolled_up_edges(&board, detail)
+            .into_iter()
+            .map(|edge| (edge.from, edge.to, edge.count))
+            .collect()
+    };
+    assert!(
+        rolled(Detail::Tasks).is_empty(),
+        "close up, every edge is drawn as itself"
+    );
+    let mut frames = rolled(Detail::Frames);
+    frames.sort();
+    let mut expected = vec![(id(1), id(4), 2), (id(4), id(1), 1)];
+    expected.sort();
+    assert_eq!(
+        frames, expected,
+        "service to service, with counts; 3 → 6 vanishes inside"
+    );
+    let mut modules = rolled(Detail::Modules);
+    modules.sort();
+    // With modules drawn: 3 → 5 is module 2 → frame 4; 6 → 8 is module 2 → module 7; 5 → 3 frame 4 → module 2.
+    let mut expected = vec![(id(2), id(4), 1), (id(2), id(7), 1), (id(4), id(2), 1)];
+    expected.sort();
+    assert_eq!(modules, expected);
+    let alone = rollup::rolled_up_edges(&board, Detail::Modules)
+        .into_iter()
+        .find(|edge| edge.to == id(7))
+        .unwrap();
+    assert_eq!(alone.lane, 0, "no line the other way: drawn straight");
+    assert_eq!(
+        rollup::shown_ancestor(&board, &id(8), Detail::Frames),
+        Some(id(4))
+    );
+    assert_eq!(
+        rollup::shown_ancestor(&board, &id(99), Detail::Frames),
+        None
+    );
+    let from = Rect {
+        x: 0.0,
+        y: 0.0,
+        width: 100.0,
+        height: 50.0,
+    };
+    let to = Rect {
+        x: 300.0,
+        y: 0.0,
+        width: 100.0,
+        height: 50.0,
+    };
+    assert_eq!(edge_midpoint(&from, &to), (200.0, 25.0));
+}
+
+#[test]
+fn the_minimap_fits_the_board_and_a_click_centres_the_view_there() {
+    let content = Rect {
+        x: 100.0,
+        y: 50.0,
+        width: 1000.0,
+        height: 500.0,
+    };
+    let map = minimap::MiniMap::fit(&content, 200.0, 130.0);
+    let drawn = map.to_map(&content);
+    assert!(drawn.x >= 0.0 && drawn.y >= 0.0, "{drawn:?}");
+    assert!(
+        drawn.right() <= 200.0 + 1e-9 && drawn.bottom() <= 130.0 + 1e-9,
+        "{drawn:?}"
+    );
+    assert!(
+        (drawn.width - 184.0).abs() < 1e-9,
+        "the wide board fills the width: {drawn:?}"
+    );
+    assert!(
+        ((drawn.x + drawn.right()) / 2.0 - 100.0).abs() < 1e-9,
+        "centred"
+    );
+    let (wx, wy) = map.to_world(drawn.x + drawn.width / 2.0, drawn.y + drawn.height / 2.0);
+    assert!((wx - 600.0).abs() < 1e-9 && (wy - 300.0).abs() < 1e-9);
+
+    let view = View {
+        pan_x: 0.0,
+        pan_y: 0.0,
+        zoom: 0.5,
+    };
+    let centred = minimap::centred_on(&view, (600.0, 300.0), 1000.0, 600.0);
+    assert_eq!(centred.zoom, 0.5);
+    let (x, y) = centred.to_world(500.0, 300.0);
+    assert!(
+        (x - 600.0).abs() < 1e-9 && (y - 300.0).abs() < 1e-9,
+        "the canvas's middle shows the point"
+    );
+}

@@ -1,4 +1,10 @@
-//! The undo stack: the person's own recent changes, newest last, each as the step that takes it back.
+//! The undo stack: the person's own recent changes, newest last, each as the step that takes it back;
+//! and the redo stack: the changes undone, each as the step that does it again.
+//!
+//! Every change records the step that reverses it, tagged with where the change came from
+//! ([`Origin`]): a person's new change goes on the undo stack and forgets what could be redone; a change
+//! made by an undo goes on the redo stack; a change made by a redo goes back on the undo stack and
+//! keeps the rest of the redo stack.
 //!
 //! Undoing a deletion re-creates the blocks and edges, and the server gives them new ids. Every older
 //! step that named the old ids is rewritten to the new ones ([`UndoStack::remap_block`],
@@ -40,23 +46,55 @@ pub enum UndoStep {
     },
 }
 
+/// Where a change came from, which decides the stack its reversing step goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The person made a new change: it can be undone, and nothing undone before can be redone.
+    Person,
+    /// An undo made it: it can be redone.
+    Undo,
+    /// A redo made it: it can be undone again, and the older undone changes can still be redone.
+    Redo,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UndoStack {
     steps: Vec<UndoStep>,
+    redo: Vec<UndoStep>,
+}
+
+fn push_bounded(stack: &mut Vec<UndoStep>, step: UndoStep) {
+    stack.push(step);
+    if stack.len() > UNDO_LIMIT {
+        stack.remove(0);
+    }
 }
 
 impl UndoStack {
+    /// Records a person's new change (the step that takes it back).
     pub fn push(&mut self, step: UndoStep) {
-        self.steps.push(step);
-        if self.steps.len() > UNDO_LIMIT {
-            self.steps.remove(0);
+        self.record(step, Origin::Person);
+    }
+
+    /// Records the step that reverses a change, on the stack its origin decides.
+    pub fn record(&mut self, step: UndoStep, origin: Origin) {
+        match origin {
+            Origin::Person => {
+                self.redo.clear();
+                push_bounded(&mut self.steps, step);
+            }
+            Origin::Undo => push_bounded(&mut self.redo, step),
+            Origin::Redo => push_bounded(&mut self.steps, step),
         }
     }
 
     /// Takes back a step recorded ahead of the server's answer, when the server refused the change.
     pub fn forget(&mut self, step: &UndoStep) {
-        if let Some(index) = self.steps.iter().rposition(|recorded| recorded == step) {
-            self.steps.remove(index);
+        for stack in [&mut self.steps, &mut self.redo] {
+            if let Some(index) = stack.iter().rposition(|recorded| recorded == step) {
+                stack.remove(index);
+                return;
+            }
         }
     }
 
@@ -64,8 +102,17 @@ impl UndoStack {
         self.steps.pop()
     }
 
+    /// The newest undone change, as the step that does it again.
+    pub fn pop_redo(&mut self) -> Option<UndoStep> {
+        self.redo.pop()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
     }
 
     pub fn len(&self) -> usize {
@@ -79,7 +126,7 @@ impl UndoStack {
                 *id = new.clone();
             }
         };
-        for step in &mut self.steps {
+        for step in self.steps.iter_mut().chain(self.redo.iter_mut()) {
             match step {
                 UndoStep::Created(id) | UndoStep::Edited { id, .. } => swap(id),
                 UndoStep::Moved { id, parent, .. } => {
@@ -111,7 +158,7 @@ impl UndoStack {
 
     /// A dependency now lives under a new id: every step follows it.
     pub fn remap_edge(&mut self, old: &EdgeId, new: &EdgeId) {
-        for step in &mut self.steps {
+        for step in self.steps.iter_mut().chain(self.redo.iter_mut()) {
             match step {
                 UndoStep::EdgeAdded(id) if id == old => *id = new.clone(),
                 UndoStep::Deleted { edges, .. } => {
@@ -267,6 +314,61 @@ mod tests {
         new_ids.insert(id(2), id(12));
         let request = recreate_edge_request(&edge, &new_ids);
         assert_eq!((request.from, request.to), (id(12), id(9)));
+    }
+
+    #[test]
+    fn an_undone_change_can_be_redone_until_the_person_changes_something_new() {
+        let mut stack = UndoStack::default();
+        stack.push(UndoStep::Created(id(1)));
+        stack.push(UndoStep::Created(id(2)));
+        assert!(!stack.can_redo());
+
+        // Undo the newest: deleting block 2 records how to create it again, on the redo stack.
+        assert_eq!(stack.pop(), Some(UndoStep::Created(id(2))));
+        let deleted = UndoStep::Deleted {
+            blocks: vec![block(2, None)],
+            edges: Vec::new(),
+        };
+        stack.record(deleted.clone(), Origin::Undo);
+        assert!(stack.can_redo());
+        assert_eq!(stack.len(), 1);
+
+        // Redo re-creates it under a new id; that goes back on the undo stack.
+        assert_eq!(stack.pop_redo(), Some(deleted.clone()));
+        stack.record(UndoStep::Created(id(12)), Origin::Redo);
+        assert_eq!(stack.len(), 2);
+        assert!(!stack.can_redo());
+
+        // Undo twice, redo once: the older undone change stays redoable after a redo.
+        stack.pop();
+        stack.record(deleted.clone(), Origin::Undo);
+        stack.pop();
+        stack.record(
+            UndoStep::Deleted {
+                blocks: vec![block(1, None)],
+                edges: Vec::new(),
+            },
+            Origin::Undo,
+        );
+        stack.pop_redo();
+        stack.record(UndoStep::Created(id(11)), Origin::Redo);
+        assert!(stack.can_redo(), "block 2's re-creation is still redoable");
+
+        // Re-created blocks are followed on the redo stack too.
+        stack.remap_block(&id(2), &id(22));
+        assert!(
+            matches!(stack.pop_redo(), Some(UndoStep::Deleted { blocks, .. }) if blocks[0].id == id(22))
+        );
+
+        // A new change of the person's own forgets what could be redone.
+        stack.record(deleted.clone(), Origin::Undo);
+        stack.push(UndoStep::Created(id(5)));
+        assert!(!stack.can_redo());
+
+        // A refused change is forgotten from whichever stack holds it.
+        stack.record(deleted.clone(), Origin::Undo);
+        stack.forget(&deleted);
+        assert!(!stack.can_redo());
     }
 
     #[test]

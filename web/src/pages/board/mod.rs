@@ -28,15 +28,17 @@ use crate::api::{self, ApiFailure};
 use crate::app::{Action, AppContext, navigate};
 use crate::command_queue::CommandQueue;
 use crate::components::canvas::{Canvas, Engine, SharedEngine};
+use crate::components::finder::Finder;
 use crate::components::members_dialog::MembersDialog;
 use crate::components::panel::Panel;
+use crate::components::slot;
 use crate::live::{Live, LiveHandlers, LiveStatus};
 use crate::model::Board;
 use crate::model::commands::Command;
 use crate::model::keys::{KeyPress, command_for_key};
 use crate::model::undo::UndoStack;
 use crate::router::Route;
-use ops::{Ops, Refusal, WriteLanes, explain};
+use ops::{ContextMenu, Ops, Refusal, WriteLanes, explain};
 
 #[derive(Default, PartialEq)]
 struct Counter(u64);
@@ -49,7 +51,7 @@ impl Reducible for Counter {
 }
 
 /// The keyboard shortcuts the `?` sheet lists.
-const SHORTCUTS: [(&str, &str); 11] = [
+const SHORTCUTS: [(&str, &str); 16] = [
     (
         "Double-click",
         "Add a block here (a frame, a module in a frame, a task in a module)",
@@ -63,6 +65,7 @@ const SHORTCUTS: [(&str, &str); 11] = [
         "Delete the selected block or dependency",
     ),
     ("Ctrl+Z", "Undo your last change"),
+    ("Ctrl+Shift+Z, Ctrl+Y", "Redo what you undid"),
     (
         "Escape",
         "Leave a text field, close a dialog, clear the selection",
@@ -75,6 +78,13 @@ const SHORTCUTS: [(&str, &str); 11] = [
         "Move it, or drop it into another frame or module",
     ),
     ("Drag the dot on a block's edge", "Add a dependency"),
+    (
+        "Ctrl+C, Ctrl+V",
+        "Copy the selection (with what is inside), paste into the selected frame or module",
+    ),
+    ("Ctrl+D", "Duplicate the selection"),
+    ("Ctrl+K", "Find a block by its title and jump to it"),
+    ("Right-click", "The menu of what you can do here"),
     ("?", "Show or hide this sheet"),
 ];
 
@@ -107,6 +117,10 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
     let confirm = use_state(|| None::<Vec<BlockId>>);
     let shortcuts = use_state(|| false);
     let members_open = use_state(|| false);
+    let menu = use_state(|| None::<ContextMenu>);
+    let finder = use_state(|| false);
+    let panel_collapsed = use_state(|| false);
+    let clip = use_mut_ref(|| None::<crate::model::clipboard::Clip>);
     let ops_ref = use_mut_ref(|| None::<Ops>);
     let queue = use_memo((), |_| CommandQueue::default());
     let hooks = use_mut_ref(Vec::<Closure<dyn Fn()>>::new);
@@ -362,6 +376,10 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         fresh: fresh.clone(),
         confirm: confirm.clone(),
         shortcuts: shortcuts.clone(),
+        clip: clip.clone(),
+        menu: menu.clone(),
+        finder: finder.clone(),
+        panel_collapsed: panel_collapsed.clone(),
         read_only,
     };
     *ops_ref.borrow_mut() = Some(ops);
@@ -401,15 +419,18 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         })
     });
     let multi_count = engine_ref.multi.len();
+    let minimap_shown = engine_ref.minimap_shown;
     let zoom_label = engine_ref.zoom_label.clone();
     drop(engine_ref);
     let can_undo = !undo.borrow().is_empty();
+    let can_redo = undo.borrow().can_redo();
     let panel = selected.map(|id| {
         let is_fresh = fresh.as_ref() == Some(&id);
         let key = id.to_string();
         html! {
             <Panel {key} engine={shared.clone()} workspace_id={props.workspace_id.clone()}
-                block_id={id} tick={tick.0} fresh={is_fresh} queue={(*queue).clone()} {read_only} />
+                block_id={id} tick={tick.0} fresh={is_fresh} queue={(*queue).clone()} {read_only}
+                collapsed={*panel_collapsed} />
         }
     });
     let confirm_dialog = confirm.as_ref().zip(confirm_text).map(|(ids, text)| {
@@ -471,6 +492,42 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             </div>
         }
     });
+    let context_menu = menu.as_ref().map(|shown| {
+        let close = {
+            let queue = queue.clone();
+            Callback::from(move |event: MouseEvent| {
+                event.prevent_default();
+                queue.send(Command::CloseMenu);
+            })
+        };
+        html! {
+            <>
+                <div class="menu-backdrop" data-testid="menu-backdrop" onclick={close.clone()} oncontextmenu={close}></div>
+                <div class="context-menu" role="menu" data-testid="context-menu"
+                    style={format!("left:{:.0}px;top:{:.0}px", shown.x, shown.y)}>
+                    { for shown.items.iter().map(|item| {
+                        let pick = {
+                            let (queue, command) = (queue.clone(), item.command.clone());
+                            Callback::from(move |_: MouseEvent| {
+                                queue.send(Command::CloseMenu);
+                                queue.send(command.clone());
+                            })
+                        };
+                        html! {
+                            <button class={classes!("menu-item", item.danger.then_some("danger"))} role="menuitem"
+                                data-testid={format!("menu-{}", item.name)} onclick={pick}>
+                                <span>{ item.label }</span>
+                                <kbd>{ item.keys }</kbd>
+                            </button>
+                        }
+                    }) }
+                </div>
+            </>
+        }
+    });
+    let finder_dialog = finder.then(|| {
+        html! { <Finder engine={shared.clone()} queue={(*queue).clone()} /> }
+    });
     let live_title = match &*status {
         LiveStatus::Live => "Live: changes by others appear as they happen".to_owned(),
         LiveStatus::Connecting => "Connecting to live updates…".to_owned(),
@@ -502,6 +559,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                     <button class="tool" onclick={send(Command::AddToSelection(Level::Task))} data-testid="add-task" title="Add a task to the selected frame or module">{ "+ Task" }</button>
                     <span class="divider-v"></span>
                     <button class="tool" onclick={send(Command::Undo)} disabled={!can_undo} data-testid="undo" title="Undo (Ctrl+Z)">{ "↶ Undo" }</button>
+                    <button class="tool" onclick={send(Command::Redo)} disabled={!can_redo} data-testid="redo" title="Redo (Ctrl+Shift+Z or Ctrl+Y)">{ "↷ Redo" }</button>
                     if selected_edge.is_some() {
                         <button class="tool danger" onclick={send(Command::DeleteSelection)} data-testid="delete-edge" title="Remove the selected dependency (Delete)">{ "Remove dependency" }</button>
                     }
@@ -519,6 +577,8 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                     <span class="zoom-label" ref={zoom_label} data-testid="zoom-label">{ zoom_text }</span>
                     <button class="tool icon" onclick={send(Command::ZoomBy(1.25))} aria-label="Zoom in" title="Zoom in (+)">{ "+" }</button>
                     <button class="tool" onclick={send(Command::Fit)} data-testid="zoom-fit" title="Zoom to fit (0)">{ "Fit" }</button>
+                    <button class={classes!("tool", minimap_shown.then_some("active"))} onclick={send(Command::ToggleMinimap)}
+                        data-testid="toggle-minimap" aria-pressed={minimap_shown.to_string()} title="Show or hide the map of the whole board">{ "Map" }</button>
                 </div>
                 <button class="tool" onclick={open_members} data-testid="open-members" title="Who can see and edit this board">{ "Members" }</button>
                 <button class="tool icon" onclick={send(Command::ToggleShortcuts)} data-testid="show-shortcuts" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">{ "?" }</button>
@@ -526,16 +586,22 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                     <span class="dot"></span>{ live_label }
                 </span>
             </div>
+            // Every optional part is one child that is always there (empty when unused), never
+            // `{ for option }`: Yew matches unkeyed children from the end, so a child that comes and
+            // goes after the canvas would make Yew rebuild the canvas (losing its listeners, the
+            // pointer capture and the focus mid-gesture). See `components::slot`.
             <div class="board-body">
                 <div class="canvas-wrap">
                     <Canvas engine={shared.clone()} tick={tick.0} queue={(*queue).clone()} />
-                    { for refusal_bubble }
+                    { slot(refusal_bubble) }
+                    { slot(context_menu) }
                 </div>
-                { for panel }
+                { slot(panel) }
             </div>
-            { for confirm_dialog }
-            { for shortcuts_sheet }
-            { for members_dialog }
+            { slot(confirm_dialog) }
+            { slot(shortcuts_sheet) }
+            { slot(members_dialog) }
+            { slot(finder_dialog) }
         </main>
     }
 }

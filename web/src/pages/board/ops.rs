@@ -21,12 +21,14 @@ use yew::prelude::*;
 use crate::api::{self, ApiFailure};
 use crate::app::{AppContext, toast_error, toast_info};
 use crate::components::canvas::{Engine, schedule};
+use crate::model::clipboard::{self, Clip};
 use crate::model::commands::Command;
 use crate::model::edit::{self, Edit};
 use crate::model::errors::human_error;
 use crate::model::layout;
+use crate::model::menu::{MenuItem, menu_items};
 use crate::model::selection::Selection;
-use crate::model::undo::{self, UndoStack, UndoStep};
+use crate::model::undo::{self, Origin, UndoStack, UndoStep};
 
 /// Where a drop was refused, and why (shown at that spot for a few seconds).
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +97,15 @@ fn in_lane(lanes: &Rc<WriteLanes>, id: &BlockId, job: impl FnOnce(LaneTurn) + 's
     }
 }
 
+/// Why blocks are being re-created.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Recreate {
+    /// Undoing (or redoing) a deletion: the same blocks come back under new ids.
+    Restore(Origin),
+    /// Pasting or duplicating: copies, next to the originals.
+    Paste,
+}
+
 /// Everything an operation needs; cheap to clone into async blocks.
 #[derive(Clone)]
 pub struct Ops {
@@ -108,7 +119,20 @@ pub struct Ops {
     pub fresh: UseStateHandle<Option<BlockId>>,
     pub confirm: UseStateHandle<Option<Vec<BlockId>>>,
     pub shortcuts: UseStateHandle<bool>,
+    /// What Ctrl+C copied (kept for the page's life, not in the system clipboard).
+    pub clip: Rc<RefCell<Option<Clip>>>,
+    pub menu: UseStateHandle<Option<ContextMenu>>,
+    pub finder: UseStateHandle<bool>,
+    pub panel_collapsed: UseStateHandle<bool>,
     pub read_only: bool,
+}
+
+/// An open context menu: where (canvas pixels) and its entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextMenu {
+    pub x: f64,
+    pub y: f64,
+    pub items: Vec<MenuItem>,
 }
 
 fn title_for(level: Level) -> &'static str {
@@ -152,7 +176,13 @@ impl Ops {
                             x: block.position.x + dx,
                             y: block.position.y + dy,
                         };
-                        self.move_block(id, block.parent_id.clone(), position, None, true);
+                        self.move_block(
+                            id,
+                            block.parent_id.clone(),
+                            position,
+                            None,
+                            Origin::Person,
+                        );
                     }
                 }
             }
@@ -161,7 +191,7 @@ impl Ops {
                 parent,
                 position,
                 screen,
-            } => self.move_block(id, parent, position, screen, true),
+            } => self.move_block(id, parent, position, screen, Origin::Person),
             Command::Create {
                 level,
                 parent,
@@ -171,28 +201,29 @@ impl Ops {
                 Ok(parent) => self.create(level, parent, None),
                 Err(message) => toast_info(&self.app, message),
             },
-            Command::Connect { from, to } => self.connect(from, to, true),
+            Command::Connect { from, to } => self.connect(from, to, Origin::Person),
             Command::ZoomTo(id) => self.view(|engine| engine.zoom_to(&id)),
             Command::ZoomBy(factor) => self.view(|engine| engine.zoom_by(factor)),
             Command::Fit => self.view(Engine::fit_all),
             Command::PanBy(dx, dy) => self.view(|engine| engine.pan_by(dx, dy)),
-            Command::Edit { id, edit } => self.update(id, edit, true),
+            Command::Edit { id, edit } => self.update(id, edit, Origin::Person),
             Command::AskDelete(ids) => self.ask_delete(ids),
             Command::DeleteSelection => {
                 let edge = self.engine.borrow().selected_edge.clone();
                 match edge {
-                    Some(edge) => self.remove_edge(edge, true),
+                    Some(edge) => self.remove_edge(edge, Origin::Person),
                     None => self.ask_delete(self.selection().all()),
                 }
             }
             Command::Delete(ids) => {
                 self.confirm.set(None);
                 for id in ids {
-                    self.delete(id, true);
+                    self.delete(id, Origin::Person);
                 }
             }
-            Command::RemoveEdge(id) => self.remove_edge(id, true),
+            Command::RemoveEdge(id) => self.remove_edge(id, Origin::Person),
             Command::Undo => self.undo(),
+            Command::Redo => self.redo(),
             Command::Rename(id) => self.start_rename(id),
             Command::RenameSelection => {
                 let selected = self.engine.borrow().selected.clone();
@@ -222,13 +253,17 @@ impl Ops {
                                 title: Some(title),
                                 ..Edit::default()
                             },
-                            true,
+                            Origin::Person,
                         );
                     }
                 }
             }
             Command::Escape { in_text_field } => {
-                if self.confirm.is_some() {
+                if self.menu.is_some() {
+                    self.menu.set(None);
+                } else if *self.finder {
+                    self.finder.set(false);
+                } else if self.confirm.is_some() {
                     self.confirm.set(None);
                 } else if *self.shortcuts {
                     self.shortcuts.set(false);
@@ -245,6 +280,82 @@ impl Ops {
                 }
             }
             Command::ToggleShortcuts => self.shortcuts.set(!*self.shortcuts),
+            Command::Copy => {
+                let clip = clipboard::copy(&self.engine.borrow().board, &self.selection().all());
+                if let Some(clip) = clip {
+                    let count = clip.blocks.len();
+                    *self.clip.borrow_mut() = Some(clip);
+                    toast_info(
+                        &self.app,
+                        format!(
+                            "Copied {count} block{}. Ctrl+V pastes into the selected frame or module.",
+                            if count == 1 { "" } else { "s" }
+                        ),
+                    );
+                }
+            }
+            Command::Paste => {
+                let clip = self.clip.borrow().clone();
+                match clip {
+                    Some(clip) => {
+                        let into = self.engine.borrow().selected.clone();
+                        self.paste(&clip, into.as_ref());
+                    }
+                    None => toast_info(
+                        &self.app,
+                        "Nothing copied yet: select blocks and press Ctrl+C.",
+                    ),
+                }
+            }
+            Command::Duplicate => {
+                let clip = clipboard::copy(&self.engine.borrow().board, &self.selection().all());
+                if let Some(clip) = clip {
+                    self.paste(&clip, None);
+                }
+            }
+            Command::OpenMenu { at, block, world } => {
+                let level = block
+                    .as_ref()
+                    .and_then(|id| self.board_block(id))
+                    .map(|b| b.level);
+                match (&block, level) {
+                    (Some(id), Some(_)) if !self.engine.borrow().is_selected(id) => {
+                        self.select(Some(id.clone()))
+                    }
+                    (None, _) => self.select(None),
+                    _ => {}
+                }
+                let on = block.as_ref().zip(level);
+                let items = menu_items(on, world, self.read_only, self.clip.borrow().is_some());
+                self.menu.set(Some(ContextMenu {
+                    x: at.0,
+                    y: at.1,
+                    items,
+                }));
+            }
+            Command::CloseMenu => self.menu.set(None),
+            Command::OpenFinder => {
+                self.menu.set(None);
+                self.finder.set(true);
+            }
+            Command::CloseFinder => self.finder.set(false),
+            Command::ToggleMinimap => {
+                {
+                    let mut engine = self.engine.borrow_mut();
+                    engine.minimap_shown = !engine.minimap_shown;
+                }
+                self.bump.emit(());
+            }
+            Command::TogglePanel => {
+                self.panel_collapsed.set(!*self.panel_collapsed);
+                // The canvas changes width: measure it again on the next frame.
+                self.view(|_| {});
+            }
+            Command::Jump(id) => {
+                self.finder.set(false);
+                self.select(Some(id.clone()));
+                self.view(|engine| engine.zoom_to(&id));
+            }
         }
     }
 
@@ -270,8 +381,8 @@ impl Ops {
         self.engine.borrow().board.blocks.get(id).cloned()
     }
 
-    fn record(&self, step: UndoStep) {
-        self.undo.borrow_mut().push(step);
+    fn record(&self, step: UndoStep, origin: Origin) {
+        self.undo.borrow_mut().record(step, origin);
     }
 
     pub fn select(&self, id: Option<BlockId>) {
@@ -364,7 +475,7 @@ impl Ops {
                         engine.selected = Some(id.clone());
                         engine.selected_edge = None;
                     }
-                    ops.record(UndoStep::Created(id.clone()));
+                    ops.record(UndoStep::Created(id.clone()), Origin::Person);
                     ops.fit_containers(block.parent_id.clone());
                     // New blocks appear in view.
                     ops.view(|engine| engine.reveal(&id));
@@ -376,7 +487,7 @@ impl Ops {
         });
     }
 
-    fn update(&self, id: BlockId, edit: Edit, record: bool) {
+    fn update(&self, id: BlockId, edit: Edit, origin: Origin) {
         let Some(original) = self.board_block(&id) else {
             toast_error(
                 &self.app,
@@ -413,9 +524,7 @@ impl Ops {
                             .borrow_mut()
                             .board
                             .upsert_block(BoardBlock::from(&block));
-                        if record {
-                            ops.record(UndoStep::Edited { id, before });
-                        }
+                        ops.record(UndoStep::Edited { id, before }, origin);
                         ops.bump.emit(());
                     }
                     Err(failure) if failure.status == 404 => {
@@ -435,7 +544,7 @@ impl Ops {
         parent: Option<BlockId>,
         position: Position,
         screen: Option<(f64, f64)>,
-        record: bool,
+        origin: Origin,
     ) {
         let Some(original) = self.board_block(&id) else {
             return;
@@ -464,13 +573,14 @@ impl Ops {
                                 .board
                                 .upsert_block(BoardBlock::from(&block));
                             ops.fit_containers(block.parent_id.clone());
-                            if record {
-                                ops.record(UndoStep::Moved {
+                            ops.record(
+                                UndoStep::Moved {
                                     id,
                                     parent: original.parent_id.clone(),
                                     position: original.position,
-                                });
-                            }
+                                },
+                                origin,
+                            );
                             ops.bump.emit(());
                         }
                         Err(failure) => ops.rollback(original, &failure),
@@ -508,13 +618,14 @@ impl Ops {
                             .board
                             .upsert_block(BoardBlock::from(&block));
                         ops.fit_containers(block.parent_id.clone());
-                        if record {
-                            ops.record(UndoStep::Moved {
+                        ops.record(
+                            UndoStep::Moved {
                                 id,
                                 parent: original.parent_id.clone(),
                                 position: original.position,
-                            });
-                        }
+                            },
+                            origin,
+                        );
                         ops.bump.emit(());
                     }
                     Err(failure) => {
@@ -535,7 +646,7 @@ impl Ops {
         });
     }
 
-    fn delete(&self, id: BlockId, record: bool) {
+    fn delete(&self, id: BlockId, origin: Origin) {
         let (blocks, edges) = {
             let engine = self.engine.borrow();
             let subtree = engine.board.subtree(&id);
@@ -570,9 +681,7 @@ impl Ops {
             blocks: blocks.clone(),
             edges: edges.clone(),
         };
-        if record {
-            self.record(step.clone());
-        }
+        self.record(step.clone(), origin);
         self.bump.emit(());
         let ops = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
@@ -597,16 +706,14 @@ impl Ops {
         });
     }
 
-    fn connect(&self, from: BlockId, to: BlockId, record: bool) {
+    fn connect(&self, from: BlockId, to: BlockId, origin: Origin) {
         let ops = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             match api::create_edge(&ops.workspace, &CreateEdgeRequest { from, to }).await {
                 Ok(edge) => {
                     let id = edge.id.clone();
                     ops.engine.borrow_mut().board.insert_edge(edge);
-                    if record {
-                        ops.record(UndoStep::EdgeAdded(id));
-                    }
+                    ops.record(UndoStep::EdgeAdded(id), origin);
                     ops.bump.emit(());
                 }
                 Err(failure) => ops.fail(&failure),
@@ -614,7 +721,7 @@ impl Ops {
         });
     }
 
-    fn remove_edge(&self, id: EdgeId, record: bool) {
+    fn remove_edge(&self, id: EdgeId, origin: Origin) {
         let Some(edge) = self.engine.borrow().board.edges.get(&id).cloned() else {
             return;
         };
@@ -628,12 +735,13 @@ impl Ops {
         wasm_bindgen_futures::spawn_local(async move {
             match api::delete_edge(&ops.workspace, &id).await {
                 Ok(()) => {
-                    if record {
-                        ops.record(UndoStep::EdgeRemoved {
+                    ops.record(
+                        UndoStep::EdgeRemoved {
                             from: edge.from,
                             to: edge.to,
-                        });
-                    }
+                        },
+                        origin,
+                    );
                     ops.bump.emit(());
                 }
                 Err(failure) if failure.status == 404 => {}
@@ -648,36 +756,71 @@ impl Ops {
 
     fn undo(&self) {
         let step = self.undo.borrow_mut().pop();
-        let Some(step) = step else {
-            toast_info(&self.app, "Nothing to undo.");
-            return;
-        };
         match step {
-            UndoStep::Created(id) => self.delete(id, false),
+            Some(step) => self.reverse(step, Origin::Undo),
+            None => toast_info(&self.app, "Nothing to undo."),
+        }
+    }
+
+    fn redo(&self) {
+        let step = self.undo.borrow_mut().pop_redo();
+        match step {
+            Some(step) => self.reverse(step, Origin::Redo),
+            None => toast_info(&self.app, "Nothing to redo."),
+        }
+    }
+
+    /// Carries out a recorded step; the change it makes records its own reverse (on the redo stack
+    /// after an undo, back on the undo stack after a redo).
+    fn reverse(&self, step: UndoStep, origin: Origin) {
+        match step {
+            UndoStep::Created(id) => self.delete(id, origin),
             UndoStep::Moved {
                 id,
                 parent,
                 position,
-            } => self.move_block(id, parent, position, None, false),
-            UndoStep::Edited { id, before } => self.update(id, before, false),
-            UndoStep::EdgeAdded(id) => self.remove_edge(id, false),
-            UndoStep::EdgeRemoved { from, to } => self.connect(from, to, false),
-            UndoStep::Deleted { blocks, edges } => self.restore(blocks, edges),
+            } => self.move_block(id, parent, position, None, origin),
+            UndoStep::Edited { id, before } => self.update(id, before, origin),
+            UndoStep::EdgeAdded(id) => self.remove_edge(id, origin),
+            UndoStep::EdgeRemoved { from, to } => self.connect(from, to, origin),
+            UndoStep::Deleted { blocks, edges } => {
+                self.recreate(blocks, edges, Recreate::Restore(origin))
+            }
         }
         self.bump.emit(());
     }
 
-    /// Re-creates a deleted subtree (parents first, so every child finds its new parent's id) and the
-    /// edges that touched it. The server gives everything new ids; the older undo steps follow them.
-    fn restore(&self, blocks: Vec<BoardBlock>, edges: Vec<Edge>) {
+    fn paste(&self, clip: &Clip, into: Option<&BlockId>) {
+        let plan = clipboard::paste_plan(&self.engine.borrow().board, clip, into);
+        match plan {
+            Ok(blocks) => self.recreate(blocks, clip.edges.clone(), Recreate::Paste),
+            Err(message) => toast_info(&self.app, message),
+        }
+    }
+
+    /// Creates blocks (parents first, so every child finds its new parent's id) and the edges between
+    /// them. The server gives everything new ids. A restore (undoing a deletion) makes the other undo
+    /// steps follow the new ids; a paste leaves them alone (the originals are still there). Either way
+    /// each new subtree root is one step that takes it back.
+    fn recreate(&self, blocks: Vec<BoardBlock>, edges: Vec<Edge>, how: Recreate) {
         let ops = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let mut new_ids: HashMap<BlockId, BlockId> = HashMap::new();
+            let mut roots = Vec::new();
             for block in &blocks {
                 let request = undo::recreate_request(block, &new_ids);
                 match api::create_block(&ops.workspace, &request).await {
                     Ok(created) => {
-                        ops.undo.borrow_mut().remap_block(&block.id, &created.id);
+                        if matches!(how, Recreate::Restore(_)) {
+                            ops.undo.borrow_mut().remap_block(&block.id, &created.id);
+                        }
+                        let is_root = block
+                            .parent_id
+                            .as_ref()
+                            .is_none_or(|parent| !new_ids.contains_key(parent));
+                        if is_root {
+                            roots.push(created.id.clone());
+                        }
                         new_ids.insert(block.id.clone(), created.id.clone());
                         ops.engine
                             .borrow_mut()
@@ -687,16 +830,43 @@ impl Ops {
                     }
                     Err(failure) => {
                         ops.fail(&failure);
-                        return;
+                        break;
                     }
                 }
             }
             for edge in edges {
                 let request = undo::recreate_edge_request(&edge, &new_ids);
                 if let Ok(created) = api::create_edge(&ops.workspace, &request).await {
-                    ops.undo.borrow_mut().remap_edge(&edge.id, &created.id);
+                    if matches!(how, Recreate::Restore(_)) {
+                        ops.undo.borrow_mut().remap_edge(&edge.id, &created.id);
+                    }
                     ops.engine.borrow_mut().board.insert_edge(created);
                 }
+            }
+            let origin = match how {
+                Recreate::Restore(origin) => origin,
+                Recreate::Paste => Origin::Person,
+            };
+            for root in &roots {
+                ops.record(UndoStep::Created(root.clone()), origin);
+            }
+            if matches!(how, Recreate::Paste) && !roots.is_empty() {
+                // The pasted blocks become the selection, in view.
+                let parent = ops.board_block(&roots[0]).and_then(|block| block.parent_id);
+                ops.fit_containers(parent);
+                {
+                    let mut engine = ops.engine.borrow_mut();
+                    engine.renaming = None;
+                    engine.selected_edge = None;
+                    if roots.len() == 1 {
+                        engine.selected = Some(roots[0].clone());
+                        engine.multi.clear();
+                    } else {
+                        engine.selected = None;
+                        engine.multi = roots.clone();
+                    }
+                }
+                ops.view(|engine| engine.reveal(&roots[0]));
             }
             ops.bump.emit(());
         });
