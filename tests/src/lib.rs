@@ -14,6 +14,7 @@ pub mod events;
 pub mod fake_github;
 pub mod http;
 pub mod process;
+pub mod runner;
 pub mod worker;
 
 use std::path::PathBuf;

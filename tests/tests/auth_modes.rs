@@ -24,6 +24,7 @@ async fn without_auth_configured_every_protected_route_is_503_and_dev_login_does
     let server = WorkerServer::start_with(ServerOptions {
         vars: vars(&[("AUTH_MODE", "off")]),
         persist_dir: None,
+        port: None,
     });
     let anonymous = Client::anonymous(&server);
     for route in domain::api::routes::ROUTES.iter() {
@@ -111,6 +112,7 @@ async fn github_sign_in_round_trip_against_a_fake_github() {
             ("GITHUB_API_BASE_URL", &github_url),
         ]),
         persist_dir: None,
+        port: None,
     });
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

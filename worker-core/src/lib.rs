@@ -14,6 +14,7 @@ pub mod board;
 pub mod context;
 pub mod delivery;
 pub mod events;
+pub mod runner;
 pub mod runs;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sqlite;

@@ -597,12 +597,12 @@ fn encode<T: Serialize>(value: &T) -> Result<String, ApiError> {
 /// write after a newer one changes nothing).
 pub async fn update_run_projection<S: Store>(store: &S, state: &RunState) -> Result<(), ApiError> {
     let summary = serde_json::to_string(&state.summary()).map_err(|_| ApiError::internal())?;
-    let queued_on = if state.status == RunStatus::Blocked
-        && matches!(state.park, Some(domain::run::Park::Dependencies { .. }))
-    {
-        serde_json::to_string(&state.queued_on).map_err(|_| ApiError::internal())?
-    } else {
-        "[]".to_owned()
+    // What a queued run still waits on (the engine drops each dependency as it is done).
+    let queued_on = match &state.park {
+        Some(domain::run::Park::Dependencies { waiting_on }) => {
+            serde_json::to_string(waiting_on).map_err(|_| ApiError::internal())?
+        }
+        _ => "[]".to_owned(),
     };
     let updated_at = i64::try_from(state.updated_at_ms).unwrap_or(i64::MAX);
     store

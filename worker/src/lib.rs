@@ -8,17 +8,21 @@
 
 mod access;
 mod auth;
+mod coordinator;
 mod delivery;
 mod http;
 mod hub;
 mod ids;
 mod people;
 mod routes;
+mod runner;
 mod store;
 mod sweep;
 mod test_hooks;
 
+pub use coordinator::RunCoordinator;
 pub use hub::WorkspaceHub;
+pub use runner::RunnerContainer;
 use worker::{Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent, event};
 
 #[event(fetch)]

@@ -6,4 +6,5 @@ pub mod board;
 pub mod events;
 pub mod health;
 pub mod openapi;
+pub mod runs;
 pub mod workspaces;
