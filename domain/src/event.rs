@@ -84,6 +84,10 @@ pub enum EventPayload {
         user_id: UserId,
         role: Option<WorkspaceRole>,
     },
+    /// A model call through the gateway settled: what it cost, and on which block and run. The board
+    /// adds `cost` to the block's running total.
+    #[serde(rename = "spend.changed")]
+    SpendChanged { call: crate::spend::SettledCall },
     /// A run's event (`run.*`, docs/events.md): its own name in `type`, the run in `data`.
     #[serde(untagged)]
     Run(RunEventRecord),
@@ -185,6 +189,7 @@ impl EventPayload {
             EventPayload::WorkspaceUpdated { .. } => "workspace.updated",
             EventPayload::MemberChanged { .. } => "member.changed",
             EventPayload::Run(record) => record.event.name(),
+            EventPayload::SpendChanged { .. } => "spend.changed",
         }
     }
 }

@@ -644,6 +644,22 @@ impl BudgetExhausted {
     }
 }
 
+impl BudgetExhausted {
+    /// The `402 budget_exhausted` error, with the figures in `details` (micro-dollars) so a run
+    /// engine or a script can tell how far off the call was.
+    pub fn to_api_error(&self) -> crate::api::ApiError {
+        crate::api::ApiError::new(crate::api::ErrorCode::BudgetExhausted, self.message())
+            .with_details(serde_json::json!({
+                "limitMicros": self.limit.0,
+                "spentMicros": self.spent.0,
+                "reservedMicros": self.reserved.0,
+                "requestedMicros": self.requested.0,
+                "limit": self.limit.to_string(),
+                "spent": self.spent.to_string(),
+            }))
+    }
+}
+
 /// How a reservation ends: the real cost is recorded and the held amount released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settlement {
@@ -765,6 +781,237 @@ pub fn forecast<'a>(
         steps,
         total,
     }
+}
+
+/// When a reservation made at `reserved_at_ms` is released by the sweep if its call never settled.
+pub fn reservation_expires_at(reserved_at_ms: i64) -> i64 {
+    reserved_at_ms.saturating_add(RESERVATION_TTL_MS)
+}
+
+/// How a metered call ended, as its ledger row records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// The provider answered in full.
+    Completed,
+    /// The provider refused or failed before answering (nothing billed beyond what it reported).
+    UpstreamError,
+    /// A stream ended before its final event: settled from what was seen.
+    StreamDied,
+}
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Completed => "completed",
+            CallStatus::UpstreamError => "upstream_error",
+            CallStatus::StreamDied => "stream_died",
+        }
+    }
+}
+
+/// A settled call, as the `spend.changed` event tells the workspace's clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SettledCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_id: Option<crate::ids::BlockId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    pub model: String,
+    pub provider: String,
+    pub usage: TokenUsage,
+    pub cost: MicroDollars,
+    pub status: CallStatus,
+}
+
+/// The charge of a settled call: the real usage at the model's price, and whether it overran the
+/// reservation (logged: a bound that failed is a bug).
+pub fn charge_for(model: &CatalogModel, usage: TokenUsage, reserved: MicroDollars) -> Settlement {
+    settle(reserved, model.price.cost(usage))
+}
+
+/// An account's spend this period, as `GET /accounts/:id/spend` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSpend {
+    /// `YYYY-MM`, UTC.
+    pub period: String,
+    pub budget: Budget,
+    /// What is left before the limit (`None`: no limit, or overridden for this period).
+    pub headroom: Option<MicroDollars>,
+    pub by_workspace: Vec<SpendLine>,
+    pub by_model: Vec<SpendLine>,
+    pub by_day: Vec<SpendLine>,
+}
+
+/// One line of a spend breakdown: a key (a workspace, block, run, model or day) and its totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpendLine {
+    /// The workspace id, block id, run id, model id or day; `null` for calls not tied to a block
+    /// or run.
+    pub key: Option<String>,
+    pub calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost: MicroDollars,
+}
+
+/// What a spend breakdown groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpendGrouping {
+    Workspace,
+    Block,
+    Run,
+    Model,
+    Day,
+}
+
+impl SpendGrouping {
+    /// Reads `?by=`; the message names the allowed values.
+    pub fn parse(text: &str) -> Result<SpendGrouping, String> {
+        Ok(match text {
+            "workspace" => SpendGrouping::Workspace,
+            "block" => SpendGrouping::Block,
+            "run" => SpendGrouping::Run,
+            "model" => SpendGrouping::Model,
+            "day" => SpendGrouping::Day,
+            _ => {
+                return Err(
+                    "`by` must be one of `workspace`, `block`, `run`, `model`, `day`.".to_owned(),
+                );
+            }
+        })
+    }
+
+    /// The ledger column the breakdown groups on.
+    pub fn column(self) -> &'static str {
+        match self {
+            SpendGrouping::Workspace => "workspace_id",
+            SpendGrouping::Block => "block_id",
+            SpendGrouping::Run => "run_id",
+            SpendGrouping::Model => "model",
+            SpendGrouping::Day => "day",
+        }
+    }
+}
+
+/// `PUT /accounts/:id/spend/limit`: the monthly limit in US dollars, as a decimal string (`"25"`,
+/// `"12.50"`) so no float ever rounds it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetLimitRequest {
+    pub limit_usd: String,
+}
+
+impl SetLimitRequest {
+    pub fn limit(&self) -> Result<MicroDollars, crate::api::ApiError> {
+        MicroDollars::parse_dollars(&self.limit_usd).map_err(|error| {
+            crate::api::ApiError::invalid_fields(vec![crate::problem::FieldProblem::new(
+                "limitUsd",
+                error.message(),
+            )])
+        })
+    }
+}
+
+/// `PUT /accounts/:id/models/:model`: the price of a model the built-in catalog does not know.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriceModelRequest {
+    pub provider: Provider,
+    /// US dollars per million input tokens, as a decimal string (`"0"` for a local model).
+    pub input_usd_per_million: String,
+    pub output_usd_per_million: String,
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+}
+
+/// What a model the catalog does not know gets when the admin does not say.
+pub const DEFAULT_CUSTOM_CONTEXT_WINDOW: u64 = 32_768;
+pub const DEFAULT_CUSTOM_MAX_OUTPUT_TOKENS: u64 = 4_096;
+
+impl PriceModelRequest {
+    /// The catalog entry this request describes for `model`, priced on `today` (`YYYY-MM-DD`).
+    pub fn to_model(&self, model: &str, today: &str) -> Result<CatalogModel, crate::api::ApiError> {
+        let mut problems = Vec::new();
+        let mut price = |field: &str, text: &str| match MicroDollars::parse_dollars(text) {
+            Ok(amount) => amount,
+            Err(error) => {
+                problems.push(crate::problem::FieldProblem::new(field, error.message()));
+                MicroDollars::ZERO
+            }
+        };
+        let input = price("inputUsdPerMillion", &self.input_usd_per_million);
+        let output = price("outputUsdPerMillion", &self.output_usd_per_million);
+        let context_window = self.context_window.unwrap_or(DEFAULT_CUSTOM_CONTEXT_WINDOW);
+        let max_output_tokens = self
+            .max_output_tokens
+            .unwrap_or(DEFAULT_CUSTOM_MAX_OUTPUT_TOKENS);
+        if context_window == 0 || max_output_tokens == 0 {
+            problems.push(crate::problem::FieldProblem::new(
+                "contextWindow",
+                "the context window and the maximum output must be positive token counts",
+            ));
+        }
+        if model.is_empty() || model.len() > 200 {
+            problems.push(crate::problem::FieldProblem::new(
+                "model",
+                "a model id is 1 to 200 characters",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(crate::api::ApiError::invalid_fields(problems));
+        }
+        Ok(CatalogModel {
+            id: model.to_owned(),
+            provider: self.provider,
+            display_name: model.to_owned(),
+            context_window,
+            max_output_tokens,
+            price: Price {
+                input_per_million: input,
+                output_per_million: output,
+            },
+            priced_on: today.to_owned(),
+        })
+    }
+}
+
+/// A model as `GET /models` lists it: the catalog entry and whether its provider is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogListing {
+    #[serde(flatten)]
+    pub model: CatalogModel,
+    pub usable_now: bool,
+}
+
+/// The catalog for an account: the built-in models, then the account's own prices (which win for
+/// the same id, so an admin can correct a stale price).
+pub fn account_catalog(custom: Vec<CatalogModel>) -> Vec<CatalogModel> {
+    let mut models: Vec<CatalogModel> = built_in_catalog()
+        .into_iter()
+        .filter(|model| !custom.iter().any(|mine| mine.id == model.id))
+        .collect();
+    models.extend(custom);
+    models
+}
+
+/// The model a call is priced with: the account's own entry, else the built-in one. `None`: the
+/// model is unknown and must be priced before it can be called (an unpriced call has no bound).
+pub fn resolve_model(id: &str, custom: &[CatalogModel]) -> Option<CatalogModel> {
+    custom
+        .iter()
+        .find(|model| model.id == id)
+        .cloned()
+        .or_else(|| catalog_model(id))
 }
 
 #[cfg(test)]
@@ -1153,5 +1400,53 @@ mod tests {
         for provider in Provider::ALL {
             assert_eq!(Provider::parse(provider.as_str()), Some(provider));
         }
+    }
+
+    #[test]
+    fn an_account_price_wins_over_the_catalog_and_unknown_models_need_one() {
+        let request = PriceModelRequest {
+            provider: Provider::OpenaiCompatible,
+            input_usd_per_million: "0".into(),
+            output_usd_per_million: "0.5".into(),
+            context_window: None,
+            max_output_tokens: Some(1_000),
+        };
+        let local = request.to_model("llama3.2:1b", "2026-11-30").unwrap();
+        assert_eq!(local.price.output_per_million, MicroDollars(500_000));
+        assert_eq!(local.context_window, DEFAULT_CUSTOM_CONTEXT_WINDOW);
+        assert_eq!(resolve_model("llama3.2:1b", &[]), None);
+        assert_eq!(
+            resolve_model("llama3.2:1b", std::slice::from_ref(&local)),
+            Some(local.clone())
+        );
+        let mut cheaper = catalog_model("gpt-4o").unwrap();
+        cheaper.price = Price::FREE;
+        let catalog = account_catalog(vec![cheaper.clone(), local]);
+        assert_eq!(catalog.len(), built_in_catalog().len() + 1);
+        assert_eq!(resolve_model("gpt-4o", &[cheaper.clone()]), Some(cheaper));
+        let bad = PriceModelRequest {
+            input_usd_per_million: "-1".into(),
+            ..request
+        };
+        let error = bad.to_model("m", "2026-11-30").unwrap_err();
+        assert_eq!(error.code, crate::api::ErrorCode::ValidationFailed);
+    }
+
+    #[test]
+    fn limits_parse_from_dollar_strings_and_groupings_name_their_column() {
+        let request = SetLimitRequest {
+            limit_usd: "12.50".into(),
+        };
+        assert_eq!(request.limit().unwrap(), MicroDollars(12_500_000));
+        assert!(
+            SetLimitRequest {
+                limit_usd: "ten".into()
+            }
+            .limit()
+            .is_err()
+        );
+        assert_eq!(SpendGrouping::parse("block").unwrap().column(), "block_id");
+        assert!(SpendGrouping::parse("user").unwrap_err().contains("`day`"));
+        assert_eq!(reservation_expires_at(1_000), 1_000 + RESERVATION_TTL_MS);
     }
 }

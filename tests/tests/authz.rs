@@ -32,10 +32,12 @@ fn minimum_role(operation: Operation) -> Option<Persona> {
     use Operation::*;
     Some(match operation {
         GetWorkspace | ListWorkspaceMembers | GetBoard | GetBlock | CreateEventTicket
-        | ListPipelines | ListRuns | GetRun => Persona::Viewer,
+        | GetWorkspaceSpend | GetBlockForecast | ListPipelines | ListRuns | GetRun => {
+            Persona::Viewer
+        }
         CreateBlock | UpdateBlock | ReparentBlock | DeleteBlock | CreateEdge | DeleteEdge
-        | CreatePipeline | UpdatePipeline | DeletePipeline | CreateRun | CancelRun | RetryRun
-        | AnswerDecision | GiveApproval | MergeBlock => Persona::Member,
+        | CreateGatewayToken | CreatePipeline | UpdatePipeline | DeletePipeline | CreateRun
+        | CancelRun | RetryRun | AnswerDecision | GiveApproval | MergeBlock => Persona::Member,
         UpdateWorkspace | DeleteWorkspace | AddWorkspaceMember | RemoveWorkspaceMember => {
             Persona::Admin
         }
@@ -267,7 +269,48 @@ impl Fixture {
                 format!("{ws}/blocks/{}/merge", self.task),
                 Some(json!(null)),
             ),
-            Health | OpenApi | GithubLogin | GithubCallback | DevLogin | OpenEventStream => {
+            ListModels => ("/models".into(), None),
+            SetSpendLimit => (
+                format!("/accounts/{}/spend/limit", self.org_account),
+                Some(json!({ "limitUsd": "10" })),
+            ),
+            GetAccountSpend => (format!("/accounts/{}/spend", self.org_account), None),
+            GrantSpendOverride => (
+                format!("/accounts/{}/spend/override", self.org_account),
+                None,
+            ),
+            GetWorkspaceSpend => (format!("{ws}/spend?by=model"), None),
+            CreateGatewayToken => (
+                format!("{ws}/gateway-tokens"),
+                Some(json!({ "model": "gpt-4o-mini", "blockId": self.task })),
+            ),
+            PriceModel => (
+                format!("/accounts/{}/models/local-llama", self.org_account),
+                Some(
+                    json!({ "provider": "openai_compatible", "inputUsdPerMillion": "0",
+                             "outputUsdPerMillion": "0" }),
+                ),
+            ),
+            GetBlockForecast => (
+                format!(
+                    "{ws}/blocks/{}/forecast?pipeline=build&model=gpt-4o-mini",
+                    self.task
+                ),
+                None,
+            ),
+            SetProvider => (
+                format!("/accounts/{}/providers/anthropic", self.org_account),
+                Some(json!({ "apiKey": "sk-ant-matrix-0123456789" })),
+            ),
+            ListProviders => (format!("/accounts/{}/providers", self.org_account), None),
+            Health
+            | OpenApi
+            | GithubLogin
+            | GithubCallback
+            | DevLogin
+            | OpenEventStream
+            | GatewayChatCompletions
+            | GatewayMessages => {
                 unreachable!("public routes are not in the matrix")
             }
         };
@@ -285,7 +328,16 @@ fn expected_status(route: &RouteSpec, persona: Persona) -> u16 {
     if persona == Persona::Anonymous {
         return 401;
     }
-    if route.operation == Operation::AddAccountMember {
+    if matches!(
+        route.operation,
+        Operation::AddAccountMember
+            | Operation::SetSpendLimit
+            | Operation::GetAccountSpend
+            | Operation::GrantSpendOverride
+            | Operation::PriceModel
+            | Operation::SetProvider
+            | Operation::ListProviders
+    ) {
         // Only the organisation's admin is in it; everyone else must not learn it exists.
         return if persona == Persona::Admin {
             success

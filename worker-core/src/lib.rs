@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod events;
 pub mod runner;
 pub mod runs;
+pub mod spend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sqlite;
 pub mod store;

@@ -349,6 +349,21 @@ pub async fn runs_to_rearm<S: Store>(store: &S, limit: usize) -> Result<Vec<RunI
     Ok(run_ids(rows))
 }
 
+/// The runs of an account paused on its budget (to resume when the limit is raised).
+pub async fn paused_runs_of_account<S: Store>(
+    store: &S,
+    account_id: &AccountId,
+) -> Result<Vec<RunId>, ApiError> {
+    let rows: Vec<RunIdRow> = store
+        .all(Statement::new(
+            "SELECT r.id AS id FROM runs r JOIN workspaces w ON w.id = r.workspace_id
+              WHERE w.account_id = ?1 AND r.live = 1 AND r.status = 'paused'",
+            &params![account_id.as_str()],
+        ))
+        .await?;
+    Ok(run_ids(rows))
+}
+
 #[derive(Deserialize)]
 struct LiveRunRow {
     id: String,

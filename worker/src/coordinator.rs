@@ -410,7 +410,7 @@ impl RunCoordinator {
                     }
                 }
                 Effect::CallModel { request } => {
-                    feedback.push(self.call_inline(request));
+                    feedback.push(self.call_inline(&state, &context, request).await);
                 }
                 Effect::SetAlarm { at_ms } => {
                     self.state
@@ -492,6 +492,26 @@ impl RunCoordinator {
         input_for(&request.job_id, answer, now())
     }
 
+    /// The gateway claims of one attempt: the account pays, the spend is the block's, run's and
+    /// step's, and only the run's model may be called.
+    fn claims(state: &RunState, context: &RunContext, request: &JobRequest) -> GatewayClaims {
+        let issued = now_ms() / 1000;
+        let lifetime = (i64::try_from(JobLimits::default().max_wall_seconds).unwrap_or(0) + 600)
+            .clamp(DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS);
+        GatewayClaims {
+            account: context.account_id.clone(),
+            workspace: context.workspace_id.clone(),
+            block: Some(state.block_id.clone()),
+            run: Some(state.run_id.as_str().to_owned()),
+            step: u32::try_from(request.step_index).ok(),
+            user: None,
+            model: context.model_id.clone(),
+            iat: issued,
+            exp: issued + lifetime,
+            jti: request.job_id.to_string(),
+        }
+    }
+
     /// The gateway, with a token locked to this run's step and model.
     fn model_endpoint(
         &self,
@@ -507,21 +527,7 @@ impl RunCoordinator {
             .map_err(|_| "the deployment has no signing key for gateway tokens".to_owned())?;
         let origin = env_value(&self.env, "PUBLIC_ORIGIN")
             .ok_or("the PUBLIC_ORIGIN variable (where runners reach this worker) is not set")?;
-        let issued = now_ms() / 1000;
-        let lifetime = (i64::try_from(JobLimits::default().max_wall_seconds).unwrap_or(0) + 600)
-            .clamp(DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS);
-        let claims = GatewayClaims {
-            account: context.account_id.clone(),
-            workspace: context.workspace_id.clone(),
-            block: Some(state.block_id.clone()),
-            run: Some(state.run_id.as_str().to_owned()),
-            step: u32::try_from(request.step_index).ok(),
-            user: None,
-            model: context.model_id.clone(),
-            iat: issued,
-            exp: issued + lifetime,
-            jti: request.job_id.to_string(),
-        };
+        let claims = Self::claims(state, context, request);
         Ok(LlmEndpoint {
             base_url: format!("{}/v1", origin.trim_end_matches('/')),
             token: Secret::new(mint(secret, &claims)),
@@ -530,16 +536,46 @@ impl RunCoordinator {
         })
     }
 
-    /// Inline steps call the model through the gateway's `call_inline`, which is being built on
-    /// the `gateway` branch; until it is merged an inline step fails for good with a clear reason.
-    fn call_inline(&self, request: &JobRequest) -> RunInput {
-        RunInput::InlineFailed {
-            now_ms: now(),
-            call_id: request.job_id.clone(),
-            detail: "inline model calls go through the gateway, which this deployment does not \
-                     have yet"
-                .to_owned(),
-            transient: false,
+    /// An inline step: one model call through the gateway, in-process (`gateway::call_inline`: the
+    /// same reservation, metering and cap as a runner's calls). A 402 pauses the run.
+    async fn call_inline(
+        &self,
+        state: &RunState,
+        context: &RunContext,
+        request: &JobRequest,
+    ) -> RunInput {
+        let claims = Self::claims(state, context, request);
+        let body = serde_json::json!({
+            "model": context.model_id,
+            "messages": [
+                { "role": "system", "content": request.system_prompt.text },
+                { "role": "user", "content": request.user_prompt },
+            ],
+        });
+        match crate::gateway::call_inline(&self.env, &claims, body).await {
+            Ok(answer) => match answer["choices"][0]["message"]["content"].as_str() {
+                Some(text) => RunInput::InlineReplied {
+                    now_ms: now(),
+                    call_id: request.job_id.clone(),
+                    text: text.to_owned(),
+                },
+                None => RunInput::InlineFailed {
+                    now_ms: now(),
+                    call_id: request.job_id.clone(),
+                    detail: "the model answered without text".to_owned(),
+                    transient: true,
+                },
+            },
+            Err(error) if error.code == ErrorCode::BudgetExhausted => RunInput::BudgetRefused {
+                now_ms: now(),
+                detail: error.message,
+            },
+            Err(error) => RunInput::InlineFailed {
+                now_ms: now(),
+                call_id: request.job_id.clone(),
+                transient: error.status() >= 500 || error.status() == 429,
+                detail: error.message,
+            },
         }
     }
 
@@ -601,6 +637,30 @@ pub async fn block_done(env: &Env, db: &Db, workspace_id: &WorkspaceId, block_id
         };
         if let Err(error) = send(env, &run_id, &input).await {
             worker::console_error!("telling run {run_id} that {block_id} is done: {error}");
+        }
+    }
+}
+
+/// The account's budget has room again (a higher limit, an override): every run of it paused on its
+/// budget resumes.
+pub async fn budget_freed(env: &Env, account_id: &domain::ids::AccountId) {
+    let paused = match Db::from_env(env) {
+        Ok(db) => runs::paused_runs_of_account(&db, account_id).await,
+        Err(error) => Err(error),
+    };
+    let paused = match paused {
+        Ok(paused) => paused,
+        Err(error) => {
+            worker::console_error!("finding the paused runs of {account_id}: {error}");
+            return;
+        }
+    };
+    for run_id in paused {
+        let input = CoordinatorRequest::Input {
+            input: Box::new(RunInput::BudgetFreed { now_ms: now() }),
+        };
+        if let Err(error) = send(env, &run_id, &input).await {
+            worker::console_error!("resuming run {run_id} after its budget was freed: {error}");
         }
     }
 }

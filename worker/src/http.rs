@@ -273,6 +273,20 @@ async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult 
         Operation::AnswerDecision => runs::answer_decision(context).await,
         Operation::GiveApproval => runs::give_approval(context).await,
         Operation::MergeBlock => runs::merge_block(context).await,
+        Operation::GatewayChatCompletions => {
+            crate::gateway::chat_completions(request, context).await
+        }
+        Operation::GatewayMessages => crate::gateway::messages(request, context).await,
+        Operation::ListModels => routes::spend::list_models(context).await,
+        Operation::SetSpendLimit => routes::spend::set_limit(context).await,
+        Operation::GetAccountSpend => routes::spend::get_account_spend(context).await,
+        Operation::GrantSpendOverride => routes::spend::grant_override(context).await,
+        Operation::GetWorkspaceSpend => routes::spend::get_workspace_spend(context).await,
+        Operation::CreateGatewayToken => routes::spend::create_gateway_token(context).await,
+        Operation::PriceModel => routes::spend::price_model(context).await,
+        Operation::GetBlockForecast => routes::spend::block_forecast(context).await,
+        Operation::SetProvider => routes::spend::set_provider(context).await,
+        Operation::ListProviders => routes::spend::list_providers(context).await,
     }
 }
 

@@ -41,3 +41,19 @@ impl worker_core::Runtime for WorkerRuntime {
         random_id_bytes()
     }
 }
+
+/// The runtime with the clock moved to a given instant: the gateway's tests set it (only when
+/// `TEST_HOOKS=1`, header `x-test-clock-ms`) to call in another billing period.
+pub struct ClockedRuntime {
+    pub now_ms: i64,
+}
+
+impl worker_core::Runtime for ClockedRuntime {
+    fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    fn random_bytes(&self) -> [u8; 8] {
+        random_id_bytes()
+    }
+}

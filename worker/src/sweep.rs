@@ -36,6 +36,11 @@ async fn sweep(env: &Env) -> Result<(), domain::api::ApiError> {
         crate::delivery::deliver_and_mark(env, &workspace_id, &events).await;
     }
     delivery::prune_delivered(&db, window).await?;
+    // Reservations whose call crashed before settling hold budget until released here.
+    let released = worker_core::spend::sweep_expired_reservations(&db, now_ms()).await?;
+    if released > 0 {
+        worker::console_log!("sweep: released {released} abandoned spend reservations");
+    }
     db.run(
         "DELETE FROM revoked_sessions WHERE expires_at < ?1",
         &params![now_ms() / 1000],

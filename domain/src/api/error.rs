@@ -37,10 +37,17 @@ pub enum ErrorCode {
     Unavailable,
     /// A bug on our side; the request id in the response identifies it in the logs.
     Internal,
+    /// The account's monthly spend limit leaves no room for this model call (`details`: the limit,
+    /// the spend and what the call needed).
+    BudgetExhausted,
+    /// A gateway token was used for a model it was not minted for.
+    ModelNotAllowed,
+    /// The model provider failed or could not be reached (its status is in `details`).
+    UpstreamFailed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -54,6 +61,9 @@ impl ErrorCode {
         ErrorCode::AuthNotConfigured,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::BudgetExhausted,
+        ErrorCode::ModelNotAllowed,
+        ErrorCode::UpstreamFailed,
     ];
 
     /// The HTTP status this code is sent with.
@@ -61,13 +71,15 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson | ErrorCode::ValidationFailed => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::BudgetExhausted => 402,
+            ErrorCode::Forbidden | ErrorCode::ModelNotAllowed => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::DependenciesNotDone => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RuleViolated => 422,
             ErrorCode::Internal => 500,
+            ErrorCode::UpstreamFailed => 502,
             ErrorCode::AuthNotConfigured | ErrorCode::Unavailable => 503,
         }
     }
@@ -87,6 +99,9 @@ impl ErrorCode {
             ErrorCode::AuthNotConfigured => "auth_not_configured",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::BudgetExhausted => "budget_exhausted",
+            ErrorCode::ModelNotAllowed => "model_not_allowed",
+            ErrorCode::UpstreamFailed => "upstream_failed",
         }
     }
 }

@@ -91,6 +91,18 @@ pub enum Operation {
     AnswerDecision,
     GiveApproval,
     MergeBlock,
+    GatewayChatCompletions,
+    GatewayMessages,
+    ListModels,
+    SetSpendLimit,
+    GetAccountSpend,
+    GrantSpendOverride,
+    GetWorkspaceSpend,
+    CreateGatewayToken,
+    PriceModel,
+    GetBlockForecast,
+    SetProvider,
+    ListProviders,
 }
 
 /// Who may call a route.
@@ -283,6 +295,47 @@ pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
         route!(Post "/workspaces/:id/blocks/:blockId/merge" => MergeBlock, WRITE,
             "Merge the task's pull request (local forge): the block becomes done and queued dependents start",
             request: None, success: 200, RunRecord),
+        route!(Post "/v1/chat/completions" => GatewayChatCompletions, PUBLIC,
+            "The model gateway, OpenAI Chat Completions dialect (streaming and not). Authenticated by a \
+             gateway token (`Authorization: Bearer cf_gw_…`); metered and capped by the account's spend limit \
+             (402 budget_exhausted). The body (up to 8 MiB) is an OpenAI request.",
+            request: None, success: 200),
+        route!(Post "/v1/messages" => GatewayMessages, PUBLIC,
+            "The model gateway, Anthropic Messages dialect (streaming and not). Authenticated by a gateway \
+             token (`x-api-key: cf_gw_…` or `Authorization: Bearer`); metered and capped like /v1/chat/completions.",
+            request: None, success: 200),
+        route!(Get "/models" => ListModels, SIGNED_IN,
+            "The model catalog: prices per million tokens (micro-dollars) and whether each is usable now. \
+             Query: accountId (adds that account's own prices and providers)",
+            request: None, success: 200, Vec<crate::spend::CatalogListing>),
+        route!(Put "/accounts/:id/spend/limit" => SetSpendLimit, SIGNED_IN,
+            "Set the account's monthly spend limit in US dollars (account admins only)",
+            request: body::<crate::spend::SetLimitRequest>(), success: 200, crate::spend::AccountSpend),
+        route!(Get "/accounts/:id/spend" => GetAccountSpend, SIGNED_IN,
+            "The account's spend this month (UTC): limit, spent, reserved by calls in flight, and breakdowns",
+            request: None, success: 200, crate::spend::AccountSpend),
+        route!(Post "/accounts/:id/spend/override" => GrantSpendOverride, SIGNED_IN,
+            "Lift the spend limit for the rest of this month (account admins only)",
+            request: None, success: 200, crate::spend::AccountSpend),
+        route!(Get "/workspaces/:id/spend" => GetWorkspaceSpend, READ,
+            "The workspace's spend this month, grouped by block, model, run or day (query: by)",
+            request: None, success: 200, Vec<crate::spend::SpendLine>),
+        route!(Post "/workspaces/:id/gateway-tokens" => CreateGatewayToken, WRITE,
+            "A gateway token for your own tools: one model, attributed to you (and a block); shown once",
+            request: body::<crate::gateway::CreateGatewayTokenRequest>(), success: 201,
+            crate::gateway::GatewayTokenCreated),
+        route!(Put "/accounts/:id/models/:model" => PriceModel, SIGNED_IN,
+            "Price a model the catalog does not know, for this account (account admins only)",
+            request: body::<crate::spend::PriceModelRequest>(), success: 200, crate::spend::CatalogModel),
+        route!(Get "/workspaces/:id/blocks/:blockId/forecast" => GetBlockForecast, READ,
+            "What a run of the block will likely cost. Query: pipeline (build|quick), model",
+            request: None, success: 200, crate::spend::Forecast),
+        route!(Put "/accounts/:id/providers/:provider" => SetProvider, SIGNED_IN,
+            "Configure the account's own provider key (stored encrypted; only the last 4 characters are shown)",
+            request: body::<crate::gateway::SetProviderRequest>(), success: 200, crate::gateway::ProviderInfo),
+        route!(Get "/accounts/:id/providers" => ListProviders, SIGNED_IN,
+            "The providers the account configured (last 4 characters of each key only)",
+            request: None, success: 200, Vec<crate::gateway::ProviderInfo>),
     ]
 });
 
@@ -476,7 +529,7 @@ mod tests {
             "an operation is routed twice"
         );
         // Adding an Operation variant without a route makes this list (and so this test) fail to match.
-        assert_eq!(ROUTES.len(), 44);
+        assert_eq!(ROUTES.len(), 56);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! model it may call, so a leaked runner token can neither pick a pricier model nor outlive its step.
 //! Provider keys never leave the worker.
 
+pub mod call;
 pub mod meter;
 pub mod translate;
 
@@ -110,6 +111,74 @@ pub fn token_ttl(requested: Option<i64>) -> Result<i64, String> {
             "`ttlSeconds` must be between {MIN_TOKEN_TTL_SECONDS} and {MAX_TOKEN_TTL_SECONDS} \
              (one day)."
         )),
+    }
+}
+
+/// `POST /workspaces/:id/gateway-tokens`: a token for a person's own tools, benchmarks and CLIs.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateGatewayTokenRequest {
+    /// The one model the token may call.
+    pub model: String,
+    /// The block the spend is attributed to, if any.
+    #[serde(default)]
+    pub block_id: Option<BlockId>,
+    /// How long the token lives (60 to 86400 seconds; default 3600).
+    #[serde(default)]
+    pub ttl_seconds: Option<i64>,
+}
+
+/// The answer to `POST /workspaces/:id/gateway-tokens`: the token, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTokenCreated {
+    pub token: String,
+    pub model: String,
+    /// Seconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
+/// `PUT /accounts/:id/providers/:provider`: an account's own key (and, for an OpenAI-compatible
+/// provider, its base URL).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetProviderRequest {
+    pub api_key: String,
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+/// A configured provider as listed: never the key, only its last four characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderInfo {
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    pub key_last4: String,
+    pub updated_at: i64,
+}
+
+impl SetProviderRequest {
+    pub fn validate(&self) -> Result<(), crate::api::ApiError> {
+        let mut problems = Vec::new();
+        let key = self.api_key.trim();
+        if key.len() < 8 || key.len() > 512 {
+            problems.push(crate::api::FieldProblem::new(
+                "apiKey",
+                "a provider key is 8 to 512 characters",
+            ));
+        }
+        if let Some(url) = &self.base_url
+            && let Err(problem) = call::check_base_url(url)
+        {
+            problems.push(crate::api::FieldProblem::new("baseUrl", problem));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::api::ApiError::invalid_fields(problems))
+        }
     }
 }
 

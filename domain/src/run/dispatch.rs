@@ -165,9 +165,60 @@ pub fn job_for(request: &JobRequest, target: JobTarget<'_>) -> Result<Job, Strin
         output_schema: if coding {
             None
         } else {
-            request.output_schema.clone()
+            request
+                .output_schema
+                .as_ref()
+                .and_then(harness_output_schema)
         },
     })
+}
+
+/// The answer schema in the subset the harness checks (`crate::json_schema`). A step's schema is
+/// "the answer, or a decision request" (`anyOf`), which the subset cannot say; it becomes one object
+/// with the properties of both and only the requirements they share, so the harness still
+/// refuses a malformed shape and the engine's own parse (`agent_output::parse_agent_reply`) tells
+/// an answer from a decision and insists on the answer's required fields. A schema the subset
+/// cannot hold even so is not sent: the engine parses the answer out of the agent's summary.
+pub fn harness_output_schema(schema: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::{Map, Value};
+    let merged = match schema.get("anyOf").and_then(Value::as_array) {
+        None => schema.clone(),
+        Some(alternatives) => {
+            let mut properties = Map::new();
+            let mut required: Option<Vec<Value>> = None;
+            for alternative in alternatives {
+                if alternative.get("type") != Some(&Value::from("object")) {
+                    return None;
+                }
+                if let Some(more) = alternative.get("properties").and_then(Value::as_object) {
+                    for (name, property) in more {
+                        properties.insert(name.clone(), property.clone());
+                    }
+                }
+                let these: Vec<Value> = alternative
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                required = Some(match required {
+                    None => these,
+                    Some(so_far) => so_far
+                        .into_iter()
+                        .filter(|name| these.contains(name))
+                        .collect(),
+                });
+            }
+            serde_json::json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": properties,
+                "required": required.unwrap_or_default(),
+            })
+        }
+    };
+    crate::json_schema::check_schema(&merged)
+        .is_empty()
+        .then_some(merged)
 }
 
 #[cfg(test)]
@@ -195,6 +246,39 @@ mod tests {
         assert!(resolve_repository("file:///srv/x.git", None).is_err());
         assert!(resolve_repository("file:///srv/../x.git", Some("/srv")).is_err());
         assert!(resolve_repository("https://github.com/a/b", Some("/srv")).is_err());
+    }
+
+    #[test]
+    fn an_answer_or_a_decision_becomes_one_object_the_harness_can_check() {
+        use crate::agent_output::ExpectedOutput;
+        for expected in [
+            ExpectedOutput::ReviewVerdict,
+            ExpectedOutput::Estimate,
+            ExpectedOutput::TestReport,
+        ] {
+            let schema = expected.reply_schema().unwrap();
+            let sent = harness_output_schema(&schema).expect("within the subset");
+            assert!(crate::json_schema::check_schema(&sent).is_empty());
+            assert_eq!(sent["required"], serde_json::json!([]));
+            assert!(sent["properties"].get("decision").is_some());
+            let decision =
+                serde_json::json!({"decision": {"question": "q", "options": ["a", "b"]}});
+            assert!(crate::json_schema::validate(&sent, &decision).is_empty());
+            assert!(
+                !crate::json_schema::validate(&sent, &serde_json::json!({"nonsense": 1}))
+                    .is_empty(),
+                "an unknown field is still refused"
+            );
+        }
+        let verdict =
+            harness_output_schema(&ExpectedOutput::ReviewVerdict.reply_schema().unwrap()).unwrap();
+        assert!(
+            crate::json_schema::validate(
+                &verdict,
+                &serde_json::json!({"rating": 0.9, "comments": []})
+            )
+            .is_empty()
+        );
     }
 
     #[test]

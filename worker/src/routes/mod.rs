@@ -7,4 +7,5 @@ pub mod events;
 pub mod health;
 pub mod openapi;
 pub mod runs;
+pub mod spend;
 pub mod workspaces;

@@ -1,0 +1,142 @@
+//! `scripts/bench gateway`: the model gateway's added latency over calling the scripted upstream
+//! directly (p50 and p99, measured side by side, alternating, in one run), and calls per second
+//! through the gateway on one account. Goal: added p50 ≤ 5 ms, p99 ≤ 20 ms locally.
+//!
+//! The figures include what the gateway adds per call: the token check, the account-price read, the
+//! reservation (one D1 batch) and the settlement (one D1 batch, before the answer is returned), and
+//! the extra loopback hop.
+
+use std::time::{Duration, Instant};
+
+use cat_tests::api::{Client, RawBody};
+use cat_tests::scripted_model::{ScriptedModel, owned_text};
+use cat_tests::worker::{ServerOptions, WorkerServer};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const SIDE_BY_SIDE_CALLS: usize = 300;
+const THROUGHPUT_CALLS: usize = 400;
+const CONCURRENCY: usize = 16;
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
+}
+
+fn summary(label: &str, mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    println!(
+        "  {label:<26} p50 {p50:7.2} ms   p99 {p99:7.2} ms   (n = {})",
+        samples.len()
+    );
+    (p50, p99)
+}
+
+async fn timed(request: reqwest::RequestBuilder) -> f64 {
+    let started = Instant::now();
+    let response = request.send().await.expect("the call is answered");
+    assert_eq!(response.status(), 200);
+    let _ = response.bytes().await.unwrap();
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    println!(
+        "bench gateway: {SIDE_BY_SIDE_CALLS} calls side by side, then {THROUGHPUT_CALLS} calls at concurrency {CONCURRENCY}"
+    );
+    let model = ScriptedModel::start_with(|_| owned_text("benchmark answer")).await;
+    let mut options = ServerOptions::default();
+    options
+        .vars
+        .push(("GATEWAY_OPENAI_BASE_URL".into(), model.base_url.clone()));
+    options.vars.push((
+        "GATEWAY_OPENAI_API_KEY".into(),
+        "sk-bench-key-000000".into(),
+    ));
+    let server = tokio::task::block_in_place(|| WorkerServer::start_with(options));
+    let admin = Client::sign_in(&server, "bench-gateway").await;
+    let me = admin.get("/auth/me").await.expect(200);
+    let account = me["accounts"][0]["id"].as_str().unwrap().to_owned();
+    let workspace = admin.create_workspace("bench").await;
+    admin
+        .send(
+            Method::PUT,
+            &format!("/accounts/{account}/models/scripted"),
+            Some(RawBody::Json(json!({ "provider": "openai_compatible",
+                "inputUsdPerMillion": "1", "outputUsdPerMillion": "1" }))),
+        )
+        .await
+        .expect(200);
+    // A limit that never binds here: the reservation's conditional write runs on every call anyway.
+    admin
+        .send(
+            Method::PUT,
+            &format!("/accounts/{account}/spend/limit"),
+            Some(RawBody::Json(json!({ "limitUsd": "1000" }))),
+        )
+        .await
+        .expect(200);
+    let token = admin
+        .post(
+            &format!("/workspaces/{workspace}/gateway-tokens"),
+            json!({ "model": "scripted", "ttlSeconds": 86_400 }),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = json!({ "model": "scripted", "max_tokens": 64,
+        "messages": [{ "role": "user", "content": "How long is a piece of string? ".repeat(8) }] });
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let gateway_url = server.url("/v1/chat/completions");
+    let direct_url = format!("{}/chat/completions", model.base_url);
+
+    // Warm up both paths (the isolate, D1, connections).
+    for _ in 0..20 {
+        timed(http.post(&gateway_url).bearer_auth(&token).json(&body)).await;
+        timed(http.post(&direct_url).json(&body)).await;
+    }
+
+    let mut direct = Vec::with_capacity(SIDE_BY_SIDE_CALLS);
+    let mut through = Vec::with_capacity(SIDE_BY_SIDE_CALLS);
+    for _ in 0..SIDE_BY_SIDE_CALLS {
+        direct.push(timed(http.post(&direct_url).json(&body)).await);
+        through.push(timed(http.post(&gateway_url).bearer_auth(&token).json(&body)).await);
+    }
+    println!("sequential calls, alternating:");
+    let (direct_p50, direct_p99) = summary("scripted upstream direct", direct);
+    let (gateway_p50, gateway_p99) = summary("through the gateway", through);
+    println!(
+        "  added by the gateway:      p50 {:7.2} ms   p99 {:7.2} ms   (goal: ≤ 5 ms, ≤ 20 ms)",
+        gateway_p50 - direct_p50,
+        gateway_p99 - direct_p99
+    );
+
+    let started = Instant::now();
+    let mut remaining = THROUGHPUT_CALLS;
+    while remaining > 0 {
+        let batch = remaining.min(CONCURRENCY);
+        let calls =
+            (0..batch).map(|_| timed(http.post(&gateway_url).bearer_auth(&token).json(&body)));
+        futures::future::join_all(calls).await;
+        remaining -= batch;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "throughput on one account: {:.0} calls/s ({THROUGHPUT_CALLS} calls, {CONCURRENCY} in flight, {elapsed:.2} s)",
+        THROUGHPUT_CALLS as f64 / elapsed
+    );
+    let spend = admin
+        .get(&format!("/accounts/{account}/spend"))
+        .await
+        .expect(200);
+    println!(
+        "ledger: {} calls settled this month, {} µ$ spent, {} µ$ still reserved",
+        spend["byModel"][0]["calls"], spend["budget"]["spent"], spend["budget"]["reserved"]
+    );
+}

@@ -1,0 +1,598 @@
+//! The spend cap's storage: limits, overrides, reservations, the ledger, account prices and provider
+//! keys (ADR 13, reserve then settle).
+//!
+//! The rules live in `domain::spend`; this module is their SQL. The one rule that must hold under
+//! any interleaving — `spent + reserved + this ≤ limit` — is the precondition of the reservation's
+//! guarded plan, so it is checked and the reservation written in one transaction: two calls racing
+//! for the last dollar cannot both pass, whatever order their reads and writes arrive in. Running
+//! totals per (account, period) live in `spend_totals`, changed only in the same plans that add a
+//! reservation or a ledger row, so the comparison reads one row instead of summing the ledger.
+
+use domain::api::ApiError;
+use domain::event::{Actor, EventPayload};
+use domain::gateway::GatewayClaims;
+use domain::ids::{AccountId, BlockId, UserId, WorkspaceId};
+use domain::spend::{
+    AccountSpend, BillingPeriod, Budget, BudgetExhausted, CatalogModel, MicroDollars, Price,
+    Provider, SettledCall, SpendGrouping, SpendLine, day_key, reservation_expires_at,
+};
+use serde::Deserialize;
+
+use crate::context::{Committed, Runtime, WriteContext};
+use crate::events;
+use crate::params;
+use crate::store::{GUARD, GuardedPlan, Param, Statement, Store};
+
+fn micros(amount: MicroDollars) -> i64 {
+    i64::try_from(amount.0).unwrap_or(i64::MAX)
+}
+
+fn to_micros(value: i64) -> MicroDollars {
+    MicroDollars(u64::try_from(value).unwrap_or(0))
+}
+
+/// Who a call is for and what it calls: the attribution every reservation and ledger row carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallAttribution {
+    pub account: AccountId,
+    pub workspace: WorkspaceId,
+    pub block: Option<BlockId>,
+    pub run: Option<String>,
+    pub step: Option<u32>,
+    pub user: Option<UserId>,
+    pub model: String,
+}
+
+impl From<&GatewayClaims> for CallAttribution {
+    fn from(claims: &GatewayClaims) -> Self {
+        CallAttribution {
+            account: claims.account.clone(),
+            workspace: claims.workspace.clone(),
+            block: claims.block.clone(),
+            run: claims.run.clone(),
+            step: claims.step,
+            user: claims.user.clone(),
+            model: claims.model.clone(),
+        }
+    }
+}
+
+impl CallAttribution {
+    /// Who the `spend.changed` event names as the actor: the run whose step called, else the
+    /// person whose token it was, else the token itself (a run id is free text).
+    fn actor(&self, reservation_id: &str) -> Actor {
+        match (&self.run, &self.user) {
+            (Some(run), _) => Actor::Run { id: run.clone() },
+            (None, Some(user)) => Actor::User { id: user.clone() },
+            (None, None) => Actor::Run {
+                id: format!("gateway:{reservation_id}"),
+            },
+        }
+    }
+}
+
+/// An amount held for a call in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: String,
+    pub period: BillingPeriod,
+    pub amount: MicroDollars,
+    pub reserved_at_ms: i64,
+    pub attribution: CallAttribution,
+}
+
+/// Sets (or replaces) an account's monthly limit.
+pub async fn set_limit<S: Store, R: Runtime>(
+    store: &S,
+    runtime: &R,
+    account: &AccountId,
+    limit: MicroDollars,
+    by: Option<&UserId>,
+) -> Result<(), ApiError> {
+    store
+        .write(vec![Statement::new(
+            "INSERT INTO spend_limits (account_id, limit_micros, updated_by, updated_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (account_id) DO UPDATE SET limit_micros = excluded.limit_micros,
+                 updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            &params![
+                account.as_str(),
+                micros(limit),
+                by.map(UserId::as_str),
+                runtime.now_ms()
+            ],
+        )])
+        .await?;
+    Ok(())
+}
+
+/// Lifts the limit for the rest of `period` (an admin's explicit override).
+pub async fn grant_override<S: Store, R: Runtime>(
+    store: &S,
+    runtime: &R,
+    account: &AccountId,
+    period: BillingPeriod,
+    by: Option<&UserId>,
+) -> Result<(), ApiError> {
+    store
+        .write(vec![Statement::new(
+            "INSERT INTO spend_overrides (account_id, period, granted_by, granted_at)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, period) DO NOTHING",
+            &params![
+                account.as_str(),
+                period.key(),
+                by.map(UserId::as_str),
+                runtime.now_ms()
+            ],
+        )])
+        .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct BudgetRow {
+    limit_micros: Option<i64>,
+    spent_micros: i64,
+    reserved_micros: i64,
+    overridden: i64,
+}
+
+/// An account's budget in `period`: its limit, settled spend, what calls in flight hold, and
+/// whether the limit is overridden.
+pub async fn budget<S: Store>(
+    store: &S,
+    account: &AccountId,
+    period: BillingPeriod,
+) -> Result<Budget, ApiError> {
+    let row: Option<BudgetRow> = store
+        .first(Statement::new(
+            "SELECT (SELECT limit_micros FROM spend_limits WHERE account_id = ?1) AS limit_micros,
+                    COALESCE((SELECT spent_micros FROM spend_totals WHERE account_id = ?1 AND period = ?2), 0) AS spent_micros,
+                    COALESCE((SELECT reserved_micros FROM spend_totals WHERE account_id = ?1 AND period = ?2), 0) AS reserved_micros,
+                    EXISTS (SELECT 1 FROM spend_overrides WHERE account_id = ?1 AND period = ?2) AS overridden",
+            &params![account.as_str(), period.key()],
+        ))
+        .await?;
+    let row = row.ok_or_else(ApiError::internal)?;
+    Ok(Budget {
+        limit: row.limit_micros.map(to_micros),
+        spent: to_micros(row.spent_micros),
+        reserved: to_micros(row.reserved_micros),
+        overridden: row.overridden != 0,
+    })
+}
+
+/// Why a reservation was not made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReserveRefused {
+    /// The call does not fit under the limit (nothing was written).
+    BudgetExhausted(BudgetExhausted),
+    Failed(ApiError),
+}
+
+impl From<ReserveRefused> for ApiError {
+    fn from(refused: ReserveRefused) -> Self {
+        match refused {
+            ReserveRefused::BudgetExhausted(exhausted) => exhausted.to_api_error(),
+            ReserveRefused::Failed(error) => error,
+        }
+    }
+}
+
+/// Reserves `amount` for a call, with ONE guarded write whose precondition is the cap itself
+/// (`Budget::admit`'s rule, in SQL): no limit, or an override for the period, or
+/// `spent + reserved + amount ≤ limit`. Either the reservation and the total's bump both commit,
+/// or nothing does and the caller is told the figures.
+pub async fn reserve<S: Store, R: Runtime>(
+    store: &S,
+    runtime: &R,
+    attribution: &CallAttribution,
+    amount: MicroDollars,
+) -> Result<Reservation, ReserveRefused> {
+    let now = runtime.now_ms();
+    let period = BillingPeriod::containing(now);
+    let id = format!("rsv_{}", runtime.guard_id());
+    let account = attribution.account.as_str();
+    let key = period.key();
+    let mut plan = GuardedPlan::new(
+        runtime.guard_id(),
+        "EXISTS (SELECT 1 FROM accounts WHERE id = ?1) AND (
+             NOT EXISTS (SELECT 1 FROM spend_limits WHERE account_id = ?1)
+             OR EXISTS (SELECT 1 FROM spend_overrides WHERE account_id = ?1 AND period = ?2)
+             OR COALESCE((SELECT spent_micros + reserved_micros FROM spend_totals
+                          WHERE account_id = ?1 AND period = ?2), 0) + ?3
+                <= (SELECT limit_micros FROM spend_limits WHERE account_id = ?1))",
+        &params![account, key.as_str(), micros(amount)],
+    );
+    plan.push(
+        &format!(
+            "INSERT INTO spend_totals (account_id, period, reserved_micros) SELECT ?1, ?2, ?3 WHERE {GUARD}
+             ON CONFLICT (account_id, period) DO UPDATE SET reserved_micros = reserved_micros + excluded.reserved_micros"
+        ),
+        &params![account, key.as_str(), micros(amount)],
+    );
+    plan.push(
+        &format!(
+            "INSERT INTO spend_reservations (id, account_id, period, amount_micros, created_at, expires_at,
+                 workspace_id, block_id, run_id, step, user_id, model)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE {GUARD}"
+        ),
+        &params![
+            id.as_str(),
+            account,
+            key.as_str(),
+            micros(amount),
+            now,
+            reservation_expires_at(now),
+            attribution.workspace.as_str(),
+            attribution.block.as_ref().map(BlockId::as_str),
+            attribution.run.as_deref(),
+            attribution.step.map(i64::from),
+            attribution.user.as_ref().map(UserId::as_str),
+            attribution.model.as_str()
+        ],
+    );
+    let outcome = store.execute(plan).await.map_err(ReserveRefused::Failed)?;
+    if outcome.applied {
+        return Ok(Reservation {
+            id,
+            period,
+            amount,
+            reserved_at_ms: now,
+            attribution: attribution.clone(),
+        });
+    }
+    // Refused: read the figures for the message. They may have moved since the write; the
+    // decision was the write's, this only explains it.
+    let budget = budget(store, &attribution.account, period)
+        .await
+        .map_err(ReserveRefused::Failed)?;
+    match budget.admit(amount) {
+        Err(exhausted) => Err(ReserveRefused::BudgetExhausted(exhausted)),
+        // The figures moved between the refusal and this read (a call settled): still refused,
+        // say so with the numbers as they are now.
+        Ok(()) => Err(ReserveRefused::BudgetExhausted(BudgetExhausted {
+            limit: budget.limit.unwrap_or_default(),
+            spent: budget.spent,
+            reserved: budget.reserved,
+            requested: amount,
+        })),
+    }
+}
+
+/// What a call really used, to settle its reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOutcome {
+    pub call: SettledCall,
+    pub latency_ms: i64,
+}
+
+/// Settles a reservation in one plan: releases what it held, adds the real cost to the period's
+/// spend, writes the ledger row and records `spend.changed` on the workspace's stream. Settling
+/// twice does nothing the second time (the ledger row's id is the reservation's). A reservation
+/// the sweep already released is still charged: the provider billed the call.
+pub async fn settle<S: Store, R: Runtime>(
+    store: &S,
+    runtime: &R,
+    reservation: &Reservation,
+    outcome: &CallOutcome,
+) -> Result<Committed<()>, ApiError> {
+    let now = runtime.now_ms();
+    let attribution = &reservation.attribution;
+    let account = attribution.account.as_str();
+    let key = reservation.period.key();
+    let cost = micros(outcome.call.cost);
+    let id = reservation.id.as_str();
+    let mut plan = GuardedPlan::new(
+        runtime.guard_id(),
+        "NOT EXISTS (SELECT 1 FROM spend_ledger WHERE id = ?1)",
+        &params![id],
+    );
+    plan.push(
+        &format!(
+            "INSERT INTO spend_totals (account_id, period, spent_micros) SELECT ?1, ?2, ?3 WHERE {GUARD}
+             ON CONFLICT (account_id, period) DO UPDATE SET
+                 spent_micros = spent_micros + excluded.spent_micros,
+                 reserved_micros = reserved_micros
+                     - COALESCE((SELECT amount_micros FROM spend_reservations WHERE id = ?4), 0)"
+        ),
+        &params![account, key.as_str(), cost, id],
+    );
+    plan.push(
+        &format!("DELETE FROM spend_reservations WHERE id = ?1 AND {GUARD}"),
+        &params![id],
+    );
+    let usage = outcome.call.usage;
+    plan.push(
+        &format!(
+            "INSERT INTO spend_ledger (id, account_id, period, day, workspace_id, block_id, run_id, step,
+                 user_id, model, provider, input_tokens, output_tokens, cost_micros, latency_ms, status, at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17 WHERE {GUARD}"
+        ),
+        &params![
+            id,
+            account,
+            key.as_str(),
+            day_key(now),
+            attribution.workspace.as_str(),
+            attribution.block.as_ref().map(BlockId::as_str),
+            attribution.run.as_deref(),
+            attribution.step.map(i64::from),
+            attribution.user.as_ref().map(UserId::as_str),
+            outcome.call.model.as_str(),
+            outcome.call.provider.as_str(),
+            i64::try_from(usage.input_tokens).unwrap_or(i64::MAX),
+            i64::try_from(usage.output_tokens).unwrap_or(i64::MAX),
+            cost,
+            outcome.latency_ms,
+            outcome.call.status.as_str(),
+            now
+        ],
+    );
+    let context = WriteContext {
+        workspace_id: attribution.workspace.clone(),
+        actor: attribution.actor(id),
+        origin: None,
+    };
+    events::record(
+        &mut plan,
+        &context,
+        EventPayload::SpendChanged {
+            call: outcome.call.clone(),
+        },
+        now,
+    )?;
+    let committed = store.execute(plan).await?;
+    Ok(Committed {
+        value: (),
+        events: committed.events,
+    })
+}
+
+/// Releases every reservation that expired by `now_ms` (its call crashed before settling) in one
+/// transaction; returns how many were released.
+pub async fn sweep_expired_reservations<S: Store>(
+    store: &S,
+    now_ms: i64,
+) -> Result<usize, ApiError> {
+    let changed = store
+        .write(vec![
+            Statement::new(
+                "UPDATE spend_totals SET reserved_micros = reserved_micros - (
+                     SELECT COALESCE(SUM(amount_micros), 0) FROM spend_reservations r
+                     WHERE r.account_id = spend_totals.account_id AND r.period = spend_totals.period
+                       AND r.expires_at <= ?1)
+                 WHERE EXISTS (SELECT 1 FROM spend_reservations r
+                     WHERE r.account_id = spend_totals.account_id AND r.period = spend_totals.period
+                       AND r.expires_at <= ?1)",
+                &params![now_ms],
+            ),
+            Statement::new(
+                "DELETE FROM spend_reservations WHERE expires_at <= ?1",
+                &params![now_ms],
+            ),
+        ])
+        .await?;
+    Ok(changed.get(1).copied().unwrap_or(0))
+}
+
+#[derive(Deserialize)]
+struct LineRow {
+    key: Option<String>,
+    calls: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost: i64,
+}
+
+impl From<LineRow> for SpendLine {
+    fn from(row: LineRow) -> Self {
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        SpendLine {
+            key: row.key,
+            calls: count(row.calls),
+            input_tokens: count(row.input_tokens),
+            output_tokens: count(row.output_tokens),
+            cost: to_micros(row.cost),
+        }
+    }
+}
+
+/// Whose ledger rows a breakdown sums.
+#[derive(Debug, Clone, Copy)]
+pub enum SpendScope<'a> {
+    Account(&'a AccountId),
+    Workspace(&'a WorkspaceId),
+}
+
+/// The period's ledger grouped by `grouping`, most expensive first.
+pub async fn breakdown<S: Store>(
+    store: &S,
+    scope: SpendScope<'_>,
+    period: BillingPeriod,
+    grouping: SpendGrouping,
+) -> Result<Vec<SpendLine>, ApiError> {
+    let (filter, id) = match scope {
+        SpendScope::Account(account) => ("account_id", account.as_str()),
+        SpendScope::Workspace(workspace) => ("workspace_id", workspace.as_str()),
+    };
+    let column = grouping.column();
+    let rows: Vec<LineRow> = store
+        .all(Statement::new(
+            format!(
+                "SELECT {column} AS key, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens,
+                        SUM(output_tokens) AS output_tokens, SUM(cost_micros) AS cost
+                 FROM spend_ledger WHERE {filter} = ?1 AND period = ?2
+                 GROUP BY {column} ORDER BY cost DESC, key"
+            ),
+            &params![id, period.key()],
+        ))
+        .await?;
+    Ok(rows.into_iter().map(SpendLine::from).collect())
+}
+
+/// `GET /accounts/:id/spend`: the budget and the breakdowns by workspace, model and day.
+pub async fn account_spend<S: Store>(
+    store: &S,
+    account: &AccountId,
+    period: BillingPeriod,
+) -> Result<AccountSpend, ApiError> {
+    let budget = budget(store, account, period).await?;
+    let scope = SpendScope::Account(account);
+    Ok(AccountSpend {
+        period: period.key(),
+        headroom: budget.headroom(),
+        budget,
+        by_workspace: breakdown(store, scope, period, SpendGrouping::Workspace).await?,
+        by_model: breakdown(store, scope, period, SpendGrouping::Model).await?,
+        by_day: breakdown(store, scope, period, SpendGrouping::Day).await?,
+    })
+}
+
+/// Sums the ledger of an account's period (what the contract tests compare with the limit).
+pub async fn ledger_total<S: Store>(
+    store: &S,
+    account: &AccountId,
+    period: BillingPeriod,
+) -> Result<MicroDollars, ApiError> {
+    #[derive(Deserialize)]
+    struct Total {
+        total: i64,
+    }
+    let row: Option<Total> = store
+        .first(Statement::new(
+            "SELECT COALESCE(SUM(cost_micros), 0) AS total FROM spend_ledger WHERE account_id = ?1 AND period = ?2",
+            &params![account.as_str(), period.key()],
+        ))
+        .await?;
+    Ok(to_micros(row.map_or(0, |row| row.total)))
+}
+
+#[derive(Deserialize)]
+struct PriceRow {
+    model: String,
+    provider: String,
+    input_micros_per_million: i64,
+    output_micros_per_million: i64,
+    context_window: i64,
+    max_output_tokens: i64,
+    updated_at: i64,
+}
+
+/// The models an admin priced for `account`.
+pub async fn custom_models<S: Store>(
+    store: &S,
+    account: &AccountId,
+) -> Result<Vec<CatalogModel>, ApiError> {
+    let rows: Vec<PriceRow> = store
+        .all(Statement::new(
+            "SELECT model, provider, input_micros_per_million, output_micros_per_million, context_window,
+                    max_output_tokens, updated_at
+             FROM account_model_prices WHERE account_id = ?1 ORDER BY model",
+            &params![account.as_str()],
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(CatalogModel {
+                display_name: row.model.clone(),
+                id: row.model,
+                provider: Provider::parse(&row.provider)?,
+                context_window: u64::try_from(row.context_window).ok()?,
+                max_output_tokens: u64::try_from(row.max_output_tokens).ok()?,
+                price: Price {
+                    input_per_million: to_micros(row.input_micros_per_million),
+                    output_per_million: to_micros(row.output_micros_per_million),
+                },
+                priced_on: day_key(row.updated_at),
+            })
+        })
+        .collect())
+}
+
+/// Prices a model for `account` (replacing an earlier price).
+pub async fn price_model<S: Store, R: Runtime>(
+    store: &S,
+    runtime: &R,
+    account: &AccountId,
+    model: &CatalogModel,
+) -> Result<(), ApiError> {
+    store
+        .write(vec![Statement::new(
+            "INSERT INTO account_model_prices (account_id, model, provider, input_micros_per_million,
+                 output_micros_per_million, context_window, max_output_tokens, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (account_id, model) DO UPDATE SET provider = excluded.provider,
+                 input_micros_per_million = excluded.input_micros_per_million,
+                 output_micros_per_million = excluded.output_micros_per_million,
+                 context_window = excluded.context_window,
+                 max_output_tokens = excluded.max_output_tokens, updated_at = excluded.updated_at",
+            &params![
+                account.as_str(),
+                model.id.as_str(),
+                model.provider.as_str(),
+                micros(model.price.input_per_million),
+                micros(model.price.output_per_million),
+                i64::try_from(model.context_window).unwrap_or(i64::MAX),
+                i64::try_from(model.max_output_tokens).unwrap_or(i64::MAX),
+                runtime.now_ms()
+            ],
+        )])
+        .await?;
+    Ok(())
+}
+
+/// A provider key as stored: sealed, with its last four characters for people to recognise it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StoredProvider {
+    pub provider: String,
+    pub base_url: Option<String>,
+    pub key_ciphertext: String,
+    pub key_last4: String,
+    pub updated_at: i64,
+}
+
+/// Stores (or replaces) an account's sealed key for `provider`.
+pub async fn save_provider<S: Store, R: Runtime>(
+    store: &S,
+    runtime: &R,
+    account: &AccountId,
+    provider: Provider,
+    base_url: Option<&str>,
+    key_ciphertext: &str,
+    key_last4: &str,
+) -> Result<(), ApiError> {
+    store
+        .write(vec![Statement::new(
+            "INSERT INTO account_providers (account_id, provider, base_url, key_ciphertext, key_last4, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (account_id, provider) DO UPDATE SET base_url = excluded.base_url,
+                 key_ciphertext = excluded.key_ciphertext, key_last4 = excluded.key_last4,
+                 updated_at = excluded.updated_at",
+            &[
+                Param::from(account.as_str()),
+                Param::from(provider.as_str()),
+                Param::from(base_url),
+                Param::from(key_ciphertext),
+                Param::from(key_last4),
+                Param::from(runtime.now_ms()),
+            ],
+        )])
+        .await?;
+    Ok(())
+}
+
+/// The providers configured for `account`, sealed.
+pub async fn providers<S: Store>(
+    store: &S,
+    account: &AccountId,
+) -> Result<Vec<StoredProvider>, ApiError> {
+    store
+        .all(Statement::new(
+            "SELECT provider, base_url, key_ciphertext, key_last4, updated_at
+             FROM account_providers WHERE account_id = ?1 ORDER BY provider",
+            &params![account.as_str()],
+        ))
+        .await
+}

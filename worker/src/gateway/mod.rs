@@ -1,0 +1,300 @@
+//! The model gateway: `POST /v1/chat/completions` and `POST /v1/messages`, and [`call_inline`] for
+//! the run engine's in-worker agent steps. Every call goes the same way (ADR 13): plan it
+//! (`domain::gateway::call`), reserve its most possible cost with one conditional write, forward it,
+//! settle the reservation with the real usage. A call that does not fit the budget is refused before
+//! any byte goes upstream. Provider keys live in this module only: never in a response, a log line
+//! or an event.
+
+mod stream;
+mod upstream;
+
+use domain::api::{ApiError, ErrorCode};
+use domain::auth::TokenError;
+use domain::gateway::call::{PlannedCall, plan_call};
+use domain::gateway::meter::Dialect;
+use domain::gateway::{GATEWAY_TOKEN_PREFIX, GatewayClaims};
+use domain::spend::{CallStatus, SettledCall, TokenUsage};
+use serde_json::Value;
+use worker::{Env, Headers, Request};
+use worker_core::spend::{self, CallAttribution, CallOutcome, Reservation};
+
+use crate::auth::{AuthConfig, now_ms, now_seconds};
+use crate::http::{HandlerResult, RequestContext, internal};
+use crate::ids::{ClockedRuntime, WorkerRuntime};
+use crate::store::Db;
+
+pub use upstream::{ProviderEndpoint, deployment_configured};
+
+/// Model requests carry whole conversations: far more than the API's other bodies.
+pub const MAX_GATEWAY_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Calls a model for the run engine, in-process, through exactly the path an HTTP caller takes:
+/// plan, reserve (a `402 budget_exhausted` error when the budget has no room), forward, settle.
+/// `request` is an OpenAI Chat Completions body (`stream` is ignored: the answer is whole); the
+/// answer is an OpenAI `chat.completion`, whatever the model's provider.
+pub async fn call_inline(
+    env: &Env,
+    claims: &GatewayClaims,
+    request: Value,
+) -> Result<Value, ApiError> {
+    let mut request = request;
+    if let Some(object) = request.as_object_mut() {
+        object.remove("stream");
+        object.remove("stream_options");
+    }
+    let db = Db::from_env(env)?;
+    let prepared = prepare(env, &db, claims, Dialect::OpenAi, &request, now_ms()).await?;
+    forward_whole_delivering(&db, Some(env), prepared).await
+}
+
+/// A call planned, its provider chosen and its reservation made: ready to forward.
+struct Prepared {
+    planned: PlannedCall,
+    endpoint: ProviderEndpoint,
+    reservation: Reservation,
+    started_ms: i64,
+}
+
+async fn prepare(
+    env: &Env,
+    db: &Db,
+    claims: &GatewayClaims,
+    dialect: Dialect,
+    body: &Value,
+    clock_ms: i64,
+) -> Result<Prepared, ApiError> {
+    let started_ms = now_ms();
+    let account_models = spend::custom_models(db, &claims.account).await?;
+    let planned = plan_call(dialect, claims, body, &account_models)?;
+    // The provider is resolved before reserving, so a misconfigured deployment holds no money.
+    let endpoint = upstream::endpoint(env, db, &claims.account, planned.model.provider).await?;
+    let reservation = spend::reserve(
+        db,
+        &ClockedRuntime { now_ms: clock_ms },
+        &CallAttribution::from(claims),
+        planned.bound.max_cost,
+    )
+    .await?;
+    Ok(Prepared {
+        planned,
+        endpoint,
+        reservation,
+        started_ms,
+    })
+}
+
+/// Settles a call; a failure is logged (the sweep releases the reservation if it never settles).
+async fn settle(
+    db: &Db,
+    env: Option<&Env>,
+    planned: &PlannedCall,
+    reservation: &Reservation,
+    usage: TokenUsage,
+    status: CallStatus,
+    started_ms: i64,
+) {
+    let cost = planned.model.price.cost(usage);
+    if cost > reservation.amount {
+        worker::console_error!(
+            "gateway: call {} cost {} over its reservation of {} (the bound failed)",
+            reservation.id,
+            cost,
+            reservation.amount
+        );
+    }
+    let outcome = CallOutcome {
+        call: SettledCall {
+            block_id: reservation.attribution.block.clone(),
+            run_id: reservation.attribution.run.clone(),
+            step: reservation.attribution.step,
+            model: planned.model.id.clone(),
+            provider: planned.model.provider.as_str().to_owned(),
+            usage,
+            cost,
+            status,
+        },
+        latency_ms: now_ms() - started_ms,
+    };
+    match spend::settle(db, &WorkerRuntime, reservation, &outcome).await {
+        Ok(committed) => {
+            if let Some(env) = env {
+                crate::delivery::deliver_and_mark(
+                    env,
+                    reservation.attribution.workspace.as_str(),
+                    &committed.events,
+                )
+                .await;
+            }
+        }
+        Err(error) => {
+            worker::console_error!("gateway: settling {} failed: {error}", reservation.id)
+        }
+    }
+}
+
+/// Forwards a non-streamed call (with bounded retries) and settles it; with `env`, the settlement's
+/// `spend.changed` event is delivered to the workspace's hub.
+async fn forward_whole_delivering(
+    db: &Db,
+    env: Option<&Env>,
+    prepared: Prepared,
+) -> Result<Value, ApiError> {
+    let Prepared {
+        planned,
+        endpoint,
+        reservation,
+        started_ms,
+    } = prepared;
+    match upstream::send_whole(&endpoint, &planned).await {
+        Ok(answer) => {
+            let usage = planned.usage_of(&answer);
+            settle(
+                db,
+                env,
+                &planned,
+                &reservation,
+                usage,
+                CallStatus::Completed,
+                started_ms,
+            )
+            .await;
+            Ok(planned.answer_for_caller(&answer))
+        }
+        Err(error) => {
+            // The provider answered with an error or not at all: nothing it billed was reported.
+            settle(
+                db,
+                env,
+                &planned,
+                &reservation,
+                TokenUsage::default(),
+                CallStatus::UpstreamError,
+                started_ms,
+            )
+            .await;
+            Err(error)
+        }
+    }
+}
+
+/// The gateway token a request carries (`Authorization: Bearer` or `x-api-key`), verified.
+fn authenticate(request: &Request, auth: &AuthConfig) -> Result<GatewayClaims, ApiError> {
+    let header = |name: &str| request.headers().get(name).ok().flatten();
+    let token = header("authorization")
+        .and_then(|value| value.strip_prefix("Bearer ").map(str::to_owned))
+        .or_else(|| header("x-api-key"))
+        .map(|token| token.trim().to_owned())
+        .ok_or_else(|| {
+            ApiError::unauthorized(format!(
+                "Send a gateway token (it starts with `{GATEWAY_TOKEN_PREFIX}`) as \
+                 `Authorization: Bearer …` or `x-api-key`; create one with POST /workspaces/:id/gateway-tokens."
+            ))
+        })?;
+    let secret = auth.signing_key()?;
+    domain::gateway::verify(secret, &token, now_seconds()).map_err(|error| match error {
+        TokenError::Expired => {
+            ApiError::unauthorized("This gateway token has expired; ask for a new one.")
+        }
+        other => ApiError::unauthorized(format!(
+            "This is not a valid gateway token ({}).",
+            other.message()
+        )),
+    })
+}
+
+/// A test's clock for the reservation's billing period (`x-test-clock-ms`, only with `TEST_HOOKS=1`).
+fn test_clock(request: &Request, env: &Env) -> Option<i64> {
+    if !crate::test_hooks::enabled(env) {
+        return None;
+    }
+    request
+        .headers()
+        .get("x-test-clock-ms")
+        .ok()
+        .flatten()
+        .and_then(|value| value.parse().ok())
+}
+
+async fn read_gateway_body(request: &Request) -> Result<Value, ApiError> {
+    let declared = request
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|length| length.parse::<usize>().ok());
+    let too_large = |length: usize| {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "The body is {length} bytes; the gateway accepts at most {MAX_GATEWAY_BODY_BYTES}."
+            ),
+        )
+    };
+    if let Some(length) = declared.filter(|length| *length > MAX_GATEWAY_BODY_BYTES) {
+        return Err(too_large(length));
+    }
+    let mut request = request.clone().map_err(internal("cloning the request"))?;
+    let bytes = request.bytes().await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            "The request body could not be read.",
+        )
+    })?;
+    if bytes.len() > MAX_GATEWAY_BODY_BYTES {
+        return Err(too_large(bytes.len()));
+    }
+    serde_json::from_slice(&bytes).map_err(|error| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("The request body is not valid JSON: {error}."),
+        )
+    })
+}
+
+/// `POST /v1/chat/completions` (OpenAI dialect).
+pub async fn chat_completions(request: &Request, context: &RequestContext) -> HandlerResult {
+    serve(request, context, Dialect::OpenAi).await
+}
+
+/// `POST /v1/messages` (Anthropic dialect).
+pub async fn messages(request: &Request, context: &RequestContext) -> HandlerResult {
+    serve(request, context, Dialect::Anthropic).await
+}
+
+async fn serve(request: &Request, context: &RequestContext, dialect: Dialect) -> HandlerResult {
+    let claims = authenticate(request, &context.auth)?;
+    let body = read_gateway_body(request).await?;
+    let prepared = prepare(
+        &context.env,
+        &context.db,
+        &claims,
+        dialect,
+        &body,
+        test_clock(request, &context.env).unwrap_or_else(now_ms),
+    )
+    .await?;
+    if prepared.planned.stream {
+        return stream::forward(&context.env, &context.execution, prepared).await;
+    }
+    // The call runs inside `wait_until`, so its settlement is not lost if the client goes away;
+    // the handler waits for its answer through a channel.
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    let env = context.env.clone();
+    context.execution.wait_until(async move {
+        let result = match Db::from_env(&env) {
+            Ok(db) => forward_whole_delivering(&db, Some(&env), prepared).await,
+            Err(error) => Err(error),
+        };
+        let _ = sender.send(result);
+    });
+    let answer = receiver.await.map_err(|_| ApiError::internal())??;
+    crate::http::json(200, &answer)
+}
+
+/// The headers of a streamed answer.
+pub fn sse_headers() -> Headers {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "text/event-stream; charset=utf-8");
+    let _ = headers.set("cache-control", "no-cache");
+    headers
+}

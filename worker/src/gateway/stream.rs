@@ -1,0 +1,216 @@
+//! Streamed calls: the upstream body passes through to the client as it arrives, each chunk fed to
+//! a [`StreamMeter`] (and translated when the caller speaks the other dialect). When the stream
+//! ends, dies, or the client goes away (the response stream is dropped), what the meter saw is sent
+//! through a one-shot channel to a settlement running in `wait_until`, so the call is settled in
+//! every case. A stream that dies before the provider's final event ends, for the client, with a
+//! clean error event in its dialect rather than a hang or a truncated answer.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use domain::api::ApiError;
+use domain::gateway::meter::{Dialect, SseSplitter, StreamMeter};
+use domain::gateway::translate::AnthropicToOpenAiStream;
+use domain::spend::{CallStatus, TokenUsage};
+use futures_channel::oneshot;
+use futures_util::Stream;
+use worker::{ByteStream, Env, Response};
+
+use super::{Prepared, settle, sse_headers, upstream};
+use crate::http::{HandlerResult, internal};
+use crate::store::Db;
+
+/// What a finished (or abandoned) stream used.
+struct StreamReport {
+    usage: TokenUsage,
+    status: CallStatus,
+}
+
+/// The upstream body, metered (and translated) on its way to the client.
+struct MeteredStream {
+    upstream: Pin<Box<ByteStream>>,
+    meter: StreamMeter,
+    /// For an OpenAI caller of an Anthropic model: the events, re-framed as OpenAI chunks.
+    translation: Option<(SseSplitter, AnthropicToOpenAiStream)>,
+    bound: domain::spend::CallBound,
+    error_event: Box<dyn Fn(&str) -> String>,
+    report: Option<oneshot::Sender<StreamReport>>,
+    ended: bool,
+}
+
+impl MeteredStream {
+    fn send_report(&mut self) {
+        let Some(sender) = self.report.take() else {
+            return;
+        };
+        let status = if self.meter.upstream_error().is_some() {
+            CallStatus::UpstreamError
+        } else if self.meter.finished() {
+            CallStatus::Completed
+        } else {
+            CallStatus::StreamDied
+        };
+        let _ = sender.send(StreamReport {
+            usage: self.meter.usage_seen(&self.bound),
+            status,
+        });
+    }
+
+    fn pass_on(&mut self, chunk: &[u8]) -> Vec<u8> {
+        match &mut self.translation {
+            None => chunk.to_vec(),
+            Some((splitter, translator)) => splitter
+                .push(chunk)
+                .iter()
+                .map(|event| translator.translate(event))
+                .collect::<String>()
+                .into_bytes(),
+        }
+    }
+
+    /// The end of the stream: an error event if the provider never finished, and the report.
+    fn end(&mut self) -> Option<Vec<u8>> {
+        self.ended = true;
+        let tail = if self.meter.finished() || self.meter.upstream_error().is_some() {
+            None
+        } else {
+            Some(
+                (self.error_event)(
+                    "The model provider's stream ended before the answer was complete; \
+                     the call was settled from what arrived.",
+                )
+                .into_bytes(),
+            )
+        };
+        self.send_report();
+        tail
+    }
+}
+
+impl Stream for MeteredStream {
+    type Item = Result<Vec<u8>, worker::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match this.upstream.as_mut().poll_next(context) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.meter.push(&chunk);
+                    let out = this.pass_on(&chunk);
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(out)));
+                    }
+                }
+                // A connection that broke and a body that ended early both end here.
+                Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
+                    return Poll::Ready(this.end().map(Ok));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MeteredStream {
+    /// The client went away mid-stream: settle from what was seen so far.
+    fn drop(&mut self) {
+        self.send_report();
+    }
+}
+
+/// Forwards a streamed call and returns the streaming response; settlement follows in
+/// `wait_until`.
+pub async fn forward(env: &Env, execution: &worker::Context, prepared: Prepared) -> HandlerResult {
+    let Prepared {
+        planned,
+        endpoint,
+        reservation,
+        started_ms,
+    } = prepared;
+    let mut response = match upstream::send_streamed(&endpoint, &planned).await {
+        Ok(response) => response,
+        Err(error) => {
+            let db = Db::from_env(env)?;
+            settle(
+                &db,
+                Some(env),
+                &planned,
+                &reservation,
+                TokenUsage::default(),
+                CallStatus::UpstreamError,
+                started_ms,
+            )
+            .await;
+            return Err(error);
+        }
+    };
+    drop(endpoint);
+    let upstream_body: Result<ByteStream, ApiError> =
+        response.stream().map_err(internal("upstream body"));
+    let upstream_body = match upstream_body {
+        Ok(body) => body,
+        Err(error) => {
+            let db = Db::from_env(env)?;
+            settle(
+                &db,
+                Some(env),
+                &planned,
+                &reservation,
+                TokenUsage::default(),
+                CallStatus::UpstreamError,
+                started_ms,
+            )
+            .await;
+            return Err(error);
+        }
+    };
+    let (sender, receiver) = oneshot::channel();
+    let translation = match (planned.upstream_dialect, planned.caller_dialect) {
+        (Dialect::Anthropic, Dialect::OpenAi) => {
+            Some((SseSplitter::new(), AnthropicToOpenAiStream::new()))
+        }
+        _ => None,
+    };
+    let error_planned = planned.clone();
+    let metered = MeteredStream {
+        upstream: Box::pin(upstream_body),
+        meter: StreamMeter::new(planned.upstream_dialect),
+        translation,
+        bound: planned.bound,
+        error_event: Box::new(move |message| error_planned.stream_error_event(message)),
+        report: Some(sender),
+        ended: false,
+    };
+    let settle_env = env.clone();
+    execution.wait_until(async move {
+        let report = receiver.await.unwrap_or(StreamReport {
+            // The stream was dropped without a report: impossible (Drop reports), but settle as
+            // the bound rather than lose the call.
+            usage: TokenUsage {
+                input_tokens: planned.bound.max_input_tokens,
+                output_tokens: planned.bound.max_output_tokens,
+            },
+            status: CallStatus::StreamDied,
+        });
+        match Db::from_env(&settle_env) {
+            Ok(db) => {
+                settle(
+                    &db,
+                    Some(&settle_env),
+                    &planned,
+                    &reservation,
+                    report.usage,
+                    report.status,
+                    started_ms,
+                )
+                .await;
+            }
+            Err(error) => worker::console_error!("gateway: no database to settle in: {error}"),
+        }
+    });
+    let response = Response::from_stream(metered).map_err(internal("streaming response"))?;
+    Ok(response.with_headers(sse_headers()))
+}

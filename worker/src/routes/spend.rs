@@ -1,0 +1,297 @@
+//! The spend cap and the model catalog over HTTP: limits, overrides, spend views, gateway tokens for
+//! people, account prices, forecasts and account provider keys. The rules are `domain::spend` and
+//! `domain::gateway`; the storage is `worker_core::spend`.
+
+use std::collections::HashMap;
+
+use domain::access::AccountRole;
+use domain::api::workspaces::Account;
+use domain::api::{ApiError, FieldProblem};
+use domain::gateway::call::key_last4;
+use domain::gateway::{
+    CreateGatewayTokenRequest, GatewayClaims, GatewayTokenCreated, ProviderInfo,
+    SetProviderRequest, mint, token_ttl,
+};
+use domain::ids::{AccountId, BlockId};
+use domain::pipeline::BuiltInPipeline;
+use domain::spend::{
+    BillingPeriod, CatalogListing, PriceModelRequest, Provider, SetLimitRequest, SpendGrouping,
+    account_catalog, day_key, forecast, resolve_model,
+};
+use worker_core::spend::{self, SpendScope};
+
+use crate::auth::{now_ms, now_seconds};
+use crate::http::{HandlerResult, RequestContext, json};
+use crate::ids::{WorkerRuntime, random_id_bytes};
+use crate::people;
+
+fn query(context: &RequestContext) -> HashMap<String, String> {
+    context.url.query_pairs().into_owned().collect()
+}
+
+/// The account named by `:id`, if the caller belongs to it (else 404, so its existence is hidden).
+async fn member_account(context: &RequestContext) -> Result<Account, ApiError> {
+    let account_id =
+        AccountId::parse(context.param("id")).map_err(|_| ApiError::not_found("This account"))?;
+    people::account_of(&context.db, &context.caller().user.id, &account_id).await
+}
+
+/// The account named by `:id`, if the caller is one of its admins.
+async fn admin_account(context: &RequestContext) -> Result<Account, ApiError> {
+    let account = member_account(context).await?;
+    if account.role != AccountRole::Admin {
+        return Err(ApiError::forbidden(
+            "Only an admin of this account can change its spending, prices or provider keys.",
+        ));
+    }
+    Ok(account)
+}
+
+fn this_period() -> BillingPeriod {
+    BillingPeriod::containing(now_ms())
+}
+
+async fn account_spend_response(context: &RequestContext, account: &AccountId) -> HandlerResult {
+    json(
+        200,
+        &spend::account_spend(&context.db, account, this_period()).await?,
+    )
+}
+
+/// `GET /models`.
+pub async fn list_models(context: &RequestContext) -> HandlerResult {
+    let account = match query(context).get("accountId") {
+        Some(id) => {
+            let id = AccountId::parse(id).map_err(|_| ApiError::not_found("This account"))?;
+            Some(people::account_of(&context.db, &context.caller().user.id, &id).await?)
+        }
+        None => None,
+    };
+    let (custom, configured) = match &account {
+        Some(account) => (
+            spend::custom_models(&context.db, &account.id).await?,
+            spend::providers(&context.db, &account.id).await?,
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let listings: Vec<CatalogListing> = account_catalog(custom)
+        .into_iter()
+        .map(|model| {
+            let usable_now = crate::gateway::deployment_configured(&context.env, model.provider)
+                || configured
+                    .iter()
+                    .any(|entry| entry.provider == model.provider.as_str());
+            CatalogListing { model, usable_now }
+        })
+        .collect();
+    json(200, &listings)
+}
+
+/// `PUT /accounts/:id/spend/limit`.
+pub async fn set_limit(context: &RequestContext) -> HandlerResult {
+    let account = admin_account(context).await?;
+    let request: SetLimitRequest = context.json()?;
+    let limit = request.limit()?;
+    spend::set_limit(
+        &context.db,
+        &WorkerRuntime,
+        &account.id,
+        limit,
+        Some(&context.caller().user.id),
+    )
+    .await?;
+    resume_paused_runs(context, &account.id);
+    account_spend_response(context, &account.id).await
+}
+
+/// After the response: the account's runs paused on its budget resume (ADR 14).
+fn resume_paused_runs(context: &RequestContext, account_id: &domain::ids::AccountId) {
+    let env = context.env.clone();
+    let account_id = account_id.clone();
+    context.execution.wait_until(async move {
+        crate::coordinator::budget_freed(&env, &account_id).await;
+    });
+}
+
+/// `GET /accounts/:id/spend`.
+pub async fn get_account_spend(context: &RequestContext) -> HandlerResult {
+    let account = member_account(context).await?;
+    account_spend_response(context, &account.id).await
+}
+
+/// `POST /accounts/:id/spend/override`.
+pub async fn grant_override(context: &RequestContext) -> HandlerResult {
+    let account = admin_account(context).await?;
+    spend::grant_override(
+        &context.db,
+        &WorkerRuntime,
+        &account.id,
+        this_period(),
+        Some(&context.caller().user.id),
+    )
+    .await?;
+    resume_paused_runs(context, &account.id);
+    account_spend_response(context, &account.id).await
+}
+
+/// `GET /workspaces/:id/spend?by=block|model|run|day`.
+pub async fn get_workspace_spend(context: &RequestContext) -> HandlerResult {
+    let grouping = match query(context).get("by") {
+        None => SpendGrouping::Block,
+        Some(by) => SpendGrouping::parse(by)
+            .map_err(|problem| ApiError::invalid_fields(vec![FieldProblem::new("by", problem)]))?,
+    };
+    let workspace = &context.workspace().workspace;
+    json(
+        200,
+        &spend::breakdown(
+            &context.db,
+            SpendScope::Workspace(&workspace.id),
+            this_period(),
+            grouping,
+        )
+        .await?,
+    )
+}
+
+/// `POST /workspaces/:id/gateway-tokens`.
+pub async fn create_gateway_token(context: &RequestContext) -> HandlerResult {
+    let request: CreateGatewayTokenRequest = context.json()?;
+    let ttl = token_ttl(request.ttl_seconds).map_err(|problem| {
+        ApiError::invalid_fields(vec![FieldProblem::new("ttlSeconds", problem)])
+    })?;
+    let workspace = &context.workspace().workspace;
+    let custom = spend::custom_models(&context.db, &workspace.account_id).await?;
+    if resolve_model(&request.model, &custom).is_none() {
+        return Err(ApiError::invalid_fields(vec![FieldProblem::new(
+            "model",
+            "the catalog has no such model; see GET /models, or price it with PUT /accounts/:id/models/:model",
+        )]));
+    }
+    let now = now_seconds();
+    let jti: String = random_id_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let claims = GatewayClaims {
+        account: workspace.account_id.clone(),
+        workspace: workspace.id.clone(),
+        block: request.block_id,
+        run: None,
+        step: None,
+        user: Some(context.caller().user.id.clone()),
+        model: request.model.clone(),
+        iat: now,
+        exp: now + ttl,
+        jti,
+    };
+    let token = mint(context.auth.signing_key()?, &claims);
+    json(
+        201,
+        &GatewayTokenCreated {
+            token,
+            model: request.model,
+            expires_at: claims.exp,
+        },
+    )
+}
+
+/// `PUT /accounts/:id/models/:model`.
+pub async fn price_model(context: &RequestContext) -> HandlerResult {
+    let account = admin_account(context).await?;
+    let request: PriceModelRequest = context.json()?;
+    let model = request.to_model(context.param("model"), &day_key(now_ms()))?;
+    spend::price_model(&context.db, &WorkerRuntime, &account.id, &model).await?;
+    json(200, &model)
+}
+
+/// `GET /workspaces/:id/blocks/:blockId/forecast?pipeline=build&model=gpt-4o-mini`.
+pub async fn block_forecast(context: &RequestContext) -> HandlerResult {
+    BlockId::parse(context.param("blockId")).map_err(|_| ApiError::not_found("This block"))?;
+    let query = query(context);
+    let pipeline_key = query.get("pipeline").map_or("build", String::as_str);
+    let pipeline = BuiltInPipeline::ALL
+        .into_iter()
+        .find(|pipeline| pipeline.key() == pipeline_key)
+        .ok_or_else(|| {
+            ApiError::invalid_fields(vec![FieldProblem::new(
+                "pipeline",
+                "one of `build`, `quick`",
+            )])
+        })?
+        .pipeline();
+    let workspace = &context.workspace().workspace;
+    let custom = spend::custom_models(&context.db, &workspace.account_id).await?;
+    let model_id = query.get("model").ok_or_else(|| {
+        ApiError::invalid_fields(vec![FieldProblem::new(
+            "model",
+            "name the model to forecast with (see GET /models)",
+        )])
+    })?;
+    let model = resolve_model(model_id, &custom).ok_or_else(|| {
+        ApiError::invalid_fields(vec![FieldProblem::new(
+            "model",
+            "the catalog has no such model",
+        )])
+    })?;
+    let kinds: Vec<&str> = pipeline
+        .steps
+        .iter()
+        .map(|step| step.kind.as_str())
+        .collect();
+    // The ledger does not yet record a step's kind, so every step uses the documented default.
+    json(200, &forecast(&model, kinds, |_| Vec::new()))
+}
+
+/// `PUT /accounts/:id/providers/:provider`.
+pub async fn set_provider(context: &RequestContext) -> HandlerResult {
+    let account = admin_account(context).await?;
+    let provider = Provider::parse(context.param("provider"))
+        .filter(|provider| *provider != Provider::WorkersAi)
+        .ok_or_else(|| {
+            ApiError::invalid_fields(vec![FieldProblem::new(
+                "provider",
+                "one of `openai_compatible`, `anthropic`",
+            )])
+        })?;
+    let request: SetProviderRequest = context.json()?;
+    request.validate()?;
+    let key = request.api_key.trim();
+    let sealed = crate::providers::seal(&context.env, key).await?;
+    let last4 = key_last4(key);
+    spend::save_provider(
+        &context.db,
+        &WorkerRuntime,
+        &account.id,
+        provider,
+        request.base_url.as_deref(),
+        &sealed,
+        &last4,
+    )
+    .await?;
+    json(
+        200,
+        &ProviderInfo {
+            provider: provider.as_str().to_owned(),
+            base_url: request.base_url,
+            key_last4: last4,
+            updated_at: now_ms(),
+        },
+    )
+}
+
+/// `GET /accounts/:id/providers`.
+pub async fn list_providers(context: &RequestContext) -> HandlerResult {
+    let account = member_account(context).await?;
+    let listed: Vec<ProviderInfo> = spend::providers(&context.db, &account.id)
+        .await?
+        .into_iter()
+        .map(|entry| ProviderInfo {
+            provider: entry.provider,
+            base_url: entry.base_url,
+            key_last4: entry.key_last4,
+            updated_at: entry.updated_at,
+        })
+        .collect();
+    json(200, &listed)
+}
