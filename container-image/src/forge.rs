@@ -239,3 +239,131 @@ impl Forge for LocalForge {
         })
     }
 }
+
+/// Merges a local pull request's branch into its base branch inside the bare repository: a
+/// fast-forward when the base has not moved, else a merge commit built with `git merge-tree` (no
+/// work tree needed). A conflict is a 409 and changes nothing; the base only moves if it is still
+/// where the merge started from (`update-ref` with the old value).
+pub async fn merge_local(
+    store: &Store,
+    request: &domain::harness::LocalMergeRequest,
+) -> Result<domain::harness::LocalMergeAnswer, domain::api::ApiError> {
+    use domain::api::{ApiError, ErrorCode};
+    let internal = |doing: &str, error: String| {
+        tracing::error!(%error, "local forge merge: {doing}");
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("The local forge could not merge ({doing}); the harness log says why."),
+        )
+    };
+    let record = store
+        .list_local_pull_requests()
+        .await
+        .map_err(|error| internal("reading pull requests", error.to_string()))?
+        .pull_requests
+        .into_iter()
+        .find(|pr| pr.repository == request.repository && pr.branch == request.branch)
+        .ok_or_else(|| {
+            ApiError::not_found(&format!(
+                "A pull request of branch {} in {}",
+                request.branch.as_str(),
+                request.repository
+            ))
+        })?;
+    let scratch_dir = store.work_dir(&record.job_id).with_extension("merge");
+    std::fs::create_dir_all(&scratch_dir)
+        .map_err(|error| internal("scratch directory", error.to_string()))?;
+    let scratch = crate::git::Scratch {
+        home: scratch_dir.clone(),
+        tmp: scratch_dir.clone(),
+    };
+    let repository = std::path::Path::new(&record.repository);
+    let timeout = std::time::Duration::from_secs(60);
+    let git = |args: Vec<String>| {
+        let scratch = scratch.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::git::run_git(repository, &scratch, None, &args, timeout)
+                .await
+                .map(|output| output.stdout.trim().to_owned())
+        }
+    };
+    let base_ref = format!("refs/heads/{}", record.base.as_str());
+    let branch_ref = format!("refs/heads/{}", record.branch.as_str());
+    let outcome = async {
+        let base = git(vec![
+            "rev-parse".into(),
+            "--verify".into(),
+            base_ref.clone(),
+        ])
+        .await?;
+        let head = git(vec![
+            "rev-parse".into(),
+            "--verify".into(),
+            branch_ref.clone(),
+        ])
+        .await?;
+        let fast_forward = git(vec![
+            "merge-base".into(),
+            "--is-ancestor".into(),
+            base.clone(),
+            head.clone(),
+        ])
+        .await
+        .is_ok();
+        let commit = if fast_forward {
+            head.clone()
+        } else {
+            let tree = git(vec![
+                "merge-tree".into(),
+                "--write-tree".into(),
+                base.clone(),
+                head.clone(),
+            ])
+            .await
+            .map_err(|error| format!("conflict: {error}"))?;
+            let tree = tree.lines().next().unwrap_or_default().to_owned();
+            git(vec![
+                "commit-tree".into(),
+                tree,
+                "-p".into(),
+                base.clone(),
+                "-p".into(),
+                head.clone(),
+                "-m".into(),
+                format!(
+                    "Merge {} (pull request #{})",
+                    record.branch.as_str(),
+                    record.number
+                ),
+            ])
+            .await?
+        };
+        git(vec![
+            "update-ref".into(),
+            base_ref.clone(),
+            commit.clone(),
+            base,
+        ])
+        .await?;
+        Ok::<_, String>((commit, fast_forward))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch_dir);
+    match outcome {
+        Ok((commit, fast_forward)) => Ok(domain::harness::LocalMergeAnswer {
+            base: record.base,
+            commit,
+            fast_forward,
+        }),
+        Err(problem) if problem.starts_with("conflict") => Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "{} does not merge cleanly into {}; resolve the conflict on the branch first.",
+                record.branch.as_str(),
+                record.base.as_str()
+            ),
+        )),
+        Err(problem) => Err(internal("git", problem)),
+    }
+}

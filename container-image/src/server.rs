@@ -16,8 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use domain::api::{ApiError, ErrorCode};
 use domain::harness::{
-    CAPABILITIES, HarnessHealth, LocalPullRequestList, SHARED_SECRET_HEADER, SourcePolicy,
-    constant_time_eq,
+    CAPABILITIES, HarnessHealth, LocalMergeAnswer, LocalMergeRequest, LocalPullRequestList,
+    SHARED_SECRET_HEADER, SourcePolicy, constant_time_eq,
 };
 use domain::job::{Job, JobId, JobView, Transcript};
 use serde_json::json;
@@ -60,6 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{id}", get(get_job).delete(cancel_job))
         .route("/jobs/{id}/transcript", get(get_transcript))
         .route("/forge/prs", get(list_local_pull_requests))
+        .route(
+            "/forge/merge",
+            axum::routing::post(merge_local_pull_request),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_shared_secret,
@@ -263,4 +267,28 @@ async fn list_local_pull_requests(
                 "The harness cannot read its local forge records; its log says why.",
             ))
         })
+}
+
+/// `POST /forge/merge`: the local forge's merge (local-forge mode only).
+async fn merge_local_pull_request(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<LocalMergeAnswer>, ErrorResponse> {
+    if !state.sources.allow_local_repositories {
+        return Err(ErrorResponse(ApiError::new(
+            ErrorCode::Forbidden,
+            "This runner is not in the local-forge mode (--allow-local-repos); it merges nothing.",
+        )));
+    }
+    let body = body.map_err(|_| {
+        ErrorResponse(ApiError::new(
+            ErrorCode::InvalidJson,
+            "The request body could not be read.",
+        ))
+    })?;
+    let request: LocalMergeRequest = domain::api::body::parse_json(&body).map_err(ErrorResponse)?;
+    crate::forge::merge_local(state.registry.store(), &request)
+        .await
+        .map(Json)
+        .map_err(ErrorResponse)
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::access::WorkspaceRole;
 use crate::api::workspaces::Workspace;
 use crate::board::{Block, Edge};
-use crate::ids::{BlockId, EdgeId, UserId, WorkspaceId};
+use crate::ids::{BlockId, EdgeId, RunId, UserId, WorkspaceId};
+use crate::run::{RunEvent, RunStatus};
+use serde_json::json;
 
 /// One event as clients receive it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -86,6 +88,93 @@ pub enum EventPayload {
     /// adds `cost` to the block's running total.
     #[serde(rename = "spend.changed")]
     SpendChanged { call: crate::spend::SettledCall },
+    /// A run's event (`run.*`, docs/events.md): its own name in `type`, the run in `data`.
+    #[serde(untagged)]
+    Run(RunEventRecord),
+}
+
+/// A run event as the workspace stream carries it: `{"type": "run.step_started", "data": {"runId",
+/// "blockId", "runSeq", "runStatus", …the event's own fields}}`. `runSeq` is the run's own event
+/// number (from 1, no gaps), the key that keeps a replayed emit from being recorded twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEventRecord {
+    pub run_id: RunId,
+    pub block_id: BlockId,
+    pub run_seq: u64,
+    /// The run's status after the transition that emitted the event.
+    pub run_status: RunStatus,
+    pub event: RunEvent,
+}
+
+impl Serialize for RunEventRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let mut data = serde_json::to_value(&self.event).map_err(S::Error::custom)?;
+        let object = data
+            .as_object_mut()
+            .ok_or_else(|| S::Error::custom("a run event is an object"))?;
+        object.remove("type");
+        object.insert("runId".to_owned(), json!(self.run_id));
+        object.insert("blockId".to_owned(), json!(self.block_id));
+        object.insert("runSeq".to_owned(), json!(self.run_seq));
+        object.insert("runStatus".to_owned(), json!(self.run_status));
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("type", self.event.name())?;
+        map.serialize_entry("data", &data)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RunEventRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(rename = "type")]
+            name: String,
+            data: serde_json::Map<String, serde_json::Value>,
+        }
+        let Wire { name, mut data } = Wire::deserialize(deserializer)?;
+        if !name.starts_with("run.") {
+            return Err(D::Error::custom(format!("unknown event type {name:?}")));
+        }
+        let mut take = |field: &str| {
+            data.remove(field)
+                .ok_or_else(|| D::Error::custom(format!("a run event needs data.{field}")))
+        };
+        let run_id = serde_json::from_value(take("runId")?).map_err(D::Error::custom)?;
+        let block_id = serde_json::from_value(take("blockId")?).map_err(D::Error::custom)?;
+        let run_seq = serde_json::from_value(take("runSeq")?).map_err(D::Error::custom)?;
+        let run_status = serde_json::from_value(take("runStatus")?).map_err(D::Error::custom)?;
+        data.insert("type".to_owned(), serde_json::Value::String(name));
+        let event =
+            serde_json::from_value(serde_json::Value::Object(data)).map_err(D::Error::custom)?;
+        Ok(RunEventRecord {
+            run_id,
+            block_id,
+            run_seq,
+            run_status,
+            event,
+        })
+    }
+}
+
+impl JsonSchema for RunEventRecord {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RunEventRecord".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "description": "A run event (`run.*`): see docs/events.md",
+            "required": ["type", "data"],
+            "properties": {
+                "type": { "type": "string", "pattern": "^run\\." },
+                "data": { "type": "object", "required": ["runId", "blockId", "runSeq", "runStatus"] }
+            }
+        })
+    }
 }
 
 impl EventPayload {
@@ -99,6 +188,7 @@ impl EventPayload {
             EventPayload::EdgeDeleted { .. } => "edge.deleted",
             EventPayload::WorkspaceUpdated { .. } => "workspace.updated",
             EventPayload::MemberChanged { .. } => "member.changed",
+            EventPayload::Run(record) => record.event.name(),
             EventPayload::SpendChanged { .. } => "spend.changed",
         }
     }
@@ -129,6 +219,40 @@ mod tests {
             event
         );
         assert_eq!(event.payload.name(), "edge.deleted");
+    }
+
+    #[test]
+    fn a_run_event_travels_under_its_own_name_with_the_run_in_its_data() {
+        let event = WorkspaceEvent {
+            workspace_id: WorkspaceId::from_random([1; 8]),
+            seq: 9,
+            at: 5,
+            actor: Some(Actor::Run {
+                id: "run_0404040404040404".to_owned(),
+            }),
+            origin: None,
+            payload: EventPayload::Run(RunEventRecord {
+                run_id: RunId::from_random([4; 8]),
+                block_id: BlockId::from_random([5; 8]),
+                run_seq: 3,
+                run_status: RunStatus::Running,
+                event: RunEvent::Retried { step_index: 1 },
+            }),
+        };
+        let wire = serde_json::to_value(&event).unwrap();
+        assert_eq!(wire["type"], "run.retried");
+        assert_eq!(wire["data"]["runId"], "run_0404040404040404");
+        assert_eq!(wire["data"]["runSeq"], 3);
+        assert_eq!(wire["data"]["runStatus"], "running");
+        assert_eq!(wire["data"]["stepIndex"], 1);
+        assert_eq!(event.payload.name(), "run.retried");
+        assert_eq!(
+            serde_json::from_value::<WorkspaceEvent>(wire).unwrap(),
+            event
+        );
+        let unknown = serde_json::json!({"workspaceId": "ws_0101010101010101", "seq": 1, "at": 1,
+            "actor": null, "type": "nope.nope", "data": {}});
+        assert!(serde_json::from_value::<WorkspaceEvent>(unknown).is_err());
     }
 
     #[test]

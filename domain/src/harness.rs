@@ -285,6 +285,27 @@ pub struct LocalPullRequestList {
     pub pull_requests: Vec<LocalPullRequest>,
 }
 
+/// `POST /forge/merge`: merge a local pull request's branch into its base branch, in the bare
+/// repository (the local forge's "merge" button). Only a branch the forge opened a pull request for
+/// can be merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalMergeRequest {
+    /// The bare repository, as the pull request record names it.
+    pub repository: String,
+    pub branch: crate::job::WorkBranch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalMergeAnswer {
+    pub base: crate::job::BranchName,
+    /// The base branch's commit after the merge.
+    pub commit: String,
+    /// The base had not moved: the branch's commit became the base (no merge commit).
+    pub fast_forward: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ pub mod events;
 pub mod fake_github;
 pub mod http;
 pub mod process;
+pub mod runner;
 /// The scripted model server on loopback (OpenAI and Anthropic dialects), shared with the harness's tests.
 pub use cat_testkit::scripted_model;
 pub mod worker;

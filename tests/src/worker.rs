@@ -25,6 +25,9 @@ pub struct ServerOptions {
     /// Reuse this state folder (its data survives a restart) instead of a fresh one. It is not
     /// deleted when the server stops.
     pub persist_dir: Option<PathBuf>,
+    /// Listen on this port (a test that must tell others the worker's address before it starts,
+    /// such as a runner's model endpoint); a free one otherwise.
+    pub port: Option<u16>,
 }
 
 impl Default for ServerOptions {
@@ -37,8 +40,16 @@ impl Default for ServerOptions {
                 // The sweep redelivers every unmarked event at once (no settle time), so a test sees
                 // at once whether inline delivery marked what it delivered.
                 ("SWEEP_SETTLE_MS".to_owned(), "0".to_owned()),
+                // The local forge is on, so a task under a `local:<name>` service can start a run;
+                // no runner is configured here, so its steps wait out retries (tests/tests/runs.rs
+                // starts a real harness).
+                (
+                    "LOCAL_FORGE_ROOT".to_owned(),
+                    "/nonexistent/cat-factory-forge".to_owned(),
+                ),
             ],
             persist_dir: None,
+            port: None,
         }
     }
 }
@@ -81,7 +92,7 @@ impl WorkerServer {
         ));
         apply_migrations(&root, &persist_dir, &log_path);
 
-        let port = free_port();
+        let port = options.port.unwrap_or_else(free_port);
         let mut command = wrangler(&root);
         command.args([
             "dev",

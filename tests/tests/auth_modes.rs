@@ -24,6 +24,7 @@ async fn without_auth_configured_every_protected_route_is_503_and_dev_login_does
     let server = WorkerServer::start_with(ServerOptions {
         vars: vars(&[("AUTH_MODE", "off")]),
         persist_dir: None,
+        port: None,
     });
     let anonymous = Client::anonymous(&server);
     for route in domain::api::routes::ROUTES.iter() {
@@ -139,6 +140,7 @@ fn github_server(github_url: &str, extra: &[(&str, &str)]) -> WorkerServer {
     WorkerServer::start_with(ServerOptions {
         vars: vars(&settings),
         persist_dir: None,
+        port: None,
     })
 }
 
@@ -398,6 +400,7 @@ async fn dev_mode_refuses_to_start_next_to_a_real_secret_and_github_refuses_a_sh
             ),
         ]),
         persist_dir: None,
+        port: None,
     });
     let answer = Client::anonymous(&dev_with_secret)
         .post("/auth/dev-login", json!({ "login": "mallory" }))
@@ -420,6 +423,7 @@ async fn dev_mode_refuses_to_start_next_to_a_real_secret_and_github_refuses_a_sh
             ("PUBLIC_ORIGIN", "{origin}"),
         ]),
         persist_dir: None,
+        port: None,
     });
     let answer = Client::anonymous(&short).get("/auth/github/login").await;
     assert_eq!(answer.status, 503);

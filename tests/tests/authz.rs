@@ -32,9 +32,12 @@ fn minimum_role(operation: Operation) -> Option<Persona> {
     use Operation::*;
     Some(match operation {
         GetWorkspace | ListWorkspaceMembers | GetBoard | GetBlock | CreateEventTicket
-        | GetWorkspaceSpend | GetBlockForecast => Persona::Viewer,
+        | GetWorkspaceSpend | GetBlockForecast | ListPipelines | ListRuns | GetRun => {
+            Persona::Viewer
+        }
         CreateBlock | UpdateBlock | ReparentBlock | DeleteBlock | CreateEdge | DeleteEdge
-        | CreateGatewayToken => Persona::Member,
+        | CreateGatewayToken | CreatePipeline | UpdatePipeline | DeletePipeline | CreateRun
+        | CancelRun | RetryRun | AnswerDecision | GiveApproval | MergeBlock => Persona::Member,
         UpdateWorkspace | DeleteWorkspace | AddWorkspaceMember | RemoveWorkspaceMember => {
             Persona::Admin
         }
@@ -42,7 +45,18 @@ fn minimum_role(operation: Operation) -> Option<Persona> {
     })
 }
 
-/// A restricted workspace with one user per persona, and a frame ⊃ module ⊃ task with an edge.
+/// Routes whose fixture request is refused for the state the run is in (409) once authorization
+/// has let it through: what the matrix checks is that members reach the run and others do not.
+fn refused_by_state(operation: Operation) -> bool {
+    use Operation::*;
+    matches!(
+        operation,
+        RetryRun | AnswerDecision | GiveApproval | MergeBlock
+    )
+}
+
+/// A restricted workspace with one user per persona, a frame (linking a local repository) ⊃ module
+/// ⊃ task with an edge, a custom pipeline, and a run queued on the task (it waits for the module).
 struct Fixture {
     anonymous: Client,
     stranger: Client,
@@ -55,6 +69,8 @@ struct Fixture {
     module: String,
     task: String,
     edge: String,
+    pipeline: String,
+    run: String,
 }
 
 impl Fixture {
@@ -89,7 +105,16 @@ impl Fixture {
             .as_str()
             .unwrap()
             .to_owned();
-        let frame = admin.create_block(&workspace, "frame", None, "Frame").await;
+        let frame = admin
+            .post(
+                &format!("/workspaces/{workspace}/blocks"),
+                json!({ "level": "frame", "title": "Frame", "repoUrl": "local:matrix" }),
+            )
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let module = admin
             .create_block(&workspace, "module", Some(&frame), "Module")
             .await;
@@ -100,6 +125,26 @@ impl Fixture {
             .post(
                 &format!("/workspaces/{workspace}/edges"),
                 json!({ "from": task, "to": module }),
+            )
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let pipeline = admin
+            .post(
+                &format!("/workspaces/{workspace}/pipelines"),
+                json!({ "name": "Just code", "steps": [{ "kind": "coder" }] }),
+            )
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let run = admin
+            .post(
+                &format!("/workspaces/{workspace}/blocks/{task}/runs"),
+                json!({ "pipelineId": "quick", "queue": true }),
             )
             .await
             .expect(201)["id"]
@@ -118,6 +163,8 @@ impl Fixture {
             module,
             task,
             edge,
+            pipeline,
+            run,
         }
     }
 
@@ -185,6 +232,43 @@ impl Fixture {
             ),
             DeleteEdge => (format!("{ws}/edges/{}", self.edge), None),
             CreateEventTicket => (format!("{ws}/events/ticket"), Some(json!(null))),
+            ListPipelines => (format!("{ws}/pipelines"), None),
+            CreatePipeline => (
+                format!("{ws}/pipelines"),
+                Some(json!({ "name": "Review only", "steps": [{ "kind": "architect" }] })),
+            ),
+            UpdatePipeline => (
+                format!("{ws}/pipelines/{}", self.pipeline),
+                Some(json!({ "name": "Renamed", "steps": [{ "kind": "coder" }] })),
+            ),
+            DeletePipeline => (format!("{ws}/pipelines/{}", self.pipeline), None),
+            // The fixture's own task has a live run; a module's sibling task is free.
+            CreateRun => {
+                let free = self
+                    .admin
+                    .create_block(&self.workspace, "task", Some(&self.module), "Free")
+                    .await;
+                (
+                    format!("{ws}/blocks/{free}/runs"),
+                    Some(json!({ "pipelineId": "quick" })),
+                )
+            }
+            ListRuns => (format!("{ws}/runs?block={}", self.task), None),
+            GetRun => (format!("{ws}/runs/{}", self.run), None),
+            CancelRun => (format!("{ws}/runs/{}/cancel", self.run), Some(json!(null))),
+            RetryRun => (format!("{ws}/runs/{}/retry", self.run), Some(json!(null))),
+            AnswerDecision => (
+                format!("{ws}/runs/{}/decisions/dec-0-1", self.run),
+                Some(json!({ "choice": "yes" })),
+            ),
+            GiveApproval => (
+                format!("{ws}/runs/{}/approvals/apr-0-1", self.run),
+                Some(json!({ "verdict": "approve" })),
+            ),
+            MergeBlock => (
+                format!("{ws}/blocks/{}/merge", self.task),
+                Some(json!(null)),
+            ),
             ListModels => ("/models".into(), None),
             SetSpendLimit => (
                 format!("/accounts/{}/spend/limit", self.org_account),
@@ -236,7 +320,11 @@ impl Fixture {
 }
 
 fn expected_status(route: &RouteSpec, persona: Persona) -> u16 {
-    let success = route.success.0;
+    let success = if refused_by_state(route.operation) {
+        409
+    } else {
+        route.success.0
+    };
     if persona == Persona::Anonymous {
         return 401;
     }

@@ -14,6 +14,8 @@ pub mod board;
 pub mod context;
 pub mod delivery;
 pub mod events;
+pub mod runner;
+pub mod runs;
 pub mod spend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sqlite;

@@ -243,7 +243,7 @@ async fn handle(
 }
 
 async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult {
-    use routes::{accounts, auth, board, events, health, openapi, workspaces};
+    use routes::{accounts, auth, board, events, health, openapi, runs, workspaces};
     match context.route.route.operation {
         Operation::Health => health::get(context).await,
         Operation::OpenApi => openapi::get(),
@@ -277,6 +277,18 @@ async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult 
         Operation::DeleteEdge => board::delete_edge(context).await,
         Operation::CreateEventTicket => events::ticket(context).await,
         Operation::OpenEventStream => events::open(request, context).await,
+        Operation::ListPipelines => runs::list_pipelines(context).await,
+        Operation::CreatePipeline => runs::create_pipeline(context).await,
+        Operation::UpdatePipeline => runs::update_pipeline(context).await,
+        Operation::DeletePipeline => runs::delete_pipeline(context).await,
+        Operation::CreateRun => runs::create_run(context).await,
+        Operation::ListRuns => runs::list_runs(context).await,
+        Operation::GetRun => runs::get_run(context).await,
+        Operation::CancelRun => runs::cancel_run(context).await,
+        Operation::RetryRun => runs::retry_run(context).await,
+        Operation::AnswerDecision => runs::answer_decision(context).await,
+        Operation::GiveApproval => runs::give_approval(context).await,
+        Operation::MergeBlock => runs::merge_block(context).await,
         Operation::GatewayChatCompletions => {
             crate::gateway::chat_completions(request, context).await
         }

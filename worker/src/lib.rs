@@ -8,6 +8,7 @@
 
 mod access;
 mod auth;
+mod coordinator;
 mod delivery;
 pub mod gateway;
 mod http;
@@ -16,11 +17,14 @@ mod ids;
 mod people;
 mod providers;
 mod routes;
+mod runner;
 mod store;
 mod sweep;
 mod test_hooks;
 
+pub use coordinator::RunCoordinator;
 pub use hub::WorkspaceHub;
+pub use runner::RunnerContainer;
 use worker::{Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent, event};
 
 #[event(fetch)]

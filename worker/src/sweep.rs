@@ -1,6 +1,7 @@
 //! The scheduled sweep: delivers outbox events that inline delivery missed (a crash between commit and
 //! delivery, an unreachable hub), and prunes what is no longer needed. In the normal path every event
-//! was delivered and marked by its writer, so the sweep finds nothing to do.
+//! was delivered and marked by its writer, so the sweep finds nothing to do. It also wakes every
+//! running run's coordinator, so a run whose alarm was lost goes on (ADR 14).
 
 use domain::hub::sweep_window;
 use worker::Env;
@@ -45,5 +46,28 @@ async fn sweep(env: &Env) -> Result<(), domain::api::ApiError> {
         &params![now_ms() / 1000],
     )
     .await?;
+    rearm_runs(env, &db).await?;
+    Ok(())
+}
+
+/// How many running runs one sweep wakes; the rest are woken by the next sweeps (the least recently
+/// updated first, so none is starved).
+const RUNS_WOKEN_PER_SWEEP: usize = 100;
+
+/// Wakes every running run's coordinator: it performs what a crash left unperformed and sets its
+/// alarm again if it has none (a coordinator that never got its start is created from the stored
+/// setup). Waking a healthy coordinator changes nothing.
+async fn rearm_runs(env: &Env, db: &Db) -> Result<(), domain::api::ApiError> {
+    for run_id in worker_core::runs::runs_to_rearm(db, RUNS_WOKEN_PER_SWEEP).await? {
+        let Some(setup) = worker_core::runs::run_setup(db, &run_id).await? else {
+            continue;
+        };
+        let wake = crate::coordinator::CoordinatorRequest::Wake {
+            setup: Box::new(setup),
+        };
+        if let Err(error) = crate::coordinator::send(env, &run_id, &wake).await {
+            worker::console_error!("sweep: waking run {run_id} failed: {error}");
+        }
+    }
     Ok(())
 }

@@ -289,12 +289,19 @@ fn check_geometry(problems: &mut Problems, position: Option<Position>, size: Opt
 }
 
 fn check_repo_url(problems: &mut Problems, url: &str) {
-    let scheme_ok =
-        url.starts_with("https://") || url.starts_with("http://") || url.starts_with("file://");
+    // `local:<name>`: a bare repository under the local runner's forge root (a run refuses it when
+    // the deployment has no local forge).
+    let local_ok = url
+        .strip_prefix(crate::run::LOCAL_FORGE_SCHEME)
+        .is_some_and(crate::run::is_local_repository_name);
+    let scheme_ok = local_ok
+        || url.starts_with("https://")
+        || url.starts_with("http://")
+        || url.starts_with("file://");
     if !scheme_ok || url.chars().any(char::is_whitespace) {
         problems.add(
             "repoUrl",
-            "must be an https://, http:// or file:// URL without spaces",
+            "must be an https://, http:// or file:// URL without spaces, or local:<name>",
         );
     }
     problems.text("repoUrl", url, 1, REPO_URL_MAX_CHARS);

@@ -28,6 +28,9 @@ pub enum ErrorCode {
     Conflict,
     /// The change is well-formed but breaks a rule of the board (see `details.rule`).
     RuleViolated,
+    /// A run cannot start: the task's dependencies are not done (`details.notDone` lists them); start
+    /// it with `"queue": true` to have it wait for them.
+    DependenciesNotDone,
     /// The server has no authentication configured, so protected routes are closed.
     AuthNotConfigured,
     /// The caller is signed in, but this needs a fresh sign-in (or a session rather than an API
@@ -47,7 +50,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -57,6 +60,7 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
         ErrorCode::RuleViolated,
+        ErrorCode::DependenciesNotDone,
         ErrorCode::AuthNotConfigured,
         ErrorCode::ReauthenticationRequired,
         ErrorCode::Unavailable,
@@ -77,7 +81,7 @@ impl ErrorCode {
             | ErrorCode::ReauthenticationRequired => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::Conflict => 409,
+            ErrorCode::Conflict | ErrorCode::DependenciesNotDone => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RuleViolated => 422,
             ErrorCode::Internal => 500,
@@ -97,6 +101,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
             ErrorCode::RuleViolated => "rule_violated",
+            ErrorCode::DependenciesNotDone => "dependencies_not_done",
             ErrorCode::AuthNotConfigured => "auth_not_configured",
             ErrorCode::ReauthenticationRequired => "reauthentication_required",
             ErrorCode::Unavailable => "unavailable",

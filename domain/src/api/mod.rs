@@ -7,6 +7,7 @@ pub mod error;
 pub mod health;
 pub mod openapi;
 pub mod routes;
+pub mod runs;
 pub mod workspaces;
 
 pub use error::{ApiError, ErrorCode, ErrorEnvelope, FieldProblem};

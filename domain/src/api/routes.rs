@@ -79,6 +79,18 @@ pub enum Operation {
     DeleteEdge,
     CreateEventTicket,
     OpenEventStream,
+    ListPipelines,
+    CreatePipeline,
+    UpdatePipeline,
+    DeletePipeline,
+    CreateRun,
+    ListRuns,
+    GetRun,
+    CancelRun,
+    RetryRun,
+    AnswerDecision,
+    GiveApproval,
+    MergeBlock,
     GatewayChatCompletions,
     GatewayMessages,
     ListModels,
@@ -165,8 +177,10 @@ pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
     use super::auth::*;
     use super::board::*;
     use super::health::HealthResponse;
+    use super::runs::*;
     use super::workspaces::*;
     use crate::board::{Block, Edge};
+    use crate::pipeline::PipelineDraft;
     vec![
         route!(Get "/health" => Health, PUBLIC, "Liveness and database reachability",
             request: None, success: 200, HealthResponse),
@@ -244,6 +258,43 @@ pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
             "The live event stream (WebSocket). Query: ticket (required), since (the last seq the client has), \
              clientId (its own writes are not echoed). Authenticated by the ticket.",
             request: None, success: 101),
+        route!(Get "/workspaces/:id/pipelines" => ListPipelines, READ,
+            "The pipelines a run can use: the built-in `build` and `quick`, and the workspace's own",
+            request: None, success: 200, Vec<PipelineView>),
+        route!(Post "/workspaces/:id/pipelines" => CreatePipeline, WRITE,
+            "Define a custom pipeline; 422 names each step and field at fault",
+            request: body::<PipelineDraft>(), success: 201, PipelineView),
+        route!(Patch "/workspaces/:id/pipelines/:pipelineId" => UpdatePipeline, WRITE,
+            "Replace a custom pipeline's name and steps (runs already started keep their copy)",
+            request: body::<PipelineDraft>(), success: 200, PipelineView),
+        route!(Delete "/workspaces/:id/pipelines/:pipelineId" => DeletePipeline, WRITE,
+            "Delete a custom pipeline (built-in ones cannot be deleted)",
+            request: None, success: 204),
+        route!(Post "/workspaces/:id/blocks/:blockId/runs" => CreateRun, WRITE,
+            "Start a pipeline on a task; 409 while it has a live run, 409 `dependencies_not_done` unless \
+             `queue` is true",
+            request: body::<CreateRunRequest>(), success: 201, RunRecord),
+        route!(Get "/workspaces/:id/runs" => ListRuns, READ,
+            "The workspace's runs, newest first. Query: block (a block id), status",
+            request: None, success: 200, Vec<RunRecord>),
+        route!(Get "/workspaces/:id/runs/:runId" => GetRun, READ,
+            "One run: its steps, outputs, failures, pull request",
+            request: None, success: 200, RunRecord),
+        route!(Post "/workspaces/:id/runs/:runId/cancel" => CancelRun, WRITE,
+            "Cancel a run: its job is stopped, its branch stays",
+            request: None, success: 200, RunRecord),
+        route!(Post "/workspaces/:id/runs/:runId/retry" => RetryRun, WRITE,
+            "Resume a failed run from its failed step",
+            request: None, success: 200, RunRecord),
+        route!(Post "/workspaces/:id/runs/:runId/decisions/:decisionId" => AnswerDecision, WRITE,
+            "Answer the question an agent asked; the run continues with the answer",
+            request: body::<AnswerDecisionRequest>(), success: 200, RunRecord),
+        route!(Post "/workspaces/:id/runs/:runId/approvals/:approvalId" => GiveApproval, WRITE,
+            "Approve a step's work, send it back with feedback, or reject it",
+            request: body::<GiveApprovalRequest>(), success: 200, RunRecord),
+        route!(Post "/workspaces/:id/blocks/:blockId/merge" => MergeBlock, WRITE,
+            "Merge the task's pull request (local forge): the block becomes done and queued dependents start",
+            request: None, success: 200, RunRecord),
         route!(Post "/v1/chat/completions" => GatewayChatCompletions, PUBLIC,
             "The model gateway, OpenAI Chat Completions dialect (streaming and not). Authenticated by a \
              gateway token (`Authorization: Bearer cf_gw_…`); metered and capped by the account's spend limit \
@@ -478,7 +529,7 @@ mod tests {
             "an operation is routed twice"
         );
         // Adding an Operation variant without a route makes this list (and so this test) fail to match.
-        assert_eq!(ROUTES.len(), 44);
+        assert_eq!(ROUTES.len(), 56);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! no timer, poll or budget change fails it. A budget refusal pauses a run; freeing budget resumes
 //! it; neither ever fails it.
 
+mod dispatch;
 mod engine;
 mod gating;
 mod job_id;
@@ -38,6 +39,10 @@ use crate::job::{JobPhase, JobProgress};
 use crate::pipeline::{AgentKind, Pipeline, Surface};
 use crate::prompt::{DecisionAnswer, PullRequestBrief, ReworkRequest, SystemPrompt, TaskBrief};
 
+pub use dispatch::{
+    DEFAULT_BASE_BRANCH, JobTarget, LOCAL_FORGE_SCHEME, RunRepository, harness_output_schema,
+    is_local_repository_name, job_for, resolve_repository,
+};
 pub use engine::apply;
 pub use gating::{
     DependenciesNotDone, Refusal, RefusalCode, StartGate, check_input, gate_run_start,

@@ -59,7 +59,13 @@ impl JobOutcomeView {
                     .as_ref()
                     .map(|branch| branch.as_str().to_owned());
                 JobOutcome::Succeeded(JobOutput {
-                    summary: result.summary,
+                    // An explore job with an `outputSchema` answers with validated data: that is
+                    // the answer the step parses (as JSON text), not the prose summary beside it.
+                    summary: result
+                        .output
+                        .as_ref()
+                        .map(serde_json::Value::to_string)
+                        .or(result.summary),
                     pull_request: result.pull_request.map(|pull_request| PullRequestBrief {
                         number: pull_request.number,
                         url: pull_request.url,
@@ -181,5 +187,30 @@ mod tests {
             panic!("expected failure")
         };
         assert_eq!(failure.kind, StepFailureKind::Internal);
+    }
+
+    #[test]
+    fn an_explore_job_answers_with_its_structured_output() {
+        let job_id = RunJobId::new(RunId::from_random([1; 8]), 1, 1);
+        let mut done = harness_view(JobState::Done);
+        done.mode = JobMode::Explore;
+        done.result = Some(JobResult {
+            summary: Some("Looks fine.".to_owned()),
+            output: Some(serde_json::json!({"rating": 0.9, "comments": []})),
+            ..JobResult::default()
+        });
+        let JobOutcome::Succeeded(output) = JobOutcomeView::from_harness(job_id, &done).outcome
+        else {
+            panic!("expected success")
+        };
+        let reply = crate::agent_output::parse_agent_reply(
+            crate::agent_output::ExpectedOutput::ReviewVerdict,
+            output.summary.as_deref().unwrap(),
+            true,
+        );
+        assert!(
+            matches!(reply, Ok(crate::agent_output::AgentReply::ReviewVerdict(ref verdict)) if verdict.rating > 0.8),
+            "{reply:?}"
+        );
     }
 }

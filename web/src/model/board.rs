@@ -156,9 +156,9 @@ impl Board {
                 self.version += 1;
                 Applied::Changed
             }
-            EventPayload::MemberChanged { .. } | EventPayload::SpendChanged { .. } => {
-                Applied::Ignored
-            }
+            EventPayload::MemberChanged { .. }
+            | EventPayload::SpendChanged { .. }
+            | EventPayload::Run(_) => Applied::Ignored,
         };
         if applied == Applied::Ignored {
             // The seq still moved: bump the version so the stream's resume point is saved.

@@ -135,6 +135,16 @@ pub async fn update_block(context: &RequestContext) -> HandlerResult {
     context.record_timing("command", started);
     let committed = committed?;
     deliver_after_response(context, committed.events);
+    if request.status == Some(domain::board::BlockStatus::Done) {
+        // A person marked the block done: the runs queued on it hear so (after the response).
+        let env = context.env.clone();
+        let workspace_id = context.workspace().workspace.id.clone();
+        context.execution.wait_until(async move {
+            if let Ok(db) = crate::store::Db::from_env(&env) {
+                crate::coordinator::block_done(&env, &db, &workspace_id, &block_id).await;
+            }
+        });
+    }
     json(200, &committed.value)
 }
 

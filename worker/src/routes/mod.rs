@@ -6,5 +6,6 @@ pub mod board;
 pub mod events;
 pub mod health;
 pub mod openapi;
+pub mod runs;
 pub mod spend;
 pub mod workspaces;

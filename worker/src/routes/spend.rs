@@ -100,7 +100,17 @@ pub async fn set_limit(context: &RequestContext) -> HandlerResult {
         Some(&context.caller().user.id),
     )
     .await?;
+    resume_paused_runs(context, &account.id);
     account_spend_response(context, &account.id).await
+}
+
+/// After the response: the account's runs paused on its budget resume (ADR 14).
+fn resume_paused_runs(context: &RequestContext, account_id: &domain::ids::AccountId) {
+    let env = context.env.clone();
+    let account_id = account_id.clone();
+    context.execution.wait_until(async move {
+        crate::coordinator::budget_freed(&env, &account_id).await;
+    });
 }
 
 /// `GET /accounts/:id/spend`.
@@ -120,6 +130,7 @@ pub async fn grant_override(context: &RequestContext) -> HandlerResult {
         Some(&context.caller().user.id),
     )
     .await?;
+    resume_paused_runs(context, &account.id);
     account_spend_response(context, &account.id).await
 }
 

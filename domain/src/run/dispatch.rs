@@ -1,0 +1,325 @@
+//! From the engine's [`JobRequest`] to the harness's [`Job`]: which repository and forge a run's
+//! frame links, and the job body the coordinator posts. Pure, so the worker only sends it.
+
+use serde::{Deserialize, Serialize};
+
+use super::JobRequest;
+use crate::job::{
+    BlockId as JobBlockId, ForgeSpec, Job, JobLimits, JobMode, LlmEndpoint, PullRequestSpec,
+    RepoSpec, ValidationSpec,
+};
+use crate::pipeline::Surface;
+
+/// The scheme of a repository link to a bare repository under the local runner's forge root.
+pub const LOCAL_FORGE_SCHEME: &str = "local:";
+/// The base branch a run works against when the link does not name one.
+pub const DEFAULT_BASE_BRANCH: &str = "main";
+
+/// Where a run's jobs clone from, push to and open their pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum RunRepository {
+    /// A bare repository on the runner's machine; the pull request is a record of the local forge.
+    Local {
+        bare_repo_path: String,
+        base_branch: String,
+    },
+}
+
+impl RunRepository {
+    pub fn base_branch(&self) -> &str {
+        match self {
+            RunRepository::Local { base_branch, .. } => base_branch,
+        }
+    }
+}
+
+/// Whether `name` may follow `local:`: one path segment of letters, digits, `.`, `_` and `-`, not
+/// starting with a dot (never `..`, never a path).
+pub fn is_local_repository_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The repository a frame's link names, for a deployment whose local forge is at
+/// `local_forge_root` (`None`: the local forge is off). Err says what to change.
+pub fn resolve_repository(
+    repo_url: &str,
+    local_forge_root: Option<&str>,
+) -> Result<RunRepository, String> {
+    if let Some(name) = repo_url.strip_prefix(LOCAL_FORGE_SCHEME) {
+        let Some(root) = local_forge_root.filter(|root| root.starts_with('/')) else {
+            return Err(format!(
+                "The service links {repo_url:?}, but this deployment has no local forge; link a \
+                 repository it can reach, or enable the local forge (LOCAL_FORGE_ROOT)."
+            ));
+        };
+        if !is_local_repository_name(name) {
+            return Err(format!(
+                "{repo_url:?} is not a local repository name: use local:<name> with letters, \
+                 digits, '.', '_' and '-'."
+            ));
+        }
+        let directory = if name.ends_with(".git") {
+            name.to_owned()
+        } else {
+            format!("{name}.git")
+        };
+        return Ok(RunRepository::Local {
+            bare_repo_path: format!("{}/{directory}", root.trim_end_matches('/')),
+            base_branch: DEFAULT_BASE_BRANCH.to_owned(),
+        });
+    }
+    if let Some(path) = repo_url.strip_prefix("file://") {
+        if local_forge_root.is_none() {
+            return Err(format!(
+                "The service links {repo_url:?}, a local repository, but this deployment has no \
+                 local forge (LOCAL_FORGE_ROOT)."
+            ));
+        }
+        if !path.starts_with('/') || path.split('/').any(|segment| segment == "..") {
+            return Err(format!(
+                "{repo_url:?} must name an absolute path without '..'"
+            ));
+        }
+        return Ok(RunRepository::Local {
+            bare_repo_path: path.to_owned(),
+            base_branch: DEFAULT_BASE_BRANCH.to_owned(),
+        });
+    }
+    Err(format!(
+        "Runs work on local repositories so far (local:<name> or file:///path); {repo_url:?} cannot \
+         be run on yet."
+    ))
+}
+
+/// What every job of a run shares: the repository, the model and the endpoint the agent calls
+/// (the gateway, with a token locked to the run's step and model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobTarget<'a> {
+    pub block_id: &'a crate::ids::BlockId,
+    pub repository: &'a RunRepository,
+    pub model: &'a str,
+    pub llm: LlmEndpoint,
+    pub validation: ValidationSpec,
+    pub limits: JobLimits,
+}
+
+/// The `POST /jobs` body for one attempt.
+pub fn job_for(request: &JobRequest, target: JobTarget<'_>) -> Result<Job, String> {
+    let block_id = JobBlockId::try_from(target.block_id.as_str().to_owned())
+        .map_err(|error| format!("block id: {error}"))?;
+    let (clone_url, forge) = match target.repository {
+        RunRepository::Local { bare_repo_path, .. } => (
+            bare_repo_path.clone(),
+            ForgeSpec::Local {
+                bare_repo_path: bare_repo_path.clone(),
+            },
+        ),
+    };
+    let base_branch = request
+        .checkout_branch
+        .clone()
+        .unwrap_or_else(|| target.repository.base_branch().to_owned());
+    let repo = RepoSpec {
+        clone_url: clone_url
+            .try_into()
+            .map_err(|error| format!("clone URL: {error}"))?,
+        base_branch: base_branch
+            .try_into()
+            .map_err(|error| format!("base branch: {error}"))?,
+        sub_directory: None,
+    };
+    let coding = request.surface == Surface::RunnerCoding;
+    Ok(Job {
+        id: request.job_id.to_job_id(),
+        block_id,
+        mode: if coding {
+            JobMode::Coding
+        } else {
+            JobMode::Explore
+        },
+        repo,
+        system_prompt: request.system_prompt.text.clone(),
+        user_prompt: request.user_prompt.clone(),
+        model: target.model.to_owned(),
+        llm: target.llm,
+        limits: target.limits,
+        validation: target.validation,
+        pull_request: coding.then(|| PullRequestSpec {
+            title: request
+                .pull_request_title
+                .clone()
+                .unwrap_or_else(|| "cat-factory change".to_owned()),
+            body: String::new(),
+        }),
+        forge,
+        output_schema: if coding {
+            None
+        } else {
+            request
+                .output_schema
+                .as_ref()
+                .and_then(harness_output_schema)
+        },
+    })
+}
+
+/// The answer schema in the subset the harness checks (`crate::json_schema`). A step's schema is
+/// "the answer, or a decision request" (`anyOf`), which the subset cannot say; it becomes one object
+/// with the properties of both and only the requirements they share, so the harness still
+/// refuses a malformed shape and the engine's own parse (`agent_output::parse_agent_reply`) tells
+/// an answer from a decision and insists on the answer's required fields. A schema the subset
+/// cannot hold even so is not sent: the engine parses the answer out of the agent's summary.
+pub fn harness_output_schema(schema: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::{Map, Value};
+    let merged = match schema.get("anyOf").and_then(Value::as_array) {
+        None => schema.clone(),
+        Some(alternatives) => {
+            let mut properties = Map::new();
+            let mut required: Option<Vec<Value>> = None;
+            for alternative in alternatives {
+                if alternative.get("type") != Some(&Value::from("object")) {
+                    return None;
+                }
+                if let Some(more) = alternative.get("properties").and_then(Value::as_object) {
+                    for (name, property) in more {
+                        properties.insert(name.clone(), property.clone());
+                    }
+                }
+                let these: Vec<Value> = alternative
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                required = Some(match required {
+                    None => these,
+                    Some(so_far) => so_far
+                        .into_iter()
+                        .filter(|name| these.contains(name))
+                        .collect(),
+                });
+            }
+            serde_json::json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": properties,
+                "required": required.unwrap_or_default(),
+            })
+        }
+    };
+    crate::json_schema::check_schema(&merged)
+        .is_empty()
+        .then_some(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{BlockId, RunId};
+    use crate::job::{LlmProtocol, Secret};
+    use crate::pipeline::AgentKind;
+    use crate::prompt::system_prompt;
+    use crate::run::RunJobId;
+
+    #[test]
+    fn local_links_resolve_under_the_forge_root_and_nowhere_else() {
+        assert_eq!(
+            resolve_repository("local:demo", Some("/srv/forge/")),
+            Ok(RunRepository::Local {
+                bare_repo_path: "/srv/forge/demo.git".to_owned(),
+                base_branch: "main".to_owned()
+            })
+        );
+        for bad in ["local:../x", "local:a/b", "local:", "local:.hidden"] {
+            assert!(resolve_repository(bad, Some("/srv")).is_err(), "{bad}");
+        }
+        assert!(resolve_repository("local:demo", None).is_err());
+        assert!(resolve_repository("file:///srv/x.git", None).is_err());
+        assert!(resolve_repository("file:///srv/../x.git", Some("/srv")).is_err());
+        assert!(resolve_repository("https://github.com/a/b", Some("/srv")).is_err());
+    }
+
+    #[test]
+    fn an_answer_or_a_decision_becomes_one_object_the_harness_can_check() {
+        use crate::agent_output::ExpectedOutput;
+        for expected in [
+            ExpectedOutput::ReviewVerdict,
+            ExpectedOutput::Estimate,
+            ExpectedOutput::TestReport,
+        ] {
+            let schema = expected.reply_schema().unwrap();
+            let sent = harness_output_schema(&schema).expect("within the subset");
+            assert!(crate::json_schema::check_schema(&sent).is_empty());
+            assert_eq!(sent["required"], serde_json::json!([]));
+            assert!(sent["properties"].get("decision").is_some());
+            let decision =
+                serde_json::json!({"decision": {"question": "q", "options": ["a", "b"]}});
+            assert!(crate::json_schema::validate(&sent, &decision).is_empty());
+            assert!(
+                !crate::json_schema::validate(&sent, &serde_json::json!({"nonsense": 1}))
+                    .is_empty(),
+                "an unknown field is still refused"
+            );
+        }
+        let verdict =
+            harness_output_schema(&ExpectedOutput::ReviewVerdict.reply_schema().unwrap()).unwrap();
+        assert!(
+            crate::json_schema::validate(
+                &verdict,
+                &serde_json::json!({"rating": 0.9, "comments": []})
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_coding_request_becomes_a_coding_job_on_the_work_branch_base() {
+        let run_id = RunId::from_random([1; 8]);
+        let block_id = BlockId::from_random([2; 8]);
+        let request = JobRequest {
+            job_id: RunJobId::new(run_id, 0, 1),
+            step_index: 0,
+            kind: AgentKind::Coder,
+            surface: Surface::RunnerCoding,
+            system_prompt: system_prompt(AgentKind::Coder, None),
+            user_prompt: "fix it".to_owned(),
+            output_schema: None,
+            pull_request_title: Some("Fix it".to_owned()),
+            checkout_branch: None,
+        };
+        let repository = RunRepository::Local {
+            bare_repo_path: "/srv/demo.git".to_owned(),
+            base_branch: "main".to_owned(),
+        };
+        let job = job_for(
+            &request,
+            JobTarget {
+                block_id: &block_id,
+                repository: &repository,
+                model: "m",
+                llm: LlmEndpoint {
+                    base_url: "http://127.0.0.1:1/v1".to_owned(),
+                    token: Secret::new("t"),
+                    protocol: LlmProtocol::Openai,
+                    stream: false,
+                },
+                validation: ValidationSpec::default(),
+                limits: JobLimits::default(),
+            },
+        )
+        .unwrap();
+        assert_eq!(job.mode, JobMode::Coding);
+        assert_eq!(job.id.as_str(), format!("{}-0-1", request.job_id.run_id()));
+        assert_eq!(job.pull_request.as_ref().unwrap().title, "Fix it");
+        assert!(job.problems().is_empty(), "{:?}", job.problems());
+    }
+}
