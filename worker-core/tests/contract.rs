@@ -4,11 +4,11 @@
 //! The integration tests under `wrangler dev` (`tests/tests/board_rules.rs`, `races.rs`, `events.rs`)
 //! are the same contract on D1.
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+mod common;
 
+use std::cell::{Cell, RefCell};
+
+use common::{Seeded, TestRuntime, YieldOnce, seeded_store};
 use domain::access::{AccessMode, WorkspaceRole};
 use domain::api::board::{
     CreateBlockRequest, CreateEdgeRequest, ReparentRequest, UpdateBlockRequest,
@@ -28,31 +28,6 @@ use worker_core::{
 };
 
 /// A clock that ticks one millisecond per reading, and a counter as the random source.
-struct TestRuntime {
-    now: Cell<i64>,
-    counter: Cell<u64>,
-}
-
-impl TestRuntime {
-    fn new() -> TestRuntime {
-        TestRuntime {
-            now: Cell::new(1_700_000_000_000),
-            counter: Cell::new(1),
-        }
-    }
-}
-
-impl Runtime for TestRuntime {
-    fn now_ms(&self) -> i64 {
-        self.now.set(self.now.get() + 1);
-        self.now.get()
-    }
-    fn random_bytes(&self) -> [u8; 8] {
-        self.counter.set(self.counter.get() + 1);
-        self.counter.get().to_be_bytes()
-    }
-}
-
 /// A store with one workspace, its owner, and a command context for them.
 struct Fixture {
     store: SqliteStore,
@@ -62,23 +37,15 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let store = SqliteStore::in_memory().expect("migrations apply to SQLite");
-    let owner = UserId::from_random([0xaa; 8]);
-    let account = AccountId::from_random([0xbb; 8]);
-    let workspace = WorkspaceId::from_random([0xcc; 8]);
-    store
-        .connection()
-        .execute_batch(&format!(
-            "INSERT INTO users (id, login, created_at) VALUES ('{owner}', 'owner', 1);
-             INSERT INTO accounts (id, kind, name, personal_user_id, created_at) VALUES ('{account}', 'personal', 'owner', '{owner}', 1);
-             INSERT INTO memberships (account_id, user_id, role, created_at) VALUES ('{account}', '{owner}', 'admin', 1);
-             INSERT INTO workspaces (id, account_id, name, access_mode, created_by, created_at, updated_at)
-                 VALUES ('{workspace}', '{account}', 'Board', 'account', '{owner}', 1, 1);"
-        ))
-        .unwrap();
+    let Seeded {
+        store,
+        owner,
+        workspace,
+        ..
+    } = seeded_store("owner");
     Fixture {
         store,
-        runtime: TestRuntime::new(),
+        runtime: TestRuntime::ticking(1_700_000_000_000),
         context: WriteContext {
             workspace_id: workspace,
             actor: Actor::User { id: owner.clone() },
@@ -729,22 +696,6 @@ fn sequence_numbers_have_no_gaps_and_match_what_commands_returned() {
 }
 
 // ---- Races, interleaved at the port -------------------------------------------------------------
-
-/// A future that is pending once, so a joined command gets to run in between.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            context.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
 
 /// A write made behind a command's back, between its read and its plan.
 type Interference<'a> = Box<dyn Fn(&SqliteStore) + 'a>;

@@ -3,37 +3,22 @@
 //! dependency gate, the projection, run events recorded at most once per (run, seq), and a run's
 //! block status written through the board's command with `Actor::Run`.
 
-use std::cell::Cell;
+mod common;
 
+use common::{Seeded, TestRuntime, seeded_store};
 use domain::api::board::CreateBlockRequest;
 use domain::api::runs::CreateRunRequest;
 use domain::api::{ApiError, ErrorCode};
 use domain::board::{Block, BlockStatus};
 use domain::event::{Actor, EventPayload, WorkspaceEvent};
-use domain::ids::{AccountId, BlockId, UserId, WorkspaceId};
+use domain::ids::{AccountId, BlockId};
 use domain::pipeline::PipelineDraft;
 use domain::run::{EngineSettings, RunEvent, RunInput, RunRepository, RunStatus, apply};
 use futures_executor::block_on;
 use serde_json::json;
 use worker_core::runs::{self, RunDefaults};
 use worker_core::sqlite::SqliteStore;
-use worker_core::{Runtime, Statement, Store, WriteContext, board};
-
-struct TestRuntime {
-    now: Cell<i64>,
-    counter: Cell<u64>,
-}
-
-impl Runtime for TestRuntime {
-    fn now_ms(&self) -> i64 {
-        self.now.set(self.now.get() + 1);
-        self.now.get()
-    }
-    fn random_bytes(&self) -> [u8; 8] {
-        self.counter.set(self.counter.get() + 1);
-        self.counter.get().to_be_bytes()
-    }
-}
+use worker_core::{Statement, Store, WriteContext, board};
 
 struct Fixture {
     store: SqliteStore,
@@ -44,26 +29,15 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let store = SqliteStore::in_memory().expect("migrations apply to SQLite");
-    let owner = UserId::from_random([0xaa; 8]);
-    let account = AccountId::from_random([0xbb; 8]);
-    let workspace = WorkspaceId::from_random([0xcc; 8]);
-    store
-        .connection()
-        .execute_batch(&format!(
-            "INSERT INTO users (id, login, created_at) VALUES ('{owner}', 'owner', 1);
-             INSERT INTO accounts (id, kind, name, personal_user_id, created_at) VALUES ('{account}', 'personal', 'owner', '{owner}', 1);
-             INSERT INTO memberships (account_id, user_id, role, created_at) VALUES ('{account}', '{owner}', 'admin', 1);
-             INSERT INTO workspaces (id, account_id, name, access_mode, created_by, created_at, updated_at)
-                 VALUES ('{workspace}', '{account}', 'Board', 'account', '{owner}', 1, 1);"
-        ))
-        .unwrap();
+    let Seeded {
+        store,
+        owner,
+        account,
+        workspace,
+    } = seeded_store("owner");
     Fixture {
         store,
-        runtime: TestRuntime {
-            now: Cell::new(1_700_000_000_000),
-            counter: Cell::new(1),
-        },
+        runtime: TestRuntime::ticking(1_700_000_000_000),
         context: WriteContext {
             workspace_id: workspace,
             actor: Actor::User { id: owner },

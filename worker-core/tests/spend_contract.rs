@@ -4,11 +4,9 @@
 //! `contract.rs`: every plan yields once before it executes, so all joined calls read (and decide)
 //! before any of them writes.
 
-use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+mod common;
 
+use common::{Seeded, TestRuntime, YieldOnce, seeded_store};
 use domain::api::{ApiError, ErrorCode};
 use domain::event::{EventPayload, WorkspaceEvent};
 use domain::ids::{AccountId, BlockId, UserId, WorkspaceId};
@@ -22,23 +20,7 @@ use worker_core::spend::{
     self, CallAttribution, CallOutcome, Reservation, ReserveRefused, SpendScope,
 };
 use worker_core::sqlite::{SqliteRows, SqliteStore};
-use worker_core::{GuardedPlan, PlanOutcome, Runtime, Statement, Store};
-
-/// A clock the test sets, and a counter as the random source.
-struct TestRuntime {
-    now: Cell<i64>,
-    counter: Cell<u64>,
-}
-
-impl Runtime for TestRuntime {
-    fn now_ms(&self) -> i64 {
-        self.now.get()
-    }
-    fn random_bytes(&self) -> [u8; 8] {
-        self.counter.set(self.counter.get() + 1);
-        self.counter.get().to_be_bytes()
-    }
-}
+use worker_core::{GuardedPlan, PlanOutcome, Statement, Store};
 
 /// 2026-11-15T00:00:00Z.
 const MID_NOVEMBER: i64 = 1_794_700_800_000;
@@ -52,25 +34,15 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let store = SqliteStore::in_memory().expect("migrations apply to SQLite");
-    let admin = UserId::from_random([0xaa; 8]);
-    let account = AccountId::from_random([0xbb; 8]);
-    let workspace = WorkspaceId::from_random([0xcc; 8]);
-    store
-        .connection()
-        .execute_batch(&format!(
-            "INSERT INTO users (id, login, created_at) VALUES ('{admin}', 'admin', 1);
-             INSERT INTO accounts (id, kind, name, personal_user_id, created_at) VALUES ('{account}', 'personal', 'admin', '{admin}', 1);
-             INSERT INTO workspaces (id, account_id, name, access_mode, created_by, created_at, updated_at)
-                 VALUES ('{workspace}', '{account}', 'Board', 'account', '{admin}', 1, 1);"
-        ))
-        .unwrap();
+    let Seeded {
+        store,
+        owner: admin,
+        account,
+        workspace,
+    } = seeded_store("admin");
     Fixture {
         store,
-        runtime: TestRuntime {
-            now: Cell::new(MID_NOVEMBER),
-            counter: Cell::new(1),
-        },
+        runtime: TestRuntime::fixed(MID_NOVEMBER),
         account,
         workspace,
         admin,
@@ -248,21 +220,6 @@ fn without_a_limit_every_call_is_admitted_and_still_metered() {
 /// The store, but every plan waits one turn before it executes: all joined calls read first.
 struct RacingStore<'a> {
     inner: &'a SqliteStore,
-}
-
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            context.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
 }
 
 impl Store for RacingStore<'_> {
