@@ -467,7 +467,7 @@ impl RunCoordinator {
         let Some(repository) = &context.repository else {
             return unreachable("the run has no repository to work on".to_owned());
         };
-        let llm = match self.model_endpoint(state, context, request) {
+        let llm = match self.model_endpoint(state, context, request).await {
             Ok(llm) => llm,
             Err(problem) => return unreachable(problem),
         };
@@ -513,7 +513,7 @@ impl RunCoordinator {
     }
 
     /// The gateway, with a token locked to this run's step and model.
-    fn model_endpoint(
+    async fn model_endpoint(
         &self,
         state: &RunState,
         context: &RunContext,
@@ -521,10 +521,12 @@ impl RunCoordinator {
     ) -> std::result::Result<LlmEndpoint, String> {
         // The key the gateway checks its tokens with: the deployment's signing key (a per-audience
         // key is derived from it, so a gateway token is never a session).
-        let auth = crate::auth::AuthConfig::from_env(&self.env);
-        let secret = auth
-            .signing_key()
-            .map_err(|_| "the deployment has no signing key for gateway tokens".to_owned())?;
+        let no_key = || "the deployment has no signing key for gateway tokens".to_owned();
+        let db = crate::store::Db::from_env(&self.env).map_err(|_| no_key())?;
+        let auth = crate::auth::AuthConfig::load(&self.env, &db)
+            .await
+            .map_err(|_| no_key())?;
+        let secret = auth.signing_key().map_err(|_| no_key())?;
         let origin = env_value(&self.env, "PUBLIC_ORIGIN")
             .ok_or("the PUBLIC_ORIGIN variable (where runners reach this worker) is not set")?;
         let claims = Self::claims(state, context, request);
