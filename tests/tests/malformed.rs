@@ -88,6 +88,26 @@ fn valid_request(fixture: &Fixture, operation: Operation) -> Option<(String, Val
             format!("/accounts/{}/providers/anthropic", fixture.org),
             json!({ "apiKey": "sk-ant-malformed-0000" }),
         ),
+        CreatePipeline => (
+            format!("{ws}/pipelines"),
+            json!({ "name": "p", "steps": [{ "kind": "coder" }] }),
+        ),
+        UpdatePipeline => (
+            format!("{ws}/pipelines/pln_0000000000000001"),
+            json!({ "name": "p", "steps": [{ "kind": "coder" }] }),
+        ),
+        CreateRun => (
+            format!("{ws}/blocks/{}/runs", fixture.module),
+            json!({ "pipelineId": "quick", "modelId": "gpt-4o-mini", "queue": true }),
+        ),
+        AnswerDecision => (
+            format!("{ws}/runs/run_0000000000000001/decisions/decision-1"),
+            json!({ "choice": "yes" }),
+        ),
+        GiveApproval => (
+            format!("{ws}/runs/run_0000000000000001/approvals/approval-1"),
+            json!({ "verdict": "approve", "feedback": "f" }),
+        ),
         _ => return None,
     })
 }
@@ -118,6 +138,10 @@ fn required_fields(operation: Operation) -> &'static [&'static str] {
         CreateGatewayToken => &["model"],
         PriceModel => &["provider", "inputUsdPerMillion", "outputUsdPerMillion"],
         SetProvider => &["apiKey"],
+        CreatePipeline | UpdatePipeline => &["name", "steps"],
+        CreateRun => &["pipelineId"],
+        AnswerDecision => &["choice"],
+        GiveApproval => &["verdict"],
         _ => &[],
     }
 }
@@ -188,6 +212,8 @@ async fn state_of(fixture: &Fixture) -> Value {
         "accounts": admin.get("/accounts").await.expect(200),
         "tokens": admin.get("/auth/tokens").await.expect(200),
         "members": admin.get(&format!("/workspaces/{}/members", fixture.ws)).await.expect(200),
+        "pipelines": admin.get(&format!("/workspaces/{}/pipelines", fixture.ws)).await.expect(200),
+        "runs": admin.get(&format!("/workspaces/{}/runs", fixture.ws)).await.expect(200),
     })
 }
 
