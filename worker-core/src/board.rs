@@ -168,7 +168,8 @@ pub async fn create_block<S: Store, R: Runtime>(
     for _ in 0..MAX_ATTEMPTS {
         let now = runtime.now_ms();
         let block = request.build(BlockId::from_random(runtime.random_bytes()), now);
-        let parent = block.parent_id.as_ref().map(BlockId::as_str);
+        // The new block's parent is the one the request names.
+        let parent = request.parent_id.as_ref().map(BlockId::as_str);
         // The workspace exists, and so does the parent, at a level that may hold this block (levels
         // never change, but the parent may be deleted).
         let precondition = "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)
@@ -191,20 +192,19 @@ pub async fn create_block<S: Store, R: Runtime>(
             ),
             &block_params(workspace, &block),
         );
-        events::record(
-            &mut plan,
+        if let Some(committed) = events::commit(
+            store,
+            plan,
             context,
             EventPayload::BlockCreated {
                 block: block.clone(),
             },
             now,
-        )?;
-        let outcome = store.execute(plan).await?;
-        if outcome.applied {
-            return Ok(Committed {
-                value: block,
-                events: outcome.events,
-            });
+            block,
+        )
+        .await?
+        {
+            return Ok(committed);
         }
         // Why did the guard fail? Read the workspace and the parent.
         let check: Option<ParentCheckRow> = store
@@ -303,20 +303,19 @@ pub async fn update_block<S: Store, R: Runtime>(
             board_json(&next)
         ],
     );
-    events::record(
-        &mut plan,
+    if let Some(committed) = events::commit(
+        store,
+        plan,
         context,
         EventPayload::BlockUpdated {
             block: next.clone(),
         },
         now,
-    )?;
-    let outcome = store.execute(plan).await?;
-    if outcome.applied {
-        return Ok(Committed {
-            value: next,
-            events: outcome.events,
-        });
+        next,
+    )
+    .await?
+    {
+        return Ok(committed);
     }
     // Another writer won the race: report the block as it is now.
     match get_block(store, &context.workspace_id, block_id).await? {
@@ -455,20 +454,19 @@ pub async fn reparent_block<S: Store, R: Runtime>(
                 board_json(&next)
             ],
         );
-        events::record(
-            &mut plan,
+        if let Some(committed) = events::commit(
+            store,
+            plan,
             context,
             EventPayload::BlockReparented {
                 block: next.clone(),
             },
             now,
-        )?;
-        let outcome = store.execute(plan).await?;
-        if outcome.applied {
-            return Ok(Committed {
-                value: next,
-                events: outcome.events,
-            });
+            next,
+        )
+        .await?
+        {
+            return Ok(committed);
         }
     }
     Err(conflict_busy())
@@ -575,16 +573,20 @@ pub async fn delete_block<S: Store, R: Runtime>(
             deleted_block_ids: subtree.clone(),
             deleted_edge_ids: deleted_edges.clone(),
         };
-        events::record(&mut plan, context, payload, runtime.now_ms())?;
-        let outcome = store.execute(plan).await?;
-        if outcome.applied {
-            return Ok(Committed {
-                value: Deleted {
-                    block_ids: subtree,
-                    edge_ids: deleted_edges,
-                },
-                events: outcome.events,
-            });
+        if let Some(committed) = events::commit(
+            store,
+            plan,
+            context,
+            payload,
+            runtime.now_ms(),
+            Deleted {
+                block_ids: subtree,
+                edge_ids: deleted_edges,
+            },
+        )
+        .await?
+        {
+            return Ok(committed);
         }
     }
     Err(conflict_busy())
@@ -689,18 +691,17 @@ pub async fn create_edge<S: Store, R: Runtime>(
             &format!("UPDATE workspaces SET edges_rev = edges_rev + 1 WHERE id = ?1 AND {GUARD}"),
             &params![workspace],
         );
-        events::record(
-            &mut plan,
+        if let Some(committed) = events::commit(
+            store,
+            plan,
             context,
             EventPayload::EdgeCreated { edge: edge.clone() },
             now,
-        )?;
-        let outcome = store.execute(plan).await?;
-        if outcome.applied {
-            return Ok(Committed {
-                value: edge,
-                events: outcome.events,
-            });
+            edge,
+        )
+        .await?
+        {
+            return Ok(committed);
         }
     }
     Err(conflict_busy())

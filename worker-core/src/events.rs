@@ -3,9 +3,9 @@
 use domain::api::ApiError;
 use domain::event::{EventPayload, WorkspaceEvent};
 
-use crate::context::WriteContext;
+use crate::context::{Committed, WriteContext};
 use crate::params;
-use crate::store::{GUARD, GuardedPlan};
+use crate::store::{GUARD, GuardedPlan, Store};
 
 /// Adds to `plan`: bump the workspace's sequence number, and insert the event with that number. The
 /// event's JSON is built here with `seq: 0`; SQLite writes the real number into it, so numbers are
@@ -40,4 +40,23 @@ pub fn record(
         &params![workspace, event_type, body, now],
     );
     Ok(())
+}
+
+/// Records `payload` in `plan`, executes the plan, and hands back `value` with the events it
+/// recorded — or `None` when the guard failed and nothing was written (the caller decides: retry
+/// from a fresh read, or say why).
+pub async fn commit<S: Store, T>(
+    store: &S,
+    mut plan: GuardedPlan,
+    context: &WriteContext,
+    payload: EventPayload,
+    now: i64,
+    value: T,
+) -> Result<Option<Committed<T>>, ApiError> {
+    record(&mut plan, context, payload, now)?;
+    let outcome = store.execute(plan).await?;
+    Ok(outcome.applied.then(|| Committed {
+        value,
+        events: outcome.events,
+    }))
 }
