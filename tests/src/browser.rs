@@ -234,26 +234,8 @@ impl Browser {
     /// Presses at viewport point `from`, moves through `steps` intermediate points to `to`, and lets
     /// go there.
     pub async fn drag_points(&self, from: (f64, f64), to: (f64, f64), steps: usize) {
-        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
-        let mut actions = MouseActions::new("mouse".to_owned())
-            .then(PointerAction::MoveTo {
-                duration: None,
-                x: from.0.round(),
-                y: from.1.round(),
-            })
-            .then(PointerAction::Down {
-                button: MOUSE_BUTTON_LEFT,
-            });
-        let steps = steps.max(1);
-        for step in 1..=steps {
-            let t = step as f64 / steps as f64;
-            actions = actions.then(PointerAction::MoveTo {
-                duration: Some(Duration::from_millis(16)),
-                x: (from.0 + (to.0 - from.0) * t).round(),
-                y: (from.1 + (to.1 - from.1) * t).round(),
-            });
-        }
-        actions = actions.then(PointerAction::Up {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, PointerAction};
+        let actions = press_and_move(from, to, steps).then(PointerAction::Up {
             button: MOUSE_BUTTON_LEFT,
         });
         self.perform(actions).await;
@@ -300,25 +282,7 @@ impl Browser {
     /// Presses at `from` and moves to `to`, keeping the button down (look at the page mid-drag, then
     /// call [`Browser::drag_release`]).
     pub async fn drag_hold(&self, from: (f64, f64), to: (f64, f64), steps: usize) {
-        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
-        let mut actions = MouseActions::new("mouse".to_owned())
-            .then(PointerAction::MoveTo {
-                duration: None,
-                x: from.0.round(),
-                y: from.1.round(),
-            })
-            .then(PointerAction::Down {
-                button: MOUSE_BUTTON_LEFT,
-            });
-        let steps = steps.max(1);
-        for step in 1..=steps {
-            let t = step as f64 / steps as f64;
-            actions = actions.then(PointerAction::MoveTo {
-                duration: Some(Duration::from_millis(16)),
-                x: (from.0 + (to.0 - from.0) * t).round(),
-                y: (from.1 + (to.1 - from.1) * t).round(),
-            });
-        }
+        let actions = press_and_move(from, to, steps);
         self.client
             .perform_actions(fantoccini::actions::Actions::from(actions))
             .await
@@ -492,4 +456,33 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
         (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
     }
+}
+
+/// The mouse pressed at `from` and moved to `to` in `steps` frames of 16 ms, still held: what a
+/// drag and a held drag share.
+fn press_and_move(
+    from: (f64, f64),
+    to: (f64, f64),
+    steps: usize,
+) -> fantoccini::actions::MouseActions {
+    use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+    let mut actions = MouseActions::new("mouse".to_owned())
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x: from.0.round(),
+            y: from.1.round(),
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    let steps = steps.max(1);
+    for step in 1..=steps {
+        let t = step as f64 / steps as f64;
+        actions = actions.then(PointerAction::MoveTo {
+            duration: Some(Duration::from_millis(16)),
+            x: (from.0 + (to.0 - from.0) * t).round(),
+            y: (from.1 + (to.1 - from.1) * t).round(),
+        });
+    }
+    actions
 }
