@@ -63,6 +63,14 @@ enum Command {
         )]
         allowed_hosts: Vec<String>,
     },
+    /// Ask a running harness for `GET /health` and exit 0 only if it answers 200 (the runner
+    /// image's health check; it needs no curl in the image).
+    Probe {
+        /// The address the harness listens on; an unspecified address (0.0.0.0) is probed on
+        /// loopback.
+        #[arg(long, env = "HARNESS_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
 }
 
 /// How to make a shared secret, for the error that asks for one.
@@ -98,6 +106,13 @@ async fn main() -> ExitCode {
             .init(),
     }
     match cli.command {
+        Command::Probe { listen } => match probe_health(listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(problem) => {
+                eprintln!("cat-harness probe: {problem}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve {
             listen,
             state_dir,
@@ -127,6 +142,35 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `GET /health` over plain HTTP/1.0 with a short timeout: 200 or an error saying what happened.
+fn probe_health(mut listen: SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    if listen.ip().is_unspecified() {
+        listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&listen, timeout)
+        .map_err(|error| format!("nothing answers on {listen}: {error}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|error| format!("cannot set timeouts: {error}"))?;
+    stream
+        .write_all(format!("GET /health HTTP/1.0\r\nHost: {listen}\r\n\r\n").as_bytes())
+        .map_err(|error| format!("cannot send the request to {listen}: {error}"))?;
+    let mut head = [0u8; 64];
+    let read = stream
+        .read(&mut head)
+        .map_err(|error| format!("no answer from {listen}: {error}"))?;
+    let status_line = String::from_utf8_lossy(&head[..read]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("none");
+    if status == "200" {
+        Ok(())
+    } else {
+        Err(format!("{listen} answered /health with status {status}"))
     }
 }
 

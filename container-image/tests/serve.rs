@@ -224,3 +224,39 @@ async fn two_harnesses_cannot_share_a_state_dir() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn the_probe_subcommand_says_whether_a_harness_answers_on_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = harness_in(&dir);
+    let address = harness.base_url.trim_start_matches("http://").to_owned();
+    let healthy = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || {
+            std::process::Command::new(harness_binary())
+                .args(["probe", "--listen", &address])
+                .output()
+                .expect("cat-harness runs")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        healthy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
+    drop(harness);
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let nothing = std::process::Command::new(harness_binary())
+        .args(["probe", "--listen", &free])
+        .output()
+        .expect("cat-harness runs");
+    assert!(!nothing.status.success());
+    let log = String::from_utf8_lossy(&nothing.stderr);
+    assert!(log.contains("nothing answers on"), "{log}");
+}

@@ -9,6 +9,7 @@ pub mod agent_output;
 pub mod api;
 pub mod auth;
 pub mod board;
+pub mod cors;
 pub mod event;
 pub mod gateway;
 pub mod github;

@@ -21,6 +21,7 @@ pub const DEFAULT_TOOLCHAIN_VARIABLES: &[&str] = &[
     "RUSTUP_TOOLCHAIN",
     "GOROOT",
     "GOTOOLCHAIN",
+    "COREPACK_HOME",
     "NVM_DIR",
     "NVM_BIN",
     "NVM_INC",

@@ -15,6 +15,7 @@ pub mod fake_github;
 pub mod http;
 pub mod process;
 pub mod runner;
+pub mod static_site;
 /// The scripted model server on loopback (OpenAI and Anthropic dialects), shared with the harness's tests.
 pub use cat_testkit::scripted_model;
 pub mod worker;

@@ -52,6 +52,8 @@ fn the_run_coordinator_and_the_runner_container_are_configured() {
         })
         .expect("a [[containers]] table for RunnerContainer");
     let image = value(&container.1, "image").expect("the container names its image");
+    // `wrangler dev` needs the Dockerfile here; deploys swap in the published image
+    // (tests/tests/shipping.rs checks that one).
     assert!(
         root.join(image).is_file(),
         "the container image {image} is the runner's Dockerfile"

@@ -23,7 +23,41 @@ use gloo_net::http::{Method, RequestBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::model::config::{ApiOrigin, parse_board_config};
+
 const TOKEN_KEY: &str = "cat-factory.token";
+
+thread_local! {
+    /// Where the API is: the page's own origin unless `config.json` names another.
+    static API_ORIGIN: RefCell<ApiOrigin> = RefCell::new(ApiOrigin::default());
+}
+
+/// Reads the board's `config.json` (served next to the app) before the app starts. A missing file
+/// means the API is on the page's own origin.
+pub async fn load_config() -> Result<(), String> {
+    let text = match gloo_net::http::Request::get("/config.json").send().await {
+        Ok(response) if response.status() == 200 => Some(
+            response
+                .text()
+                .await
+                .map_err(|error| format!("the board's config.json could not be read: {error}"))?,
+        ),
+        Ok(_) => None,
+        Err(error) => {
+            return Err(format!(
+                "the board's config.json could not be fetched: {error}"
+            ));
+        }
+    };
+    let origin = parse_board_config(text.as_deref())?;
+    API_ORIGIN.with(|current| *current.borrow_mut() = origin);
+    Ok(())
+}
+
+/// The API's origin as `config.json` set it.
+pub fn api_origin() -> ApiOrigin {
+    API_ORIGIN.with(|origin| origin.borrow().clone())
+}
 
 /// What a failed call tells the user (and the code, for the cases the UI handles specially).
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +137,7 @@ pub fn start_github_sign_in() {
     if session.set_item(SIGN_IN_TAB_KEY, &nonce).is_ok() {
         let _ = window
             .location()
-            .set_href(&format!("/auth/github/login?tab={nonce}"));
+            .set_href(&api_origin().url(&format!("/auth/github/login?tab={nonce}")));
     }
 }
 
@@ -139,7 +173,7 @@ async fn send(
     path: &str,
     body: Option<&(impl Serialize + ?Sized)>,
 ) -> Result<(u16, String), ApiFailure> {
-    let mut builder = RequestBuilder::new(path)
+    let mut builder = RequestBuilder::new(&api_origin().url(path))
         .method(method)
         .header(CLIENT_ID_HEADER, &client_id());
     if let Some(token) = token() {
@@ -190,7 +224,7 @@ const NO_BODY: Option<&()> = None;
 
 /// `GET /health`. A degraded server answers 503 with a health body, which is still a health report.
 pub async fn health() -> Result<HealthResponse, ApiFailure> {
-    let response = gloo_net::http::Request::get("/health")
+    let response = gloo_net::http::Request::get(&api_origin().url("/health"))
         .send()
         .await
         .map_err(ApiFailure::from_transport)?;

@@ -71,3 +71,24 @@ fn show_banner() {
         let _ = body.append_child(&banner);
     }
 }
+
+/// Shows a configuration problem that keeps the board from starting (its text set as text, never as
+/// markup), and reports it to the console.
+pub fn show_problem(problem: &str) {
+    web_sys::console::error_1(&format!("cat-factory: the board cannot start: {problem}").into());
+    let Some(document) = web_sys::window().and_then(|window| window.document()) else {
+        return;
+    };
+    let Ok(notice) = document.create_element("div") else {
+        return;
+    };
+    notice.set_class_name("crash-banner");
+    let _ = notice.set_attribute("role", "alert");
+    let _ = notice.set_attribute("data-testid", "config-problem");
+    notice.set_text_content(Some(&format!(
+        "The board cannot start: {problem}. Ask whoever deployed it to fix config.json."
+    )));
+    if let Some(body) = document.body() {
+        let _ = body.append_child(&notice);
+    }
+}

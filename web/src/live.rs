@@ -170,16 +170,14 @@ fn connect(shared: &Rc<RefCell<Inner>>) {
 
 fn socket_url(workspace: &WorkspaceId, ticket: &str, since: i64) -> Option<String> {
     let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" {
-        "wss"
-    } else {
-        "ws"
-    };
-    let host = location.host().ok()?;
-    Some(format!(
-        "{scheme}://{host}/workspaces/{workspace}/events?ticket={}&since={since}&clientId={}",
-        js_sys::encode_uri_component(ticket),
-        js_sys::encode_uri_component(&api::client_id()),
+    Some(api::api_origin().socket_url(
+        &location.protocol().ok()?,
+        &location.host().ok()?,
+        &format!(
+            "/workspaces/{workspace}/events?ticket={}&since={since}&clientId={}",
+            js_sys::encode_uri_component(ticket),
+            js_sys::encode_uri_component(&api::client_id()),
+        ),
     ))
 }
 

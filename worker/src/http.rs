@@ -5,6 +5,10 @@ use domain::access::{Denial, authorize};
 use domain::api::body::{MAX_BODY_BYTES, parse_json, too_large};
 use domain::api::routes::{RouteAccess, RouteMiss, match_route};
 use domain::api::{ApiError, CLIENT_ID_HEADER, Operation, REQUEST_ID_HEADER, RouteMatch};
+use domain::cors::{
+    BoardOrigins, OriginStanding, PreflightDecision, classify_origin, decide_preflight,
+    grant_headers,
+};
 use domain::ids::WorkspaceId;
 use std::cell::RefCell;
 
@@ -107,22 +111,13 @@ pub async fn serve(request: Request, env: Env, execution: worker::Context) -> Re
     let request_id = ids::request_id();
     let method = request.method().to_string();
     let path = request.path();
-    let outcome = match match_route(&method, &path) {
-        Err(RouteMiss::NotFound)
-            if method == "GET"
-                && path.starts_with("/__test/")
-                && crate::test_hooks::enabled(&env) =>
-        {
-            crate::test_hooks::serve(&env, &path).await
-        }
-        Ok(route) => handle(request, env, execution, request_id.clone(), route).await,
-        Err(RouteMiss::NotFound) if method == "GET" || method == "HEAD" => {
-            serve_static(request, &env, &method, &path).await
-        }
-        Err(RouteMiss::NotFound) => Err(ApiError::route_not_found(&method, &path)),
-        Err(RouteMiss::MethodNotAllowed { allowed }) => {
-            Err(ApiError::method_not_allowed(&method, &path, &allowed))
-        }
+    let cross_origin = CrossOrigin::of(&request, &env);
+    let outcome = match &cross_origin {
+        Err(error) => Err(error.clone()),
+        Ok(cross_origin) => match cross_origin.refusal(&request, &method, &path) {
+            Some(answer) => answer,
+            None => route(request, env, execution, &request_id, &method, &path).await,
+        },
     };
     let response = match outcome {
         Ok(response) => response,
@@ -133,7 +128,139 @@ pub async fn serve(request: Request, env: Env, execution: worker::Context) -> Re
             error_response(&error)
         }
     };
-    with_request_id(response, &request_id)
+    let grant = cross_origin.as_ref().ok().and_then(CrossOrigin::grant);
+    finish_headers(response, &request_id, grant)
+}
+
+async fn route(
+    request: Request,
+    env: Env,
+    execution: worker::Context,
+    request_id: &str,
+    method: &str,
+    path: &str,
+) -> HandlerResult {
+    match match_route(method, path) {
+        Err(RouteMiss::NotFound)
+            if method == "GET"
+                && path.starts_with("/__test/")
+                && crate::test_hooks::enabled(&env) =>
+        {
+            crate::test_hooks::serve(&env, path).await
+        }
+        Ok(route) => handle(request, env, execution, request_id.to_owned(), route).await,
+        Err(RouteMiss::NotFound) if method == "GET" || method == "HEAD" => {
+            serve_static(request, &env, method, path).await
+        }
+        Err(RouteMiss::NotFound) => Err(ApiError::route_not_found(method, path)),
+        Err(RouteMiss::MethodNotAllowed { allowed }) => {
+            Err(ApiError::method_not_allowed(method, path, &allowed))
+        }
+    }
+}
+
+/// Where a request stands with respect to the board origins (`domain::cors`): what its answer
+/// grants, and whether it is answered before routing (a preflight, or a WebSocket upgrade from a
+/// foreign page).
+struct CrossOrigin {
+    standing: OriginStanding,
+    boards: BoardOrigins,
+    own_origin: String,
+    origin_header: Option<String>,
+}
+
+impl CrossOrigin {
+    fn of(request: &Request, env: &Env) -> Result<CrossOrigin, ApiError> {
+        let boards = BoardOrigins::parse(crate::auth::env_value(env, "BOARD_ORIGINS").as_deref())
+            .map_err(|problem| {
+            ApiError::new(
+                domain::api::ErrorCode::Unavailable,
+                format!("This server is misconfigured: {problem}"),
+            )
+        })?;
+        let own_origin = request
+            .url()
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default();
+        let origin_header = request.headers().get("origin").ok().flatten();
+        let standing = classify_origin(origin_header.as_deref(), &own_origin, &boards);
+        Ok(CrossOrigin {
+            standing,
+            boards,
+            own_origin,
+            origin_header,
+        })
+    }
+
+    /// The answer given before routing, if any.
+    fn refusal(&self, request: &Request, method: &str, path: &str) -> Option<HandlerResult> {
+        if method == "OPTIONS" {
+            let path_methods = match match_route(method, path) {
+                Err(RouteMiss::MethodNotAllowed { allowed }) => allowed,
+                _ => Vec::new(),
+            };
+            let requested_method = request
+                .headers()
+                .get("access-control-request-method")
+                .ok()
+                .flatten();
+            return match decide_preflight(
+                self.origin_header.as_deref(),
+                requested_method.as_deref(),
+                &self.own_origin,
+                &self.boards,
+                &path_methods,
+            ) {
+                PreflightDecision::Grant(grant) => Some(preflight_response(&grant)),
+                PreflightDecision::Refuse(message) => Some(Err(ApiError::new(
+                    domain::api::ErrorCode::OriginNotAllowed,
+                    message,
+                ))),
+                PreflightDecision::NotPreflight => None,
+            };
+        }
+        // A WebSocket is not subject to CORS: a page of any origin may open one. The ticket already
+        // authenticates it, but a live stream is only for the deployment's own boards.
+        let upgrade = request.headers().get("upgrade").ok().flatten();
+        if let (OriginStanding::Foreign(origin), Some(upgrade)) = (&self.standing, upgrade)
+            && upgrade.eq_ignore_ascii_case("websocket")
+        {
+            return Some(Err(ApiError::new(
+                domain::api::ErrorCode::OriginNotAllowed,
+                format!(
+                    "Live streams are not served to pages on {origin}. Add the board's origin to                      BOARD_ORIGINS (comma-separated) on the worker to allow it."
+                ),
+            )));
+        }
+        None
+    }
+
+    /// The headers that grant a board origin this response; `Vary: Origin` whenever board origins
+    /// are configured, so no cache hands one origin's answer to another.
+    fn grant(&self) -> Option<Vec<(&'static str, String)>> {
+        if self.boards.is_empty() {
+            return None;
+        }
+        let mut headers = match &self.standing {
+            OriginStanding::Board(origin) => grant_headers(origin),
+            OriginStanding::Own | OriginStanding::Foreign(_) => Vec::new(),
+        };
+        headers.push(("vary", "Origin".to_owned()));
+        Some(headers)
+    }
+}
+
+fn preflight_response(grant: &[(&'static str, String)]) -> HandlerResult {
+    let headers = Headers::new();
+    for (name, value) in grant {
+        headers
+            .set(name, value)
+            .map_err(internal("preflight header"))?;
+    }
+    Ok(Response::empty()
+        .map_err(internal("preflight response"))?
+        .with_status(204)
+        .with_headers(headers))
 }
 
 async fn handle(
@@ -389,7 +516,11 @@ fn error_response(error: &ApiError) -> Response {
         .unwrap_or_else(|_| Response::empty().expect("an empty response can always be built"))
 }
 
-fn with_request_id(response: Response, request_id: &str) -> Response {
+fn finish_headers(
+    response: Response,
+    request_id: &str,
+    grant: Option<Vec<(&'static str, String)>>,
+) -> Response {
     // Responses fetched from the assets binding have immutable headers; copy them into a fresh
     // header map so the id can be added.
     let headers = Headers::new();
@@ -397,5 +528,13 @@ fn with_request_id(response: Response, request_id: &str) -> Response {
         let _ = headers.append(&name, &value);
     }
     let _ = headers.set(REQUEST_ID_HEADER, request_id);
+    for (name, value) in grant.unwrap_or_default() {
+        // `Vary` may already name other headers; a grant is one value (a preflight already has it).
+        let _ = if name == "vary" {
+            headers.append(name, &value)
+        } else {
+            headers.set(name, &value)
+        };
+    }
     response.with_headers(headers)
 }

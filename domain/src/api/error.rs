@@ -47,10 +47,13 @@ pub enum ErrorCode {
     ModelNotAllowed,
     /// The model provider failed or could not be reached (its status is in `details`).
     UpstreamFailed,
+    /// A browser request came from a page whose origin is not one of the board origins this
+    /// deployment allows (`BOARD_ORIGINS`).
+    OriginNotAllowed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -68,6 +71,7 @@ impl ErrorCode {
         ErrorCode::BudgetExhausted,
         ErrorCode::ModelNotAllowed,
         ErrorCode::UpstreamFailed,
+        ErrorCode::OriginNotAllowed,
     ];
 
     /// The HTTP status this code is sent with.
@@ -78,7 +82,8 @@ impl ErrorCode {
             ErrorCode::BudgetExhausted => 402,
             ErrorCode::Forbidden
             | ErrorCode::ModelNotAllowed
-            | ErrorCode::ReauthenticationRequired => 403,
+            | ErrorCode::ReauthenticationRequired
+            | ErrorCode::OriginNotAllowed => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::DependenciesNotDone => 409,
@@ -109,6 +114,7 @@ impl ErrorCode {
             ErrorCode::BudgetExhausted => "budget_exhausted",
             ErrorCode::ModelNotAllowed => "model_not_allowed",
             ErrorCode::UpstreamFailed => "upstream_failed",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }

@@ -15,7 +15,8 @@
 //! - `menu`: what the context menu offers on a block or on empty canvas;
 //! - `minimap`: the whole board drawn small, and the view a click on it asks for;
 //! - `rollup`: dependencies rolled up to the blocks drawn when zoomed out, with counts;
-//! - `errors`: API failures in words a person understands.
+//! - `errors`: API failures in words a person understands;
+//! - `config`: the board's `config.json` (which origin the API is on).
 //!
 //! Coordinates: a block's `position` is relative to its parent's top-left corner (a frame without a
 //! parent is relative to the world origin). The canvas draws children inside their parent's element, so
@@ -24,6 +25,7 @@
 mod board;
 pub mod clipboard;
 pub mod commands;
+pub mod config;
 pub mod drop_target;
 pub mod edit;
 pub mod errors;

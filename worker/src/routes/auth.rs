@@ -349,8 +349,18 @@ pub async fn github_callback(request: &Request, context: &RequestContext) -> Han
     let (token, _) = issue_session(context.auth.signing_key()?, &user_id, generation)?;
     let clear =
         format!("{OAUTH_NONCE_COOKIE}=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0");
+    // A board served from another origin (BOARD_ORIGINS) receives the token there; the fragment
+    // never reaches a server either way.
+    let board = domain::cors::BoardOrigins::parse(
+        crate::auth::env_value(&context.env, "BOARD_ORIGINS").as_deref(),
+    )
+    .unwrap_or_default();
     redirect(
-        &format!("/{}", signin::landing_fragment(&token, &claims.tab_nonce)),
+        &format!(
+            "{}/{}",
+            board.landing_origin().unwrap_or_default(),
+            signin::landing_fragment(&token, &claims.tab_nonce)
+        ),
         Some(clear),
     )
 }
