@@ -312,7 +312,9 @@ impl RuleViolation {
             RuleViolation::DependencyCycle => {
                 "This dependency would close a cycle; remove one of the existing dependencies first.".to_owned()
             }
-            RuleViolation::NestingTooDeep => "The board is nested too deeply for this move.".to_owned(),
+            RuleViolation::NestingTooDeep => format!(
+                "The board is nested too deeply for this: a block may sit at most {MAX_NESTING_DEPTH} levels deep."
+            ),
         }
     }
 }
@@ -371,6 +373,21 @@ const _: () = assert!(LARGEST_REPARENT_GUARD_PARAMETERS <= D1_MAX_BOUND_PARAMETE
 /// block plus every ancestor of its new parent).
 pub fn check_reparent_guard_size(guarded_blocks: usize) -> Result<(), RuleViolation> {
     if guarded_blocks > MAX_REPARENT_GUARDED_BLOCKS {
+        Err(RuleViolation::NestingTooDeep)
+    } else {
+        Ok(())
+    }
+}
+
+/// The deepest a block may sit, counting itself (a top-level frame is at depth 1). Creating a block
+/// follows the same bound a move does, so every block that can be made can also be moved: a block
+/// created under a parent whose chain (the parent and its ancestors) is this long or longer is refused.
+pub const MAX_NESTING_DEPTH: usize = MAX_REPARENT_GUARDED_BLOCKS;
+
+/// Refuses a new block under a parent whose chain (the parent and every ancestor) already holds
+/// [`MAX_NESTING_DEPTH`] blocks.
+pub fn check_nesting_depth(parent_chain_length: usize) -> Result<(), RuleViolation> {
+    if parent_chain_length >= MAX_NESTING_DEPTH {
         Err(RuleViolation::NestingTooDeep)
     } else {
         Ok(())
@@ -522,6 +539,19 @@ mod tests {
             Err(RuleViolation::NestingTooDeep)
         );
         assert_eq!(RuleViolation::NestingTooDeep.rule(), "nesting_depth");
+    }
+
+    #[test]
+    fn a_block_is_created_only_as_deep_as_it_could_be_moved() {
+        assert_eq!(check_nesting_depth(0), Ok(()));
+        assert_eq!(check_nesting_depth(MAX_NESTING_DEPTH - 1), Ok(()));
+        assert_eq!(
+            check_nesting_depth(MAX_NESTING_DEPTH),
+            Err(RuleViolation::NestingTooDeep)
+        );
+        // The deepest block a create allows passes the guard of a move to the same place: it and the
+        // chain of its parent.
+        assert_eq!(check_reparent_guard_size(MAX_NESTING_DEPTH), Ok(()));
     }
 
     fn id(n: u8) -> BlockId {

@@ -10,9 +10,19 @@ use crate::worker::WorkerServer;
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+    /// The response's headers, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Answer {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    }
+
     /// The envelope's error code, if this is an error.
     pub fn code(&self) -> Option<&str> {
         self.body["error"]["code"].as_str()
@@ -108,13 +118,27 @@ impl Client {
             .await
             .unwrap_or_else(|error| panic!("{path}: {error}"));
         let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
         let text = response.text().await.unwrap_or_default();
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        Answer { status, body }
+        Answer {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Answer {

@@ -306,3 +306,25 @@ async fn the_snapshot_agrees_with_every_block_read_on_its_own_after_every_kind_o
         (task.as_str(), frame.as_str())
     );
 }
+
+#[tokio::test]
+async fn a_block_is_created_no_deeper_than_a_move_could_take_it() {
+    let (client, ws) = owner().await;
+    let mut deepest = client.create_block(&ws, "frame", None, "F").await;
+    for depth in 2..=domain::board::MAX_NESTING_DEPTH {
+        deepest = client
+            .create_block(&ws, "module", Some(&deepest), &format!("M{depth}"))
+            .await;
+    }
+    let before = client.board(&ws).await["blocks"].as_array().unwrap().len();
+    let answer = client
+        .post(
+            &format!("/workspaces/{ws}/blocks"),
+            json!({ "level": "task", "parentId": deepest, "title": "too deep" }),
+        )
+        .await;
+    assert_eq!(answer.status, 422, "{:?}", answer.body);
+    assert_eq!(rule(&answer), "nesting_depth");
+    let after = client.board(&ws).await["blocks"].as_array().unwrap().len();
+    assert_eq!(before, after, "a refused create writes nothing");
+}

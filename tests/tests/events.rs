@@ -524,13 +524,21 @@ async fn in_the_normal_path_every_event_reaches_the_hub_once() {
 }
 
 #[tokio::test]
-async fn a_plain_get_of_the_stream_is_refused_with_the_envelope() {
+async fn a_plain_get_of_the_stream_is_426_naming_the_upgrade() {
     let (client, ws, _) = owner_with_frame().await;
     let answer = client
         .get(&format!("/workspaces/{ws}/events?ticket=x"))
         .await;
-    assert_eq!(answer.status, 400);
-    assert_eq!(answer.code(), Some("validation_failed"));
+    assert_eq!(answer.status, 426);
+    assert_eq!(answer.code(), Some("upgrade_required"));
+    // The worker also sets `Upgrade: websocket`, but workerd drops that hop-by-hop header from a
+    // non-101 response; the message says it instead.
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Upgrade: websocket")
+    );
 }
 
 #[tokio::test]

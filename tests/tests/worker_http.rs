@@ -89,6 +89,14 @@ async fn a_wrong_method_on_a_known_route_is_405_with_the_allowed_methods() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
+    assert_eq!(
+        response
+            .headers()
+            .get("allow")
+            .and_then(|value| value.to_str().ok()),
+        Some("GET"),
+        "a 405 carries Allow"
+    );
     let envelope: ErrorEnvelope = response.json().await.unwrap();
     assert_eq!(envelope.error.code, ErrorCode::MethodNotAllowed);
     assert_eq!(

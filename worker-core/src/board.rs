@@ -12,8 +12,8 @@ use domain::api::board::{
     rule_error, stale_revision,
 };
 use domain::board::{
-    Block, BoardBlock, BoardEdge, BoardIndex, Edge, Level, check_new_edge, check_parent_level,
-    check_reparent_guard_size,
+    Block, BoardBlock, BoardEdge, BoardIndex, Edge, Level, MAX_NESTING_DEPTH, check_nesting_depth,
+    check_new_edge, check_parent_level, check_reparent_guard_size,
 };
 use domain::event::EventPayload;
 use domain::ids::{BlockId, EdgeId, WorkspaceId};
@@ -145,7 +145,17 @@ pub async fn get_block<S: Store>(
 struct ParentCheckRow {
     workspace_exists: i64,
     parent_level: Option<String>,
+    parent_chain_length: i64,
 }
+
+/// The length of the chain of block `?2` in workspace `?1` (it and its ancestors), counting no further
+/// than `?5` (the depth bound: a longer chain is refused the same).
+const PARENT_CHAIN_LENGTH: &str = "(WITH RECURSIVE chain(id, parent_id, depth) AS (
+        SELECT id, parent_id, 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2
+        UNION ALL
+        SELECT b.id, b.parent_id, c.depth + 1 FROM blocks b JOIN chain c ON b.id = c.parent_id
+        WHERE b.workspace_id = ?1 AND c.depth < ?5)
+      SELECT COUNT(*) FROM chain)";
 
 /// Creates a block. The happy path is one plan and no read: the guard itself checks that the parent
 /// still exists at a level that may hold the block; only when it fails is the board read to say why.
@@ -171,17 +181,22 @@ pub async fn create_block<S: Store, R: Runtime>(
         // The new block's parent is the one the request names.
         let parent = request.parent_id.as_ref().map(BlockId::as_str);
         // The workspace exists, and so does the parent, at a level that may hold this block (levels
-        // never change, but the parent may be deleted).
-        let precondition = "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)
-            AND (?2 IS NULL OR EXISTS (SELECT 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2 AND level IN (?3, ?4)))";
+        // never change, but the parent may be deleted), and not so deep that the new block could
+        // never be moved (`domain::board::MAX_NESTING_DEPTH`).
+        let precondition = format!(
+            "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)
+            AND (?2 IS NULL OR (EXISTS (SELECT 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2 AND level IN (?3, ?4))
+                                AND {PARENT_CHAIN_LENGTH} < ?5))"
+        );
         let mut plan = GuardedPlan::new(
             runtime.guard_id(),
-            precondition,
+            &precondition,
             &params![
                 workspace,
                 parent,
                 parent_level_params[0],
-                parent_level_params[1]
+                parent_level_params[1],
+                MAX_NESTING_DEPTH as i64
             ],
         );
         plan.push(
@@ -209,9 +224,13 @@ pub async fn create_block<S: Store, R: Runtime>(
         // Why did the guard fail? Read the workspace and the parent.
         let check: Option<ParentCheckRow> = store
             .first(Statement::new(
-                "SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = ?1) AS workspace_exists,
-                        (SELECT level FROM blocks WHERE workspace_id = ?1 AND id = ?2) AS parent_level",
-                &params![workspace, parent],
+                format!(
+                    "SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = ?1) AS workspace_exists,
+                            (SELECT level FROM blocks WHERE workspace_id = ?1 AND id = ?2) AS parent_level,
+                            {PARENT_CHAIN_LENGTH} AS parent_chain_length"
+                ),
+                // ?3 and ?4 are unused here (SQLite binds them as NULL); the chain reads ?5.
+                &params![workspace, parent, None::<&str>, None::<&str>, MAX_NESTING_DEPTH as i64],
             ))
             .await?;
         let check = check.ok_or_else(ApiError::internal)?;
@@ -224,6 +243,8 @@ pub async fn create_block<S: Store, R: Runtime>(
                 .ok_or_else(|| missing_block("parentId"))?;
             let level = Level::parse(&level).ok_or_else(ApiError::internal)?;
             check_parent_level(request.level, Some(level))
+                .map_err(|violation| rule_error(&violation))?;
+            check_nesting_depth(usize::try_from(check.parent_chain_length).unwrap_or(usize::MAX))
                 .map_err(|violation| rule_error(&violation))?;
         }
         // The state is fine now: the guard lost a race with a change that has since been undone.

@@ -13,6 +13,10 @@ use crate::params;
 use crate::store::{GUARD, GuardedPlan, Store};
 
 /// Renames a workspace or changes its access mode. `current` is the workspace as the caller loaded it.
+///
+/// Only the fields the request names change: the write is guarded on the name and access mode it was
+/// computed from, and re-read and retried when another write changed them in between, so a rename
+/// racing a switch to `restricted` can never reopen the workspace (nor the switch undo the rename).
 pub async fn update_workspace<S: Store, R: Runtime>(
     store: &S,
     runtime: &R,
@@ -21,36 +25,83 @@ pub async fn update_workspace<S: Store, R: Runtime>(
     request: &UpdateWorkspaceRequest,
 ) -> Result<Committed<Workspace>, ApiError> {
     request.validate()?;
-    let mut workspace = current.clone();
-    if let Some(name) = &request.name {
-        workspace.name = name.trim().to_owned();
+    let mut current = current.clone();
+    for _ in 0..crate::board::MAX_ATTEMPTS {
+        let mut workspace = current.clone();
+        if let Some(name) = &request.name {
+            workspace.name = name.trim().to_owned();
+        }
+        if let Some(access_mode) = request.access_mode {
+            workspace.access_mode = access_mode;
+        }
+        workspace.updated_at = runtime.now_ms();
+        let id = workspace.id.as_str();
+        let mut plan = GuardedPlan::new(
+            runtime.guard_id(),
+            "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1 AND name = ?2 AND access_mode = ?3)",
+            &params![id, current.name.as_str(), current.access_mode.as_str()],
+        );
+        plan.push(
+            &format!("UPDATE workspaces SET name = ?2, access_mode = ?3, updated_at = ?4 WHERE id = ?1 AND {GUARD}"),
+            &params![id, workspace.name.as_str(), workspace.access_mode.as_str(), workspace.updated_at],
+        );
+        let payload = EventPayload::WorkspaceUpdated {
+            workspace: workspace.clone(),
+        };
+        events::record(&mut plan, context, payload, workspace.updated_at)?;
+        let outcome = store.execute(plan).await?;
+        if outcome.applied {
+            return Ok(Committed {
+                value: workspace,
+                events: outcome.events,
+            });
+        }
+        // Deleted, or changed by another write since it was read: read it again and re-apply only
+        // what this request names.
+        current = read_workspace(store, &current.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("This workspace"))?;
     }
-    if let Some(access_mode) = request.access_mode {
-        workspace.access_mode = access_mode;
-    }
-    workspace.updated_at = runtime.now_ms();
-    let id = workspace.id.as_str();
-    let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
-        "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)",
-        &params![id],
-    );
-    plan.push(
-        &format!("UPDATE workspaces SET name = ?2, access_mode = ?3, updated_at = ?4 WHERE id = ?1 AND {GUARD}"),
-        &params![id, workspace.name.as_str(), workspace.access_mode.as_str(), workspace.updated_at],
-    );
-    let payload = EventPayload::WorkspaceUpdated {
-        workspace: workspace.clone(),
+    Err(ApiError::new(
+        ErrorCode::Conflict,
+        "The workspace kept changing while this change was being applied; retry it.",
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct WorkspaceRow {
+    id: String,
+    account_id: String,
+    name: String,
+    access_mode: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// The workspace as stored now, if it exists.
+pub async fn read_workspace<S: Store>(
+    store: &S,
+    id: &domain::ids::WorkspaceId,
+) -> Result<Option<Workspace>, ApiError> {
+    let row: Option<WorkspaceRow> = store
+        .first(crate::store::Statement::new(
+            "SELECT id, account_id, name, access_mode, created_at, updated_at FROM workspaces WHERE id = ?1",
+            &params![id.as_str()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
     };
-    events::record(&mut plan, context, payload, workspace.updated_at)?;
-    let outcome = store.execute(plan).await?;
-    if !outcome.applied {
-        return Err(ApiError::not_found("This workspace"));
-    }
-    Ok(Committed {
-        value: workspace,
-        events: outcome.events,
-    })
+    let stored = |_| ApiError::internal();
+    Ok(Some(Workspace {
+        id: domain::ids::WorkspaceId::parse(&row.id).map_err(stored)?,
+        account_id: domain::ids::AccountId::parse(&row.account_id).map_err(stored)?,
+        name: row.name,
+        access_mode: domain::access::AccessMode::parse(&row.access_mode)
+            .ok_or_else(ApiError::internal)?,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }))
 }
 
 /// Makes `user_id` (an existing user) an explicit member with `role`, or changes their role.

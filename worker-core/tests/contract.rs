@@ -376,8 +376,9 @@ fn reparent_moves_a_block_and_refuses_cycles_levels_and_stale_revisions() {
 fn reparent_under_a_chain_deeper_than_its_guard_can_bind_is_refused() {
     let f = fixture();
     let mut parent = f.new_frame();
-    // The frame and MAX modules below it: the guard would check the moved task plus MAX + 1 ancestors.
-    for _ in 0..MAX_REPARENT_GUARDED_BLOCKS {
+    // The frame and MAX - 1 modules below it, as deep as creates go: the guard would check the moved
+    // task plus MAX ancestors, one more than it can bind.
+    for _ in 1..MAX_REPARENT_GUARDED_BLOCKS {
         parent = f.new_child("module", &parent);
     }
     let top = f.new_frame();
@@ -977,4 +978,87 @@ fn the_sweep_sees_only_events_that_inline_delivery_did_not_mark() {
 
 fn second_created_at(committed: &worker_core::Committed<Block>) -> i64 {
     committed.value.created_at
+}
+
+#[test]
+fn a_rename_racing_a_switch_to_restricted_keeps_both() {
+    let f = fixture();
+    let loaded = block_on(workspaces::read_workspace(
+        &f.store,
+        &f.context.workspace_id,
+    ))
+    .unwrap()
+    .expect("the fixture's workspace");
+    assert_eq!(loaded.access_mode, AccessMode::Account);
+    // Both requests were authorized against the same loaded workspace; the restriction lands first.
+    let restricted = block_on(workspaces::update_workspace(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &loaded,
+        &UpdateWorkspaceRequest {
+            name: None,
+            access_mode: Some(AccessMode::Restricted),
+        },
+    ))
+    .unwrap();
+    assert_eq!(restricted.value.access_mode, AccessMode::Restricted);
+    let renamed = block_on(workspaces::update_workspace(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &loaded,
+        &UpdateWorkspaceRequest {
+            name: Some("Renamed".to_owned()),
+            access_mode: None,
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        (renamed.value.name.as_str(), renamed.value.access_mode),
+        ("Renamed", AccessMode::Restricted),
+        "the rename must not reopen the restricted workspace"
+    );
+    let stored = block_on(workspaces::read_workspace(
+        &f.store,
+        &f.context.workspace_id,
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (stored.name.as_str(), stored.access_mode),
+        ("Renamed", AccessMode::Restricted)
+    );
+    // The rename's event tells subscribers the truth too.
+    let event: serde_json::Value =
+        serde_json::from_str(&renamed.events.last().expect("an event").body).unwrap();
+    assert_eq!(
+        event["data"]["workspace"]["accessMode"], "restricted",
+        "{event}"
+    );
+}
+
+#[test]
+fn a_block_cannot_be_created_deeper_than_it_could_be_moved() {
+    let f = fixture();
+    // A frame and a chain of modules under it: the deepest module's chain is MAX_NESTING_DEPTH long.
+    let mut deepest = f.new_frame();
+    for _ in 1..domain::board::MAX_NESTING_DEPTH {
+        deepest = f.new_child("module", &deepest);
+    }
+    let seq_before = f.workspace_seq();
+    let error = f.create(&child("task", &deepest.id)).unwrap_err();
+    assert_eq!(error.code, ErrorCode::RuleViolated, "{error}");
+    assert_eq!(rule_of(&error), "nesting_depth");
+    assert_eq!(
+        f.workspace_seq(),
+        seq_before,
+        "a refused create records nothing"
+    );
+    // One level up there is still room, and the block made there can be moved where it was.
+    let parent_of_deepest = deepest.parent_id.clone().unwrap();
+    let allowed = f
+        .create(&child("task", &parent_of_deepest))
+        .expect("a block at the deepest allowed level");
+    assert_eq!(allowed.parent_id, Some(parent_of_deepest));
 }

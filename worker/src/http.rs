@@ -511,6 +511,9 @@ fn error_response(error: &ApiError) -> Response {
     });
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
+    for (name, value) in error.response_headers() {
+        let _ = headers.set(name, &value);
+    }
     Response::ok(body)
         .map(|response| response.with_status(error.status()).with_headers(headers))
         .unwrap_or_else(|_| Response::empty().expect("an empty response can always be built"))

@@ -50,10 +50,12 @@ pub enum ErrorCode {
     /// A browser request came from a page whose origin is not one of the board origins this
     /// deployment allows (`BOARD_ORIGINS`).
     OriginNotAllowed,
+    /// A WebSocket-only route was called without `Upgrade: websocket` (426, with that header).
+    UpgradeRequired,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -72,6 +74,7 @@ impl ErrorCode {
         ErrorCode::ModelNotAllowed,
         ErrorCode::UpstreamFailed,
         ErrorCode::OriginNotAllowed,
+        ErrorCode::UpgradeRequired,
     ];
 
     /// The HTTP status this code is sent with.
@@ -88,6 +91,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::DependenciesNotDone => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UpgradeRequired => 426,
             ErrorCode::RuleViolated => 422,
             ErrorCode::Internal => 500,
             ErrorCode::UpstreamFailed => 502,
@@ -115,6 +119,7 @@ impl ErrorCode {
             ErrorCode::ModelNotAllowed => "model_not_allowed",
             ErrorCode::UpstreamFailed => "upstream_failed",
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::UpgradeRequired => "upgrade_required",
         }
     }
 }
@@ -174,6 +179,33 @@ impl ApiError {
         .with_details(serde_json::json!({ "method": method, "path": path, "allowed": allowed }))
     }
 
+    /// A WebSocket-only route called as plain HTTP.
+    pub fn upgrade_required(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::UpgradeRequired, message)
+    }
+
+    /// The headers HTTP requires next to this error's status: `Allow` on a 405 (the methods the path
+    /// serves, from `details.allowed`), `Upgrade` on a 426.
+    pub fn response_headers(&self) -> Vec<(&'static str, String)> {
+        match self.code {
+            ErrorCode::MethodNotAllowed => {
+                let allowed: Vec<&str> = self
+                    .details
+                    .as_ref()
+                    .and_then(|details| details.get("allowed"))
+                    .and_then(Value::as_array)
+                    .map(|methods| methods.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                vec![("allow", allowed.join(", "))]
+            }
+            ErrorCode::UpgradeRequired => vec![
+                ("upgrade", "websocket".to_owned()),
+                ("connection", "Upgrade".to_owned()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError::new(ErrorCode::Unauthorized, message)
     }
@@ -231,6 +263,24 @@ impl std::error::Error for ApiError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_405_names_the_allowed_methods_and_a_426_the_upgrade() {
+        let not_allowed = ApiError::method_not_allowed("PUT", "/workspaces", &["GET", "POST"]);
+        assert_eq!(
+            not_allowed.response_headers(),
+            vec![("allow", "GET, POST".to_owned())]
+        );
+        assert_eq!(not_allowed.status(), 405);
+        let upgrade = ApiError::upgrade_required("connect with Upgrade: websocket");
+        assert_eq!(upgrade.status(), 426);
+        assert!(
+            upgrade
+                .response_headers()
+                .contains(&("upgrade", "websocket".to_owned()))
+        );
+        assert!(ApiError::not_found("x").response_headers().is_empty());
+    }
 
     #[test]
     fn every_code_serializes_to_its_stable_name() {

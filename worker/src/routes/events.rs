@@ -1,7 +1,7 @@
 //! The live event stream: tickets, and the WebSocket upgrade that hands the socket to the hub.
 
 use domain::access::Permission;
-use domain::api::{ApiError, ErrorCode, FieldProblem};
+use domain::api::{ApiError, FieldProblem};
 use domain::auth::{self as tokens, Audience, Claims};
 use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{EventTicket, TICKET_TTL_SECONDS};
@@ -38,7 +38,6 @@ pub async fn ticket(context: &RequestContext) -> HandlerResult {
 
 /// `GET /workspaces/:id/events?ticket&since&clientId` (WebSocket upgrade).
 pub async fn open(request: &Request, context: &RequestContext) -> HandlerResult {
-    let key = context.auth.signing_key()?;
     let upgrade = request
         .headers()
         .get("upgrade")
@@ -46,11 +45,11 @@ pub async fn open(request: &Request, context: &RequestContext) -> HandlerResult 
         .flatten()
         .unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
+        return Err(ApiError::upgrade_required(
             "This is a WebSocket endpoint: connect with `Upgrade: websocket`.",
         ));
     }
+    let key = context.auth.signing_key()?;
     let query: std::collections::HashMap<String, String> =
         context.url.query_pairs().into_owned().collect();
     let ticket = query.get("ticket").ok_or_else(|| {
