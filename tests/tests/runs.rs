@@ -102,8 +102,31 @@ fn tool_names(request: &RecordedModelRequest) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The scripted agents: a coder that changes one file and finishes, a reviewer that rates the
-/// change 0.9 — after asking a person first, on a task whose title starts with "Ask".
+/// What the reviewer of a task titled "Rework …" says the first time: below the threshold, so the
+/// coder must run again with it.
+const REVIEW_BLOCKER: &str = "REVIEW-BLOCKER: the greeting must also be logged";
+/// What a coder that was given feedback (a review's or an approver's) says it did; the reviewer
+/// passes a change whose summary says so.
+const ADDRESSED: &str = "ADDRESSED-FEEDBACK";
+/// The architect's design, stored as the step's output.
+const DESIGN: &str = "DESIGN: change lib.txt in one place.";
+
+/// The agent kind a request is for, from the system prompt every step carries (`You are the …`).
+fn agent_kind(conversation: &str) -> &'static str {
+    ["estimator", "architect", "coder", "reviewer", "tester"]
+        .into_iter()
+        .find(|kind| conversation.contains(&format!("You are the {kind}.")))
+        .unwrap_or("unknown")
+}
+
+/// The scripted agents, one per kind:
+/// - the estimator (inline, one model call) rates the task;
+/// - the architect answers with [`DESIGN`];
+/// - the coder changes `src/lib.txt` (differently when it was given feedback, so every round
+///   commits something) and finishes, saying [`ADDRESSED`] when its prompt carried feedback;
+/// - the reviewer rates the change 0.9 — after asking a person first on a task titled "Ask …", and
+///   0.4 with [`REVIEW_BLOCKER`] on a task titled "Rework …" until the coder addressed it;
+/// - the tester reports every test green.
 fn scripted_agent(request: &RecordedModelRequest) -> Reply {
     let finish = |arguments: Value| Reply::Owned {
         text: None,
@@ -114,22 +137,69 @@ fn scripted_agent(request: &RecordedModelRequest) -> Reply {
         .map(|messages| messages.iter().filter(|m| m["role"] == "tool").count())
         .unwrap_or(0);
     let conversation = text_of(request);
+    match agent_kind(&conversation) {
+        "estimator" => {
+            return Reply::Owned {
+                text: Some(
+                    json!({
+                        "complexity": { "score": 2, "reason": "one file" },
+                        "risk": { "score": 1, "reason": "a text file" },
+                        "impact": { "score": 3, "reason": "everyone reads it" },
+                    })
+                    .to_string(),
+                ),
+                calls: Vec::new(),
+            };
+        }
+        "architect" => return finish(json!({ "summary": DESIGN })),
+        "tester" => {
+            return finish(json!({
+                "summary": "All green.",
+                "output": { "passed": true, "commands": ["cat src/lib.txt"], "testsRun": 1,
+                    "testsFailed": 0, "failures": [], "summary": "1 test, all green" }
+            }));
+        }
+        _ => {}
+    }
+    let given_feedback = conversation.contains("Review to address")
+        || conversation.contains("Feedback from the approver");
     if tool_names(request).iter().any(|name| name == "write_file") {
         if tool_results == 0 {
+            // Each round writes something new: a rework that changed nothing would fail with
+            // `no_changes`.
+            let content = if conversation.contains("Feedback from the approver") {
+                "four\n"
+            } else if given_feedback {
+                "three\n"
+            } else {
+                "two\n"
+            };
             return Reply::Owned {
                 text: None,
                 calls: vec![(
                     "write_file".to_owned(),
-                    json!({ "path": "src/lib.txt", "content": "two\n" }),
+                    json!({ "path": "src/lib.txt", "content": content }),
                 )],
             };
         }
-        return finish(json!({ "summary": "lib.txt now says two." }));
+        let summary = if given_feedback {
+            format!("{ADDRESSED}: lib.txt changed again.")
+        } else {
+            "lib.txt now says two.".to_owned()
+        };
+        return finish(json!({ "summary": summary }));
     }
     if conversation.contains("Ask about") && !conversation.contains(CHOSEN) {
         return finish(json!({
             "summary": "I need a person to pick.",
             "output": { "decision": { "question": QUESTION, "options": [CHOSEN, "red-choice"] } }
+        }));
+    }
+    if conversation.contains("# Task: Rework") && !conversation.contains(ADDRESSED) {
+        return finish(json!({
+            "summary": "Not yet.",
+            "output": { "rating": 0.4, "comments": [
+                { "severity": "blocker", "path": "src/lib.txt", "text": REVIEW_BLOCKER }] }
         }));
     }
     finish(json!({
@@ -719,6 +789,260 @@ async fn a_decision_parks_the_run_until_a_person_answers_and_the_answer_reaches_
             .any(|request| text_of(request).contains(CHOSEN)),
         "the person's answer reached the agent's prompt"
     );
+    board
+        .client
+        .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
+        .await
+        .expect(200);
+}
+
+/// Model requests made for `kind` whose conversation contains `text`.
+fn requests_of(kind: &str, text: &str) -> usize {
+    setup()
+        .model
+        .requests()
+        .iter()
+        .map(text_of)
+        .filter(|conversation| agent_kind(conversation) == kind && conversation.contains(text))
+        .count()
+}
+
+async fn answer_approval(board: &Board, run_id: &str, approval_id: &str, body: Value) -> Value {
+    board
+        .client
+        .post(
+            &board.path(&format!("/runs/{run_id}/approvals/{approval_id}")),
+            body,
+        )
+        .await
+        .expect(200)
+}
+
+#[tokio::test]
+async fn a_build_run_goes_through_every_step_with_a_rework_round_and_an_approval_to_a_merge() {
+    let _door = DOOR.read().await;
+    let setup = setup();
+    let board = board_titled(&[
+        "Rework the greeting".to_owned(),
+        "Announce the greeting".to_owned(),
+    ])
+    .await;
+    let (task, dependent) = (&board.tasks[0], &board.tasks[1]);
+    board
+        .client
+        .post(
+            &board.path("/edges"),
+            json!({ "from": dependent, "to": task }),
+        )
+        .await
+        .expect(201);
+    let queued_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{dependent}/runs")),
+            json!({ "pipelineId": "quick", "modelId": "scripted", "queue": true }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{task}/runs")),
+            json!({ "pipelineId": "build", "modelId": "scripted" }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // estimator → architect → coder → PR → reviewer 0.4 → coder again → reviewer 0.9 → approval.
+    let gated = board
+        .wait_for_run(&run_id, "the approval after the review", |run| {
+            run["summary"]["park"]["type"] == "approval"
+        })
+        .await;
+    assert_eq!(gated["status"], "blocked");
+    assert_eq!(board.block_status(task).await, "blocked");
+    let estimate = &step(&gated, 0)["output"];
+    assert_eq!(estimate["type"], "estimate", "{gated:#}");
+    assert_eq!(estimate["complexity"]["score"], 2);
+    assert_eq!(step(&gated, 0)["surface"], "inline");
+    assert_eq!(step(&gated, 1)["output"]["text"], DESIGN);
+    assert_eq!(step(&gated, 2)["status"], "done");
+    assert_eq!(step(&gated, 2)["attempts"], 2, "the coder ran again");
+    assert!(
+        step(&gated, 2)["output"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(ADDRESSED)
+    );
+    assert_eq!(step(&gated, 3)["attempts"], 2, "the reviewer graded twice");
+    assert_eq!(step(&gated, 3)["output"]["rating"], 0.9);
+    assert_eq!(step(&gated, 4)["status"], "pending");
+    // The second coder's prompt carried the review's comment and the architect's design.
+    assert!(
+        requests_of("coder", REVIEW_BLOCKER) > 0,
+        "the review's feedback reached the coder's prompt"
+    );
+    assert!(
+        requests_of("coder", DESIGN) > 0,
+        "the design reached the coder"
+    );
+    let branch = format!("cat/{task}");
+    assert_eq!(
+        setup.forge.branch_commit("demo", &branch).map(|_| "pushed"),
+        Some("pushed")
+    );
+
+    let approval = &gated["summary"]["park"];
+    assert_eq!(approval["stepIndex"], 3);
+    assert_eq!(approval["reason"], "gate");
+    let approval_id = approval["id"].as_str().unwrap().to_owned();
+    answer_approval(
+        &board,
+        &run_id,
+        &approval_id,
+        json!({ "verdict": "approve" }),
+    )
+    .await;
+
+    // approval → tester → the PR waits for its merge.
+    let ready = board
+        .wait_for_run(&run_id, "a pull request ready to merge", |run| {
+            run["summary"]["park"]["type"] == "merge"
+        })
+        .await;
+    let report = &step(&ready, 4)["output"];
+    assert_eq!(report["type"], "test_report", "{ready:#}");
+    assert_eq!(report["passed"], true);
+    assert_eq!(board.block_status(task).await, "pr_ready");
+    assert_eq!(ready["summary"]["pullRequest"]["branch"], branch.as_str());
+
+    let merged = board
+        .client
+        .post(&board.path(&format!("/blocks/{task}/merge")), json!(null))
+        .await
+        .expect(200);
+    assert_eq!(merged["status"], "done", "{merged:#}");
+    assert_eq!(board.block_status(task).await, "done");
+    assert_eq!(
+        setup.forge.branch_commit("demo", "main"),
+        setup.forge.branch_commit("demo", &branch),
+        "main fast-forwarded to the pull request's commit"
+    );
+    let started = board
+        .wait_for_run(&queued_id, "the dependent's run started", |run| {
+            run["status"] != "blocked" || step(run, 0)["jobId"].as_str().is_some()
+        })
+        .await;
+    assert_ne!(started["status"], "blocked");
+    board
+        .client
+        .post(
+            &board.path(&format!("/runs/{queued_id}/cancel")),
+            json!(null),
+        )
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn requesting_changes_at_an_approval_sends_the_coder_back_with_the_feedback() {
+    let _door = DOOR.read().await;
+    const FEEDBACK: &str = "APPROVER-FEEDBACK: also say hello in the readme";
+    let board = board_titled(&["Polish the greeting".to_owned()]).await;
+    let task = &board.tasks[0];
+    let pipeline = board
+        .client
+        .post(
+            &board.path("/pipelines"),
+            json!({ "name": "Gated quick", "steps": [
+                { "kind": "coder" },
+                { "kind": "reviewer", "approvalAfter": true,
+                  "companion": { "passThreshold": 0.7, "reworkBudget": 1 } }] }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{task}/runs")),
+            json!({ "pipelineId": pipeline, "modelId": "scripted" }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = board
+        .wait_for_run(&run_id, "the first approval", |run| {
+            run["summary"]["park"]["type"] == "approval"
+        })
+        .await;
+    let first_id = first["summary"]["park"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(step(&first, 0)["attempts"], 1);
+    assert_eq!(requests_of("coder", FEEDBACK), 0);
+
+    // Changes without feedback say nothing to the coder: refused, and the run stays parked.
+    let empty = board
+        .client
+        .post(
+            &board.path(&format!("/runs/{run_id}/approvals/{first_id}")),
+            json!({ "verdict": "request_changes", "feedback": "  " }),
+        )
+        .await;
+    assert_eq!(empty.status, 422, "{}", empty.body);
+    assert_eq!(
+        board.run(&run_id).await["summary"]["park"]["id"],
+        first_id.as_str()
+    );
+
+    let sent_back = answer_approval(
+        &board,
+        &run_id,
+        &first_id,
+        json!({ "verdict": "request_changes", "feedback": FEEDBACK }),
+    )
+    .await;
+    assert_eq!(sent_back["status"], "running");
+    let second = board
+        .wait_for_run(&run_id, "the approval after the rework", |run| {
+            run["summary"]["park"]["type"] == "approval"
+                && run["summary"]["park"]["id"] != first_id.as_str()
+        })
+        .await;
+    assert_eq!(step(&second, 0)["attempts"], 2, "the coder ran again");
+    assert!(
+        step(&second, 0)["output"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(ADDRESSED),
+        "{second:#}"
+    );
+    assert_eq!(
+        step(&second, 1)["attempts"],
+        2,
+        "the reviewer graded the rework"
+    );
+    assert!(
+        requests_of("coder", FEEDBACK) > 0,
+        "the approver's feedback reached the coder's prompt"
+    );
+    let second_id = second["summary"]["park"]["id"].as_str().unwrap().to_owned();
+    answer_approval(&board, &run_id, &second_id, json!({ "verdict": "approve" })).await;
+    board
+        .wait_for_run(&run_id, "a pull request ready to merge", |run| {
+            run["summary"]["park"]["type"] == "merge"
+        })
+        .await;
+    assert_eq!(board.block_status(task).await, "pr_ready");
     board
         .client
         .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
