@@ -136,6 +136,9 @@ pub enum StepFailureKind {
     ModelCall,
     /// A person rejected the step's work at an approval.
     ApprovalRejected,
+    /// The model gateway refused a runner job's call for budget. Never left on a failed step: the
+    /// engine pauses the run on it ([`RunStatus::Paused`]) and raising the limit resumes it.
+    BudgetExhausted,
 }
 
 impl From<crate::job::FailureKind> for StepFailureKind {
@@ -156,6 +159,7 @@ impl From<crate::job::FailureKind> for StepFailureKind {
             FailureKind::HarnessShutdown => StepFailureKind::HarnessShutdown,
             FailureKind::Internal => StepFailureKind::Internal,
             FailureKind::InvalidAnswer => StepFailureKind::InvalidAnswer,
+            FailureKind::BudgetExhausted => StepFailureKind::BudgetExhausted,
         }
     }
 }
