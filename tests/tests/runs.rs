@@ -1049,3 +1049,77 @@ async fn requesting_changes_at_an_approval_sends_the_coder_back_with_the_feedbac
         .await
         .expect(200);
 }
+
+#[tokio::test]
+async fn a_budget_refusal_pauses_the_run_and_raising_the_limit_resumes_it() {
+    let _door = DOOR.read().await;
+    let board = board_titled(&["Spend on the greeting".to_owned()]).await;
+    let task = &board.tasks[0];
+    let me = board.client.get("/auth/me").await.expect(200);
+    let account = me["accounts"][0]["id"].as_str().unwrap().to_owned();
+    let set_limit = |limit: &'static str| {
+        let board = &board;
+        let account = account.clone();
+        async move {
+            board
+                .client
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/accounts/{account}/spend/limit"),
+                    Some(RawBody::Json(json!({ "limitUsd": limit }))),
+                )
+                .await
+                .expect(200);
+        }
+    };
+    // Nothing may be spent: the coder's first model call is refused by the gateway with 402.
+    set_limit("0").await;
+    let run_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{task}/runs")),
+            json!({ "pipelineId": "quick", "modelId": "scripted" }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let paused = board
+        .wait_for_run(&run_id, "paused on its budget", |run| {
+            run["status"] == "paused"
+        })
+        .await;
+    assert_eq!(step(&paused, 0)["status"], "pending", "{paused:#}");
+    assert_eq!(step(&paused, 0)["attempts"], 1);
+    assert!(
+        step(&paused, 0).get("failure").is_none(),
+        "a budget refusal is not the step's failure: {paused:#}"
+    );
+    assert!(
+        paused["summary"]["pausedReason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("402")),
+        "{paused:#}"
+    );
+    assert_eq!(board.block_status(task).await, "blocked");
+    // The harness ended the job with the failure kind that says so.
+    let job = harness_job(&format!("{run_id}-0-1")).await.unwrap();
+    assert_eq!(job["failure"]["kind"], "budget_exhausted", "{job:#}");
+
+    // Raising the limit resumes the run from the same step, with a fresh attempt.
+    set_limit("100").await;
+    let ready = board
+        .wait_for_run(&run_id, "resumed and ready to merge", |run| {
+            run["summary"]["park"]["type"] == "merge"
+        })
+        .await;
+    assert_eq!(step(&ready, 0)["attempts"], 2);
+    assert_eq!(step(&ready, 1)["status"], "done");
+    assert_eq!(board.block_status(task).await, "pr_ready");
+    board
+        .client
+        .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
+        .await
+        .expect(200);
+}
