@@ -26,7 +26,8 @@ struct Setup {
     model: ScriptedModel,
     server: WorkerServer,
     door: RunnerDoor,
-    harness: HarnessProcess,
+    /// Behind a lock: the crash test kills and restarts it (holding the door's write lock).
+    harness: std::sync::Mutex<HarnessProcess>,
     forge: ForgeRoot,
 }
 
@@ -39,7 +40,7 @@ fn setup() -> &'static Setup {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let forge = ForgeRoot::create();
-            forge.add_repository("demo", &[("src/lib.txt", "one\n")]);
+            forge.add_repository(DEMO_REPOSITORY, &[("src/lib.txt", "one\n")]);
             let harness = HarnessProcess::start();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -72,7 +73,7 @@ fn setup() -> &'static Setup {
                     model,
                     server,
                     door,
-                    harness,
+                    harness: std::sync::Mutex::new(harness),
                     forge,
                 })
                 .unwrap();
@@ -81,6 +82,8 @@ fn setup() -> &'static Setup {
         receiver.recv().expect("the runs fixture starts")
     })
 }
+
+const DEMO_REPOSITORY: &str = "demo";
 
 /// The decision the reviewer of an "Ask …" task asks, and the option a person picks.
 const QUESTION: &str = "Which colour should the button be?";
@@ -110,6 +113,32 @@ const REVIEW_BLOCKER: &str = "REVIEW-BLOCKER: the greeting must also be logged";
 const ADDRESSED: &str = "ADDRESSED-FEEDBACK";
 /// The architect's design, stored as the step's output.
 const DESIGN: &str = "DESIGN: change lib.txt in one place.";
+
+/// While set, the coder of a task titled "Crash …" never gets an answer from the model, so its job
+/// is mid-flight whenever the runner is killed.
+static CODER_HANGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// The task's title (from `# Task: <title>` in the prompt) as a file name: every task's coder
+/// writes a file of its own, so runs of different tasks never conflict on merge.
+fn task_slug(conversation: &str) -> String {
+    let title = conversation
+        .split("# Task: ")
+        .nth(1)
+        .unwrap_or("untitled")
+        .split(['\\', '"'])
+        .next()
+        .unwrap_or("untitled");
+    title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
 
 /// The agent kind a request is for, from the system prompt every step carries (`You are the …`).
 fn agent_kind(conversation: &str) -> &'static str {
@@ -161,6 +190,13 @@ fn scripted_agent(request: &RecordedModelRequest) -> Reply {
         }
         _ => {}
     }
+    if conversation.contains("# Task: Crash")
+        && CODER_HANGS.load(std::sync::atomic::Ordering::SeqCst)
+        && tool_names(request).iter().any(|name| name == "write_file")
+    {
+        // The job stays in the agent phase, waiting on the model, until the test kills the runner.
+        return Reply::Hang;
+    }
     let given_feedback = conversation.contains("Review to address")
         || conversation.contains("Feedback from the approver");
     if tool_names(request).iter().any(|name| name == "write_file") {
@@ -178,7 +214,7 @@ fn scripted_agent(request: &RecordedModelRequest) -> Reply {
                 text: None,
                 calls: vec![(
                     "write_file".to_owned(),
-                    json!({ "path": "src/lib.txt", "content": content }),
+                    json!({ "path": format!("src/{}.txt", task_slug(&conversation)), "content": content }),
                 )],
             };
         }
@@ -213,12 +249,19 @@ struct Board {
     client: Client,
     workspace: String,
     tasks: Vec<String>,
+    /// The bare repository under the forge root the board's service links (`local:<repository>`).
+    /// One for every test: a runner without job users runs one repository's jobs at a time, and
+    /// each task's coder writes a file of its own, so the tests' branches merge cleanly.
+    repository: String,
 }
 
 async fn board(tasks: usize) -> Board {
+    // Titles are unique across the binary: each names the file its coder writes.
+    static BOARDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let board = BOARDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     board_titled(
         &(0..tasks)
-            .map(|index| format!("Task {index}"))
+            .map(|index| format!("Task {index} of board {board}"))
             .collect::<Vec<_>>(),
     )
     .await
@@ -249,7 +292,7 @@ async fn board_titled(titles: &[String]) -> Board {
     let frame = client
         .post(
             &format!("/workspaces/{workspace}/blocks"),
-            json!({ "level": "frame", "title": "Demo service", "repoUrl": "local:demo" }),
+            json!({ "level": "frame", "title": "Demo service", "repoUrl": format!("local:{DEMO_REPOSITORY}") }),
         )
         .await
         .id();
@@ -268,6 +311,7 @@ async fn board_titled(titles: &[String]) -> Board {
         client,
         workspace,
         tasks: ids,
+        repository: DEMO_REPOSITORY.to_owned(),
     }
 }
 
@@ -299,9 +343,26 @@ impl Board {
             assert!(
                 Instant::now() < deadline,
                 "run {run_id} never got to: {what}; it is {run:#}\nharness log:\n{}",
-                setup().harness.log_tail(20)
+                harness_log_tail()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (60 s at most) until the block shows `status`. The run's own record moves first: the
+    /// coordinator checkpoints the run, then performs the block write among its effects.
+    async fn wait_for_block_status(&self, block: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = self.block_status(block).await;
+            if now == status {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "block {block} never became {status}; it is {now}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -316,6 +377,23 @@ impl Board {
     }
 }
 
+fn harness_log_tail() -> String {
+    setup()
+        .harness
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .log_tail(20)
+}
+
+fn harness_url() -> String {
+    setup()
+        .harness
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .base_url
+        .clone()
+}
+
 fn step(run: &Value, index: usize) -> &Value {
     &run["summary"]["steps"][index]
 }
@@ -323,7 +401,7 @@ fn step(run: &Value, index: usize) -> &Value {
 /// A job as the harness knows it (through its own API, not the door).
 async fn harness_job(job_id: &str) -> Option<Value> {
     let response = reqwest::Client::new()
-        .get(format!("{}/jobs/{job_id}", setup().harness.base_url))
+        .get(format!("{}/jobs/{job_id}", harness_url()))
         .header("x-harness-secret", RUNNER_SECRET)
         .send()
         .await
@@ -416,6 +494,8 @@ async fn a_run_dispatches_its_first_step_to_the_runner_with_its_deterministic_jo
 #[tokio::test]
 async fn an_unreachable_runner_is_retried_then_fails_the_step_with_dispatch_and_retry_resumes_there()
  {
+    // The door fails every request while this runs: no other run test may use it meanwhile.
+    let _door = DOOR.write().await;
     let setup = setup();
     let board = board(1).await;
     let task = &board.tasks[0];
@@ -621,7 +701,7 @@ async fn custom_pipelines_are_validated_naming_the_step_and_built_in_ones_are_fi
         .expect(204);
     let _ = setup()
         .forge
-        .branch_commit("demo", "main")
+        .branch_commit(&board.repository, "main")
         .expect("main exists");
 }
 
@@ -672,9 +752,17 @@ async fn a_quick_run_opens_a_pull_request_merge_finishes_it_and_starts_the_queue
     assert_eq!(step(&ready, 0)["status"], "done");
     assert_eq!(step(&ready, 1)["status"], "done");
     assert_eq!(step(&ready, 1)["output"]["rating"], 0.9, "{ready:#}");
-    assert_eq!(board.block_status(task).await, "pr_ready");
-    assert!(setup.forge.branch_commit("demo", &branch).is_some());
-    let main_before = setup.forge.branch_commit("demo", "main").unwrap();
+    board.wait_for_block_status(task, "pr_ready").await;
+    assert!(
+        setup
+            .forge
+            .branch_commit(&board.repository, &branch)
+            .is_some()
+    );
+    let main_before = setup
+        .forge
+        .branch_commit(&board.repository, "main")
+        .unwrap();
 
     // Every model call went through the gateway: the runner never saw the provider's key.
     assert!(
@@ -695,12 +783,20 @@ async fn a_quick_run_opens_a_pull_request_merge_finishes_it_and_starts_the_queue
         .expect(200);
     assert_eq!(merged["status"], "done", "{merged:#}");
     assert_eq!(board.block_status(task).await, "done");
-    let main_after = setup.forge.branch_commit("demo", "main").unwrap();
+    let main_after = setup
+        .forge
+        .branch_commit(&board.repository, "main")
+        .unwrap();
     assert_ne!(main_before, main_after);
-    assert_eq!(
-        main_after,
-        setup.forge.branch_commit("demo", &branch).unwrap(),
-        "main fast-forwarded to the pull request's commit"
+    let branch_commit = setup
+        .forge
+        .branch_commit(&board.repository, &branch)
+        .unwrap();
+    assert!(
+        setup
+            .forge
+            .branch_contains(&board.repository, "main", &branch_commit),
+        "main has the pull request's commit"
     );
     let started = board
         .wait_for_run(&queued_id, "the dependent's run started", |run| {
@@ -746,7 +842,7 @@ async fn a_decision_parks_the_run_until_a_person_answers_and_the_answer_reaches_
         })
         .await;
     assert_eq!(parked["status"], "blocked");
-    assert_eq!(board.block_status(task).await, "blocked");
+    board.wait_for_block_status(task, "blocked").await;
     let decision = &parked["summary"]["park"];
     assert_eq!(decision["question"], QUESTION);
     let decision_id = decision["id"].as_str().unwrap().to_owned();
@@ -866,7 +962,7 @@ async fn a_build_run_goes_through_every_step_with_a_rework_round_and_an_approval
         })
         .await;
     assert_eq!(gated["status"], "blocked");
-    assert_eq!(board.block_status(task).await, "blocked");
+    board.wait_for_block_status(task, "blocked").await;
     let estimate = &step(&gated, 0)["output"];
     assert_eq!(estimate["type"], "estimate", "{gated:#}");
     assert_eq!(estimate["complexity"]["score"], 2);
@@ -894,7 +990,10 @@ async fn a_build_run_goes_through_every_step_with_a_rework_round_and_an_approval
     );
     let branch = format!("cat/{task}");
     assert_eq!(
-        setup.forge.branch_commit("demo", &branch).map(|_| "pushed"),
+        setup
+            .forge
+            .branch_commit(&board.repository, &branch)
+            .map(|_| "pushed"),
         Some("pushed")
     );
 
@@ -919,7 +1018,7 @@ async fn a_build_run_goes_through_every_step_with_a_rework_round_and_an_approval
     let report = &step(&ready, 4)["output"];
     assert_eq!(report["type"], "test_report", "{ready:#}");
     assert_eq!(report["passed"], true);
-    assert_eq!(board.block_status(task).await, "pr_ready");
+    board.wait_for_block_status(task, "pr_ready").await;
     assert_eq!(ready["summary"]["pullRequest"]["branch"], branch.as_str());
 
     let merged = board
@@ -929,10 +1028,15 @@ async fn a_build_run_goes_through_every_step_with_a_rework_round_and_an_approval
         .expect(200);
     assert_eq!(merged["status"], "done", "{merged:#}");
     assert_eq!(board.block_status(task).await, "done");
-    assert_eq!(
-        setup.forge.branch_commit("demo", "main"),
-        setup.forge.branch_commit("demo", &branch),
-        "main fast-forwarded to the pull request's commit"
+    let branch_commit = setup
+        .forge
+        .branch_commit(&board.repository, &branch)
+        .unwrap();
+    assert!(
+        setup
+            .forge
+            .branch_contains(&board.repository, "main", &branch_commit),
+        "main has the pull request's commit"
     );
     let started = board
         .wait_for_run(&queued_id, "the dependent's run started", |run| {
@@ -1042,7 +1146,7 @@ async fn requesting_changes_at_an_approval_sends_the_coder_back_with_the_feedbac
             run["summary"]["park"]["type"] == "merge"
         })
         .await;
-    assert_eq!(board.block_status(task).await, "pr_ready");
+    board.wait_for_block_status(task, "pr_ready").await;
     board
         .client
         .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
@@ -1102,7 +1206,7 @@ async fn a_budget_refusal_pauses_the_run_and_raising_the_limit_resumes_it() {
             .is_some_and(|reason| reason.contains("402")),
         "{paused:#}"
     );
-    assert_eq!(board.block_status(task).await, "blocked");
+    board.wait_for_block_status(task, "blocked").await;
     // The harness ended the job with the failure kind that says so.
     let job = harness_job(&format!("{run_id}-0-1")).await.unwrap();
     assert_eq!(job["failure"]["kind"], "budget_exhausted", "{job:#}");
@@ -1116,7 +1220,88 @@ async fn a_budget_refusal_pauses_the_run_and_raising_the_limit_resumes_it() {
         .await;
     assert_eq!(step(&ready, 0)["attempts"], 2);
     assert_eq!(step(&ready, 1)["status"], "done");
-    assert_eq!(board.block_status(task).await, "pr_ready");
+    board.wait_for_block_status(task, "pr_ready").await;
+    board
+        .client
+        .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn a_runner_killed_mid_job_is_retried_then_fails_the_step_with_harness_shutdown_and_retry_resumes_there()
+ {
+    // Killing the runner disturbs every job on it: no other run test may use it meanwhile.
+    let _door = DOOR.write().await;
+    let setup = setup();
+    let board = board_titled(&["Crash the runner".to_owned()]).await;
+    let task = &board.tasks[0];
+    CODER_HANGS.store(true, std::sync::atomic::Ordering::SeqCst);
+    let run_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{task}/runs")),
+            json!({ "pipelineId": "quick", "modelId": "scripted" }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Every attempt dies with the runner: the first and its two retries (FAST_ENGINE allows 2).
+    for attempt in 1..=3 {
+        let job_id = format!("{run_id}-0-{attempt}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let job = job_on_runner(&job_id).await;
+            if job["state"] == "running" && job["phase"] == "agent" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {job_id} never reached the agent: {job:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        setup
+            .harness
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .kill_and_restart();
+        // The restarted runner remembers the job, and that it died with the runner.
+        let lost = harness_job(&job_id)
+            .await
+            .expect("the runner kept the record");
+        assert_eq!(lost["failure"]["kind"], "harness_shutdown", "{lost:#}");
+    }
+    let failed = board
+        .wait_for_run(&run_id, "failed after the retries", |run| {
+            run["status"] == "failed"
+        })
+        .await;
+    assert_eq!(step(&failed, 0)["status"], "failed");
+    assert_eq!(
+        step(&failed, 0)["failure"]["kind"],
+        "harness_shutdown",
+        "{failed:#}"
+    );
+    assert_eq!(step(&failed, 0)["attempts"], 3);
+    board.wait_for_block_status(task, "blocked").await;
+
+    // The runner is healthy again: retry resumes at the coder and the run gets to its merge.
+    CODER_HANGS.store(false, std::sync::atomic::Ordering::SeqCst);
+    board
+        .client
+        .post(&board.path(&format!("/runs/{run_id}/retry")), json!(null))
+        .await
+        .expect(200);
+    let ready = board
+        .wait_for_run(&run_id, "a pull request ready to merge", |run| {
+            run["summary"]["park"]["type"] == "merge"
+        })
+        .await;
+    assert_eq!(step(&ready, 0)["attempts"], 4);
+    board.wait_for_block_status(task, "pr_ready").await;
     board
         .client
         .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
