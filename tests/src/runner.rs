@@ -232,8 +232,12 @@ struct DoorState {
     passed: Arc<AtomicUsize>,
     /// The job id of every `POST /jobs` the harness accepted (2xx), in order, repeats included.
     created: Arc<std::sync::Mutex<Vec<String>>>,
+    /// When the first `POST /jobs` of each job id reached the door.
+    first_seen: FirstSeen,
     client: reqwest::Client,
 }
+
+type FirstSeen = Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
 
 /// A front door for the runner: forwards every request to the harness, or answers 503 while
 /// `fail(true)`; counts both.
@@ -243,6 +247,7 @@ pub struct RunnerDoor {
     refused: Arc<AtomicUsize>,
     passed: Arc<AtomicUsize>,
     created: Arc<std::sync::Mutex<Vec<String>>>,
+    first_seen: FirstSeen,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -256,13 +261,15 @@ impl RunnerDoor {
             refused: Arc::default(),
             passed: Arc::default(),
             created: Arc::default(),
+            first_seen: Arc::default(),
             client: reqwest::Client::new(),
         };
-        let (failing, refused, passed, created) = (
+        let (failing, refused, passed, created, first_seen) = (
             state.failing.clone(),
             state.refused.clone(),
             state.passed.clone(),
             state.created.clone(),
+            state.first_seen.clone(),
         );
         let app = axum::Router::new().fallback(forward).with_state(state);
         let server = tokio::spawn(async move {
@@ -274,6 +281,7 @@ impl RunnerDoor {
             refused,
             passed,
             created,
+            first_seen,
             _server: server,
         }
     }
@@ -296,6 +304,15 @@ impl RunnerDoor {
             .clone()
     }
 
+    /// When the first dispatch (`POST /jobs`) of `job_id` reached the runner's door, answered or not.
+    pub fn first_dispatch_at(&self, job_id: &str) -> Option<Instant> {
+        self.first_seen
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(job_id)
+            .copied()
+    }
+
     /// Requests forwarded to the harness.
     pub fn passed(&self) -> usize {
         self.passed.load(Ordering::SeqCst)
@@ -309,6 +326,18 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if method == Method::POST
+        && uri.path() == "/jobs"
+        && let Ok(job) = serde_json::from_slice::<serde_json::Value>(&body)
+        && let Some(id) = job["id"].as_str()
+    {
+        state
+            .first_seen
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .entry(id.to_owned())
+            .or_insert_with(Instant::now);
+    }
     if state.failing.load(Ordering::SeqCst) {
         state.refused.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::SERVICE_UNAVAILABLE, "runner overloaded (test)").into_response();

@@ -668,6 +668,28 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// Whether this effect hands a job to the runner (`POST /jobs`).
+    pub fn is_runner_dispatch(&self) -> bool {
+        matches!(self, Effect::DispatchJob { .. } | Effect::ResendJob { .. })
+    }
+}
+
+/// The order the coordinator performs a stored batch in: the runner dispatches first, then every
+/// other effect in the order [`apply`] gave. A dispatch is what the person who started the run
+/// waits on (the job's clone and first model call start only when it lands), while the events and
+/// block writes before it in the batch each cost a database write and a hub round trip. Every
+/// effect is independent and safe to repeat, so the order changes no outcome: the dispatch's
+/// answer is applied as the next input only after the whole batch is performed. An inline model
+/// call keeps its place: it takes as long as the model does, and the board should hear that the
+/// step started before it ends.
+pub fn performance_order(effects: &[Effect]) -> impl Iterator<Item = &Effect> {
+    effects
+        .iter()
+        .filter(|effect| effect.is_runner_dispatch())
+        .chain(effects.iter().filter(|effect| !effect.is_runner_dispatch()))
+}
+
 /// What the board hears about a run (`run.*`, a public contract: never rename one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]

@@ -1275,3 +1275,43 @@ fn a_malformed_answer_is_explained_to_the_next_attempt() {
     run.review(0.9);
     assert_eq!(run.state.steps[1].answer_problem, None);
 }
+
+#[test]
+fn a_batch_is_performed_dispatch_first_and_otherwise_in_order() {
+    let mut run = Run::new(BuiltInPipeline::Quick.pipeline());
+    let effects = run.start();
+    let names: Vec<&str> = effects
+        .iter()
+        .map(|effect| match effect {
+            Effect::DispatchJob { .. } => "dispatch",
+            Effect::Emit { event, .. } => event.name(),
+            Effect::WriteBlockStatus { .. } => "block",
+            Effect::SetAlarm { .. } => "alarm",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "run.started",
+            "block",
+            "run.step_started",
+            "dispatch",
+            "alarm"
+        ]
+    );
+    let ordered: Vec<&Effect> = crate::run::performance_order(&effects).collect();
+    assert_eq!(ordered.len(), effects.len());
+    assert!(ordered[0].is_runner_dispatch());
+    let rest: Vec<&Effect> = effects
+        .iter()
+        .filter(|effect| !effect.is_runner_dispatch())
+        .collect();
+    assert_eq!(ordered[1..], rest[..], "the others keep their order");
+
+    // An inline call keeps its place after the events that say the step started.
+    let mut build = Run::new(BuiltInPipeline::Build.pipeline());
+    let effects = build.start();
+    let ordered: Vec<&Effect> = crate::run::performance_order(&effects).collect();
+    assert_eq!(ordered, effects.iter().collect::<Vec<_>>());
+}
