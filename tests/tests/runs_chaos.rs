@@ -183,36 +183,88 @@ async fn killing_wrangler_at_random_points_loses_no_run_and_starts_no_attempt_tw
     let module = client
         .create_block(&workspace, "module", Some(&frame), "Core")
         .await;
-    let mut runs = Vec::new();
-    for index in 0..RUNS {
-        let task = client
-            .create_block(&workspace, "task", Some(&module), &format!("Chaos {index}"))
-            .await;
-        let run = client
-            .post(
-                &format!("/workspaces/{workspace}/blocks/{task}/runs"),
-                json!({ "pipelineId": "quick", "modelId": "scripted" }),
-            )
-            .await
-            .expect(201);
-        runs.push(run["id"].as_str().unwrap().to_owned());
-    }
-
-    // Kill and restart, at random points of the runs' progress.
-    for kill in 1..=kills {
-        let wait_ms = rng.between(200, 4_000);
-        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    // wrangler's local proxy can answer 503 "restarted mid-request" right after a restart: the
+    // request is sent again (a task created twice is harmless; a run started twice answers 409 with
+    // the live run's id).
+    let start_run = |index: usize| {
+        let client = &client;
+        let workspace = &workspace;
+        let module = &module;
+        async move {
+            let mut task = None;
+            let mut run = None;
+            for _ in 0..10 {
+                let Some(task_id) = task.clone() else {
+                    let answer = client
+                        .post(
+                            &format!("/workspaces/{workspace}/blocks"),
+                            json!({ "level": "task", "parentId": module, "title": format!("Chaos {index}") }),
+                        )
+                        .await;
+                    if answer.status == 201 {
+                        task = Some(answer.id());
+                    }
+                    continue;
+                };
+                let answer = client
+                    .post(
+                        &format!("/workspaces/{workspace}/blocks/{task_id}/runs"),
+                        json!({ "pipelineId": "quick", "modelId": "scripted" }),
+                    )
+                    .await;
+                match answer.status {
+                    201 => run = answer.body["id"].as_str().map(str::to_owned),
+                    409 => {
+                        run = answer.body["error"]["details"]["runId"]
+                            .as_str()
+                            .map(str::to_owned)
+                    }
+                    _ => {}
+                }
+                if run.is_some() {
+                    break;
+                }
+            }
+            run.unwrap_or_else(|| panic!("run {index} could not be started"))
+        }
+    };
+    let kill_and_restart = |server: WorkerServer, kill: u64, wait_ms: u64| {
         let dispatched = door.dispatched_jobs().len();
         println!("kill {kill}/{kills} after {wait_ms} ms ({dispatched} dispatches so far)");
         let persisted = server.kill_keeping_state();
         assert_eq!(persisted, state_dir);
-        server = tokio::task::block_in_place(|| {
+        let restarted = tokio::task::block_in_place(|| {
             WorkerServer::start_with(ServerOptions {
                 persist_dir: Some(state_dir.clone()),
                 ..options.clone()
             })
         });
-        assert_eq!(server.base_url, base_url, "restarted on the same port");
+        assert_eq!(restarted.base_url, base_url, "restarted on the same port");
+        restarted
+    };
+
+    // Half the runs start, the worker dies while they dispatch, the other half start on the
+    // restarted worker; then it dies again and again, at random points of the runs' progress.
+    let mut runs = Vec::new();
+    for index in 0..RUNS / 2 {
+        runs.push(start_run(index).await);
+    }
+    let mut kill = 0;
+    if kills > 0 {
+        kill += 1;
+        let wait_ms = rng.between(0, 1_500);
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        server = kill_and_restart(server, kill, wait_ms);
+        sweep(&base_url).await;
+    }
+    for index in RUNS / 2..RUNS {
+        runs.push(start_run(index).await);
+    }
+    while kill < kills {
+        kill += 1;
+        let wait_ms = rng.between(0, 3_000);
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        server = kill_and_restart(server, kill, wait_ms);
         sweep(&base_url).await;
     }
 
