@@ -201,6 +201,12 @@ impl<'job> Agent<'job> {
                 Err(ModelFailure::Stalled(problem)) => {
                     return Err(failure(FailureKind::Stalled, problem));
                 }
+                Err(ModelFailure::BudgetExhausted(problem)) => {
+                    self.handle.update(|record| {
+                        record.view.progress.last_upstream_error = Some(problem.clone())
+                    });
+                    return Err(failure(FailureKind::BudgetExhausted, problem));
+                }
                 Err(ModelFailure::Failed(problem)) => {
                     self.handle.update(|record| {
                         record.view.progress.last_upstream_error = Some(problem.clone())

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use domain::harness::{Redactor, truncate_middle};
 use domain::job::{JobLimits, LlmEndpoint, LlmProtocol};
 use domain::llm::retry::{
-    AttemptFailure, RetryDecision, RetryPolicy, decide_retry, is_retryable_status,
-    parse_retry_after,
+    AttemptFailure, RetryDecision, RetryPolicy, decide_retry, is_budget_refusal,
+    is_retryable_status, parse_retry_after,
 };
 use domain::llm::stream::{AnthropicStream, OpenaiStream, SseDecoder};
 use domain::llm::{self, ConversationMessage, ModelReply, ToolSpec};
@@ -40,6 +40,8 @@ pub enum ModelFailure {
     Stalled(String),
     /// The endpoint failed and retrying was not possible or not allowed any more.
     Failed(String),
+    /// The endpoint refused the call for money (402: the gateway's `budget_exhausted`).
+    BudgetExhausted(String),
 }
 
 /// What the client tells the job while it works: retries for the view, and signs of life.
@@ -144,6 +146,10 @@ impl ModelClient {
                     );
                     observer.retrying(self.retries_used, &message, delay);
                     tokio::time::sleep(delay).await;
+                }
+                RetryDecision::GiveUp(_) if matches!(failure, AttemptFailure::Rejected { status } if is_budget_refusal(status)) =>
+                {
+                    return Err(ModelFailure::BudgetExhausted(message));
                 }
                 RetryDecision::GiveUp(reason) => {
                     return Err(ModelFailure::Failed(format!("{message} ({reason})")));

@@ -186,18 +186,20 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
     );
 
     handle.set_phase(JobPhase::Cloning);
+    // A revision starts from the job's own work branch, so its commit builds on the earlier one.
+    let checkout_branch = job.repo.checkout_branch();
     let clone_failed = |problem: String| {
         failure(
             FailureKind::CloneFailed,
             format!(
                 "cannot clone {} (branch {}): {problem}",
-                job.repo.clone_url, job.repo.base_branch
+                job.repo.clone_url, checkout_branch
             ),
         )
     };
     let (trusted, base_commit) = TrustedClone::create(
         job.repo.clone_url.as_str(),
-        &job.repo.base_branch,
+        checkout_branch,
         &folders.trusted_clone,
         &folders.harness_scratch,
         forge.git_credential(),
@@ -207,7 +209,7 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
     let copying = std::time::Instant::now();
     trusted
         .make_agent_checkout(
-            &job.repo.base_branch,
+            checkout_branch,
             &folders.checkout,
             job.repo.clone_url.as_str(),
         )
@@ -221,7 +223,7 @@ pub async fn run(job: &Job, handle: &JobHandle, shared: &Shared) -> Result<JobRe
             FailureKind::CloneFailed,
             format!(
                 "repo.subDirectory {sub} does not exist on branch {}",
-                job.repo.base_branch
+                checkout_branch
             ),
         ));
     }
@@ -425,7 +427,8 @@ fn opening_message(job: &Job) -> String {
     message.push_str("\n\n---\nHow this session works:\n");
     message.push_str(&format!(
         "- You are in a git checkout of {} (branch {}). Tool paths are relative to the repository root.\n",
-        job.repo.clone_url, job.repo.base_branch
+        job.repo.clone_url,
+        job.repo.checkout_branch()
     ));
     if let Some(sub) = &job.repo.sub_directory {
         message.push_str(&format!(

@@ -102,6 +102,20 @@ impl ManagedProcess {
     }
 }
 
+impl ManagedProcess {
+    /// Kills the whole group at once with SIGKILL, as a crash or an out-of-memory kill would: no
+    /// grace period, no shutdown handler runs.
+    pub fn kill(&mut self) {
+        let group = self.child.id() as i32;
+        signal_group(group, libc::SIGKILL);
+        let _ = self.child.wait();
+        LIVE_GROUPS
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .retain(|&live| live != group);
+    }
+}
+
 impl Drop for ManagedProcess {
     fn drop(&mut self) {
         self.stop();

@@ -238,6 +238,15 @@ impl WorkerServer {
         self.persist_dir.clone()
     }
 
+    /// Kills the server at once — SIGKILL to wrangler, workerd and everything else in its process
+    /// group, as a crash or an eviction would, with no chance to flush or finish anything — and
+    /// returns its state folder (to restart on the same data and port).
+    pub fn kill_keeping_state(mut self) -> PathBuf {
+        self.process.kill();
+        self.owns_state = false;
+        self.persist_dir.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

@@ -26,7 +26,8 @@ struct Setup {
     model: ScriptedModel,
     server: WorkerServer,
     door: RunnerDoor,
-    harness: HarnessProcess,
+    /// Behind a lock: the crash test kills and restarts it (holding the door's write lock).
+    harness: std::sync::Mutex<HarnessProcess>,
     forge: ForgeRoot,
 }
 
@@ -39,7 +40,7 @@ fn setup() -> &'static Setup {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let forge = ForgeRoot::create();
-            forge.add_repository("demo", &[("src/lib.txt", "one\n")]);
+            forge.add_repository(DEMO_REPOSITORY, &[("src/lib.txt", "one\n")]);
             let harness = HarnessProcess::start();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -72,7 +73,7 @@ fn setup() -> &'static Setup {
                     model,
                     server,
                     door,
-                    harness,
+                    harness: std::sync::Mutex::new(harness),
                     forge,
                 })
                 .unwrap();
@@ -81,6 +82,8 @@ fn setup() -> &'static Setup {
         receiver.recv().expect("the runs fixture starts")
     })
 }
+
+const DEMO_REPOSITORY: &str = "demo";
 
 /// The decision the reviewer of an "Ask …" task asks, and the option a person picks.
 const QUESTION: &str = "Which colour should the button be?";
@@ -102,8 +105,57 @@ fn tool_names(request: &RecordedModelRequest) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The scripted agents: a coder that changes one file and finishes, a reviewer that rates the
-/// change 0.9 — after asking a person first, on a task whose title starts with "Ask".
+/// What the reviewer of a task titled "Rework …" says the first time: below the threshold, so the
+/// coder must run again with it.
+const REVIEW_BLOCKER: &str = "REVIEW-BLOCKER: the greeting must also be logged";
+/// What a coder that was given feedback (a review's or an approver's) says it did; the reviewer
+/// passes a change whose summary says so.
+const ADDRESSED: &str = "ADDRESSED-FEEDBACK";
+/// The architect's design, stored as the step's output.
+const DESIGN: &str = "DESIGN: change lib.txt in one place.";
+
+/// While set, the coder of a task titled "Crash …" never gets an answer from the model, so its job
+/// is mid-flight whenever the runner is killed.
+static CODER_HANGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// The task's title (from `# Task: <title>` in the prompt) as a file name: every task's coder
+/// writes a file of its own, so runs of different tasks never conflict on merge.
+fn task_slug(conversation: &str) -> String {
+    let title = conversation
+        .split("# Task: ")
+        .nth(1)
+        .unwrap_or("untitled")
+        .split(['\\', '"'])
+        .next()
+        .unwrap_or("untitled");
+    title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The agent kind a request is for, from the system prompt every step carries (`You are the …`).
+fn agent_kind(conversation: &str) -> &'static str {
+    ["estimator", "architect", "coder", "reviewer", "tester"]
+        .into_iter()
+        .find(|kind| conversation.contains(&format!("You are the {kind}.")))
+        .unwrap_or("unknown")
+}
+
+/// The scripted agents, one per kind:
+/// - the estimator (inline, one model call) rates the task;
+/// - the architect answers with [`DESIGN`];
+/// - the coder changes `src/lib.txt` (differently when it was given feedback, so every round
+///   commits something) and finishes, saying [`ADDRESSED`] when its prompt carried feedback;
+/// - the reviewer rates the change 0.9 — after asking a person first on a task titled "Ask …", and
+///   0.4 with [`REVIEW_BLOCKER`] on a task titled "Rework …" until the coder addressed it;
+/// - the tester reports every test green.
 fn scripted_agent(request: &RecordedModelRequest) -> Reply {
     let finish = |arguments: Value| Reply::Owned {
         text: None,
@@ -114,22 +166,76 @@ fn scripted_agent(request: &RecordedModelRequest) -> Reply {
         .map(|messages| messages.iter().filter(|m| m["role"] == "tool").count())
         .unwrap_or(0);
     let conversation = text_of(request);
+    match agent_kind(&conversation) {
+        "estimator" => {
+            return Reply::Owned {
+                text: Some(
+                    json!({
+                        "complexity": { "score": 2, "reason": "one file" },
+                        "risk": { "score": 1, "reason": "a text file" },
+                        "impact": { "score": 3, "reason": "everyone reads it" },
+                    })
+                    .to_string(),
+                ),
+                calls: Vec::new(),
+            };
+        }
+        "architect" => return finish(json!({ "summary": DESIGN })),
+        "tester" => {
+            return finish(json!({
+                "summary": "All green.",
+                "output": { "passed": true, "commands": ["cat src/lib.txt"], "testsRun": 1,
+                    "testsFailed": 0, "failures": [], "summary": "1 test, all green" }
+            }));
+        }
+        _ => {}
+    }
+    if conversation.contains("# Task: Crash")
+        && CODER_HANGS.load(std::sync::atomic::Ordering::SeqCst)
+        && tool_names(request).iter().any(|name| name == "write_file")
+    {
+        // The job stays in the agent phase, waiting on the model, until the test kills the runner.
+        return Reply::Hang;
+    }
+    let given_feedback = conversation.contains("Review to address")
+        || conversation.contains("Feedback from the approver");
     if tool_names(request).iter().any(|name| name == "write_file") {
         if tool_results == 0 {
+            // Each round writes something new: a rework that changed nothing would fail with
+            // `no_changes`.
+            let content = if conversation.contains("Feedback from the approver") {
+                "four\n"
+            } else if given_feedback {
+                "three\n"
+            } else {
+                "two\n"
+            };
             return Reply::Owned {
                 text: None,
                 calls: vec![(
                     "write_file".to_owned(),
-                    json!({ "path": "src/lib.txt", "content": "two\n" }),
+                    json!({ "path": format!("src/{}.txt", task_slug(&conversation)), "content": content }),
                 )],
             };
         }
-        return finish(json!({ "summary": "lib.txt now says two." }));
+        let summary = if given_feedback {
+            format!("{ADDRESSED}: lib.txt changed again.")
+        } else {
+            "lib.txt now says two.".to_owned()
+        };
+        return finish(json!({ "summary": summary }));
     }
     if conversation.contains("Ask about") && !conversation.contains(CHOSEN) {
         return finish(json!({
             "summary": "I need a person to pick.",
             "output": { "decision": { "question": QUESTION, "options": [CHOSEN, "red-choice"] } }
+        }));
+    }
+    if conversation.contains("# Task: Rework") && !conversation.contains(ADDRESSED) {
+        return finish(json!({
+            "summary": "Not yet.",
+            "output": { "rating": 0.4, "comments": [
+                { "severity": "blocker", "path": "src/lib.txt", "text": REVIEW_BLOCKER }] }
         }));
     }
     finish(json!({
@@ -143,12 +249,19 @@ struct Board {
     client: Client,
     workspace: String,
     tasks: Vec<String>,
+    /// The bare repository under the forge root the board's service links (`local:<repository>`).
+    /// One for every test: a runner without job users runs one repository's jobs at a time, and
+    /// each task's coder writes a file of its own, so the tests' branches merge cleanly.
+    repository: String,
 }
 
 async fn board(tasks: usize) -> Board {
+    // Titles are unique across the binary: each names the file its coder writes.
+    static BOARDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let board = BOARDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     board_titled(
         &(0..tasks)
-            .map(|index| format!("Task {index}"))
+            .map(|index| format!("Task {index} of board {board}"))
             .collect::<Vec<_>>(),
     )
     .await
@@ -179,7 +292,7 @@ async fn board_titled(titles: &[String]) -> Board {
     let frame = client
         .post(
             &format!("/workspaces/{workspace}/blocks"),
-            json!({ "level": "frame", "title": "Demo service", "repoUrl": "local:demo" }),
+            json!({ "level": "frame", "title": "Demo service", "repoUrl": format!("local:{DEMO_REPOSITORY}") }),
         )
         .await
         .id();
@@ -198,6 +311,7 @@ async fn board_titled(titles: &[String]) -> Board {
         client,
         workspace,
         tasks: ids,
+        repository: DEMO_REPOSITORY.to_owned(),
     }
 }
 
@@ -229,9 +343,26 @@ impl Board {
             assert!(
                 Instant::now() < deadline,
                 "run {run_id} never got to: {what}; it is {run:#}\nharness log:\n{}",
-                setup().harness.log_tail(20)
+                harness_log_tail()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (60 s at most) until the block shows `status`. The run's own record moves first: the
+    /// coordinator checkpoints the run, then performs the block write among its effects.
+    async fn wait_for_block_status(&self, block: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = self.block_status(block).await;
+            if now == status {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "block {block} never became {status}; it is {now}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -246,6 +377,23 @@ impl Board {
     }
 }
 
+fn harness_log_tail() -> String {
+    setup()
+        .harness
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .log_tail(20)
+}
+
+fn harness_url() -> String {
+    setup()
+        .harness
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .base_url
+        .clone()
+}
+
 fn step(run: &Value, index: usize) -> &Value {
     &run["summary"]["steps"][index]
 }
@@ -253,7 +401,7 @@ fn step(run: &Value, index: usize) -> &Value {
 /// A job as the harness knows it (through its own API, not the door).
 async fn harness_job(job_id: &str) -> Option<Value> {
     let response = reqwest::Client::new()
-        .get(format!("{}/jobs/{job_id}", setup().harness.base_url))
+        .get(format!("{}/jobs/{job_id}", harness_url()))
         .header("x-harness-secret", RUNNER_SECRET)
         .send()
         .await
@@ -346,6 +494,8 @@ async fn a_run_dispatches_its_first_step_to_the_runner_with_its_deterministic_jo
 #[tokio::test]
 async fn an_unreachable_runner_is_retried_then_fails_the_step_with_dispatch_and_retry_resumes_there()
  {
+    // The door fails every request while this runs: no other run test may use it meanwhile.
+    let _door = DOOR.write().await;
     let setup = setup();
     let board = board(1).await;
     let task = &board.tasks[0];
@@ -551,7 +701,7 @@ async fn custom_pipelines_are_validated_naming_the_step_and_built_in_ones_are_fi
         .expect(204);
     let _ = setup()
         .forge
-        .branch_commit("demo", "main")
+        .branch_commit(&board.repository, "main")
         .expect("main exists");
 }
 
@@ -602,9 +752,17 @@ async fn a_quick_run_opens_a_pull_request_merge_finishes_it_and_starts_the_queue
     assert_eq!(step(&ready, 0)["status"], "done");
     assert_eq!(step(&ready, 1)["status"], "done");
     assert_eq!(step(&ready, 1)["output"]["rating"], 0.9, "{ready:#}");
-    assert_eq!(board.block_status(task).await, "pr_ready");
-    assert!(setup.forge.branch_commit("demo", &branch).is_some());
-    let main_before = setup.forge.branch_commit("demo", "main").unwrap();
+    board.wait_for_block_status(task, "pr_ready").await;
+    assert!(
+        setup
+            .forge
+            .branch_commit(&board.repository, &branch)
+            .is_some()
+    );
+    let main_before = setup
+        .forge
+        .branch_commit(&board.repository, "main")
+        .unwrap();
 
     // Every model call went through the gateway: the runner never saw the provider's key.
     assert!(
@@ -625,12 +783,20 @@ async fn a_quick_run_opens_a_pull_request_merge_finishes_it_and_starts_the_queue
         .expect(200);
     assert_eq!(merged["status"], "done", "{merged:#}");
     assert_eq!(board.block_status(task).await, "done");
-    let main_after = setup.forge.branch_commit("demo", "main").unwrap();
+    let main_after = setup
+        .forge
+        .branch_commit(&board.repository, "main")
+        .unwrap();
     assert_ne!(main_before, main_after);
-    assert_eq!(
-        main_after,
-        setup.forge.branch_commit("demo", &branch).unwrap(),
-        "main fast-forwarded to the pull request's commit"
+    let branch_commit = setup
+        .forge
+        .branch_commit(&board.repository, &branch)
+        .unwrap();
+    assert!(
+        setup
+            .forge
+            .branch_contains(&board.repository, "main", &branch_commit),
+        "main has the pull request's commit"
     );
     let started = board
         .wait_for_run(&queued_id, "the dependent's run started", |run| {
@@ -676,7 +842,7 @@ async fn a_decision_parks_the_run_until_a_person_answers_and_the_answer_reaches_
         })
         .await;
     assert_eq!(parked["status"], "blocked");
-    assert_eq!(board.block_status(task).await, "blocked");
+    board.wait_for_block_status(task, "blocked").await;
     let decision = &parked["summary"]["park"];
     assert_eq!(decision["question"], QUESTION);
     let decision_id = decision["id"].as_str().unwrap().to_owned();
@@ -719,6 +885,423 @@ async fn a_decision_parks_the_run_until_a_person_answers_and_the_answer_reaches_
             .any(|request| text_of(request).contains(CHOSEN)),
         "the person's answer reached the agent's prompt"
     );
+    board
+        .client
+        .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
+        .await
+        .expect(200);
+}
+
+/// Model requests made for `kind` whose conversation contains `text`.
+fn requests_of(kind: &str, text: &str) -> usize {
+    setup()
+        .model
+        .requests()
+        .iter()
+        .map(text_of)
+        .filter(|conversation| agent_kind(conversation) == kind && conversation.contains(text))
+        .count()
+}
+
+async fn answer_approval(board: &Board, run_id: &str, approval_id: &str, body: Value) -> Value {
+    board
+        .client
+        .post(
+            &board.path(&format!("/runs/{run_id}/approvals/{approval_id}")),
+            body,
+        )
+        .await
+        .expect(200)
+}
+
+#[tokio::test]
+async fn a_build_run_goes_through_every_step_with_a_rework_round_and_an_approval_to_a_merge() {
+    let _door = DOOR.read().await;
+    let setup = setup();
+    let board = board_titled(&[
+        "Rework the greeting".to_owned(),
+        "Announce the greeting".to_owned(),
+    ])
+    .await;
+    let (task, dependent) = (&board.tasks[0], &board.tasks[1]);
+    board
+        .client
+        .post(
+            &board.path("/edges"),
+            json!({ "from": dependent, "to": task }),
+        )
+        .await
+        .expect(201);
+    let queued_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{dependent}/runs")),
+            json!({ "pipelineId": "quick", "modelId": "scripted", "queue": true }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{task}/runs")),
+            json!({ "pipelineId": "build", "modelId": "scripted" }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // estimator → architect → coder → PR → reviewer 0.4 → coder again → reviewer 0.9 → approval.
+    let gated = board
+        .wait_for_run(&run_id, "the approval after the review", |run| {
+            run["summary"]["park"]["type"] == "approval"
+        })
+        .await;
+    assert_eq!(gated["status"], "blocked");
+    board.wait_for_block_status(task, "blocked").await;
+    let estimate = &step(&gated, 0)["output"];
+    assert_eq!(estimate["type"], "estimate", "{gated:#}");
+    assert_eq!(estimate["complexity"]["score"], 2);
+    assert_eq!(step(&gated, 0)["surface"], "inline");
+    assert_eq!(step(&gated, 1)["output"]["text"], DESIGN);
+    assert_eq!(step(&gated, 2)["status"], "done");
+    assert_eq!(step(&gated, 2)["attempts"], 2, "the coder ran again");
+    assert!(
+        step(&gated, 2)["output"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(ADDRESSED)
+    );
+    assert_eq!(step(&gated, 3)["attempts"], 2, "the reviewer graded twice");
+    assert_eq!(step(&gated, 3)["output"]["rating"], 0.9);
+    assert_eq!(step(&gated, 4)["status"], "pending");
+    // The second coder's prompt carried the review's comment and the architect's design.
+    assert!(
+        requests_of("coder", REVIEW_BLOCKER) > 0,
+        "the review's feedback reached the coder's prompt"
+    );
+    assert!(
+        requests_of("coder", DESIGN) > 0,
+        "the design reached the coder"
+    );
+    let branch = format!("cat/{task}");
+    assert_eq!(
+        setup
+            .forge
+            .branch_commit(&board.repository, &branch)
+            .map(|_| "pushed"),
+        Some("pushed")
+    );
+
+    let approval = &gated["summary"]["park"];
+    assert_eq!(approval["stepIndex"], 3);
+    assert_eq!(approval["reason"], "gate");
+    let approval_id = approval["id"].as_str().unwrap().to_owned();
+    answer_approval(
+        &board,
+        &run_id,
+        &approval_id,
+        json!({ "verdict": "approve" }),
+    )
+    .await;
+
+    // approval → tester → the PR waits for its merge.
+    let ready = board
+        .wait_for_run(&run_id, "a pull request ready to merge", |run| {
+            run["summary"]["park"]["type"] == "merge"
+        })
+        .await;
+    let report = &step(&ready, 4)["output"];
+    assert_eq!(report["type"], "test_report", "{ready:#}");
+    assert_eq!(report["passed"], true);
+    board.wait_for_block_status(task, "pr_ready").await;
+    assert_eq!(ready["summary"]["pullRequest"]["branch"], branch.as_str());
+
+    let merged = board
+        .client
+        .post(&board.path(&format!("/blocks/{task}/merge")), json!(null))
+        .await
+        .expect(200);
+    assert_eq!(merged["status"], "done", "{merged:#}");
+    assert_eq!(board.block_status(task).await, "done");
+    let branch_commit = setup
+        .forge
+        .branch_commit(&board.repository, &branch)
+        .unwrap();
+    assert!(
+        setup
+            .forge
+            .branch_contains(&board.repository, "main", &branch_commit),
+        "main has the pull request's commit"
+    );
+    let started = board
+        .wait_for_run(&queued_id, "the dependent's run started", |run| {
+            run["status"] != "blocked" || step(run, 0)["jobId"].as_str().is_some()
+        })
+        .await;
+    assert_ne!(started["status"], "blocked");
+    board
+        .client
+        .post(
+            &board.path(&format!("/runs/{queued_id}/cancel")),
+            json!(null),
+        )
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn requesting_changes_at_an_approval_sends_the_coder_back_with_the_feedback() {
+    let _door = DOOR.read().await;
+    const FEEDBACK: &str = "APPROVER-FEEDBACK: also say hello in the readme";
+    let board = board_titled(&["Polish the greeting".to_owned()]).await;
+    let task = &board.tasks[0];
+    let pipeline = board
+        .client
+        .post(
+            &board.path("/pipelines"),
+            json!({ "name": "Gated quick", "steps": [
+                { "kind": "coder" },
+                { "kind": "reviewer", "approvalAfter": true,
+                  "companion": { "passThreshold": 0.7, "reworkBudget": 1 } }] }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{task}/runs")),
+            json!({ "pipelineId": pipeline, "modelId": "scripted" }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = board
+        .wait_for_run(&run_id, "the first approval", |run| {
+            run["summary"]["park"]["type"] == "approval"
+        })
+        .await;
+    let first_id = first["summary"]["park"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(step(&first, 0)["attempts"], 1);
+    assert_eq!(requests_of("coder", FEEDBACK), 0);
+
+    // Changes without feedback say nothing to the coder: refused, and the run stays parked.
+    let empty = board
+        .client
+        .post(
+            &board.path(&format!("/runs/{run_id}/approvals/{first_id}")),
+            json!({ "verdict": "request_changes", "feedback": "  " }),
+        )
+        .await;
+    assert_eq!(empty.status, 422, "{}", empty.body);
+    assert_eq!(
+        board.run(&run_id).await["summary"]["park"]["id"],
+        first_id.as_str()
+    );
+
+    let sent_back = answer_approval(
+        &board,
+        &run_id,
+        &first_id,
+        json!({ "verdict": "request_changes", "feedback": FEEDBACK }),
+    )
+    .await;
+    assert_eq!(sent_back["status"], "running");
+    let second = board
+        .wait_for_run(&run_id, "the approval after the rework", |run| {
+            run["summary"]["park"]["type"] == "approval"
+                && run["summary"]["park"]["id"] != first_id.as_str()
+        })
+        .await;
+    assert_eq!(step(&second, 0)["attempts"], 2, "the coder ran again");
+    assert!(
+        step(&second, 0)["output"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(ADDRESSED),
+        "{second:#}"
+    );
+    assert_eq!(
+        step(&second, 1)["attempts"],
+        2,
+        "the reviewer graded the rework"
+    );
+    assert!(
+        requests_of("coder", FEEDBACK) > 0,
+        "the approver's feedback reached the coder's prompt"
+    );
+    let second_id = second["summary"]["park"]["id"].as_str().unwrap().to_owned();
+    answer_approval(&board, &run_id, &second_id, json!({ "verdict": "approve" })).await;
+    board
+        .wait_for_run(&run_id, "a pull request ready to merge", |run| {
+            run["summary"]["park"]["type"] == "merge"
+        })
+        .await;
+    board.wait_for_block_status(task, "pr_ready").await;
+    board
+        .client
+        .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn a_budget_refusal_pauses_the_run_and_raising_the_limit_resumes_it() {
+    let _door = DOOR.read().await;
+    let board = board_titled(&["Spend on the greeting".to_owned()]).await;
+    let task = &board.tasks[0];
+    let me = board.client.get("/auth/me").await.expect(200);
+    let account = me["accounts"][0]["id"].as_str().unwrap().to_owned();
+    let set_limit = |limit: &'static str| {
+        let board = &board;
+        let account = account.clone();
+        async move {
+            board
+                .client
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/accounts/{account}/spend/limit"),
+                    Some(RawBody::Json(json!({ "limitUsd": limit }))),
+                )
+                .await
+                .expect(200);
+        }
+    };
+    // Nothing may be spent: the coder's first model call is refused by the gateway with 402.
+    set_limit("0").await;
+    let run_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{task}/runs")),
+            json!({ "pipelineId": "quick", "modelId": "scripted" }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let paused = board
+        .wait_for_run(&run_id, "paused on its budget", |run| {
+            run["status"] == "paused"
+        })
+        .await;
+    assert_eq!(step(&paused, 0)["status"], "pending", "{paused:#}");
+    assert_eq!(step(&paused, 0)["attempts"], 1);
+    assert!(
+        step(&paused, 0).get("failure").is_none(),
+        "a budget refusal is not the step's failure: {paused:#}"
+    );
+    assert!(
+        paused["summary"]["pausedReason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("402")),
+        "{paused:#}"
+    );
+    board.wait_for_block_status(task, "blocked").await;
+    // The harness ended the job with the failure kind that says so.
+    let job = harness_job(&format!("{run_id}-0-1")).await.unwrap();
+    assert_eq!(job["failure"]["kind"], "budget_exhausted", "{job:#}");
+
+    // Raising the limit resumes the run from the same step, with a fresh attempt.
+    set_limit("100").await;
+    let ready = board
+        .wait_for_run(&run_id, "resumed and ready to merge", |run| {
+            run["summary"]["park"]["type"] == "merge"
+        })
+        .await;
+    assert_eq!(step(&ready, 0)["attempts"], 2);
+    assert_eq!(step(&ready, 1)["status"], "done");
+    board.wait_for_block_status(task, "pr_ready").await;
+    board
+        .client
+        .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn a_runner_killed_mid_job_is_retried_then_fails_the_step_with_harness_shutdown_and_retry_resumes_there()
+ {
+    // Killing the runner disturbs every job on it: no other run test may use it meanwhile.
+    let _door = DOOR.write().await;
+    let setup = setup();
+    let board = board_titled(&["Crash the runner".to_owned()]).await;
+    let task = &board.tasks[0];
+    CODER_HANGS.store(true, std::sync::atomic::Ordering::SeqCst);
+    let run_id = board
+        .client
+        .post(
+            &board.path(&format!("/blocks/{task}/runs")),
+            json!({ "pipelineId": "quick", "modelId": "scripted" }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Every attempt dies with the runner: the first and its two retries (FAST_ENGINE allows 2).
+    for attempt in 1..=3 {
+        let job_id = format!("{run_id}-0-{attempt}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let job = job_on_runner(&job_id).await;
+            if job["state"] == "running" && job["phase"] == "agent" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {job_id} never reached the agent: {job:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        setup
+            .harness
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .kill_and_restart();
+        // The restarted runner remembers the job, and that it died with the runner.
+        let lost = harness_job(&job_id)
+            .await
+            .expect("the runner kept the record");
+        assert_eq!(lost["failure"]["kind"], "harness_shutdown", "{lost:#}");
+    }
+    let failed = board
+        .wait_for_run(&run_id, "failed after the retries", |run| {
+            run["status"] == "failed"
+        })
+        .await;
+    assert_eq!(step(&failed, 0)["status"], "failed");
+    assert_eq!(
+        step(&failed, 0)["failure"]["kind"],
+        "harness_shutdown",
+        "{failed:#}"
+    );
+    assert_eq!(step(&failed, 0)["attempts"], 3);
+    board.wait_for_block_status(task, "blocked").await;
+
+    // The runner is healthy again: retry resumes at the coder and the run gets to its merge.
+    CODER_HANGS.store(false, std::sync::atomic::Ordering::SeqCst);
+    board
+        .client
+        .post(&board.path(&format!("/runs/{run_id}/retry")), json!(null))
+        .await
+        .expect(200);
+    let ready = board
+        .wait_for_run(&run_id, "a pull request ready to merge", |run| {
+            run["summary"]["park"]["type"] == "merge"
+        })
+        .await;
+    assert_eq!(step(&ready, 0)["attempts"], 4);
+    board.wait_for_block_status(task, "pr_ready").await;
     board
         .client
         .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))

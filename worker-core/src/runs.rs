@@ -365,6 +365,28 @@ pub async fn paused_runs_of_account<S: Store>(
 }
 
 #[derive(Deserialize)]
+struct AccountIdRow {
+    account_id: String,
+}
+
+/// The accounts with at least one run paused on their budget (the sweep resumes them once their
+/// budget has room again: a new billing period, released reservations).
+pub async fn accounts_with_paused_runs<S: Store>(store: &S) -> Result<Vec<AccountId>, ApiError> {
+    let rows: Vec<AccountIdRow> = store
+        .all(Statement::new(
+            "SELECT DISTINCT w.account_id AS account_id FROM runs r
+               JOIN workspaces w ON w.id = r.workspace_id
+              WHERE r.live = 1 AND r.status = 'paused'",
+            &params![],
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| AccountId::parse(&row.account_id).ok())
+        .collect())
+}
+
+#[derive(Deserialize)]
 struct LiveRunRow {
     id: String,
 }

@@ -22,6 +22,7 @@ use domain::ids::{BlockId, RunId, WorkspaceId};
 use domain::job::{JobLimits, LlmEndpoint, LlmProtocol, Secret, ValidationSpec};
 use domain::run::{
     Effect, JobRequest, JobTarget, RunInput, RunState, RunSummary, apply, check_input, job_for,
+    performance_order,
 };
 use serde::{Deserialize, Serialize};
 use worker::wasm_bindgen::JsValue;
@@ -378,7 +379,8 @@ impl RunCoordinator {
         Ok(())
     }
 
-    /// Performs effects in order; returns the inputs their answers feed back.
+    /// Performs effects, runner dispatches first and the rest in order (`performance_order`);
+    /// returns the inputs their answers feed back.
     async fn perform(&self, effects: &[Effect]) -> std::result::Result<Vec<RunInput>, ApiError> {
         let mut feedback = Vec::new();
         if effects.is_empty() {
@@ -390,7 +392,7 @@ impl RunCoordinator {
             .ok_or_else(|| missing("the state while performing effects"))?;
         let context = self.load_context().await?;
         let db = Db::from_env(&self.env)?;
-        for effect in effects {
+        for effect in performance_order(effects) {
             match effect {
                 Effect::DispatchJob { request } | Effect::ResendJob { request } => {
                     feedback.push(self.dispatch(&state, &context, request).await);

@@ -47,6 +47,21 @@ async fn sweep(env: &Env) -> Result<(), domain::api::ApiError> {
     )
     .await?;
     rearm_runs(env, &db).await?;
+    resume_runs_with_budget(env, &db).await?;
+    Ok(())
+}
+
+/// Runs paused on their account's budget resume once the budget has room again without anyone
+/// touching the limit (a new billing period began, abandoned reservations were released). Raising
+/// the limit resumes them at once (`routes::spend`); this is the catch-all.
+async fn resume_runs_with_budget(env: &Env, db: &Db) -> Result<(), domain::api::ApiError> {
+    let period = domain::spend::BillingPeriod::containing(now_ms());
+    for account_id in worker_core::runs::accounts_with_paused_runs(db).await? {
+        let budget = worker_core::spend::budget(db, &account_id, period).await?;
+        if budget.has_headroom() {
+            crate::coordinator::budget_freed(env, &account_id).await;
+        }
+    }
     Ok(())
 }
 

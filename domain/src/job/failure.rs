@@ -38,6 +38,9 @@ pub enum FailureKind {
     HarnessShutdown,
     /// A bug or an environment problem in the harness itself.
     Internal,
+    /// The model endpoint refused the call for money (HTTP 402: the gateway's `budget_exhausted`).
+    /// The run engine pauses the run instead of failing the step; raising the limit resumes it.
+    BudgetExhausted,
 }
 
 /// One row of the failure-kind table: whether a retry of the same job could succeed, and why.
@@ -55,7 +58,7 @@ pub struct FailureKindPolicy {
 
 /// The failure-kind table. The run engine relies on it; `docs/jobs.md` repeats it for people, and a
 /// test keeps the two in step.
-pub const FAILURE_KINDS: [FailureKindPolicy; 14] = [
+pub const FAILURE_KINDS: [FailureKindPolicy; 15] = [
     FailureKindPolicy {
         kind: FailureKind::CloneFailed,
         name: "clone_failed",
@@ -147,10 +150,17 @@ pub const FAILURE_KINDS: [FailureKindPolicy; 14] = [
         transient: false,
         reason: "a harness bug or a broken runner (disk full, no git) needs an operator, not a retry",
     },
+    FailureKindPolicy {
+        kind: FailureKind::BudgetExhausted,
+        name: "budget_exhausted",
+        transient: false,
+        reason: "the model gateway refused the call because the account's spend limit is reached; the run \
+                 pauses (it does not fail) until someone raises the limit",
+    },
 ];
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 14] = [
+    pub const ALL: [FailureKind; 15] = [
         FailureKind::CloneFailed,
         FailureKind::Agent,
         FailureKind::StepBudget,
@@ -165,6 +175,7 @@ impl FailureKind {
         FailureKind::Cancelled,
         FailureKind::HarnessShutdown,
         FailureKind::Internal,
+        FailureKind::BudgetExhausted,
     ];
 
     /// This kind's row of [`FAILURE_KINDS`].

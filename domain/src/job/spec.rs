@@ -42,6 +42,19 @@ pub struct RepoSpec {
     /// The service's directory inside a monorepo; the agent and the validation commands start there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_directory: Option<RepoSubdirectory>,
+    /// A coding job that revises its own earlier change (a review or an approver sent it back)
+    /// starts from its work branch `cat/<blockId>` instead of the base branch, so the new commit
+    /// builds on the old one; the pull request still targets `baseBranch`. Only the job's own work
+    /// branch is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_branch: Option<BranchName>,
+}
+
+impl RepoSpec {
+    /// The branch the job's checkout starts from: `startBranch` when given, else `baseBranch`.
+    pub fn checkout_branch(&self) -> &BranchName {
+        self.start_branch.as_ref().unwrap_or(&self.base_branch)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -344,6 +357,15 @@ impl Job {
                     problems.push(FieldProblem::new("pullRequest.title", "must not be empty"))
                 }
                 Some(_) => {}
+            }
+            if let Some(start) = &self.repo.start_branch
+                && start.as_str() != self.work_branch().as_str()
+            {
+                problems.push(FieldProblem::new(
+                    "repo.startBranch",
+                    "must be the job's own work branch cat/<blockId> (a revision of its earlier \
+                     change), or left out to start from the base branch",
+                ));
             }
             if self.work_branch().as_str() == self.repo.base_branch.as_str() {
                 problems.push(FieldProblem::new(

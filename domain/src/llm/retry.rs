@@ -58,6 +58,14 @@ pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 409 | 425 | 429) || (500..=599).contains(&status)
 }
 
+/// Whether a status says the caller is out of money: 402 Payment Required, which is how the
+/// cat-factory gateway answers `budget_exhausted` (and how credit-based providers say the same).
+/// No retry can help; the job ends `budget_exhausted` and the run engine pauses the run until the
+/// limit is raised.
+pub fn is_budget_refusal(status: u16) -> bool {
+    status == 402
+}
+
 /// Decides whether to retry. `retries_used` is the job's count so far (the budget spans the job);
 /// `consecutive` is how many attempts of this one request already failed (it drives the backoff);
 /// `random_unit` is a random number in `[0, 1)`.

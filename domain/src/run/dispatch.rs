@@ -125,10 +125,17 @@ pub fn job_for(request: &JobRequest, target: JobTarget<'_>) -> Result<Job, Strin
             },
         ),
     };
-    let base_branch = request
-        .checkout_branch
-        .clone()
-        .unwrap_or_else(|| target.repository.base_branch().to_owned());
+    let coding = request.surface == Surface::RunnerCoding;
+    // A coder sent back starts from the pull request's branch and still targets the base branch; a
+    // reviewer or tester reads the pull request's branch as its base.
+    let (base_branch, start_branch) = match (&request.checkout_branch, coding) {
+        (Some(branch), true) => (
+            target.repository.base_branch().to_owned(),
+            Some(branch.clone()),
+        ),
+        (Some(branch), false) => (branch.clone(), None),
+        (None, _) => (target.repository.base_branch().to_owned(), None),
+    };
     let repo = RepoSpec {
         clone_url: clone_url
             .try_into()
@@ -137,8 +144,11 @@ pub fn job_for(request: &JobRequest, target: JobTarget<'_>) -> Result<Job, Strin
             .try_into()
             .map_err(|error| format!("base branch: {error}"))?,
         sub_directory: None,
+        start_branch: start_branch
+            .map(|branch| branch.try_into())
+            .transpose()
+            .map_err(|error| format!("start branch: {error}"))?,
     };
-    let coding = request.surface == Surface::RunnerCoding;
     Ok(Job {
         id: request.job_id.to_job_id(),
         block_id,
@@ -321,5 +331,61 @@ mod tests {
         assert_eq!(job.id.as_str(), format!("{}-0-1", request.job_id.run_id()));
         assert_eq!(job.pull_request.as_ref().unwrap().title, "Fix it");
         assert!(job.problems().is_empty(), "{:?}", job.problems());
+        assert_eq!(job.repo.start_branch, None);
+
+        // Sent back for rework: the coder starts from the pull request's branch and still targets
+        // main; a reviewer reads that branch as its base.
+        let work_branch = format!("cat/{block_id}");
+        let rework = JobRequest {
+            checkout_branch: Some(work_branch.clone()),
+            ..request.clone()
+        };
+        let target = |repository| JobTarget {
+            block_id: &block_id,
+            repository,
+            model: "m",
+            llm: LlmEndpoint {
+                base_url: "http://127.0.0.1:1/v1".to_owned(),
+                token: Secret::new("t"),
+                protocol: LlmProtocol::Openai,
+                stream: false,
+            },
+            validation: ValidationSpec::default(),
+            limits: JobLimits::default(),
+        };
+        let job = job_for(&rework, target(&repository)).unwrap();
+        assert_eq!(job.repo.base_branch.as_str(), "main");
+        assert_eq!(
+            job.repo.start_branch.as_ref().map(|branch| branch.as_str()),
+            Some(work_branch.as_str())
+        );
+        assert_eq!(job.repo.checkout_branch().as_str(), work_branch);
+        assert!(job.problems().is_empty(), "{:?}", job.problems());
+        let review = JobRequest {
+            surface: Surface::RunnerExplore,
+            kind: AgentKind::Reviewer,
+            ..rework
+        };
+        let job = job_for(&review, target(&repository)).unwrap();
+        assert_eq!(job.repo.base_branch.as_str(), work_branch);
+        assert_eq!(job.repo.start_branch, None);
+
+        // A start branch other than the job's own work branch is refused.
+        let mut foreign = job_for(
+            &JobRequest {
+                checkout_branch: Some("cat/someone-else".to_owned()),
+                ..request
+            },
+            target(&repository),
+        )
+        .unwrap();
+        assert!(
+            foreign
+                .problems()
+                .iter()
+                .any(|problem| problem.field == "repo.startBranch")
+        );
+        foreign.repo.start_branch = None;
+        assert!(foreign.problems().is_empty());
     }
 }

@@ -367,6 +367,13 @@ impl Engine {
                 self.clear_wake();
                 self.job_succeeded(index, output);
             }
+            // The gateway refused the job's model call for budget: the run waits for money, it
+            // did nothing wrong. Pausing keeps the step's attempt count, and raising the limit
+            // starts a fresh attempt.
+            JobOutcome::Failed(failure) if failure.kind == StepFailureKind::BudgetExhausted => {
+                step.job = None;
+                self.budget_refused(&failure.detail);
+            }
             JobOutcome::Failed(failure) => {
                 step.job = None;
                 self.clear_wake();

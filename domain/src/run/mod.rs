@@ -136,6 +136,9 @@ pub enum StepFailureKind {
     ModelCall,
     /// A person rejected the step's work at an approval.
     ApprovalRejected,
+    /// The model gateway refused a runner job's call for budget. Never left on a failed step: the
+    /// engine pauses the run on it ([`RunStatus::Paused`]) and raising the limit resumes it.
+    BudgetExhausted,
 }
 
 impl From<crate::job::FailureKind> for StepFailureKind {
@@ -156,6 +159,7 @@ impl From<crate::job::FailureKind> for StepFailureKind {
             FailureKind::HarnessShutdown => StepFailureKind::HarnessShutdown,
             FailureKind::Internal => StepFailureKind::Internal,
             FailureKind::InvalidAnswer => StepFailureKind::InvalidAnswer,
+            FailureKind::BudgetExhausted => StepFailureKind::BudgetExhausted,
         }
     }
 }
@@ -662,6 +666,28 @@ pub enum Effect {
         at_ms: u64,
         event: RunEvent,
     },
+}
+
+impl Effect {
+    /// Whether this effect hands a job to the runner (`POST /jobs`).
+    pub fn is_runner_dispatch(&self) -> bool {
+        matches!(self, Effect::DispatchJob { .. } | Effect::ResendJob { .. })
+    }
+}
+
+/// The order the coordinator performs a stored batch in: the runner dispatches first, then every
+/// other effect in the order [`apply`] gave. A dispatch is what the person who started the run
+/// waits on (the job's clone and first model call start only when it lands), while the events and
+/// block writes before it in the batch each cost a database write and a hub round trip. Every
+/// effect is independent and safe to repeat, so the order changes no outcome: the dispatch's
+/// answer is applied as the next input only after the whole batch is performed. An inline model
+/// call keeps its place: it takes as long as the model does, and the board should hear that the
+/// step started before it ends.
+pub fn performance_order(effects: &[Effect]) -> impl Iterator<Item = &Effect> {
+    effects
+        .iter()
+        .filter(|effect| effect.is_runner_dispatch())
+        .chain(effects.iter().filter(|effect| !effect.is_runner_dispatch()))
 }
 
 /// What the board hears about a run (`run.*`, a public contract: never rename one).

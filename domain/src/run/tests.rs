@@ -729,6 +729,34 @@ fn a_budget_refusal_pauses_the_run_and_freeing_budget_resumes_the_same_step() {
 }
 
 #[test]
+fn a_runner_job_refused_for_budget_pauses_the_run_instead_of_failing_the_step() {
+    let mut run = Run::started(BuiltInPipeline::Quick.pipeline());
+    assert_eq!(run.live(), job_id(0, 1));
+    let effects = run.job_failed(FailureKind::BudgetExhausted);
+    assert_eq!(event_names(&effects), ["run.paused"]);
+    assert_eq!(run.state.status, RunStatus::Paused);
+    assert_eq!(run.state.wake, None, "nothing runs while paused");
+    assert_eq!(run.state.steps[0].status, StepStatus::Pending);
+    assert_eq!(
+        run.state.steps[0].failure, None,
+        "the step did nothing wrong"
+    );
+    assert_eq!(run.state.failure, None);
+    assert!(
+        !effects
+            .iter()
+            .any(|effect| matches!(effect, Effect::CancelJob { .. })),
+        "the job already ended; there is nothing to stop"
+    );
+
+    let now = run.advance(60_000);
+    let effects = run.apply(RunInput::BudgetFreed { now_ms: now });
+    assert_eq!(event_names(&effects), ["run.resumed", "run.step_started"]);
+    assert_eq!(dispatched_request(&effects).job_id, job_id(0, 2));
+    assert_eq!(run.state.status, RunStatus::Running);
+}
+
+#[test]
 fn a_vanished_job_is_re_dispatched_once_then_the_step_fails() {
     let mut run = Run::started(BuiltInPipeline::Quick.pipeline());
     let now = run.advance(1);
@@ -1246,4 +1274,44 @@ fn a_malformed_answer_is_explained_to_the_next_attempt() {
     ));
     run.review(0.9);
     assert_eq!(run.state.steps[1].answer_problem, None);
+}
+
+#[test]
+fn a_batch_is_performed_dispatch_first_and_otherwise_in_order() {
+    let mut run = Run::new(BuiltInPipeline::Quick.pipeline());
+    let effects = run.start();
+    let names: Vec<&str> = effects
+        .iter()
+        .map(|effect| match effect {
+            Effect::DispatchJob { .. } => "dispatch",
+            Effect::Emit { event, .. } => event.name(),
+            Effect::WriteBlockStatus { .. } => "block",
+            Effect::SetAlarm { .. } => "alarm",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "run.started",
+            "block",
+            "run.step_started",
+            "dispatch",
+            "alarm"
+        ]
+    );
+    let ordered: Vec<&Effect> = crate::run::performance_order(&effects).collect();
+    assert_eq!(ordered.len(), effects.len());
+    assert!(ordered[0].is_runner_dispatch());
+    let rest: Vec<&Effect> = effects
+        .iter()
+        .filter(|effect| !effect.is_runner_dispatch())
+        .collect();
+    assert_eq!(ordered[1..], rest[..], "the others keep their order");
+
+    // An inline call keeps its place after the events that say the step started.
+    let mut build = Run::new(BuiltInPipeline::Build.pipeline());
+    let effects = build.start();
+    let ordered: Vec<&Effect> = crate::run::performance_order(&effects).collect();
+    assert_eq!(ordered, effects.iter().collect::<Vec<_>>());
 }

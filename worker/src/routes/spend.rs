@@ -100,17 +100,23 @@ pub async fn set_limit(context: &RequestContext) -> HandlerResult {
         Some(&context.caller().user.id),
     )
     .await?;
-    resume_paused_runs(context, &account.id);
-    account_spend_response(context, &account.id).await
+    resume_paused_runs(context, &account.id).await
 }
 
-/// After the response: the account's runs paused on its budget resume (ADR 14).
-fn resume_paused_runs(context: &RequestContext, account_id: &domain::ids::AccountId) {
+/// Answers with the account's spend after a change to its limit and, when the budget has room
+/// again (`Budget::has_headroom`, the domain's rule), resumes the account's runs paused on it
+/// after the response (ADR 14). A limit that is still spent resumes nothing.
+async fn resume_paused_runs(context: &RequestContext, account_id: &AccountId) -> HandlerResult {
+    let account_spend = spend::account_spend(&context.db, account_id, this_period()).await?;
+    if !account_spend.budget.has_headroom() {
+        return json(200, &account_spend);
+    }
     let env = context.env.clone();
     let account_id = account_id.clone();
     context.execution.wait_until(async move {
         crate::coordinator::budget_freed(&env, &account_id).await;
     });
+    json(200, &account_spend)
 }
 
 /// `GET /accounts/:id/spend`.
@@ -130,8 +136,7 @@ pub async fn grant_override(context: &RequestContext) -> HandlerResult {
         Some(&context.caller().user.id),
     )
     .await?;
-    resume_paused_runs(context, &account.id);
-    account_spend_response(context, &account.id).await
+    resume_paused_runs(context, &account.id).await
 }
 
 /// `GET /workspaces/:id/spend?by=block|model|run|day`.
