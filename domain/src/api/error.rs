@@ -47,10 +47,13 @@ pub enum ErrorCode {
     ModelNotAllowed,
     /// The model provider failed or could not be reached (its status is in `details`).
     UpstreamFailed,
+    /// The GitHub App is not configured on this server (no App id, private key or webhook secret):
+    /// every GitHub route answers this, and the rest of the product works.
+    GithubNotConfigured,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -68,6 +71,7 @@ impl ErrorCode {
         ErrorCode::BudgetExhausted,
         ErrorCode::ModelNotAllowed,
         ErrorCode::UpstreamFailed,
+        ErrorCode::GithubNotConfigured,
     ];
 
     /// The HTTP status this code is sent with.
@@ -86,7 +90,9 @@ impl ErrorCode {
             ErrorCode::RuleViolated => 422,
             ErrorCode::Internal => 500,
             ErrorCode::UpstreamFailed => 502,
-            ErrorCode::AuthNotConfigured | ErrorCode::Unavailable => 503,
+            ErrorCode::AuthNotConfigured
+            | ErrorCode::Unavailable
+            | ErrorCode::GithubNotConfigured => 503,
         }
     }
 
@@ -109,6 +115,7 @@ impl ErrorCode {
             ErrorCode::BudgetExhausted => "budget_exhausted",
             ErrorCode::ModelNotAllowed => "model_not_allowed",
             ErrorCode::UpstreamFailed => "upstream_failed",
+            ErrorCode::GithubNotConfigured => "github_not_configured",
         }
     }
 }
