@@ -8,7 +8,9 @@
 //! random-looking strings a test can search logs and responses for.
 //!
 //! Served endpoints:
-//! - `POST /app/installations/{id}/access_tokens`
+//! - `POST /app/installations/{id}/access_tokens` (the App JWT's RS256 signature is verified with
+//!   the App's public key, through `openssl`, when the test hands one over)
+//! - `POST /login/oauth/access_token` (the App's OAuth code exchange: a user token for a code)
 //! - `GET /installation/repositories?per_page&page` (paged, `Link: rel="next"`)
 //! - `GET /user/installations`
 //! - `GET /repos/{owner}/{repo}/issues?labels&state&per_page&page` (paged)
@@ -89,6 +91,12 @@ struct FakeState {
     check_runs: Vec<Value>,
     requests: Vec<RecordedRequest>,
     minted: Vec<MintedToken>,
+    /// The App's public key (PEM file): App JWTs are verified against it when set.
+    app_public_key: Option<std::path::PathBuf>,
+    /// The App's OAuth client id and secret, checked by the code exchange.
+    oauth_client: Option<(String, String)>,
+    /// User tokens handed out for codes.
+    user_tokens: Vec<String>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -224,6 +232,18 @@ async fn access_tokens(
     if let Err(problem) = check_app_jwt_shape(&jwt) {
         return error(StatusCode::UNAUTHORIZED, &problem);
     }
+    let public_key = state.lock().unwrap().app_public_key.clone();
+    if let Some(public_key) = public_key {
+        let verified = tokio::task::spawn_blocking(move || verify_rs256(&jwt, &public_key))
+            .await
+            .unwrap_or(false);
+        if !verified {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "A JSON web token could not be decoded (the RS256 signature does not verify)",
+            );
+        }
+    }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut guard = state.lock().unwrap();
     let Some(installation) = guard
@@ -335,6 +355,71 @@ pub fn check_app_jwt_shape(jwt: &str) -> Result<(), String> {
         return Err("'Issuer' claim ('iss') is required".to_owned());
     }
     Ok(())
+}
+
+/// Verifies an RS256 JWT's signature with `openssl dgst -verify` and the App's public key: the same
+/// check GitHub makes, with no RSA code in the tests.
+fn verify_rs256(jwt: &str, public_key: &std::path::Path) -> bool {
+    let Some((signing_input, signature)) = jwt.rsplit_once('.') else {
+        return false;
+    };
+    let Some(signature) = base64_decode::decode_url_safe(signature) else {
+        return false;
+    };
+    let Ok(dir) = tempfile::tempdir() else {
+        return false;
+    };
+    let (input_path, signature_path) = (dir.path().join("input"), dir.path().join("signature"));
+    if std::fs::write(&input_path, signing_input).is_err()
+        || std::fs::write(&signature_path, signature).is_err()
+    {
+        return false;
+    }
+    std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(public_key)
+        .arg("-signature")
+        .arg(&signature_path)
+        .arg(&input_path)
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+async fn oauth_access_token(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    record(
+        &state,
+        "POST",
+        "/login/oauth/access_token".to_owned(),
+        &HashMap::new(),
+        &headers,
+        &body,
+    );
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut guard = state.lock().unwrap();
+    let client_ok = guard.oauth_client.as_ref().is_some_and(|(id, secret)| {
+        request["client_id"] == id.as_str() && request["client_secret"] == secret.as_str()
+    });
+    if !client_ok {
+        return axum::Json(json!({"error": "incorrect_client_credentials",
+            "error_description": "The client_id and/or client_secret passed are incorrect."}))
+        .into_response();
+    }
+    if request["code"]
+        .as_str()
+        .is_none_or(|code| code.is_empty() || code == "bad-code")
+    {
+        return axum::Json(json!({"error": "bad_verification_code",
+            "error_description": "The code passed is incorrect or expired."}))
+        .into_response();
+    }
+    let counter = TOKEN_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let token = format!("ghu_fakeuser{counter:04}k3Pq");
+    guard.user_tokens.push(token.clone());
+    axum::Json(json!({"access_token": token, "token_type": "bearer", "scope": ""})).into_response()
 }
 
 mod base64_decode {
@@ -685,6 +770,7 @@ impl FakeGithub {
             .route("/app/installations/{id}/access_tokens", post(access_tokens))
             .route("/installation/repositories", get(installation_repositories))
             .route("/user/installations", get(user_installations))
+            .route("/login/oauth/access_token", post(oauth_access_token))
             .route("/repos/{owner}/{repo}/issues", get(list_issues))
             .route(
                 "/repos/{owner}/{repo}/pulls",
@@ -718,6 +804,22 @@ impl FakeGithub {
             guard.user_installation_ids.push(installation.id);
         }
         guard.installations.push(installation);
+    }
+
+    /// App JWTs must verify against this public key (a PEM file) from now on.
+    pub fn verify_app_jwts_with(&self, public_key_pem: std::path::PathBuf) {
+        self.state.lock().unwrap().app_public_key = Some(public_key_pem);
+    }
+
+    /// The App's OAuth client credentials the code exchange accepts.
+    pub fn set_oauth_client(&self, client_id: &str, client_secret: &str) {
+        self.state.lock().unwrap().oauth_client =
+            Some((client_id.to_owned(), client_secret.to_owned()));
+    }
+
+    /// Every user token the code exchange handed out.
+    pub fn user_tokens(&self) -> Vec<String> {
+        self.state.lock().unwrap().user_tokens.clone()
     }
 
     pub fn add_issue(&self, repository: &str, issue: FakeIssue) {

@@ -91,6 +91,25 @@ pub struct LinkRepositoryRequest {
 }
 
 impl LinkRepositoryRequest {
+    /// The checks that need no GitHub: the name's shape and the folder. Whether the installation
+    /// sees the repository is checked against the projection afterwards.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let mut problems = Vec::new();
+        if let Err(message) = crate::github::app::RepositoryFullName::parse(&self.repository) {
+            problems.push(FieldProblem::new("repository", message));
+        }
+        if let Err(message) = crate::github::app::validate_sub_directory(
+            self.sub_directory.as_deref().unwrap_or_default(),
+        ) {
+            problems.push(FieldProblem::new("subDirectory", message));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid_fields(problems))
+        }
+    }
+
     pub fn as_domain(&self) -> crate::github::app::RepositoryLinkRequest {
         crate::github::app::RepositoryLinkRequest {
             repository: self.repository.clone(),
@@ -270,6 +289,24 @@ mod tests {
         let text = serde_json::to_string(&error.into_envelope()).unwrap();
         assert!(
             text.contains("\"page\"") && text.contains("\"perPage\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_link_request_is_checked_before_github_is_asked() {
+        let good = LinkRepositoryRequest {
+            repository: "acme/billing".into(),
+            sub_directory: Some("services/billing".into()),
+        };
+        assert!(good.validate().is_ok());
+        let bad = LinkRepositoryRequest {
+            repository: "not a repository".into(),
+            sub_directory: Some("../etc".into()),
+        };
+        let text = serde_json::to_string(&bad.validate().unwrap_err().into_envelope()).unwrap();
+        assert!(
+            text.contains("\"repository\"") && text.contains("subDirectory"),
             "{text}"
         );
     }
