@@ -921,3 +921,74 @@ impl WebhookSender {
             .expect("the webhook receiver answers")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base64url(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_rs256_signature_made_with_the_key_verifies_and_another_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        let public = dir.path().join("pub.pem");
+        let run = |args: &[&std::ffi::OsStr]| {
+            let output = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+            output.stdout
+        };
+        run(&[
+            "genrsa".as_ref(),
+            "-traditional".as_ref(),
+            "-out".as_ref(),
+            key.as_os_str(),
+            "2048".as_ref(),
+        ]);
+        run(&[
+            "rsa".as_ref(),
+            "-pubout".as_ref(),
+            "-in".as_ref(),
+            key.as_os_str(),
+            "-out".as_ref(),
+            public.as_os_str(),
+        ]);
+        let input = format!(
+            "{}.{}",
+            base64url(br#"{"alg":"RS256","typ":"JWT"}"#),
+            base64url(br#"{"iat":1,"exp":2,"iss":"1"}"#)
+        );
+        let input_path = dir.path().join("input");
+        std::fs::write(&input_path, &input).unwrap();
+        let signature = run(&[
+            "dgst".as_ref(),
+            "-sha256".as_ref(),
+            "-sign".as_ref(),
+            key.as_os_str(),
+            input_path.as_os_str(),
+        ]);
+        let jwt = format!("{input}.{}", base64url(&signature));
+        assert!(verify_rs256(&jwt, &public));
+        let mut tampered = jwt.clone();
+        tampered.insert(3, 'x');
+        assert!(!verify_rs256(&tampered, &public));
+    }
+}

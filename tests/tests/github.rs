@@ -129,7 +129,11 @@ async fn status_of(admin: &Client, workspace: &str, block: &str) -> String {
 
 #[tokio::test]
 async fn an_account_connects_github_links_a_frame_imports_issues_and_follows_pull_requests() {
-    let Setup { server, fake, .. } = setup().await;
+    let Setup {
+        server,
+        fake,
+        _keys,
+    } = setup().await;
     let mut responses = Vec::new();
     fake.add_installation(
         FakeInstallation {

@@ -255,3 +255,53 @@ pub fn absolute(settings: &GithubAppSettings, url: &str) -> String {
         format!("{}{url}", settings.api_url)
     }
 }
+
+#[derive(Deserialize)]
+struct RepositoryAnswer {
+    clone_url: String,
+    default_branch: String,
+}
+
+/// What a job on a GitHub repository needs: a token minted for exactly that repository with only
+/// `contents: write` and `pull_requests: write` (cached in this isolate until shortly before it
+/// expires), and the repository's clone URL and default branch as GitHub reports them. `None` for a
+/// local repository. Errors say what is wrong, never the token.
+pub async fn job_access(
+    env: &Env,
+    repository: &domain::run::RunRepository,
+) -> Result<Option<domain::run::GithubJobAccess>, String> {
+    let domain::run::RunRepository::Github {
+        repository,
+        installation_id,
+        ..
+    } = repository
+    else {
+        return Ok(None);
+    };
+    let settings = settings(env).map_err(|error| error.message)?;
+    let full_name = domain::github::app::RepositoryFullName::parse(repository)?;
+    let token = installation_token(
+        &settings,
+        *installation_id,
+        &domain::github::app::installation_token_request(&full_name),
+    )
+    .await
+    .map_err(|error| error.message)?;
+    let answer = call(
+        &format!("{}/repos/{}", settings.api_url, full_name.as_str()),
+        Method::Get,
+        Some(&token),
+        None,
+        "application/vnd.github+json",
+    )
+    .await
+    .map_err(|error| error.message)?;
+    let found: RepositoryAnswer = serde_json::from_value(answer.body)
+        .map_err(|_| "GitHub's repository answer was not understood".to_owned())?;
+    Ok(Some(domain::run::GithubJobAccess {
+        clone_url: found.clone_url,
+        default_branch: found.default_branch,
+        api_base_url: settings.api_url.clone(),
+        token: domain::job::Secret::new(token),
+    }))
+}
