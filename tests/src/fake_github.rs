@@ -14,6 +14,7 @@
 //! - `GET /installation/repositories?per_page&page` (paged, `Link: rel="next"`)
 //! - `GET /user/installations`
 //! - `GET /repos/{owner}/{repo}/issues?labels&state&per_page&page` (paged)
+//! - `GET /repos/{owner}/{repo}` (with an installation token; `clone_url` as the test set it)
 //! - `POST|GET /repos/{owner}/{repo}/pulls`, `GET /repos/{owner}/{repo}/pulls/{number}`
 //! - `POST /repos/{owner}/{repo}/check-runs`, `GET /repos/{owner}/{repo}/commits/{sha}/check-runs`
 
@@ -97,6 +98,9 @@ struct FakeState {
     oauth_client: Option<(String, String)>,
     /// User tokens handed out for codes.
     user_tokens: Vec<String>,
+    /// `owner/name` → the clone URL `GET /repos/{owner}/{repo}` reports (a local bare repository in
+    /// tests: the runner clones and pushes there, and opens the pull request through this fake).
+    clone_urls: HashMap<String, String>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -706,6 +710,45 @@ async fn get_pull(
     }
 }
 
+async fn get_repository(
+    State(state): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let full_name = format!("{owner}/{repo}");
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full_name}"),
+        &HashMap::new(),
+        &headers,
+        &[],
+    );
+    let guard = state.lock().unwrap();
+    let Some(installation) =
+        bearer(&headers).and_then(|token| installation_of_token(&guard, &token))
+    else {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    };
+    let Some(repository) = installation
+        .repositories
+        .iter()
+        .find(|repository| repository.full_name == full_name)
+    else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let clone_url = guard
+        .clone_urls
+        .get(&full_name)
+        .cloned()
+        .unwrap_or_else(|| format!("https://github.com/{full_name}.git"));
+    axum::Json(json!({
+        "id": repository.id, "full_name": full_name, "name": repo, "private": true,
+        "clone_url": clone_url, "default_branch": "main",
+    }))
+    .into_response()
+}
+
 async fn create_check_run(
     State(state): State<Shared>,
     Path((owner, repo)): Path<(String, String)>,
@@ -771,6 +814,7 @@ impl FakeGithub {
             .route("/installation/repositories", get(installation_repositories))
             .route("/user/installations", get(user_installations))
             .route("/login/oauth/access_token", post(oauth_access_token))
+            .route("/repos/{owner}/{repo}", get(get_repository))
             .route("/repos/{owner}/{repo}/issues", get(list_issues))
             .route(
                 "/repos/{owner}/{repo}/pulls",
@@ -804,6 +848,15 @@ impl FakeGithub {
             guard.user_installation_ids.push(installation.id);
         }
         guard.installations.push(installation);
+    }
+
+    /// What `GET /repos/{owner}/{repo}` reports as the repository's clone URL.
+    pub fn set_clone_url(&self, full_name: &str, clone_url: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .clone_urls
+            .insert(full_name.to_owned(), clone_url.to_owned());
     }
 
     /// App JWTs must verify against this public key (a PEM file) from now on.

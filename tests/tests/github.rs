@@ -5,11 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cat_tests::api::{Client, unique_login};
+use cat_tests::api::{Client, RawBody, unique_login};
 use cat_tests::events::EventStream;
 use cat_tests::fake_github::{
     FakeGithub, FakeInstallation, FakeIssue, FakeRepository, Signing, WebhookSender,
 };
+use cat_tests::runner::{ForgeRoot, HarnessProcess, RUNNER_SECRET};
+use cat_tests::scripted_model::{RecordedModelRequest, Reply, ScriptedModel};
 use cat_tests::worker::{ServerOptions, WorkerServer};
 use serde_json::{Value, json};
 
@@ -49,12 +51,15 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(ServerOptions::default()).await
+}
+
+async fn setup_with(mut options: ServerOptions) -> Setup {
     let keys = tempfile::tempdir().unwrap();
     let (private_key, public_key) = app_key_pair(keys.path());
     let fake = FakeGithub::start().await;
     fake.verify_app_jwts_with(public_key);
     fake.set_oauth_client(CLIENT_ID, CLIENT_SECRET);
-    let mut options = ServerOptions::default();
     for (name, value) in [
         ("GITHUB_APP_ID", "4242".to_owned()),
         // One line with `\n` escapes, as a secret is often pasted; the worker reads both forms.
@@ -524,4 +529,223 @@ async fn without_the_apps_settings_the_github_routes_answer_503_and_the_board_wo
         .await
         .expect(200);
     admin.board(&workspace).await;
+}
+
+/// Connects `admin`'s account to the fake's installation through the install redirect and the setup
+/// callback, as a browser would.
+async fn connect(server: &WorkerServer, fake: &FakeGithub, admin: &Client, account: &str) {
+    let http = no_redirects();
+    let install = http
+        .get(server.url(&format!("/accounts/{account}/github/install")))
+        .bearer_auth(admin.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let location = install.headers()["location"].to_str().unwrap().to_owned();
+    let state = location.split("state=").nth(1).unwrap().to_owned();
+    let installed = http
+        .get(server.url(&format!(
+            "/github/setup?installation_id={INSTALLATION}&setup_action=install&code=good-code&state={state}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(installed.status(), 302, "{}", fake.base_url);
+}
+
+/// The scripted agents of a quick run: the coder changes one file and finishes, the reviewer passes.
+fn scripted_agent(request: &RecordedModelRequest) -> Reply {
+    let finish = |arguments: Value| Reply::Owned {
+        text: None,
+        calls: vec![("finish".to_owned(), arguments)],
+    };
+    let codes = request.body["tools"].as_array().is_some_and(|tools| {
+        tools
+            .iter()
+            .any(|tool| tool["function"]["name"] == "write_file")
+    });
+    let tool_results = request.body["messages"]
+        .as_array()
+        .map(|messages| messages.iter().filter(|m| m["role"] == "tool").count())
+        .unwrap_or(0);
+    if codes && tool_results == 0 {
+        return Reply::Owned {
+            text: None,
+            calls: vec![(
+                "write_file".to_owned(),
+                json!({ "path": "services/billing/invoice.txt", "content": "exported\n" }),
+            )],
+        };
+    }
+    if codes {
+        return finish(json!({ "summary": "invoice.txt is exported." }));
+    }
+    finish(json!({
+        "summary": "Looks right.",
+        "output": { "rating": 0.9, "comments": [{ "severity": "minor", "text": "fine" }] }
+    }))
+}
+
+#[tokio::test]
+async fn a_runs_coding_step_pushes_and_opens_its_pull_request_through_github_with_a_one_repository_token()
+ {
+    let forge = ForgeRoot::create();
+    let bare = forge.add_repository("billing", &[("services/billing/lib.txt", "one\n")]);
+    let harness = HarnessProcess::start();
+    let model = ScriptedModel::start_with(scripted_agent).await;
+    let port = cat_tests::free_port();
+    let mut options = ServerOptions {
+        port: Some(port),
+        ..ServerOptions::default()
+    };
+    options.vars.extend(
+        [
+            ("RUNNER_URL", harness.base_url.as_str()),
+            ("RUNNER_SHARED_SECRET", RUNNER_SECRET),
+            ("PUBLIC_ORIGIN", &format!("http://127.0.0.1:{port}")),
+            ("GATEWAY_OPENAI_BASE_URL", &model.base_url),
+            ("GATEWAY_OPENAI_API_KEY", "sk-test-github-provider-key"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned())),
+    );
+    let Setup {
+        server,
+        fake,
+        _keys,
+    } = setup_with(options).await;
+    fake.add_installation(
+        FakeInstallation {
+            id: INSTALLATION,
+            account_login: "acme".to_owned(),
+            repositories: vec![
+                FakeRepository {
+                    id: BILLING,
+                    full_name: "acme/billing".to_owned(),
+                },
+                FakeRepository {
+                    id: 502,
+                    full_name: "acme/web".to_owned(),
+                },
+            ],
+        },
+        true,
+    );
+    // The runner clones and pushes to a local bare repository (allowed in its local-forge test mode)
+    // that the fake reports as the repository's clone URL; the pull request goes through the fake's
+    // API with the job's token.
+    fake.set_clone_url("acme/billing", bare.to_str().unwrap());
+    let admin = Client::sign_in(&server, &unique_login("ghrun")).await;
+    let account = admin.get("/auth/me").await.expect(200)["accounts"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/accounts/{account}/models/scripted"),
+            Some(RawBody::Json(json!({ "provider": "openai_compatible",
+                "inputUsdPerMillion": "1", "outputUsdPerMillion": "1", "maxOutputTokens": 500 }))),
+        )
+        .await
+        .expect(200);
+    let workspace = admin
+        .post(
+            "/workspaces",
+            json!({ "name": "gh runs", "accountId": account }),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    connect(&server, &fake, &admin, &account).await;
+    let frame = admin
+        .create_block(&workspace, "frame", None, "Billing")
+        .await;
+    admin
+        .put_json(
+            &format!("/workspaces/{workspace}/blocks/{frame}/repo"),
+            json!({ "repository": "acme/billing", "subDirectory": "services/billing" }),
+        )
+        .await
+        .expect(200);
+    let task = admin
+        .create_block(&workspace, "task", Some(&frame), "Export invoices")
+        .await;
+    let created = admin
+        .post(
+            &format!("/workspaces/{workspace}/blocks/{task}/runs"),
+            json!({ "pipelineId": "quick", "modelId": "scripted" }),
+        )
+        .await
+        .expect(201);
+    let run_id = created["id"].as_str().unwrap().to_owned();
+
+    // The coding step pushes `cat/<task>` and opens the pull request through the fake.
+    let head = format!("cat/{task}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !fake.pull_requests().iter().any(|pull| pull.head == head) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no pull request was opened; run: {}\nharness log:\n{}\nworker log:\n{}",
+            admin
+                .get(&format!("/workspaces/{workspace}/runs/{run_id}"))
+                .await
+                .body,
+            harness.log_tail(30),
+            server.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        forge.branch_commit("billing", &head).is_some(),
+        "the branch was pushed"
+    );
+    let opened = fake
+        .requests()
+        .into_iter()
+        .find(|request| request.method == "POST" && request.path == "/repos/acme/billing/pulls")
+        .unwrap();
+    let used = opened
+        .authorization
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
+    let minted = fake
+        .minted_tokens()
+        .into_iter()
+        .find(|minted| minted.token == used)
+        .expect("the pull request was opened with a token the App minted");
+    assert_eq!(minted.installation_id, INSTALLATION);
+    assert_eq!(minted.repositories, vec!["billing".to_owned()]);
+    assert_eq!(
+        minted.permissions.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("contents".to_owned(), "write".to_owned()),
+            ("pull_requests".to_owned(), "write".to_owned())
+        ]
+    );
+
+    // The token is nowhere else: not in the worker's log, the runner's log, or the run's answers.
+    let run = admin
+        .get(&format!("/workspaces/{workspace}/runs/{run_id}"))
+        .await
+        .expect(200);
+    let job = reqwest::Client::new()
+        .get(format!("{}/jobs/{run_id}-0-1", harness.base_url))
+        .header("x-harness-secret", RUNNER_SECRET)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!run.to_string().contains(&used));
+    assert!(
+        !job.contains(&used),
+        "the runner's job view holds the token"
+    );
+    assert!(!server.log_tail(usize::MAX).contains(&used));
+    assert!(!harness.log_tail(usize::MAX).contains(&used));
 }
