@@ -424,6 +424,9 @@ async fn fetch_open_issues(
 /// `POST /workspaces/:id/blocks/:blockId/import-issues`.
 pub async fn import_issues(context: &RequestContext) -> HandlerResult {
     let block_id = block_id_param(context)?;
+    // Every field is optional, and serde would read a struct from a JSON array too: the body must
+    // be an object first.
+    context.json::<serde_json::Map<String, serde_json::Value>>()?;
     let request: ImportIssuesRequest = context.json()?;
     request.validate()?;
     let workspace = &context.workspace().workspace;
