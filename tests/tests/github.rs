@@ -748,4 +748,48 @@ async fn a_runs_coding_step_pushes_and_opens_its_pull_request_through_github_wit
     );
     assert!(!server.log_tail(usize::MAX).contains(&used));
     assert!(!harness.log_tail(usize::MAX).contains(&used));
+
+    // The reviewer passes and the run waits for the merge; GitHub's `pull_request` closed+merged
+    // webhook marks the task done and the run engine finishes the run, as the merge route would.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let run = admin
+            .get(&format!("/workspaces/{workspace}/runs/{run_id}"))
+            .await
+            .expect(200);
+        if run["status"] == "blocked" && run["summary"]["park"]["type"] == "merge" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never waited for its merge: {run:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sender = WebhookSender::new(server.url("/github/webhooks"), WEBHOOK_SECRET.as_bytes());
+    let merged = sender
+        .send(
+            "pull_request",
+            &WebhookSender::new_delivery_id(),
+            &pull_request("closed", &task, true, "sha-merged"),
+            Signing::Genuine,
+        )
+        .await;
+    assert_eq!(merged.status(), 200);
+    assert_eq!(status_of(&admin, &workspace, &task).await, "done");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = admin
+            .get(&format!("/workspaces/{workspace}/runs/{run_id}"))
+            .await
+            .expect(200);
+        if run["status"] == "done" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the merge webhook did not finish the run: {run:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
