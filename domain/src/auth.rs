@@ -25,6 +25,8 @@ pub enum Audience {
     WsTicket,
     /// A model gateway token: which account, workspace, run and model one caller may spend on.
     Gateway,
+    /// The `state` of a GitHub App installation round trip (account and admin who started it).
+    GithubInstall,
 }
 
 impl Audience {
@@ -34,6 +36,7 @@ impl Audience {
             Audience::OauthState => "oauth-state",
             Audience::WsTicket => "ws-ticket",
             Audience::Gateway => "gateway",
+            Audience::GithubInstall => "github-install",
         }
     }
 }

@@ -88,6 +88,12 @@ pub enum EventPayload {
     /// adds `cost` to the block's running total.
     #[serde(rename = "spend.changed")]
     SpendChanged { call: crate::spend::SettledCall },
+    /// A block's GitHub state changed (issue 15): a frame's repository link, a task's pull request,
+    /// CI and review, its issue, or a note GitHub caused. The whole state, not a diff.
+    #[serde(rename = "block.github")]
+    BlockGithub {
+        github: crate::api::github::BlockGithub,
+    },
     /// A run's event (`run.*`, docs/events.md): its own name in `type`, the run in `data`.
     #[serde(untagged)]
     Run(RunEventRecord),
@@ -190,6 +196,7 @@ impl EventPayload {
             EventPayload::MemberChanged { .. } => "member.changed",
             EventPayload::Run(record) => record.event.name(),
             EventPayload::SpendChanged { .. } => "spend.changed",
+            EventPayload::BlockGithub { .. } => "block.github",
         }
     }
 }

@@ -155,6 +155,11 @@ impl Client {
             .await
     }
 
+    pub async fn put_json(&self, path: &str, body: Value) -> Answer {
+        self.send(Method::PUT, path, Some(RawBody::Json(body)))
+            .await
+    }
+
     pub async fn delete(&self, path: &str) -> Answer {
         self.send(Method::DELETE, path, None).await
     }

@@ -8,10 +8,13 @@
 //! random-looking strings a test can search logs and responses for.
 //!
 //! Served endpoints:
-//! - `POST /app/installations/{id}/access_tokens`
+//! - `POST /app/installations/{id}/access_tokens` (the App JWT's RS256 signature is verified with
+//!   the App's public key, through `openssl`, when the test hands one over)
+//! - `POST /login/oauth/access_token` (the App's OAuth code exchange: a user token for a code)
 //! - `GET /installation/repositories?per_page&page` (paged, `Link: rel="next"`)
 //! - `GET /user/installations`
 //! - `GET /repos/{owner}/{repo}/issues?labels&state&per_page&page` (paged)
+//! - `GET /repos/{owner}/{repo}` (with an installation token; `clone_url` as the test set it)
 //! - `POST|GET /repos/{owner}/{repo}/pulls`, `GET /repos/{owner}/{repo}/pulls/{number}`
 //! - `POST /repos/{owner}/{repo}/check-runs`, `GET /repos/{owner}/{repo}/commits/{sha}/check-runs`
 
@@ -89,6 +92,15 @@ struct FakeState {
     check_runs: Vec<Value>,
     requests: Vec<RecordedRequest>,
     minted: Vec<MintedToken>,
+    /// The App's public key (PEM file): App JWTs are verified against it when set.
+    app_public_key: Option<std::path::PathBuf>,
+    /// The App's OAuth client id and secret, checked by the code exchange.
+    oauth_client: Option<(String, String)>,
+    /// User tokens handed out for codes.
+    user_tokens: Vec<String>,
+    /// `owner/name` → the clone URL `GET /repos/{owner}/{repo}` reports (a local bare repository in
+    /// tests: the runner clones and pushes there, and opens the pull request through this fake).
+    clone_urls: HashMap<String, String>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -224,6 +236,18 @@ async fn access_tokens(
     if let Err(problem) = check_app_jwt_shape(&jwt) {
         return error(StatusCode::UNAUTHORIZED, &problem);
     }
+    let public_key = state.lock().unwrap().app_public_key.clone();
+    if let Some(public_key) = public_key {
+        let verified = tokio::task::spawn_blocking(move || verify_rs256(&jwt, &public_key))
+            .await
+            .unwrap_or(false);
+        if !verified {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "A JSON web token could not be decoded (the RS256 signature does not verify)",
+            );
+        }
+    }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut guard = state.lock().unwrap();
     let Some(installation) = guard
@@ -335,6 +359,71 @@ pub fn check_app_jwt_shape(jwt: &str) -> Result<(), String> {
         return Err("'Issuer' claim ('iss') is required".to_owned());
     }
     Ok(())
+}
+
+/// Verifies an RS256 JWT's signature with `openssl dgst -verify` and the App's public key: the same
+/// check GitHub makes, with no RSA code in the tests.
+fn verify_rs256(jwt: &str, public_key: &std::path::Path) -> bool {
+    let Some((signing_input, signature)) = jwt.rsplit_once('.') else {
+        return false;
+    };
+    let Some(signature) = base64_decode::decode_url_safe(signature) else {
+        return false;
+    };
+    let Ok(dir) = tempfile::tempdir() else {
+        return false;
+    };
+    let (input_path, signature_path) = (dir.path().join("input"), dir.path().join("signature"));
+    if std::fs::write(&input_path, signing_input).is_err()
+        || std::fs::write(&signature_path, signature).is_err()
+    {
+        return false;
+    }
+    std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(public_key)
+        .arg("-signature")
+        .arg(&signature_path)
+        .arg(&input_path)
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+async fn oauth_access_token(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    record(
+        &state,
+        "POST",
+        "/login/oauth/access_token".to_owned(),
+        &HashMap::new(),
+        &headers,
+        &body,
+    );
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut guard = state.lock().unwrap();
+    let client_ok = guard.oauth_client.as_ref().is_some_and(|(id, secret)| {
+        request["client_id"] == id.as_str() && request["client_secret"] == secret.as_str()
+    });
+    if !client_ok {
+        return axum::Json(json!({"error": "incorrect_client_credentials",
+            "error_description": "The client_id and/or client_secret passed are incorrect."}))
+        .into_response();
+    }
+    if request["code"]
+        .as_str()
+        .is_none_or(|code| code.is_empty() || code == "bad-code")
+    {
+        return axum::Json(json!({"error": "bad_verification_code",
+            "error_description": "The code passed is incorrect or expired."}))
+        .into_response();
+    }
+    let counter = TOKEN_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let token = format!("ghu_fakeuser{counter:04}k3Pq");
+    guard.user_tokens.push(token.clone());
+    axum::Json(json!({"access_token": token, "token_type": "bearer", "scope": ""})).into_response()
 }
 
 mod base64_decode {
@@ -621,6 +710,45 @@ async fn get_pull(
     }
 }
 
+async fn get_repository(
+    State(state): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let full_name = format!("{owner}/{repo}");
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full_name}"),
+        &HashMap::new(),
+        &headers,
+        &[],
+    );
+    let guard = state.lock().unwrap();
+    let Some(installation) =
+        bearer(&headers).and_then(|token| installation_of_token(&guard, &token))
+    else {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    };
+    let Some(repository) = installation
+        .repositories
+        .iter()
+        .find(|repository| repository.full_name == full_name)
+    else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let clone_url = guard
+        .clone_urls
+        .get(&full_name)
+        .cloned()
+        .unwrap_or_else(|| format!("https://github.com/{full_name}.git"));
+    axum::Json(json!({
+        "id": repository.id, "full_name": full_name, "name": repo, "private": true,
+        "clone_url": clone_url, "default_branch": "main",
+    }))
+    .into_response()
+}
+
 async fn create_check_run(
     State(state): State<Shared>,
     Path((owner, repo)): Path<(String, String)>,
@@ -685,6 +813,8 @@ impl FakeGithub {
             .route("/app/installations/{id}/access_tokens", post(access_tokens))
             .route("/installation/repositories", get(installation_repositories))
             .route("/user/installations", get(user_installations))
+            .route("/login/oauth/access_token", post(oauth_access_token))
+            .route("/repos/{owner}/{repo}", get(get_repository))
             .route("/repos/{owner}/{repo}/issues", get(list_issues))
             .route(
                 "/repos/{owner}/{repo}/pulls",
@@ -718,6 +848,31 @@ impl FakeGithub {
             guard.user_installation_ids.push(installation.id);
         }
         guard.installations.push(installation);
+    }
+
+    /// What `GET /repos/{owner}/{repo}` reports as the repository's clone URL.
+    pub fn set_clone_url(&self, full_name: &str, clone_url: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .clone_urls
+            .insert(full_name.to_owned(), clone_url.to_owned());
+    }
+
+    /// App JWTs must verify against this public key (a PEM file) from now on.
+    pub fn verify_app_jwts_with(&self, public_key_pem: std::path::PathBuf) {
+        self.state.lock().unwrap().app_public_key = Some(public_key_pem);
+    }
+
+    /// The App's OAuth client credentials the code exchange accepts.
+    pub fn set_oauth_client(&self, client_id: &str, client_secret: &str) {
+        self.state.lock().unwrap().oauth_client =
+            Some((client_id.to_owned(), client_secret.to_owned()));
+    }
+
+    /// Every user token the code exchange handed out.
+    pub fn user_tokens(&self) -> Vec<String> {
+        self.state.lock().unwrap().user_tokens.clone()
     }
 
     pub fn add_issue(&self, repository: &str, issue: FakeIssue) {
@@ -817,5 +972,76 @@ impl WebhookSender {
             .send()
             .await
             .expect("the webhook receiver answers")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base64url(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_rs256_signature_made_with_the_key_verifies_and_another_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        let public = dir.path().join("pub.pem");
+        let run = |args: &[&std::ffi::OsStr]| {
+            let output = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+            output.stdout
+        };
+        run(&[
+            "genrsa".as_ref(),
+            "-traditional".as_ref(),
+            "-out".as_ref(),
+            key.as_os_str(),
+            "2048".as_ref(),
+        ]);
+        run(&[
+            "rsa".as_ref(),
+            "-pubout".as_ref(),
+            "-in".as_ref(),
+            key.as_os_str(),
+            "-out".as_ref(),
+            public.as_os_str(),
+        ]);
+        let input = format!(
+            "{}.{}",
+            base64url(br#"{"alg":"RS256","typ":"JWT"}"#),
+            base64url(br#"{"iat":1,"exp":2,"iss":"1"}"#)
+        );
+        let input_path = dir.path().join("input");
+        std::fs::write(&input_path, &input).unwrap();
+        let signature = run(&[
+            "dgst".as_ref(),
+            "-sha256".as_ref(),
+            "-sign".as_ref(),
+            key.as_os_str(),
+            input_path.as_os_str(),
+        ]);
+        let jwt = format!("{input}.{}", base64url(&signature));
+        assert!(verify_rs256(&jwt, &public));
+        let mut tampered = jwt.clone();
+        tampered.insert(3, 'x');
+        assert!(!verify_rs256(&tampered, &public));
     }
 }

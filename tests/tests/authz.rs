@@ -31,13 +31,22 @@ const PERSONAS: [Persona; 5] = [
 fn minimum_role(operation: Operation) -> Option<Persona> {
     use Operation::*;
     Some(match operation {
-        GetWorkspace | ListWorkspaceMembers | GetBoard | GetBlock | CreateEventTicket
-        | GetWorkspaceSpend | GetBlockForecast | ListPipelines | ListRuns | GetRun => {
-            Persona::Viewer
-        }
+        GetWorkspace
+        | ListWorkspaceMembers
+        | GetBoard
+        | GetBlock
+        | CreateEventTicket
+        | GetWorkspaceSpend
+        | GetBlockForecast
+        | ListPipelines
+        | ListRuns
+        | GetRun
+        | ListGithubRepositories
+        | ListBlockGithub => Persona::Viewer,
         CreateBlock | UpdateBlock | ReparentBlock | DeleteBlock | CreateEdge | DeleteEdge
         | CreateGatewayToken | CreatePipeline | UpdatePipeline | DeletePipeline | CreateRun
-        | CancelRun | RetryRun | AnswerDecision | GiveApproval | MergeBlock => Persona::Member,
+        | CancelRun | RetryRun | AnswerDecision | GiveApproval | MergeBlock
+        | LinkBlockRepository | ImportIssues => Persona::Member,
         UpdateWorkspace | DeleteWorkspace | AddWorkspaceMember | RemoveWorkspaceMember => {
             Persona::Admin
         }
@@ -303,6 +312,28 @@ impl Fixture {
                 Some(json!({ "apiKey": "sk-ant-matrix-0123456789" })),
             ),
             ListProviders => (format!("/accounts/{}/providers", self.org_account), None),
+            GithubInstall => (
+                format!("/accounts/{}/github/install", self.org_account),
+                None,
+            ),
+            ListGithubInstallations => (
+                format!("/accounts/{}/github/installations", self.org_account),
+                None,
+            ),
+            DeleteGithubInstallation => (
+                format!("/accounts/{}/github/installations/4242", self.org_account),
+                None,
+            ),
+            ListGithubRepositories => (format!("{ws}/github/repos"), None),
+            LinkBlockRepository => (
+                format!("{ws}/blocks/{}/repo", self.frame),
+                Some(json!({ "repository": "acme/billing" })),
+            ),
+            ImportIssues => (
+                format!("{ws}/blocks/{}/import-issues", self.frame),
+                Some(json!({})),
+            ),
+            ListBlockGithub => (format!("{ws}/github/blocks"), None),
             Health
             | OpenApi
             | GithubLogin
@@ -310,7 +341,9 @@ impl Fixture {
             | DevLogin
             | OpenEventStream
             | GatewayChatCompletions
-            | GatewayMessages => {
+            | GatewayMessages
+            | GithubSetup
+            | GithubWebhook => {
                 unreachable!("public routes are not in the matrix")
             }
         };
@@ -319,9 +352,27 @@ impl Fixture {
     }
 }
 
+/// The GitHub routes that need the App's settings: the shared server has none, so once
+/// authorization lets a caller through they answer 503 `github_not_configured` (tests/tests/github.rs
+/// covers them configured).
+fn needs_the_github_app(operation: Operation) -> bool {
+    use Operation::*;
+    matches!(
+        operation,
+        GithubInstall
+            | ListGithubInstallations
+            | DeleteGithubInstallation
+            | ListGithubRepositories
+            | LinkBlockRepository
+            | ImportIssues
+    )
+}
+
 fn expected_status(route: &RouteSpec, persona: Persona) -> u16 {
     let success = if refused_by_state(route.operation) {
         409
+    } else if needs_the_github_app(route.operation) {
+        503
     } else {
         route.success.0
     };
@@ -337,6 +388,9 @@ fn expected_status(route: &RouteSpec, persona: Persona) -> u16 {
             | Operation::PriceModel
             | Operation::SetProvider
             | Operation::ListProviders
+            | Operation::GithubInstall
+            | Operation::ListGithubInstallations
+            | Operation::DeleteGithubInstallation
     ) {
         // Only the organisation's admin is in it; everyone else must not learn it exists.
         return if persona == Persona::Admin {

@@ -108,6 +108,14 @@ fn valid_request(fixture: &Fixture, operation: Operation) -> Option<(String, Val
             format!("{ws}/runs/run_0000000000000001/approvals/approval-1"),
             json!({ "verdict": "approve", "feedback": "f" }),
         ),
+        LinkBlockRepository => (
+            format!("{ws}/blocks/{}/repo", fixture.frame),
+            json!({ "repository": "acme/billing", "subDirectory": "services/billing" }),
+        ),
+        ImportIssues => (
+            format!("{ws}/blocks/{}/import-issues", fixture.frame),
+            json!({ "labels": ["bug"] }),
+        ),
         _ => return None,
     })
 }
@@ -142,6 +150,7 @@ fn required_fields(operation: Operation) -> &'static [&'static str] {
         CreateRun => &["pipelineId"],
         AnswerDecision => &["choice"],
         GiveApproval => &["verdict"],
+        LinkBlockRepository => &["repository"],
         _ => &[],
     }
 }

@@ -108,7 +108,7 @@ pub async fn snapshot<S: Store>(
     Ok((blocks, edges, seq))
 }
 
-fn conflict_busy() -> ApiError {
+pub(crate) fn conflict_busy() -> ApiError {
     ApiError::new(
         ErrorCode::Conflict,
         "The board changed while this change was being applied; retry it.",
@@ -252,7 +252,7 @@ pub async fn create_block<S: Store, R: Runtime>(
     Err(conflict_busy())
 }
 
-fn block_params(workspace: &str, block: &Block) -> [Param; 15] {
+pub(crate) fn block_params(workspace: &str, block: &Block) -> [Param; 15] {
     params![
         workspace,
         block.id.as_str(),

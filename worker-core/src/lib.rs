@@ -14,6 +14,7 @@ pub mod board;
 pub mod context;
 pub mod delivery;
 pub mod events;
+pub mod github;
 pub mod runner;
 pub mod runs;
 pub mod spend;

@@ -499,7 +499,15 @@ pub async fn create_run<S: Store, R: Runtime>(
         });
     }
     let needs_repository = pipeline.steps.iter().any(|step| step.surface.is_runner());
-    let repository = if needs_repository {
+    // A frame linked to a GitHub repository (issue 15) runs there; otherwise its `repo_url`.
+    let github_link = if needs_repository {
+        github_repository_of(store, workspace_id, block_id).await?
+    } else {
+        None
+    };
+    let repository = if let Some(github) = github_link {
+        Some(github)
+    } else if needs_repository {
         let url = repo_url.ok_or_else(|| {
             ApiError::rule_violated(
                 "no_repository",
@@ -712,6 +720,40 @@ pub fn run_event_record(state: &RunState, run_seq: u64, event: RunEvent) -> RunE
         run_status: state.status,
         event,
     }
+}
+
+/// The GitHub repository the task's frame links, with the installation that can see it; a link
+/// whose repository the installation no longer sees is refused with what to do.
+async fn github_repository_of<S: Store>(
+    store: &S,
+    workspace_id: &WorkspaceId,
+    block_id: &BlockId,
+) -> Result<Option<RunRepository>, ApiError> {
+    let Some(frame) = crate::github::frame_of(store, workspace_id, block_id).await? else {
+        return Ok(None);
+    };
+    let Some(link) = crate::github::frame_link(store, workspace_id, &frame).await? else {
+        return Ok(None);
+    };
+    let (installation_id, full_name) =
+        crate::github::installation_of_repository(store, link.repository_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::rule_violated(
+                    "repository_unreachable",
+                    format!(
+                        "The service links {}, which the GitHub App's installation no longer sees; \
+                         grant it access on GitHub or link another repository.",
+                        link.full_name
+                    ),
+                )
+            })?;
+    Ok(Some(RunRepository::Github {
+        repository: full_name,
+        repository_id: link.repository_id,
+        installation_id,
+        sub_directory: link.sub_directory,
+    }))
 }
 
 /// Sets a block's status on behalf of a run (`Actor::Run`), through the board's update command so it

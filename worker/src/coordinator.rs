@@ -473,6 +473,10 @@ impl RunCoordinator {
             Ok(llm) => llm,
             Err(problem) => return unreachable(problem),
         };
+        let github = match crate::github::job_access(&self.env, repository).await {
+            Ok(github) => github,
+            Err(problem) => return unreachable(format!("GitHub: {problem}")),
+        };
         let job = match job_for(
             request,
             JobTarget {
@@ -482,6 +486,7 @@ impl RunCoordinator {
                 llm,
                 validation: validation_spec(&self.env),
                 limits: JobLimits::default(),
+                github,
             },
         ) {
             Ok(job) => job,

@@ -430,6 +430,15 @@ async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult 
         Operation::GetBlockForecast => routes::spend::block_forecast(context).await,
         Operation::SetProvider => routes::spend::set_provider(context).await,
         Operation::ListProviders => routes::spend::list_providers(context).await,
+        Operation::GithubInstall => routes::github::install(context).await,
+        Operation::GithubSetup => routes::github::setup(context).await,
+        Operation::ListGithubInstallations => routes::github::list_installations(context).await,
+        Operation::DeleteGithubInstallation => routes::github::delete_installation(context).await,
+        Operation::ListGithubRepositories => routes::github::list_repositories(context).await,
+        Operation::LinkBlockRepository => routes::github::link_repository(context).await,
+        Operation::ImportIssues => routes::github::import_issues(context).await,
+        Operation::GithubWebhook => routes::github::webhook(request, context).await,
+        Operation::ListBlockGithub => routes::github::list_block_github(context).await,
     }
 }
 

@@ -11,6 +11,7 @@ mod auth;
 mod coordinator;
 mod delivery;
 pub mod gateway;
+mod github;
 mod http;
 mod hub;
 mod ids;

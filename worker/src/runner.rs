@@ -182,7 +182,14 @@ pub async fn merge_local(
     repository: &RunRepository,
     branch: &str,
 ) -> std::result::Result<LocalMergeAnswer, ApiError> {
-    let RunRepository::Local { bare_repo_path, .. } = repository;
+    let RunRepository::Local { bare_repo_path, .. } = repository else {
+        // A GitHub pull request is merged on GitHub; its `pull_request` webhook marks the task done.
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "This task's pull request is on GitHub: merge it there; the board follows its webhook.",
+        )
+        .with_details(serde_json::json!({ "reason": "merge_on_github" })));
+    };
     let branch = WorkBranch::try_from(branch.to_owned()).map_err(|_| ApiError::internal())?;
     let body = serde_json::to_string(&LocalMergeRequest {
         repository: bare_repo_path.clone(),

@@ -52,10 +52,13 @@ pub enum ErrorCode {
     OriginNotAllowed,
     /// A WebSocket-only route was called without `Upgrade: websocket` (426, with that header).
     UpgradeRequired,
+    /// The GitHub App is not configured on this server (no App id, private key or webhook secret):
+    /// every GitHub route answers this, and the rest of the product works.
+    GithubNotConfigured,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -75,6 +78,7 @@ impl ErrorCode {
         ErrorCode::UpstreamFailed,
         ErrorCode::OriginNotAllowed,
         ErrorCode::UpgradeRequired,
+        ErrorCode::GithubNotConfigured,
     ];
 
     /// The HTTP status this code is sent with.
@@ -95,7 +99,9 @@ impl ErrorCode {
             ErrorCode::RuleViolated => 422,
             ErrorCode::Internal => 500,
             ErrorCode::UpstreamFailed => 502,
-            ErrorCode::AuthNotConfigured | ErrorCode::Unavailable => 503,
+            ErrorCode::AuthNotConfigured
+            | ErrorCode::Unavailable
+            | ErrorCode::GithubNotConfigured => 503,
         }
     }
 
@@ -120,6 +126,7 @@ impl ErrorCode {
             ErrorCode::UpstreamFailed => "upstream_failed",
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::UpgradeRequired => "upgrade_required",
+            ErrorCode::GithubNotConfigured => "github_not_configured",
         }
     }
 }

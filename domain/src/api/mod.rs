@@ -4,6 +4,7 @@ pub mod auth;
 pub mod board;
 pub mod body;
 pub mod error;
+pub mod github;
 pub mod health;
 pub mod openapi;
 pub mod routes;

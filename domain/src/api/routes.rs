@@ -103,6 +103,15 @@ pub enum Operation {
     GetBlockForecast,
     SetProvider,
     ListProviders,
+    GithubInstall,
+    GithubSetup,
+    ListGithubInstallations,
+    DeleteGithubInstallation,
+    ListGithubRepositories,
+    LinkBlockRepository,
+    ImportIssues,
+    GithubWebhook,
+    ListBlockGithub,
 }
 
 /// Who may call a route.
@@ -336,6 +345,42 @@ pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
         route!(Get "/accounts/:id/providers" => ListProviders, SIGNED_IN,
             "The providers the account configured (last 4 characters of each key only)",
             request: None, success: 200, Vec<crate::gateway::ProviderInfo>),
+        route!(Get "/accounts/:id/github/install" => GithubInstall, SIGNED_IN,
+            "Connect GitHub: redirects to the GitHub App's installation page (account admins only; 503 \
+             github_not_configured without the App's settings)",
+            request: None, success: 302),
+        route!(Get "/github/setup" => GithubSetup, PUBLIC,
+            "GitHub's setup callback after an installation (query: installation_id, setup_action, code, \
+             state). Records the installation for the account that asked, once the installing user's own \
+             installations (GET /user/installations with their token) include it; redirects to the board",
+            request: None, success: 302),
+        route!(Get "/accounts/:id/github/installations" => ListGithubInstallations, SIGNED_IN,
+            "The GitHub App installations connected to the account (account admins only)",
+            request: None, success: 200, Vec<super::github::GithubInstallationView>),
+        route!(Delete "/accounts/:id/github/installations/:installationId" => DeleteGithubInstallation, SIGNED_IN,
+            "Disconnect an installation from the account; its frames are unlinked, never deleted (account \
+             admins only; uninstall the App on GitHub to revoke its access)",
+            request: None, success: 204),
+        route!(Get "/workspaces/:id/github/repos" => ListGithubRepositories, READ,
+            "The repositories the account's installations can see, paged (query: page, perPage ≤ 100, \
+             refresh=1 to refresh the projection from GitHub first)",
+            request: None, success: 200, super::github::GithubRepositoryPage),
+        route!(Put "/workspaces/:id/blocks/:blockId/repo" => LinkBlockRepository, WRITE,
+            "Link a frame (service) to a repository the installation can see, optionally a folder in it",
+            request: body::<super::github::LinkRepositoryRequest>(), success: 200, super::github::BlockGithub),
+        route!(Post "/workspaces/:id/blocks/:blockId/import-issues" => ImportIssues, WRITE,
+            "Import the open issues of the frame's repository (optionally only those with every label) as \
+             tasks under it; an issue imported before is not imported again",
+            request: body::<super::github::ImportIssuesRequest>(), success: 201, super::github::ImportIssuesResult),
+        route!(Post "/github/webhooks" => GithubWebhook, PUBLIC,
+            "GitHub's webhook deliveries. X-Hub-Signature-256 is checked before anything is parsed (401, \
+             nothing recorded); a delivery is applied once per X-GitHub-Delivery; unknown events are \
+             acknowledged. The body is GitHub's JSON",
+            request: None, success: 200, super::github::WebhookAcknowledgement),
+        route!(Get "/workspaces/:id/github/blocks" => ListBlockGithub, READ,
+            "The GitHub state of the workspace's blocks (repository links, pull requests with CI and \
+             review, imported issues, notes); follow `block.github` events from the snapshot's seq",
+            request: None, success: 200, Vec<super::github::BlockGithub>),
     ]
 });
 
@@ -529,7 +574,7 @@ mod tests {
             "an operation is routed twice"
         );
         // Adding an Operation variant without a route makes this list (and so this test) fail to match.
-        assert_eq!(ROUTES.len(), 56);
+        assert_eq!(ROUTES.len(), 65);
     }
 
     #[test]

@@ -65,31 +65,46 @@ pub fn assemble_jwt(signing_input: &str, signature: &[u8]) -> String {
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
-/// The permissions an installation token for a coding job asks for: write access to the code and
-/// to pull requests, nothing else (no workflows, no administration, no issues).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CodingTokenPermissions {
-    pub contents: String,
-    pub pull_requests: String,
-}
-
-/// The body of `POST /app/installations/{id}/access_tokens` for one job.
+/// The body of `POST /app/installations/{id}/access_tokens`: which repositories (by name, without
+/// the owner; empty means every repository of the installation) and which permissions the token
+/// gets — never more than the use needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallationTokenRequest {
-    /// Exactly one repository name (without the owner): a token leaked from one job opens no other
-    /// repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<String>,
-    pub permissions: CodingTokenPermissions,
+    pub permissions: std::collections::BTreeMap<String, String>,
 }
 
-/// The request for a token scoped to `repository` (`owner/name`).
+fn permissions(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(name, level)| ((*name).to_owned(), (*level).to_owned()))
+        .collect()
+}
+
+/// The token a coding job gets for `repository` (`owner/name`): exactly that one repository, write
+/// access to its code and to pull requests, nothing else (no workflows, no administration, no
+/// issues) — a token leaked from one job opens no other repository.
 pub fn installation_token_request(repository: &RepositoryFullName) -> InstallationTokenRequest {
     InstallationTokenRequest {
         repositories: vec![repository.name().to_owned()],
-        permissions: CodingTokenPermissions {
-            contents: "write".to_owned(),
-            pull_requests: "write".to_owned(),
-        },
+        permissions: permissions(&[("contents", "write"), ("pull_requests", "write")]),
+    }
+}
+
+/// The token the worker lists an installation's repositories with: metadata, read only.
+pub fn metadata_token_request() -> InstallationTokenRequest {
+    InstallationTokenRequest {
+        repositories: Vec::new(),
+        permissions: permissions(&[("metadata", "read")]),
+    }
+}
+
+/// The token an issue import reads one repository's issues with: issues, read only.
+pub fn issues_token_request(repository: &RepositoryFullName) -> InstallationTokenRequest {
+    InstallationTokenRequest {
+        repositories: vec![repository.name().to_owned()],
+        permissions: permissions(&[("issues", "read")]),
     }
 }
 

@@ -264,3 +264,18 @@ fn the_install_callback_records_only_installations_the_user_can_access() {
         "a user with no installations can attach none"
     );
 }
+
+#[test]
+fn listing_and_import_tokens_ask_only_for_reading() {
+    let listing = serde_json::to_value(metadata_token_request()).unwrap();
+    assert_eq!(
+        listing,
+        serde_json::json!({"permissions": {"metadata": "read"}})
+    );
+    let repository = RepositoryFullName::parse("acme/billing").unwrap();
+    let import = serde_json::to_value(issues_token_request(&repository)).unwrap();
+    assert_eq!(
+        import,
+        serde_json::json!({"repositories": ["billing"], "permissions": {"issues": "read"}})
+    );
+}

@@ -12,5 +12,6 @@
 //! Nothing here performs I/O, reads a clock or holds a secret longer than a call.
 
 pub mod app;
+pub mod config;
 pub mod projection;
 pub mod webhook;

@@ -28,14 +28,38 @@ pub enum RunRepository {
         bare_repo_path: String,
         base_branch: String,
     },
+    /// A GitHub repository the frame links (issue 15): the clone URL, its default branch and a
+    /// token come at dispatch ([`GithubJobAccess`]), the token minted for this one repository.
+    Github {
+        /// `owner/name`.
+        repository: String,
+        repository_id: u64,
+        installation_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sub_directory: Option<String>,
+    },
 }
 
 impl RunRepository {
-    pub fn base_branch(&self) -> &str {
+    /// The branch a job starts from when the engine names none (`None`: the repository's default,
+    /// known at dispatch).
+    pub fn base_branch(&self) -> Option<&str> {
         match self {
-            RunRepository::Local { base_branch, .. } => base_branch,
+            RunRepository::Local { base_branch, .. } => Some(base_branch),
+            RunRepository::Github { .. } => None,
         }
     }
+}
+
+/// What a job on a GitHub repository needs at dispatch: where to clone (GitHub's `clone_url`), the
+/// default branch, the API, and an installation token scoped to that one repository. The token goes
+/// only into the job's forge settings (the harness keeps it from the agent, ADR 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubJobAccess {
+    pub clone_url: String,
+    pub default_branch: String,
+    pub api_base_url: String,
+    pub token: crate::job::Secret,
 }
 
 /// Whether `name` may follow `local:`: one path segment of letters, digits, `.`, `_` and `-`, not
@@ -111,30 +135,58 @@ pub struct JobTarget<'a> {
     pub llm: LlmEndpoint,
     pub validation: ValidationSpec,
     pub limits: JobLimits,
+    /// For a GitHub repository: the clone URL, default branch and token (see [`GithubJobAccess`]).
+    pub github: Option<GithubJobAccess>,
 }
 
 /// The `POST /jobs` body for one attempt.
 pub fn job_for(request: &JobRequest, target: JobTarget<'_>) -> Result<Job, String> {
     let block_id = JobBlockId::try_from(target.block_id.as_str().to_owned())
         .map_err(|error| format!("block id: {error}"))?;
-    let (clone_url, forge) = match target.repository {
-        RunRepository::Local { bare_repo_path, .. } => (
+    let (clone_url, forge, default_branch, sub_directory) = match target.repository {
+        RunRepository::Local {
+            bare_repo_path,
+            base_branch,
+        } => (
             bare_repo_path.clone(),
             ForgeSpec::Local {
                 bare_repo_path: bare_repo_path.clone(),
             },
+            base_branch.clone(),
+            None,
         ),
+        RunRepository::Github {
+            repository,
+            sub_directory,
+            ..
+        } => {
+            let access = target
+                .github
+                .as_ref()
+                .ok_or("a GitHub repository needs an installation token at dispatch")?;
+            let (owner, repo) = repository
+                .split_once('/')
+                .ok_or("the repository must be owner/name")?;
+            (
+                access.clone_url.clone(),
+                ForgeSpec::Github {
+                    api_base_url: access.api_base_url.clone(),
+                    owner: owner.to_owned(),
+                    repo: repo.to_owned(),
+                    token: access.token.clone(),
+                },
+                access.default_branch.clone(),
+                sub_directory.clone(),
+            )
+        }
     };
     let coding = request.surface == Surface::RunnerCoding;
     // A coder sent back starts from the pull request's branch and still targets the base branch; a
     // reviewer or tester reads the pull request's branch as its base.
     let (base_branch, start_branch) = match (&request.checkout_branch, coding) {
-        (Some(branch), true) => (
-            target.repository.base_branch().to_owned(),
-            Some(branch.clone()),
-        ),
+        (Some(branch), true) => (default_branch, Some(branch.clone())),
         (Some(branch), false) => (branch.clone(), None),
-        (None, _) => (target.repository.base_branch().to_owned(), None),
+        (None, _) => (default_branch, None),
     };
     let repo = RepoSpec {
         clone_url: clone_url
@@ -143,7 +195,13 @@ pub fn job_for(request: &JobRequest, target: JobTarget<'_>) -> Result<Job, Strin
         base_branch: base_branch
             .try_into()
             .map_err(|error| format!("base branch: {error}"))?,
-        sub_directory: None,
+        sub_directory: sub_directory
+            .map(|folder| {
+                folder
+                    .try_into()
+                    .map_err(|error| format!("sub-directory: {error}"))
+            })
+            .transpose()?,
         start_branch: start_branch
             .map(|branch| branch.try_into())
             .transpose()
@@ -324,6 +382,7 @@ mod tests {
                 },
                 validation: ValidationSpec::default(),
                 limits: JobLimits::default(),
+                github: None,
             },
         )
         .unwrap();
@@ -343,6 +402,7 @@ mod tests {
         let target = |repository| JobTarget {
             block_id: &block_id,
             repository,
+            github: None,
             model: "m",
             llm: LlmEndpoint {
                 base_url: "http://127.0.0.1:1/v1".to_owned(),
@@ -387,5 +447,80 @@ mod tests {
         );
         foreign.repo.start_branch = None;
         assert!(foreign.problems().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod github_tests {
+    use super::*;
+    use crate::job::{LlmProtocol, Secret};
+    use crate::pipeline::AgentKind;
+    use crate::prompt::system_prompt;
+    use crate::run::RunJobId;
+
+    #[test]
+    fn a_job_on_a_github_repository_pushes_and_opens_its_pull_request_through_github() {
+        let block_id = crate::ids::BlockId::from_random([7; 8]);
+        let run_id = crate::ids::RunId::from_random([8; 8]);
+        let request = JobRequest {
+            job_id: RunJobId::new(run_id, 0, 1),
+            step_index: 0,
+            kind: AgentKind::Coder,
+            surface: Surface::RunnerCoding,
+            system_prompt: system_prompt(AgentKind::Coder, None),
+            user_prompt: "fix it".to_owned(),
+            output_schema: None,
+            pull_request_title: Some("Fix it".to_owned()),
+            checkout_branch: None,
+        };
+        let repository = RunRepository::Github {
+            repository: "acme/billing".to_owned(),
+            repository_id: 501,
+            installation_id: 7001,
+            sub_directory: Some("services/billing".to_owned()),
+        };
+        let target = |github| JobTarget {
+            block_id: &block_id,
+            repository: &repository,
+            model: "m",
+            llm: LlmEndpoint {
+                base_url: "http://127.0.0.1:1/v1".to_owned(),
+                token: Secret::new("t"),
+                protocol: LlmProtocol::Openai,
+                stream: false,
+            },
+            validation: ValidationSpec::default(),
+            limits: JobLimits::default(),
+            github,
+        };
+        assert!(job_for(&request, target(None)).is_err(), "no token, no job");
+        let job = job_for(
+            &request,
+            target(Some(GithubJobAccess {
+                clone_url: "https://github.com/acme/billing.git".to_owned(),
+                default_branch: "trunk".to_owned(),
+                api_base_url: "https://api.github.com".to_owned(),
+                token: Secret::new("ghs_scoped"),
+            })),
+        )
+        .unwrap();
+        assert_eq!(job.repo.base_branch.as_str(), "trunk");
+        assert_eq!(
+            job.repo
+                .sub_directory
+                .as_ref()
+                .map(|folder| folder.as_str()),
+            Some("services/billing")
+        );
+        match &job.forge {
+            ForgeSpec::Github {
+                owner, repo, token, ..
+            } => {
+                assert_eq!((owner.as_str(), repo.as_str()), ("acme", "billing"));
+                assert_eq!(token.expose(), "ghs_scoped");
+            }
+            other => panic!("expected the GitHub forge, got {other:?}"),
+        }
+        assert!(job.problems().is_empty(), "{:?}", job.problems());
     }
 }

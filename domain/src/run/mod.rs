@@ -40,8 +40,8 @@ use crate::pipeline::{AgentKind, Pipeline, Surface};
 use crate::prompt::{DecisionAnswer, PullRequestBrief, ReworkRequest, SystemPrompt, TaskBrief};
 
 pub use dispatch::{
-    DEFAULT_BASE_BRANCH, JobTarget, LOCAL_FORGE_SCHEME, RunRepository, harness_output_schema,
-    is_local_repository_name, job_for, resolve_repository,
+    DEFAULT_BASE_BRANCH, GithubJobAccess, JobTarget, LOCAL_FORGE_SCHEME, RunRepository,
+    harness_output_schema, is_local_repository_name, job_for, resolve_repository,
 };
 pub use engine::apply;
 pub use gating::{

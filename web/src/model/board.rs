@@ -158,6 +158,7 @@ impl Board {
             }
             EventPayload::MemberChanged { .. }
             | EventPayload::SpendChanged { .. }
+            | EventPayload::BlockGithub { .. }
             | EventPayload::Run(_) => Applied::Ignored,
         };
         if applied == Applied::Ignored {

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod auth;
 pub mod board;
 pub mod events;
+pub mod github;
 pub mod health;
 pub mod openapi;
 pub mod runs;
