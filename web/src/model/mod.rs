@@ -15,7 +15,10 @@
 //! - `menu`: what the context menu offers on a block or on empty canvas;
 //! - `minimap`: the whole board drawn small, and the view a click on it asks for;
 //! - `rollup`: dependencies rolled up to the blocks drawn when zoomed out, with counts;
-//! - `errors`: API failures in words a person understands.
+//! - `errors`: API failures in words a person understands;
+//! - `runs`: the latest run of each task, live run events applied to it, the actions each run state
+//!   allows, refused starts explained, the badge a task's card shows;
+//! - `spend`: what was spent per block and in the workspace, kept live by `spend.changed`.
 //!
 //! Coordinates: a block's `position` is relative to its parent's top-left corner (a frame without a
 //! parent is relative to the world origin). The canvas draws children inside their parent's element, so
@@ -34,7 +37,9 @@ pub mod layout;
 pub mod menu;
 pub mod minimap;
 pub mod rollup;
+pub mod runs;
 pub mod selection;
+pub mod spend;
 pub mod undo;
 
 pub use board::*;
