@@ -234,3 +234,52 @@ async fn a_person_at_random_never_breaks_the_board() {
     println!("random gestures: seed {seed}, {gestures} gestures, the board still works");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_keyboard_selects_a_blocks_dependencies_in_turn_and_delete_removes_one() {
+    let server = WorkerServer::shared();
+    let login = unique_login("keyboard-edges");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Keyboard edges").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+    browser.console().await;
+    // "Remove from cart" (tasks[1]) depends on "Place order" (tasks[2]): its one edge is edges[1].
+    select_task(&browser, &board.tasks[1]).await;
+    browser.press('e', &[]).await;
+    let selected_edge =
+        "return document.querySelector('[data-edge-id].selected')?.dataset.edgeId ?? ''";
+    let edge = browser
+        .wait_until("E selects the block's dependency", selected_edge)
+        .await;
+    assert_eq!(edge.as_str(), Some(board.edges[1].as_str()));
+    // Again: the only edge stays selected (the walk wraps around), Shift+E too.
+    browser.press('e', &[]).await;
+    browser.press('E', &[Key::Shift]).await;
+    let edge = browser.wait_until("still selected", selected_edge).await;
+    assert_eq!(edge.as_str(), Some(board.edges[1].as_str()));
+    browser.press(Key::Delete.into(), &[]).await;
+    let gone = format!(
+        "return !document.querySelector(\"[data-edge-id='{}']\")",
+        board.edges[1]
+    );
+    browser
+        .wait_until("Delete removes the dependency", &gone)
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while client
+        .snapshot(&board.workspace)
+        .await
+        .edges
+        .iter()
+        .any(|edge| edge.0.as_str() == board.edges[1])
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server removed the dependency within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_page_healthy(&browser, "selecting and deleting a dependency by keyboard").await;
+    browser.close().await;
+}
