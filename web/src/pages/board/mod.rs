@@ -127,6 +127,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
     let menu = use_state(|| None::<ContextMenu>);
     let finder = use_state(|| false);
     let panel_collapsed = use_state(|| false);
+    let people = use_state(Vec::<domain::stream::PresentPerson>::new);
     let clip = use_mut_ref(|| None::<crate::model::clipboard::Clip>);
     let ops_ref = use_mut_ref(|| None::<Ops>);
     let queue = use_memo((), |_| CommandQueue::default());
@@ -215,7 +216,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
 
     // Load the snapshot, then open the live stream from its seq.
     {
-        let (engine, failed, status, live, bump, app, hooks) = (
+        let (engine, failed, status, live, bump, app, hooks, people) = (
             engine.clone(),
             failed.clone(),
             status.clone(),
@@ -223,6 +224,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             bump.clone(),
             app.clone(),
             hooks.clone(),
+            people.clone(),
         );
         use_effect_with(
             props.workspace_id.clone(),
@@ -313,6 +315,10 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                         let status = status.clone();
                         Callback::from(move |next: LiveStatus| status.set(next))
                     };
+                    let on_presence = {
+                        let people = people.clone();
+                        Callback::from(move |next| people.set(next))
+                    };
                     let stream = Live::start(
                         workspace.clone(),
                         seq,
@@ -320,6 +326,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                             on_event,
                             on_resync,
                             on_status,
+                            on_presence,
                         },
                     );
                     *live.borrow_mut() = Some(stream);
@@ -408,7 +415,12 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         read_only,
     };
     *ops_ref.borrow_mut() = Some(ops);
+    let selected_for_presence = shared.0.borrow().selected.clone();
 
+    // The others on the board see which block this tab has open.
+    if let Some(live) = live.borrow().as_ref() {
+        live.set_presence(selected_for_presence.clone());
+    }
     let send = |command: Command| {
         let queue = queue.clone();
         Callback::from(move |_: MouseEvent| queue.send(command.clone()))
@@ -449,6 +461,17 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
     let spend_text = engine_ref.board.spend.toolbar_text();
     let spend_title = engine_ref.board.spend.toolbar_title();
     let spend_cost = engine_ref.board.spend.workspace.0.to_string();
+    let me = match &app.session {
+        crate::app::Session::SignedIn(me) => Some(me.user.id.to_string()),
+        _ => None,
+    };
+    let others = crate::model::presence::others(&people, me.as_deref(), |id| {
+        engine_ref
+            .board
+            .blocks
+            .get(id)
+            .map(|block| block.title.clone())
+    });
     drop(engine_ref);
     let can_undo = !undo.borrow().is_empty();
     let can_redo = undo.borrow().can_redo();
@@ -619,6 +642,15 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                 </div>
                 <button class="tool" onclick={open_members} data-testid="open-members" title="Who can see and edit this board">{ "Members" }</button>
                 <button class="tool icon" onclick={send(Command::ToggleShortcuts)} data-testid="show-shortcuts" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">{ "?" }</button>
+                <span class="presence" data-testid="presence" aria-label="Who else is on this board">
+                    { for others.iter().map(|other| html! {
+                        <span class="avatar" title={other.title.clone()} data-testid="present-person"
+                            data-login={other.login.clone()}
+                            data-blocks={other.blocks.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")}>
+                            { other.initials.clone() }
+                        </span>
+                    }) }
+                </span>
                 <span class="live" data-testid="live-status" data-state={status.state()} title={live_title}>
                     <span class="dot"></span>{ live_label }
                 </span>
