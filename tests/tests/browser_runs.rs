@@ -281,9 +281,14 @@ async fn a_person_runs_a_task_to_a_merged_pull_request_and_answers_a_question_fr
     open_board(&browser, &setup.server, &board.login, &board.workspace).await;
     browser.console().await;
 
-    // The toolbar shows the month's spend and the account's limit.
-    let toolbar = text_of(&browser, "[data-testid='workspace-spend']").await;
-    assert!(toolbar.contains("this month"), "{toolbar}");
+    // The toolbar shows the month's spend and what is left of the account's $5 limit (once the
+    // account's budget has loaded).
+    browser
+        .wait_until(
+            "the toolbar shows the spend and the limit left",
+            "return document.querySelector(\"[data-testid='workspace-spend']\")?.textContent === '$0.00 spent · $5.00 left'",
+        )
+        .await;
 
     // Pick `quick` with the scripted model: the forecast weighs the run against the $5 left.
     let fix = board.fix.as_str();
