@@ -171,12 +171,6 @@ pub fn Panel(props: &PanelProps) -> Html {
                     }) }
                 </select>
             </label>
-            // A task's run comes first after its status: starting and watching it is what a task's
-            // panel is mostly opened for.
-            if level == Level::Task && !deleted {
-                <RunPanel engine={props.engine.clone()} workspace_id={props.workspace_id.clone()}
-                    block_id={id.clone()} tick={props.tick} read_only={props.read_only} on_run={props.on_run.clone()} />
-            }
             if level == Level::Frame {
                 <label class="field">
                     <span>{ "Repository" }</span>
@@ -203,6 +197,12 @@ pub fn Panel(props: &PanelProps) -> Html {
                 </label>
             } else if !deleted {
                 <p class="muted">{ "Loading details…" }</p>
+            }
+            // After the text fields, so Tab walks title → status → description → requirements without
+            // stopping in the run's controls.
+            if level == Level::Task && !deleted {
+                <RunPanel engine={props.engine.clone()} workspace_id={props.workspace_id.clone()}
+                    block_id={id.clone()} tick={props.tick} read_only={props.read_only} on_run={props.on_run.clone()} />
             }
             <div class="deps">
                 <h3>{ "Depends on" }</h3>
