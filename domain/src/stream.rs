@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
 use crate::event::WorkspaceEvent;
+use crate::ids::BlockId;
 
 /// How many events a hub keeps for replay. A client further behind gets `stream.resync`.
 pub const REPLAY_LOG_CAPACITY: i64 = 2_000;
@@ -50,6 +51,37 @@ pub enum ControlMessage {
     Error { error: ApiError },
     #[serde(rename = "stream.pong")]
     Pong,
+    /// Who is on the board now, and which block each has open: sent to every socket when someone
+    /// connects, leaves or opens another block.
+    #[serde(rename = "stream.presence")]
+    Presence { people: Vec<PresentPerson> },
+}
+
+/// Someone on the board, as `stream.presence` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PresentPerson {
+    pub login: String,
+    pub user_id: String,
+    /// The block whose panel they have open (`None`: looking at the board).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_id: Option<BlockId>,
+}
+
+/// The presence list from every open socket's person: one entry per person and block they have
+/// open (two tabs on the same block count once; a person with a block open is not listed again as
+/// only looking), sorted by login.
+pub fn presence_list(sockets: impl IntoIterator<Item = PresentPerson>) -> Vec<PresentPerson> {
+    let all: std::collections::BTreeSet<PresentPerson> = sockets.into_iter().collect();
+    let with_block: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter(|person| person.block_id.is_some())
+        .map(|person| person.user_id.as_str())
+        .collect();
+    all.iter()
+        .filter(|person| person.block_id.is_some() || !with_block.contains(person.user_id.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Any frame from the hub.
@@ -66,6 +98,12 @@ pub enum ServerMessage {
 pub enum ClientMessage {
     /// Answered with `stream.pong`. (A struct variant, so unknown fields are refused.)
     Ping {},
+    /// The block whose panel this client has open now (`null`: none); every socket gets the new
+    /// `stream.presence`.
+    Presence {
+        #[serde(rename = "blockId", default)]
+        block_id: Option<BlockId>,
+    },
 }
 
 /// What a hub does for a client that connects having seen everything up to `since`.
@@ -121,6 +159,51 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presence_lists_each_person_once_per_open_block_and_reads_client_frames() {
+        let person = |login: &str, block: Option<u8>| PresentPerson {
+            login: login.to_owned(),
+            user_id: format!("usr_{login}"),
+            block_id: block.map(|n| BlockId::from_random([n; 8])),
+        };
+        let listed = presence_list([
+            person("bob", None),
+            person("alice", Some(1)),
+            person("alice", Some(1)),
+            person("alice", None),
+            person("bob", None),
+            person("carol", Some(2)),
+            person("carol", Some(3)),
+        ]);
+        assert_eq!(
+            listed,
+            vec![
+                person("alice", Some(1)),
+                person("bob", None),
+                person("carol", Some(2)),
+                person("carol", Some(3)),
+            ]
+        );
+        let block = BlockId::from_random([1; 8]);
+        assert_eq!(
+            parse_client_message(&format!(r#"{{"type":"presence","blockId":"{block}"}}"#)),
+            Ok(ClientMessage::Presence {
+                block_id: Some(block)
+            })
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"presence","blockId":null}"#),
+            Ok(ClientMessage::Presence { block_id: None })
+        );
+        assert!(parse_client_message(r#"{"type":"presence","who":"x"}"#).is_err());
+        let wire = serde_json::to_value(ControlMessage::Presence {
+            people: vec![person("alice", None)],
+        })
+        .unwrap();
+        assert_eq!(wire["type"], "stream.presence");
+        assert_eq!(wire["people"][0]["login"], "alice");
+    }
     use crate::event::EventPayload;
     use crate::ids::{EdgeId, WorkspaceId};
 

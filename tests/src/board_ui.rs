@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::api::Client;
 use crate::browser::Browser;
 use crate::worker::WorkerServer;
+use fantoccini::key::Key;
 
 /// A board with two frames, three modules, seven tasks and three edges, laid out so everything is
 /// visible at once.
@@ -182,4 +183,186 @@ impl SplitMix {
     pub fn between(&mut self, low: f64, high: f64) -> f64 {
         low + (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * (high - low)
     }
+}
+
+/// Where a random gesture can land: the centres and bodies of what is drawn, handles, edge midpoints.
+const TARGETS: &str = "\
+    const c = document.querySelector(\"[data-testid='canvas']\").getBoundingClientRect(); \
+    const inside = (x, y) => x > c.x + 2 && y > c.y + 2 && x < c.right - 2 && y < c.bottom - 2; \
+    const out = []; \
+    for (const e of document.querySelectorAll('[data-block-id], .block-head, [data-handle], [data-rename], [data-resize]')) { \
+      const r = e.getBoundingClientRect(); \
+      for (const [fx, fy] of [[0.5, 0.5], [0.3, 0.85], [0.9, 0.9]]) { \
+        const x = r.x + r.width * fx, y = r.y + r.height * fy; if (inside(x, y)) out.push([x, y]); } } \
+    for (const p of document.querySelectorAll('.edge-hit')) { \
+      const at = p.getPointAtLength(p.getTotalLength() / 2); const m = p.getScreenCTM(); \
+      const x = at.x * m.a + at.y * m.c + m.e, y = at.x * m.b + at.y * m.d + m.f; if (inside(x, y)) out.push([x, y]); } \
+    return { canvas: [c.x, c.y, c.width, c.height], targets: out };";
+
+/// Buttons a person presses between gestures (those that exist at that moment): the toolbar, the
+/// dialogs, the context menu's entries and the finder's results.
+const BUTTONS: [&str; 18] = [
+    "add-frame",
+    "add-module",
+    "add-task",
+    "undo",
+    "redo",
+    "zoom-fit",
+    "show-shortcuts",
+    "confirm-delete-yes",
+    "panel-close",
+    "menu-rename",
+    "menu-copy",
+    "menu-paste",
+    "menu-duplicate",
+    "menu-delete",
+    "menu-add-frame-here",
+    "menu-add-task",
+    "finder-result",
+    "toggle-minimap",
+];
+
+fn key_for(roll: u64) -> (char, Vec<Key>, &'static str) {
+    match roll % 23 {
+        16 => ('Z', vec![Key::Control, Key::Shift], "Ctrl+Shift+Z"),
+        17 => ('y', vec![Key::Control], "Ctrl+Y"),
+        18 => ('c', vec![Key::Control], "Ctrl+C"),
+        19 => ('v', vec![Key::Control], "Ctrl+V"),
+        20 => ('d', vec![Key::Control], "Ctrl+D"),
+        21 => ('k', vec![Key::Control], "Ctrl+K"),
+        22 => (Key::Down.into(), vec![], "ArrowDown"),
+        0 => ('+', vec![], "+"),
+        1 => ('-', vec![], "-"),
+        2 => ('0', vec![], "0"),
+        3 => (Key::Delete.into(), vec![], "Delete"),
+        4 => (Key::Backspace.into(), vec![], "Backspace"),
+        5 => (Key::Escape.into(), vec![], "Escape"),
+        6 => (Key::Left.into(), vec![], "ArrowLeft"),
+        7 => (Key::Down.into(), vec![Key::Shift], "Shift+ArrowDown"),
+        8 => ('z', vec![Key::Control], "Ctrl+Z"),
+        9 => (Key::Enter.into(), vec![], "Enter"),
+        10 => (Key::F2.into(), vec![], "F2"),
+        11 => ('?', vec![], "?"),
+        12 => ('a', vec![], "a"),
+        // Not Tab: it walks the focus out to the top bar, where Enter would sign out or leave.
+        13 => ('b', vec![], "b"),
+        14 => ('x', vec![], "x"),
+        _ => (Key::Right.into(), vec![], "ArrowRight"),
+    }
+}
+
+/// Plays `gestures` random gestures (clicks, double-clicks, drags, right-clicks, keys, and presses of
+/// the toolbar's, dialogs' and menus' buttons plus `extra_buttons`) over the board, drawn from `rng`
+/// so a failing sequence replays from its seed; checks every 20 gestures and at the end that the page
+/// did not break (`label` says which run of gestures it was).
+pub async fn play_random_gestures(
+    browser: &Browser,
+    rng: &mut SplitMix,
+    gestures: usize,
+    label: &str,
+    extra_buttons: &[&str],
+) {
+    let mut log: Vec<String> = Vec::new();
+    for n in 0..gestures {
+        let scene = browser
+            .client
+            .execute(TARGETS, Vec::new())
+            .await
+            .expect("the page answers");
+        let canvas: Vec<f64> = scene["canvas"]
+            .as_array()
+            .map(|items| items.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        let targets: Vec<(f64, f64)> = scene["targets"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|pair| Some((pair[0].as_f64()?, pair[1].as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (cx, cy, cw, ch) = (canvas[0], canvas[1], canvas[2], canvas[3]);
+        let pick = |rng: &mut SplitMix| {
+            if !targets.is_empty() && rng.below(10) < 7 {
+                targets[rng.below(targets.len() as u64) as usize]
+            } else {
+                (
+                    rng.between(cx + 4.0, cx + cw - 4.0),
+                    rng.between(cy + 4.0, cy + ch - 4.0),
+                )
+            }
+        };
+        let roll = rng.below(100);
+        let gesture = match roll {
+            0..=31 => {
+                let (x, y) = pick(rng);
+                browser.click_at(x, y, 1).await;
+                format!("click {x:.0},{y:.0}")
+            }
+            32..=42 => {
+                let (x, y) = pick(rng);
+                browser.click_at(x, y, 2).await;
+                format!("double-click {x:.0},{y:.0}")
+            }
+            43..=65 => {
+                let from = pick(rng);
+                let to = if rng.below(2) == 0 {
+                    pick(rng)
+                } else {
+                    (
+                        (from.0 + rng.between(-150.0, 150.0)).clamp(cx + 4.0, cx + cw - 4.0),
+                        (from.1 + rng.between(-150.0, 150.0)).clamp(cy + 4.0, cy + ch - 4.0),
+                    )
+                };
+                browser.drag_points(from, to, 4).await;
+                format!(
+                    "drag {:.0},{:.0} -> {:.0},{:.0}",
+                    from.0, from.1, to.0, to.1
+                )
+            }
+            66..=71 => {
+                let (x, y) = pick(rng);
+                browser.right_click_at(x, y).await;
+                format!("right-click {x:.0},{y:.0}")
+            }
+            72..=89 => {
+                let (key, modifiers, name) = key_for(rng.next_u64());
+                browser.press(key, &modifiers).await;
+                format!("key {name}")
+            }
+            _ => {
+                let choices = BUTTONS.len() + extra_buttons.len();
+                let pick = rng.below(choices as u64) as usize;
+                let name = BUTTONS
+                    .get(pick)
+                    .copied()
+                    .unwrap_or_else(|| extra_buttons[pick - BUTTONS.len()]);
+                let clicked = browser
+                    .client
+                    .execute(
+                        &format!("const b = document.querySelector(\"[data-testid='{name}']\"); if (!b || b.disabled) return false; b.click(); return true;"),
+                        Vec::new(),
+                    )
+                    .await
+                    .unwrap_or(Value::Bool(false));
+                format!("button {name} (pressed: {clicked})")
+            }
+        };
+        log.push(format!("#{n}: {gesture}"));
+        if n % 20 == 19 {
+            let recent = log[log.len().saturating_sub(20)..].join("\n");
+            assert_page_healthy(
+                browser,
+                &format!("gestures up to #{n} ({label}):\n{recent}"),
+            )
+            .await;
+        }
+    }
+    let recent = log[log.len().saturating_sub(20)..].join("\n");
+    assert_page_healthy(
+        browser,
+        &format!("all {gestures} gestures ({label}):\n{recent}"),
+    )
+    .await;
 }

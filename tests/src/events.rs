@@ -19,6 +19,9 @@ pub struct EventStream {
     pub events: Vec<Value>,
     /// How the server closed the socket, once it did.
     pub closed: Option<(u16, String)>,
+    /// The latest `stream.presence` list. Presence frames come whenever anyone connects, leaves or
+    /// opens a block, so [`EventStream::next_frame`] keeps them here instead of returning them.
+    pub presence: Option<Value>,
 }
 
 /// Why a stream could not be opened: the HTTP status and the JSON envelope of the refusal.
@@ -72,6 +75,7 @@ impl EventStream {
                 seqs: Vec::new(),
                 events: Vec::new(),
                 closed: None,
+                presence: None,
             }),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
@@ -110,6 +114,10 @@ impl EventStream {
                 Ok(Message::Text(text)) => {
                     let value: Value =
                         serde_json::from_str(&text).unwrap_or(Value::String(text.to_string()));
+                    if value["type"] == "stream.presence" {
+                        self.presence = Some(value["people"].clone());
+                        continue;
+                    }
                     if let Some(seq) = value["seq"].as_i64().filter(|_| !is_control(&value)) {
                         self.seqs.push(seq);
                         self.events.push(value.clone());
@@ -124,6 +132,30 @@ impl EventStream {
                 }
                 Ok(_) => continue,
                 Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads frames until the presence list satisfies `condition` (10 s at most), and returns it.
+    /// Other frames read meanwhile are not kept: use it where only presence matters.
+    pub async fn wait_presence(&mut self, condition: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(people) = self.presence.as_ref().filter(|people| condition(people)) {
+                return Some(people.clone());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let raw = tokio::time::timeout(left, self.socket.next())
+                .await
+                .ok()??;
+            if let Ok(Message::Text(text)) = raw {
+                let value: Value = serde_json::from_str(&text).unwrap_or_default();
+                if value["type"] == "stream.presence" {
+                    self.presence = Some(value["people"].clone());
+                }
             }
         }
     }

@@ -1178,3 +1178,74 @@ async fn the_minimap_shows_the_whole_board_and_takes_the_view_where_it_is_clicke
     assert_page_healthy(&browser, "the minimap").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn presence_shows_who_else_is_on_the_board_and_which_block_they_have_open() {
+    let server = WorkerServer::shared();
+    let owner_login = unique_login("host");
+    let owner = Client::sign_in(server, &owner_login).await;
+    let board = seed_board(&owner, "Together").await;
+    let guest_login = unique_login("guest");
+    let _guest = Client::sign_in(server, &guest_login).await;
+    owner
+        .post(
+            &format!("/workspaces/{}/members", board.workspace),
+            json!({ "login": guest_login, "role": "member" }),
+        )
+        .await
+        .expect(200);
+    let host = Browser::start().await;
+    open_board(&host, server, &owner_login, &board.workspace).await;
+    let guest = Browser::start().await;
+    open_board(&guest, server, &guest_login, &board.workspace).await;
+    let avatar = format!("[data-testid='present-person'][data-login='{guest_login}']");
+    host.wait_until(
+        "the host sees the guest on the board",
+        &format!("return document.querySelector(\"{avatar}\")"),
+    )
+    .await;
+    // Nobody lists themselves.
+    let own = host
+        .client
+        .execute(
+            &format!(
+                "return !!document.querySelector(\"[data-testid='present-person'][data-login='{owner_login}']\")"
+            ),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(own, json!(false));
+
+    // The guest opens a task: the host's avatar of the guest names it.
+    let task = &board.tasks[0];
+    open_panel(&guest, task).await;
+    host.wait_until(
+        "the host sees which block the guest has open",
+        &format!("return document.querySelector(\"{avatar}\")?.dataset.blocks === '{task}'"),
+    )
+    .await;
+    let title = host
+        .client
+        .execute(
+            &format!("return document.querySelector(\"{avatar}\").title"),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        title.as_str(),
+        Some(format!("{guest_login} has “Add to cart” open").as_str())
+    );
+    host.screenshot("presence").await;
+
+    // The guest leaves: the avatar goes.
+    guest.close().await;
+    host.wait_until(
+        "the guest's avatar goes when they leave",
+        &format!("return !document.querySelector(\"{avatar}\")"),
+    )
+    .await;
+    assert_page_healthy(&host, "presence coming and going").await;
+    host.close().await;
+}

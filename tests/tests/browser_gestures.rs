@@ -5,7 +5,7 @@
 use cat_tests::api::{Client, unique_login};
 use cat_tests::board_ui::{
     SplitMix, assert_page_healthy, body_point, edge_point, empty_canvas_point, open_board,
-    seed_board,
+    play_random_gestures, seed_board,
 };
 use cat_tests::browser::Browser;
 use cat_tests::worker::WorkerServer;
@@ -116,72 +116,6 @@ async fn clicks_after_a_selection_on_empty_canvas_bodies_and_edges_keep_the_boar
     browser.close().await;
 }
 
-/// Where a random gesture can land: the centres and bodies of what is drawn, handles, edge midpoints.
-const TARGETS: &str = "\
-    const c = document.querySelector(\"[data-testid='canvas']\").getBoundingClientRect(); \
-    const inside = (x, y) => x > c.x + 2 && y > c.y + 2 && x < c.right - 2 && y < c.bottom - 2; \
-    const out = []; \
-    for (const e of document.querySelectorAll('[data-block-id], .block-head, [data-handle], [data-rename], [data-resize]')) { \
-      const r = e.getBoundingClientRect(); \
-      for (const [fx, fy] of [[0.5, 0.5], [0.3, 0.85], [0.9, 0.9]]) { \
-        const x = r.x + r.width * fx, y = r.y + r.height * fy; if (inside(x, y)) out.push([x, y]); } } \
-    for (const p of document.querySelectorAll('.edge-hit')) { \
-      const at = p.getPointAtLength(p.getTotalLength() / 2); const m = p.getScreenCTM(); \
-      const x = at.x * m.a + at.y * m.c + m.e, y = at.x * m.b + at.y * m.d + m.f; if (inside(x, y)) out.push([x, y]); } \
-    return { canvas: [c.x, c.y, c.width, c.height], targets: out };";
-
-/// Buttons a person presses between gestures (those that exist at that moment): the toolbar, the
-/// dialogs, the context menu's entries and the finder's results.
-const BUTTONS: [&str; 18] = [
-    "add-frame",
-    "add-module",
-    "add-task",
-    "undo",
-    "redo",
-    "zoom-fit",
-    "show-shortcuts",
-    "confirm-delete-yes",
-    "panel-close",
-    "menu-rename",
-    "menu-copy",
-    "menu-paste",
-    "menu-duplicate",
-    "menu-delete",
-    "menu-add-frame-here",
-    "menu-add-task",
-    "finder-result",
-    "toggle-minimap",
-];
-
-fn key_for(roll: u64) -> (char, Vec<Key>, &'static str) {
-    match roll % 23 {
-        16 => ('Z', vec![Key::Control, Key::Shift], "Ctrl+Shift+Z"),
-        17 => ('y', vec![Key::Control], "Ctrl+Y"),
-        18 => ('c', vec![Key::Control], "Ctrl+C"),
-        19 => ('v', vec![Key::Control], "Ctrl+V"),
-        20 => ('d', vec![Key::Control], "Ctrl+D"),
-        21 => ('k', vec![Key::Control], "Ctrl+K"),
-        22 => (Key::Down.into(), vec![], "ArrowDown"),
-        0 => ('+', vec![], "+"),
-        1 => ('-', vec![], "-"),
-        2 => ('0', vec![], "0"),
-        3 => (Key::Delete.into(), vec![], "Delete"),
-        4 => (Key::Backspace.into(), vec![], "Backspace"),
-        5 => (Key::Escape.into(), vec![], "Escape"),
-        6 => (Key::Left.into(), vec![], "ArrowLeft"),
-        7 => (Key::Down.into(), vec![Key::Shift], "Shift+ArrowDown"),
-        8 => ('z', vec![Key::Control], "Ctrl+Z"),
-        9 => (Key::Enter.into(), vec![], "Enter"),
-        10 => (Key::F2.into(), vec![], "F2"),
-        11 => ('?', vec![], "?"),
-        12 => ('a', vec![], "a"),
-        // Not Tab: it walks the focus out to the top bar, where Enter would sign out or leave.
-        13 => ('b', vec![], "b"),
-        14 => ('x', vec![], "x"),
-        _ => (Key::Right.into(), vec![], "ArrowRight"),
-    }
-}
-
 #[tokio::test]
 async fn a_person_at_random_never_breaks_the_board() {
     let seed: u64 = std::env::var("GESTURE_SEED")
@@ -204,104 +138,7 @@ async fn a_person_at_random_never_breaks_the_board() {
     browser.console().await;
 
     let mut rng = SplitMix::new(seed);
-    let mut log: Vec<String> = Vec::new();
-    for n in 0..gestures {
-        let scene = browser
-            .client
-            .execute(TARGETS, Vec::new())
-            .await
-            .expect("the page answers");
-        let canvas: Vec<f64> = scene["canvas"]
-            .as_array()
-            .map(|items| items.iter().filter_map(Value::as_f64).collect())
-            .unwrap_or_default();
-        let targets: Vec<(f64, f64)> = scene["targets"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|pair| Some((pair[0].as_f64()?, pair[1].as_f64()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let (cx, cy, cw, ch) = (canvas[0], canvas[1], canvas[2], canvas[3]);
-        let pick = |rng: &mut SplitMix| {
-            if !targets.is_empty() && rng.below(10) < 7 {
-                targets[rng.below(targets.len() as u64) as usize]
-            } else {
-                (
-                    rng.between(cx + 4.0, cx + cw - 4.0),
-                    rng.between(cy + 4.0, cy + ch - 4.0),
-                )
-            }
-        };
-        let roll = rng.below(100);
-        let gesture = match roll {
-            0..=31 => {
-                let (x, y) = pick(&mut rng);
-                browser.click_at(x, y, 1).await;
-                format!("click {x:.0},{y:.0}")
-            }
-            32..=42 => {
-                let (x, y) = pick(&mut rng);
-                browser.click_at(x, y, 2).await;
-                format!("double-click {x:.0},{y:.0}")
-            }
-            43..=65 => {
-                let from = pick(&mut rng);
-                let to = if rng.below(2) == 0 {
-                    pick(&mut rng)
-                } else {
-                    (
-                        (from.0 + rng.between(-150.0, 150.0)).clamp(cx + 4.0, cx + cw - 4.0),
-                        (from.1 + rng.between(-150.0, 150.0)).clamp(cy + 4.0, cy + ch - 4.0),
-                    )
-                };
-                browser.drag_points(from, to, 4).await;
-                format!(
-                    "drag {:.0},{:.0} -> {:.0},{:.0}",
-                    from.0, from.1, to.0, to.1
-                )
-            }
-            66..=71 => {
-                let (x, y) = pick(&mut rng);
-                browser.right_click_at(x, y).await;
-                format!("right-click {x:.0},{y:.0}")
-            }
-            72..=89 => {
-                let (key, modifiers, name) = key_for(rng.next_u64());
-                browser.press(key, &modifiers).await;
-                format!("key {name}")
-            }
-            _ => {
-                let name = BUTTONS[rng.below(BUTTONS.len() as u64) as usize];
-                let clicked = browser
-                    .client
-                    .execute(
-                        &format!("const b = document.querySelector(\"[data-testid='{name}']\"); if (!b || b.disabled) return false; b.click(); return true;"),
-                        Vec::new(),
-                    )
-                    .await
-                    .unwrap_or(Value::Bool(false));
-                format!("button {name} (pressed: {clicked})")
-            }
-        };
-        log.push(format!("#{n}: {gesture}"));
-        if n % 20 == 19 {
-            let recent = log[log.len().saturating_sub(20)..].join("\n");
-            assert_page_healthy(
-                &browser,
-                &format!("gestures up to #{n} (seed {seed}):\n{recent}"),
-            )
-            .await;
-        }
-    }
-    let recent = log[log.len().saturating_sub(20)..].join("\n");
-    assert_page_healthy(
-        &browser,
-        &format!("all {gestures} gestures (seed {seed}):\n{recent}"),
-    )
-    .await;
+    play_random_gestures(&browser, &mut rng, gestures, &format!("seed {seed}"), &[]).await;
     browser.screenshot("random-gestures-end").await;
 
     // The board still works: close whatever is open, add a frame from the toolbar, and drag it.
@@ -395,5 +232,54 @@ async fn a_person_at_random_never_breaks_the_board() {
     }
     assert_page_healthy(&browser, "the closing toolbar add and drag").await;
     println!("random gestures: seed {seed}, {gestures} gestures, the board still works");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_keyboard_selects_a_blocks_dependencies_in_turn_and_delete_removes_one() {
+    let server = WorkerServer::shared();
+    let login = unique_login("keyboard-edges");
+    let client = Client::sign_in(server, &login).await;
+    let board = seed_board(&client, "Keyboard edges").await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &board.workspace).await;
+    browser.console().await;
+    // "Remove from cart" (tasks[1]) depends on "Place order" (tasks[2]): its one edge is edges[1].
+    select_task(&browser, &board.tasks[1]).await;
+    browser.press('e', &[]).await;
+    let selected_edge =
+        "return document.querySelector('[data-edge-id].selected')?.dataset.edgeId ?? ''";
+    let edge = browser
+        .wait_until("E selects the block's dependency", selected_edge)
+        .await;
+    assert_eq!(edge.as_str(), Some(board.edges[1].as_str()));
+    // Again: the only edge stays selected (the walk wraps around), Shift+E too.
+    browser.press('e', &[]).await;
+    browser.press('E', &[Key::Shift]).await;
+    let edge = browser.wait_until("still selected", selected_edge).await;
+    assert_eq!(edge.as_str(), Some(board.edges[1].as_str()));
+    browser.press(Key::Delete.into(), &[]).await;
+    let gone = format!(
+        "return !document.querySelector(\"[data-edge-id='{}']\")",
+        board.edges[1]
+    );
+    browser
+        .wait_until("Delete removes the dependency", &gone)
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while client
+        .snapshot(&board.workspace)
+        .await
+        .edges
+        .iter()
+        .any(|edge| edge.0.as_str() == board.edges[1])
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server removed the dependency within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_page_healthy(&browser, "selecting and deleting a dependency by keyboard").await;
     browser.close().await;
 }

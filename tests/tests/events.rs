@@ -599,3 +599,74 @@ async fn expired_tickets_and_sessions_are_refused() {
             .contains("expired")
     );
 }
+
+#[tokio::test]
+async fn everyone_on_the_board_hears_who_is_there_and_which_block_each_has_open() {
+    let (owner, ws, frame) = owner_with_frame().await;
+    let colleague_login = unique_login("colleague");
+    let colleague = Client::sign_in(server(), &colleague_login).await;
+    owner
+        .post(
+            &format!("/workspaces/{ws}/members"),
+            json!({ "login": colleague_login, "role": "member" }),
+        )
+        .await
+        .expect(200);
+    let owner_login = owner.get("/auth/me").await.expect(200)["user"]["login"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut watching = EventStream::open(&owner, &ws, None, None).await;
+    watching.wait_live().await;
+    let mut other = EventStream::open(&colleague, &ws, None, None).await;
+    other.wait_live().await;
+    let both = |people: &serde_json::Value| {
+        let logins: Vec<&str> = people
+            .as_array()
+            .map(|people| people.iter().filter_map(|p| p["login"].as_str()).collect())
+            .unwrap_or_default();
+        logins.contains(&owner_login.as_str()) && logins.contains(&colleague_login.as_str())
+    };
+    watching
+        .wait_presence(both)
+        .await
+        .expect("the owner hears the colleague arrive");
+
+    // The colleague opens the frame: the owner sees it.
+    other
+        .send_text(&json!({ "type": "presence", "blockId": frame }).to_string())
+        .await;
+    let people = watching
+        .wait_presence(|people| {
+            people.as_array().is_some_and(|people| {
+                people.iter().any(|p| {
+                    p["login"] == colleague_login.as_str() && p["blockId"] == frame.as_str()
+                })
+            })
+        })
+        .await
+        .expect("the owner hears which block the colleague opened");
+    assert!(
+        people.as_array().unwrap().iter().all(|p| p["userId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("usr_"))),
+        "{people}"
+    );
+    // A frame the hub does not understand is still an error, and changes nobody's presence.
+    other
+        .send_text(r#"{"type":"presence","blockId":"not-a-block"}"#)
+        .await;
+    let error = other.next_frame(WAIT).await.unwrap();
+    assert_eq!(error["type"], "stream.error", "{error}");
+
+    // The colleague leaves: the owner hears it.
+    other.close().await;
+    watching
+        .wait_presence(|people| {
+            people.as_array().is_some_and(|people| {
+                people.len() == 1 && people[0]["login"] == owner_login.as_str()
+            })
+        })
+        .await
+        .expect("the owner hears the colleague leave");
+}

@@ -11,13 +11,17 @@ use domain::api::board::{
     UpdateBlockRequest,
 };
 use domain::api::health::HealthResponse;
+use domain::api::runs::{
+    AnswerDecisionRequest, CreateRunRequest, GiveApprovalRequest, PipelineView, RunRecord,
+};
 use domain::api::workspaces::{
     AddWorkspaceMemberRequest, CreateWorkspaceRequest, UpdateWorkspaceRequest, WorkspaceMember,
     WorkspaceView,
 };
 use domain::api::{CLIENT_ID_HEADER, ErrorCode, ErrorEnvelope};
 use domain::board::{Block, Edge};
-use domain::ids::{BlockId, EdgeId, UserId, WorkspaceId};
+use domain::ids::{AccountId, BlockId, EdgeId, RunId, UserId, WorkspaceId};
+use domain::spend::{AccountSpend, CatalogListing, Forecast, SpendLine};
 use domain::stream::EventTicket;
 use gloo_net::http::{Method, RequestBuilder};
 use serde::Serialize;
@@ -391,4 +395,147 @@ pub async fn remove_member(workspace: &WorkspaceId, user: &UserId) -> Result<(),
     )
     .await
     .map(|_| ())
+}
+
+// ---- Runs, pipelines and spend -----------------------------------------------------------------
+
+pub async fn pipelines(workspace: &WorkspaceId) -> Result<Vec<PipelineView>, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/workspaces/{workspace}/pipelines"),
+        NO_BODY,
+    )
+    .await
+}
+
+/// The workspace's runs, newest first (the latest 200).
+pub async fn runs(workspace: &WorkspaceId) -> Result<Vec<RunRecord>, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/workspaces/{workspace}/runs"),
+        NO_BODY,
+    )
+    .await
+}
+
+pub async fn run(workspace: &WorkspaceId, run: &RunId) -> Result<RunRecord, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/workspaces/{workspace}/runs/{run}"),
+        NO_BODY,
+    )
+    .await
+}
+
+pub async fn start_run(
+    workspace: &WorkspaceId,
+    block: &BlockId,
+    request: &CreateRunRequest,
+) -> Result<RunRecord, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/workspaces/{workspace}/blocks/{block}/runs"),
+        Some(request),
+    )
+    .await
+}
+
+/// `cancel` or `retry`.
+pub async fn run_action(
+    workspace: &WorkspaceId,
+    run: &RunId,
+    action: &str,
+) -> Result<RunRecord, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/workspaces/{workspace}/runs/{run}/{action}"),
+        NO_BODY,
+    )
+    .await
+}
+
+pub async fn answer_decision(
+    workspace: &WorkspaceId,
+    run: &RunId,
+    decision: &str,
+    request: &AnswerDecisionRequest,
+) -> Result<RunRecord, ApiFailure> {
+    call(
+        Method::POST,
+        &format!(
+            "/workspaces/{workspace}/runs/{run}/decisions/{}",
+            js_sys::encode_uri_component(decision)
+        ),
+        Some(request),
+    )
+    .await
+}
+
+pub async fn give_approval(
+    workspace: &WorkspaceId,
+    run: &RunId,
+    approval: &str,
+    request: &GiveApprovalRequest,
+) -> Result<RunRecord, ApiFailure> {
+    call(
+        Method::POST,
+        &format!(
+            "/workspaces/{workspace}/runs/{run}/approvals/{}",
+            js_sys::encode_uri_component(approval)
+        ),
+        Some(request),
+    )
+    .await
+}
+
+pub async fn merge(workspace: &WorkspaceId, block: &BlockId) -> Result<RunRecord, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/workspaces/{workspace}/blocks/{block}/merge"),
+        NO_BODY,
+    )
+    .await
+}
+
+pub async fn forecast(
+    workspace: &WorkspaceId,
+    block: &BlockId,
+    pipeline: &str,
+    model: &str,
+) -> Result<Forecast, ApiFailure> {
+    call(
+        Method::GET,
+        &format!(
+            "/workspaces/{workspace}/blocks/{block}/forecast?pipeline={}&model={}",
+            js_sys::encode_uri_component(pipeline),
+            js_sys::encode_uri_component(model)
+        ),
+        NO_BODY,
+    )
+    .await
+}
+
+/// The model catalog, with `account`'s own prices.
+pub async fn models(account: &AccountId) -> Result<Vec<CatalogListing>, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/models?accountId={account}"),
+        NO_BODY,
+    )
+    .await
+}
+
+/// The workspace's spend this month, per block.
+pub async fn workspace_spend(workspace: &WorkspaceId) -> Result<Vec<SpendLine>, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/workspaces/{workspace}/spend?by=block"),
+        NO_BODY,
+    )
+    .await
+}
+
+/// The account's budget this month (404 for a person who is not a member of the account).
+pub async fn account_spend(account: &AccountId) -> Result<AccountSpend, ApiFailure> {
+    call(Method::GET, &format!("/accounts/{account}/spend"), NO_BODY).await
 }

@@ -5,8 +5,10 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use domain::event::WorkspaceEvent;
-use domain::ids::WorkspaceId;
-use domain::stream::{CLOSE_ACCESS_REVOKED, ControlMessage, ServerMessage};
+use domain::ids::{BlockId, WorkspaceId};
+use domain::stream::{
+    CLOSE_ACCESS_REVOKED, ClientMessage, ControlMessage, PresentPerson, ServerMessage,
+};
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -46,6 +48,8 @@ pub struct LiveHandlers {
     /// The hub cannot replay what we missed: reload the snapshot, then call [`Live::resume_from`].
     pub on_resync: Callback<()>,
     pub on_status: Callback<LiveStatus>,
+    /// Who is on the board now (`stream.presence`).
+    pub on_presence: Callback<Vec<PresentPerson>>,
 }
 
 struct Inner {
@@ -58,6 +62,8 @@ struct Inner {
     socket: Option<WebSocket>,
     closures: Vec<Closure<dyn FnMut(web_sys::Event)>>,
     retry: Option<Timeout>,
+    /// The block this tab has open, told to the hub now and again after every reconnect.
+    presence: Option<BlockId>,
     keepalive: Option<Interval>,
     handlers: LiveHandlers,
 }
@@ -80,6 +86,7 @@ impl Live {
             socket: None,
             closures: Vec::new(),
             retry: None,
+            presence: None,
             keepalive: None,
             handlers,
         }));
@@ -102,6 +109,16 @@ impl Live {
             close_socket(&mut inner);
         }
         connect(&self.inner);
+    }
+
+    /// Tells the others on the board which block this tab has open (`None`: none).
+    pub fn set_presence(&self, block: Option<BlockId>) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.presence == block {
+            return;
+        }
+        inner.presence = block;
+        send_presence(&inner);
     }
 
     /// Closes the socket as a network drop would; the stream reconnects by itself. (Used by the browser
@@ -264,6 +281,10 @@ fn handle_frame(weak: &Weak<RefCell<Inner>>, generation: u32, text: &str) {
                 let mut inner = shared.borrow_mut();
                 inner.attempt = 0;
                 inner.since = inner.since.max(seq);
+                // A new socket starts as "looking at the board": say again what is open.
+                if inner.presence.is_some() {
+                    send_presence(&inner);
+                }
             }
             handlers.on_status.emit(LiveStatus::Live);
         }
@@ -274,6 +295,9 @@ fn handle_frame(weak: &Weak<RefCell<Inner>>, generation: u32, text: &str) {
             }
             handlers.on_status.emit(LiveStatus::Connecting);
             handlers.on_resync.emit(());
+        }
+        ServerMessage::Control(ControlMessage::Presence { people }) => {
+            handlers.on_presence.emit(people);
         }
         ServerMessage::Control(ControlMessage::Error { .. } | ControlMessage::Pong) => {}
     }
@@ -310,4 +334,19 @@ fn schedule_reconnect(shared: &Rc<RefCell<Inner>>, announce: bool) {
         }
     });
     shared.borrow_mut().retry = Some(timer);
+}
+
+fn send_presence(inner: &Inner) {
+    let Some(socket) = &inner.socket else {
+        return;
+    };
+    if socket.ready_state() != WebSocket::OPEN {
+        return;
+    }
+    let frame = ClientMessage::Presence {
+        block_id: inner.presence.clone(),
+    };
+    if let Ok(text) = serde_json::to_string(&frame) {
+        let _ = socket.send_with_str(&text);
+    }
 }

@@ -16,8 +16,9 @@ use domain::hub::{
 };
 use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{
-    CLOSE_ACCESS_REVOKED, CLOSE_SIGNED_OUT, ClientMessage, ControlMessage, REPLAY_LOG_CAPACITY,
-    ReplayPlan, broadcastable, parse_client_message, plan_replay,
+    CLOSE_ACCESS_REVOKED, CLOSE_SIGNED_OUT, ClientMessage, ControlMessage, PresentPerson,
+    REPLAY_LOG_CAPACITY, ReplayPlan, broadcastable, parse_client_message, plan_replay,
+    presence_list,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -150,6 +151,7 @@ pub async fn connect(
     env: &Env,
     workspace_id: &str,
     user_id: &str,
+    login: &str,
     client_id: Option<&str>,
     since: Option<i64>,
 ) -> Result<Response> {
@@ -157,6 +159,8 @@ pub async fn connect(
     let headers = request.headers_mut()?;
     headers.set("upgrade", "websocket")?;
     headers.set("x-user-id", user_id)?;
+    // Who the socket's person is, for the presence list the hub sends everyone.
+    headers.set("x-user-login", login)?;
     if let Some(client_id) = client_id {
         headers.set("x-client-id", client_id)?;
     }
@@ -252,6 +256,14 @@ impl DurableObject for WorkspaceHub {
         };
         let reply = match parse_client_message(&text) {
             Ok(ClientMessage::Ping {}) => ControlMessage::Pong,
+            Ok(ClientMessage::Presence { block_id }) => {
+                // The socket's attachment keeps what its person has open (it survives hibernation).
+                if let Some(mut person) = socket.deserialize_attachment::<PresentPerson>()? {
+                    person.block_id = block_id;
+                    socket.serialize_attachment(&person)?;
+                }
+                return self.broadcast_presence();
+            }
             Err(error) => ControlMessage::Error { error },
         };
         socket.send_with_str(serde_json::to_string(&reply)?)
@@ -271,7 +283,10 @@ impl DurableObject for WorkspaceHub {
             1000
         };
         let _ = socket.close(Some(code), Some("closed"));
-        Ok(())
+        // A socket without a person is left out of the presence list (the closing one may still be
+        // among the hub's sockets while this runs).
+        socket.serialize_attachment(Option::<PresentPerson>::None)?;
+        self.broadcast_presence()
     }
 
     async fn websocket_error(&self, _socket: WebSocket, error: worker::Error) -> Result<()> {
@@ -480,6 +495,7 @@ impl WorkspaceHub {
                 .filter(|value| !value.is_empty())
         };
         let user_id = header("x-user-id").unwrap_or_default();
+        let login = header("x-user-login").unwrap_or_default();
         let client_key = echo_key(Some(&user_id), header("x-client-id").as_deref());
         let since = header("x-since").and_then(|value| value.parse::<i64>().ok());
         if since.is_some_and(|since| since > self.last_seq().unwrap_or(0)) {
@@ -496,6 +512,11 @@ impl WorkspaceHub {
         let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
         self.state
             .accept_websocket_with_tags(&pair.server, &tag_refs);
+        pair.server.serialize_attachment(PresentPerson {
+            login,
+            user_id: user_id.clone(),
+            block_id: None,
+        })?;
 
         // From here to the end nothing awaits, so no broadcast can slip between the replay and going
         // live: the client gets every event exactly once.
@@ -533,7 +554,25 @@ impl WorkspaceHub {
         }
         pair.server
             .send_with_str(serde_json::to_string(&ControlMessage::Live { seq: last })?)?;
+        self.broadcast_presence()?;
         Response::from_websocket(pair.client)
+    }
+
+    /// Sends every socket who is on the board now (`stream.presence`).
+    fn broadcast_presence(&self) -> Result<()> {
+        let sockets = self.state.get_websockets();
+        let people = presence_list(sockets.iter().filter_map(|socket| {
+            socket
+                .deserialize_attachment::<PresentPerson>()
+                .ok()
+                .flatten()
+        }));
+        let frame = serde_json::to_string(&ControlMessage::Presence { people })?;
+        for socket in sockets {
+            // A socket that is closing refuses the frame; the others still get it.
+            let _ = socket.send_with_str(&frame);
+        }
+        Ok(())
     }
 
     /// After a membership or access-mode change, closes the sockets of users who lost access.

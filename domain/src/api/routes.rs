@@ -337,7 +337,7 @@ pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
             "Price a model the catalog does not know, for this account (account admins only)",
             request: body::<crate::spend::PriceModelRequest>(), success: 200, crate::spend::CatalogModel),
         route!(Get "/workspaces/:id/blocks/:blockId/forecast" => GetBlockForecast, READ,
-            "What a run of the block will likely cost. Query: pipeline (build|quick), model",
+            "What a run of the block will likely cost. Query: pipeline (build, quick or a custom pipeline's id), model",
             request: None, success: 200, crate::spend::Forecast),
         route!(Put "/accounts/:id/providers/:provider" => SetProvider, SIGNED_IN,
             "Configure the account's own provider key (stored encrypted; only the last 4 characters are shown)",

@@ -1,9 +1,11 @@
-//! `scripts/bench ui`: the board canvas with 5,000 blocks in headless Chromium.
+//! `scripts/bench ui`: the board canvas with 5,000 and with 20,000 blocks in headless Chromium.
 //!
-//! Seeds a 5,000-block board straight into the local D1 database (as `bench_board` does), opens it in
-//! the browser, drives a scripted pan and zoom through real wheel events, and collects the
-//! `requestAnimationFrame` timestamps in the page. Prints the frame-time p50/p95 (goal: p95 ≤ 16 ms)
-//! and the gzipped size of the web bundle (wasm + js + css; goal ≤ 1 MB).
+//! For each size, seeds a board straight into the local D1 database (as `bench_board` does), opens it
+//! in the browser (timing the load until every block is counted and drawn; goal ≤ 300 ms at 20,000),
+//! drives a scripted pan and zoom through real wheel events, and collects the `requestAnimationFrame`
+//! timestamps in the page. Prints the frame-time p50/p95 (goal: p95 ≤ 16 ms), the share of frames
+//! over 16.7 ms (goal ≤ 1 %), and the gzipped size of the web bundle (wasm + js + css; goal ≤ 1 MB).
+//! `BENCH_UI_SIZES=5000` (comma-separated, multiples of 100) runs other sizes.
 
 use std::io::Write;
 use std::time::Instant;
@@ -12,7 +14,8 @@ use cat_tests::api::Client;
 use cat_tests::browser::Browser;
 use cat_tests::worker::{ServerOptions, WorkerServer};
 
-const FRAMES: usize = 50;
+/// Blocks per frame: the frame, its modules and their tasks.
+const BLOCKS_PER_FRAME: usize = 1 + MODULES_PER_FRAME * (1 + TASKS_PER_MODULE);
 const MODULES_PER_FRAME: usize = 9;
 const TASKS_PER_MODULE: usize = 10;
 const STATUSES: [&str; 6] = [
@@ -29,7 +32,7 @@ fn block_id(n: usize) -> String {
 }
 
 /// Positions are relative to the parent, as the board stores them.
-fn seed_sql(workspace: &str) -> (String, usize) {
+fn seed_sql(workspace: &str, frames: usize) -> (String, usize) {
     let mut rows = Vec::new();
     let mut tasks = Vec::new();
     let mut next = 1;
@@ -49,7 +52,7 @@ fn seed_sql(workspace: &str) -> (String, usize) {
             block_id(id)
         )
     };
-    for frame in 0..FRAMES {
+    for frame in 0..frames {
         let frame_id = next;
         next += 1;
         let geometry = (
@@ -171,63 +174,14 @@ fn gzipped(bytes: &[u8]) -> usize {
 
 #[tokio::main]
 async fn main() {
-    let blocks_total = FRAMES * (1 + MODULES_PER_FRAME * (1 + TASKS_PER_MODULE));
-    println!("bench ui: {blocks_total} blocks");
-    let server = WorkerServer::start();
-    let client = Client::sign_in(&server, "bench-ui").await;
-    let workspace = client.create_workspace("bench ui").await;
-    let token = client.token.clone().expect("signed in");
-    let state = server.stop_keeping_state();
-
-    let (sql, blocks) = seed_sql(&workspace);
-    cat_tests::worker::execute_sql_file(&state, &sql);
-
-    let server = WorkerServer::start_with(ServerOptions {
-        persist_dir: Some(state.clone()),
-        ..ServerOptions::default()
-    });
-    let browser = Browser::start().await;
-    let loading = Instant::now();
-    // The app takes a session token from the URL fragment, as after the GitHub sign-in.
-    browser
-        .client
-        .goto(&server.url(&format!("/w/{workspace}#token={token}")))
-        .await
-        .expect("the board loads");
-    browser
-        .wait_until(
-            "the board is drawn",
-            &format!("return document.querySelector(\"[data-testid='block-count']\")?.textContent === '{blocks} blocks'"),
-        )
-        .await;
-    println!(
-        "board of {blocks} blocks loaded and drawn in {:.0} ms",
-        loading.elapsed().as_secs_f64() * 1000.0
-    );
-    browser.screenshot("bench-ui-start").await;
-
-    let value = browser
-        .client
-        .execute_async(SCRIPT, Vec::new())
-        .await
-        .expect("the scripted pan and zoom runs");
-    let mut gaps: Vec<f64> = value
-        .as_array()
-        .expect("frame intervals")
-        .iter()
-        .filter_map(|gap| gap.as_f64())
+    let sizes: Vec<usize> = std::env::var("BENCH_UI_SIZES")
+        .unwrap_or_else(|_| "5000,20000".to_owned())
+        .split(',')
+        .filter_map(|size| size.trim().parse().ok())
         .collect();
-    gaps.sort_by(f64::total_cmp);
-    let at = |q: f64| gaps[((gaps.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "frame time over {} frames of scripted pan and zoom: p50 {:.1} ms   p95 {:.1} ms   max {:.1} ms   (goal: p95 ≤ 16 ms)",
-        gaps.len(),
-        at(0.5),
-        at(0.95),
-        at(1.0)
-    );
-    browser.screenshot("bench-ui").await;
-    browser.close().await;
+    for size in sizes {
+        bench_board_of(size.div_ceil(BLOCKS_PER_FRAME).max(1)).await;
+    }
 
     let dist = cat_tests::repo_root().join("web/dist");
     let mut total_raw = 0;
@@ -245,6 +199,90 @@ async fn main() {
         total_raw as f64 / 1024.0,
         total_gz as f64 / 1024.0
     );
+}
+
+async fn bench_board_of(frames: usize) {
+    let blocks_total = frames * BLOCKS_PER_FRAME;
+    println!("bench ui: {blocks_total} blocks");
+    let server = WorkerServer::start();
+    let client = Client::sign_in(&server, "bench-ui").await;
+    let workspace = client.create_workspace("bench ui").await;
+    let state = server.stop_keeping_state();
+
+    let (sql, blocks) = seed_sql(&workspace, frames);
+    cat_tests::worker::execute_sql_file(&state, &sql);
+
+    let server = WorkerServer::start_with(ServerOptions {
+        persist_dir: Some(state.clone()),
+        ..ServerOptions::default()
+    });
+    let browser = Browser::start().await;
+    // Sign in on the start page (a token in the URL is accepted only from a sign-in this tab began),
+    // then time opening the board: the session stays in localStorage.
+    browser.dev_sign_in(&server.url("/"), "bench-ui").await;
+    let loading = Instant::now();
+    browser
+        .client
+        .goto(&server.url(&format!("/w/{workspace}")))
+        .await
+        .expect("the board loads");
+    browser
+        .wait_until(
+            "the board is drawn",
+            &format!("return document.querySelector(\"[data-testid='block-count']\")?.textContent === '{blocks} blocks'"),
+        )
+        .await;
+    let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
+    // The page's own figure: from navigation start to the first frame after the board was drawn
+    // (without the WebDriver round trips the wall clock above includes).
+    let page_ms = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             requestAnimationFrame(() => done(performance.now()));",
+            Vec::new(),
+        )
+        .await
+        .ok()
+        .and_then(|value| value.as_f64());
+    println!(
+        "board of {blocks} blocks loaded and drawn in {load_ms:.0} ms by the wall clock{}   (goal at 20,000: ≤ 300 ms)",
+        page_ms.map_or(String::new(), |ms| format!(
+            ", first frame after it at {ms:.0} ms of the page's life"
+        ))
+    );
+    browser
+        .screenshot(&format!("bench-ui-{blocks}-start"))
+        .await;
+
+    let value = browser
+        .client
+        .execute_async(SCRIPT, Vec::new())
+        .await
+        .expect("the scripted pan and zoom runs");
+    let mut gaps: Vec<f64> = value
+        .as_array()
+        .expect("frame intervals")
+        .iter()
+        .filter_map(|gap| gap.as_f64())
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let at = |q: f64| gaps[((gaps.len() as f64 - 1.0) * q).round() as usize];
+    let slow = gaps.iter().filter(|gap| **gap > 16.7).count();
+    println!(
+        "frame time over {} frames of scripted pan and zoom: p50 {:.1} ms   p95 {:.1} ms   max {:.1} ms   (goal: p95 ≤ 16 ms)",
+        gaps.len(),
+        at(0.5),
+        at(0.95),
+        at(1.0)
+    );
+    println!(
+        "frames over 16.7 ms: {slow} of {} ({:.1} %)   (goal at 20,000: ≤ 1 %)",
+        gaps.len(),
+        slow as f64 * 100.0 / gaps.len().max(1) as f64
+    );
+    browser.screenshot(&format!("bench-ui-{blocks}")).await;
+    browser.close().await;
     drop(server);
     let _ = std::fs::remove_dir_all(state);
 }

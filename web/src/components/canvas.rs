@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use domain::board::{BoardBlock, Level, Position, Size};
+use domain::board::{BoardBlock, Edge, Level, Position, Size};
 use domain::ids::{BlockId, EdgeId};
 use gloo_events::{EventListener, EventListenerOptions};
 use gloo_render::{AnimationFrame, request_animation_frame};
@@ -84,6 +84,8 @@ pub struct Engine {
     pub render_area: Rect,
     pub selected: Option<BlockId>,
     pub selected_edge: Option<EdgeId>,
+    /// The block whose dependencies E / Shift+E walks through (kept while an edge of it is selected).
+    pub edge_anchor: Option<BlockId>,
     /// A selection of several blocks (shift-click, marquee); `selected` is `None` meanwhile.
     pub multi: Vec<BlockId>,
     /// The block whose title is being renamed in place on the canvas.
@@ -143,6 +145,7 @@ impl Engine {
             },
             selected: None,
             selected_edge: None,
+            edge_anchor: None,
             multi: Vec::new(),
             renaming: None,
             read_only: false,
@@ -626,12 +629,33 @@ impl DrawContext<'_> {
             .unwrap_or_default();
         let status = block.status.as_str();
         let body = match block.level {
-            Level::Task => html! {
-                <>
-                    { self.title(block, "task-title") }
-                    <span class={classes!("chip", status)} data-testid="status-chip">{ model::status_label(block.status) }</span>
-                </>
-            },
+            Level::Task => {
+                let run = self.engine.board.runs.get(&block.id).map(|run| {
+                    let badge = model::runs::card_badge(run).map(|(class, label)| html! {
+                        <span class={classes!("run-badge", class)} data-testid="run-badge" data-state={class}
+                            title={model::runs::run_headline(run)}>{ label }</span>
+                    });
+                    let pull_request = run.summary.pull_request.as_ref().map(|pull_request| html! {
+                        <a class="card-pr" href={pull_request.url.clone()} target="_blank" rel="noopener"
+                            data-testid="card-pr" title="Open the pull request">{ format!("PR #{}", pull_request.number) }</a>
+                    });
+                    html! {
+                        <span class="run-line" data-testid="run-line" data-state={model::runs::run_badge(run).0}>
+                            { crate::components::slot(badge) }
+                            { crate::components::slot(pull_request) }
+                        </span>
+                    }
+                });
+                html! {
+                    <>
+                        { self.title(block, "task-title") }
+                        <span class="task-foot">
+                            <span class={classes!("chip", status)} data-testid="status-chip">{ model::status_label(block.status) }</span>
+                            { crate::components::slot(run) }
+                        </span>
+                    </>
+                }
+            }
             Level::Frame | Level::Module => {
                 let far = match block.level {
                     Level::Frame => self.detail == Detail::Frames,
@@ -774,19 +798,27 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
             })
         })
         .collect();
-    let direct: Html = model::edges_to_draw(&engine.board, drawn)
+    let direct_edges: Vec<&Edge> = model::edges_to_draw(&engine.board, drawn)
         .into_iter()
         .filter(|edge| shown(&edge.from) && shown(&edge.to))
+        .collect();
+    let lanes = model::coincident_lanes(&direct_edges);
+    let direct: Html = direct_edges
+        .into_iter()
         .filter_map(|edge| {
             let from = engine.rects.get(&edge.from)?;
             let to = engine.rects.get(&edge.to)?;
+            // Dependencies both ways between two blocks are drawn apart, not on top of each other.
+            let lane = lanes.get(&edge.id).copied().unwrap_or(0);
+            let (ox, oy) = model::lane_offset(from, to, lane, 6.0 * label_scale);
+            let transform = (lane != 0).then(|| format!("translate({ox:.1} {oy:.1})"));
             let selected = engine.selected_edge.as_ref() == Some(&edge.id);
             // Selecting a block highlights its dependencies.
             let related = engine.is_selected(&edge.from) || engine.is_selected(&edge.to);
             let path = model::edge_path(from, to);
             Some(html! {
                 <g key={edge.id.to_string()} class={classes!("edge", selected.then_some("selected"), related.then_some("related"))}
-                    data-edge-id={edge.id.to_string()} data-testid="edge"
+                    data-edge-id={edge.id.to_string()} data-testid="edge" data-lane={lane.to_string()} {transform}
                     data-from={edge.from.to_string()} data-to={edge.to.to_string()}>
                     <path class="edge-hit" d={path.clone()} style={format!("stroke-width:{:.2}", 12.0 * label_scale)} />
                     <path class="edge-line" d={path} style={width.clone()} marker-end="url(#arrow)" />
@@ -938,7 +970,8 @@ fn pointer_down(engine: &mut Engine, event: &web_sys::Event) -> Effects {
     let Some(pointer) = event.dyn_ref::<PointerEvent>() else {
         return Effects::default();
     };
-    if closest(event, "input, textarea, select, button").is_some() {
+    // A link (a task's pull request) opens where it points; it never starts a drag.
+    if closest(event, "input, textarea, select, button, a[href]").is_some() {
         return Effects::default();
     }
     engine.measure();

@@ -3,6 +3,7 @@ pub mod finder;
 pub mod health_badge;
 pub mod members_dialog;
 pub mod panel;
+pub mod run_panel;
 pub mod text_field;
 pub mod toasts;
 pub mod workspace_switcher;

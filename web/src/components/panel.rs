@@ -14,6 +14,7 @@ use yew::prelude::*;
 use crate::api;
 use crate::command_queue::CommandQueue;
 use crate::components::canvas::SharedEngine;
+use crate::components::run_panel::RunPanel;
 use crate::components::text_field::TextField;
 use crate::model::commands::Command;
 use crate::model::edit::Edit;
@@ -31,6 +32,8 @@ pub struct PanelProps {
     pub queue: CommandQueue,
     /// A viewer's board: everything is shown, nothing can be changed.
     pub read_only: bool,
+    /// A run as the API answered it (the run panel's calls): the page stores it on the board.
+    pub on_run: Callback<domain::api::runs::RunRecord>,
     /// Folded to a narrow strip (the fields stay in the page, hidden, so nothing typed is lost).
     #[prop_or_default]
     pub collapsed: bool,
@@ -194,6 +197,12 @@ pub fn Panel(props: &PanelProps) -> Html {
                 </label>
             } else if !deleted {
                 <p class="muted">{ "Loading details…" }</p>
+            }
+            // After the text fields, so Tab walks title → status → description → requirements without
+            // stopping in the run's controls.
+            if level == Level::Task && !deleted {
+                <RunPanel engine={props.engine.clone()} workspace_id={props.workspace_id.clone()}
+                    block_id={id.clone()} tick={props.tick} read_only={props.read_only} on_run={props.on_run.clone()} />
             }
             <div class="deps">
                 <h3>{ "Depends on" }</h3>

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use domain::api::board::BoardSnapshot;
+use domain::api::runs::RunRecord;
 use domain::api::workspaces::Workspace;
 use domain::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position};
 use domain::event::{EventPayload, WorkspaceEvent};
@@ -37,6 +38,10 @@ pub struct Board {
     pub seq: i64,
     /// Bumped on every change, so views can tell cheaply whether they are stale.
     pub version: u64,
+    /// The latest run of each task (loaded after the snapshot, kept live by `run.*` events).
+    pub runs: HashMap<BlockId, RunRecord>,
+    /// What was spent this month, per block and in all (kept live by `spend.changed`).
+    pub spend: super::spend::SpendTally,
 }
 
 impl Board {
@@ -58,6 +63,8 @@ impl Board {
                 .collect(),
             seq: snapshot.seq,
             version: 0,
+            runs: HashMap::new(),
+            spend: super::spend::SpendTally::default(),
         }
     }
 
@@ -156,10 +163,21 @@ impl Board {
                 self.version += 1;
                 Applied::Changed
             }
-            EventPayload::MemberChanged { .. }
-            | EventPayload::SpendChanged { .. }
-            | EventPayload::BlockGithub { .. }
-            | EventPayload::Run(_) => Applied::Ignored,
+            EventPayload::SpendChanged { call } => {
+                self.spend.apply(call);
+                self.version += 1;
+                Applied::Changed
+            }
+            EventPayload::Run(record) => {
+                match super::runs::apply_run_event(&mut self.runs, record, event.at) {
+                    super::runs::RunApplied::Changed => {
+                        self.version += 1;
+                        Applied::Changed
+                    }
+                    super::runs::RunApplied::Unknown => Applied::Ignored,
+                }
+            }
+            EventPayload::MemberChanged { .. } | EventPayload::BlockGithub { .. } => Applied::Ignored,
         };
         if applied == Applied::Ignored {
             // The seq still moved: bump the version so the stream's resume point is saved.

@@ -13,6 +13,11 @@ pub enum Command {
     /// Select a block (`None`: clear the selection).
     Select(Option<BlockId>),
     SelectEdge(EdgeId),
+    /// E / Shift+E: select the next (or previous) dependency of the selected block (or of the block
+    /// whose dependencies the keyboard is already walking).
+    CycleEdge {
+        backwards: bool,
+    },
     /// Shift-click: add a block to the selection, or take it out.
     ToggleSelect(BlockId),
     /// A marquee: select exactly these blocks.
@@ -110,6 +115,7 @@ impl Command {
         match self {
             Command::Select(_) => "select",
             Command::SelectEdge(_) => "select edge",
+            Command::CycleEdge { .. } => "select the next edge",
             Command::ToggleSelect(_) => "toggle selection",
             Command::SelectMany(_) => "select many",
             Command::MoveMany { .. } => "move many",

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use domain::board::{Edge, Level, Size};
-use domain::ids::BlockId;
+use domain::ids::{BlockId, EdgeId};
 
 use super::Board;
 
@@ -368,6 +368,26 @@ pub fn edges_to_draw<'a>(board: &'a Board, drawn: &HashSet<BlockId>) -> Vec<&'a 
         .collect();
     edges.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     edges
+}
+
+/// Side-by-side lanes for edges that would otherwise be drawn on top of each other: dependencies both
+/// ways between the same two blocks get lanes 1 and -1 (drawn apart, across the line's direction);
+/// every other edge keeps lane 0.
+pub fn coincident_lanes(edges: &[&Edge]) -> HashMap<EdgeId, i8> {
+    let pairs: HashSet<(&BlockId, &BlockId)> =
+        edges.iter().map(|edge| (&edge.from, &edge.to)).collect();
+    edges
+        .iter()
+        .filter(|edge| pairs.contains(&(&edge.to, &edge.from)))
+        .map(|edge| (edge.id.clone(), if edge.from < edge.to { 1 } else { -1 }))
+        .collect()
+}
+
+/// The shift (world units) that puts an edge in its lane: across the line's main direction.
+pub fn lane_offset(from: &Rect, to: &Rect, lane: i8, spacing: f64) -> (f64, f64) {
+    let shift = f64::from(lane) * spacing;
+    let (dx, dy) = ((to.x - from.x).abs(), (to.y - from.y).abs());
+    if dx >= dy { (0.0, shift) } else { (shift, 0.0) }
 }
 
 /// The middle of the curve [`edge_path`] draws (where a rolled-up line shows its count). The curve is

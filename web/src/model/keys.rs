@@ -56,6 +56,9 @@ pub fn command_for_key(press: &KeyPress, has_selection: bool) -> Option<Command>
         _ if command_key => return None,
         "Delete" | "Backspace" if has_selection => Command::DeleteSelection,
         "F2" | "Enter" if has_selection => Command::RenameSelection,
+        "e" | "E" if has_selection => Command::CycleEdge {
+            backwards: press.shift,
+        },
         "+" | "=" => Command::ZoomBy(1.25),
         "-" | "_" => Command::ZoomBy(0.8),
         "0" => Command::Fit,
@@ -97,6 +100,19 @@ mod tests {
         for (key, expected) in cases {
             assert_eq!(command_for_key(&press(key), true), expected, "key {key}");
         }
+        assert_eq!(
+            command_for_key(&press("e"), true),
+            Some(Command::CycleEdge { backwards: false })
+        );
+        let shift_e = KeyPress {
+            shift: true,
+            ..press("E")
+        };
+        assert_eq!(
+            command_for_key(&shift_e, true),
+            Some(Command::CycleEdge { backwards: true })
+        );
+        assert_eq!(command_for_key(&press("e"), false), None);
         assert_eq!(command_for_key(&press("Delete"), false), None);
         assert_eq!(command_for_key(&press("Enter"), false), None);
         let undo = KeyPress {

@@ -16,6 +16,10 @@
 //! - `minimap`: the whole board drawn small, and the view a click on it asks for;
 //! - `rollup`: dependencies rolled up to the blocks drawn when zoomed out, with counts;
 //! - `errors`: API failures in words a person understands;
+//! - `runs`: the latest run of each task, live run events applied to it, the actions each run state
+//!   allows, refused starts explained, the badge a task's card shows;
+//! - `presence`: who else is on the board, and what they have open;
+//! - `spend`: what was spent per block and in the workspace, kept live by `spend.changed`;
 //! - `config`: the board's `config.json` (which origin the API is on).
 //!
 //! Coordinates: a block's `position` is relative to its parent's top-left corner (a frame without a
@@ -35,8 +39,11 @@ pub mod keys;
 pub mod layout;
 pub mod menu;
 pub mod minimap;
+pub mod presence;
 pub mod rollup;
+pub mod runs;
 pub mod selection;
+pub mod spend;
 pub mod undo;
 
 pub use board::*;

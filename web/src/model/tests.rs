@@ -838,3 +838,37 @@ fn the_minimap_fits_the_board_and_a_click_centres_the_view_there() {
         "the canvas's middle shows the point"
     );
 }
+
+#[test]
+fn dependencies_both_ways_between_two_blocks_get_lanes_on_either_side() {
+    let block = |n: u8| BlockId::from_random([n; 8]);
+    let edge = |n: u8, from: u8, to: u8| Edge {
+        id: EdgeId::from_random([n; 8]),
+        from: block(from),
+        to: block(to),
+        created_at: 1,
+    };
+    let (there, back, alone) = (edge(1, 1, 2), edge(2, 2, 1), edge(3, 1, 3));
+    let lanes = coincident_lanes(&[&there, &back, &alone]);
+    assert_eq!(lanes.get(&there.id), Some(&1));
+    assert_eq!(lanes.get(&back.id), Some(&-1));
+    assert_eq!(
+        lanes.get(&alone.id),
+        None,
+        "an edge alone stays on its line"
+    );
+    let rect = |x: f64, y: f64| Rect {
+        x,
+        y,
+        width: 10.0,
+        height: 10.0,
+    };
+    assert_eq!(
+        lane_offset(&rect(0.0, 0.0), &rect(100.0, 5.0), -1, 6.0),
+        (0.0, -6.0)
+    );
+    assert_eq!(
+        lane_offset(&rect(0.0, 0.0), &rect(5.0, 100.0), 1, 6.0),
+        (6.0, 0.0)
+    );
+}

@@ -98,13 +98,28 @@ pub async fn open(request: &Request, context: &RequestContext) -> HandlerResult 
         .get("clientId")
         .filter(|id| !id.is_empty() && id.len() <= 64)
         .map(String::as_str);
+    let login = context
+        .db
+        .first::<LoginRow>(
+            "SELECT login FROM users WHERE id = ?1",
+            &crate::params![user_id.as_str()],
+        )
+        .await?
+        .map(|row| row.login)
+        .unwrap_or_default();
     hub::connect(
         &context.env,
         workspace_id.as_str(),
         user_id.as_str(),
+        &login,
         client_id,
         since,
     )
     .await
     .map_err(internal("opening the hub socket"))
+}
+
+#[derive(serde::Deserialize)]
+struct LoginRow {
+    login: String,
 }

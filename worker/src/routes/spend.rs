@@ -13,7 +13,6 @@ use domain::gateway::{
     SetProviderRequest, mint, token_ttl,
 };
 use domain::ids::{AccountId, BlockId};
-use domain::pipeline::BuiltInPipeline;
 use domain::spend::{
     BillingPeriod, CatalogListing, PriceModelRequest, Provider, SetLimitRequest, SpendGrouping,
     account_catalog, day_key, forecast, resolve_model,
@@ -212,17 +211,18 @@ pub async fn block_forecast(context: &RequestContext) -> HandlerResult {
     BlockId::parse(context.param("blockId")).map_err(|_| ApiError::not_found("This block"))?;
     let query = query(context);
     let pipeline_key = query.get("pipeline").map_or("build", String::as_str);
-    let pipeline = BuiltInPipeline::ALL
-        .into_iter()
-        .find(|pipeline| pipeline.key() == pipeline_key)
+    let workspace = &context.workspace().workspace;
+    // A built-in key or one of the workspace's own pipelines (the board forecasts whichever a
+    // person picks).
+    let pipeline = worker_core::runs::get_pipeline(&context.db, &workspace.id, pipeline_key)
+        .await?
         .ok_or_else(|| {
             ApiError::invalid_fields(vec![FieldProblem::new(
                 "pipeline",
-                "one of `build`, `quick`",
+                "one of `build`, `quick`, or the id of one of this workspace's pipelines",
             )])
         })?
         .pipeline();
-    let workspace = &context.workspace().workspace;
     let custom = spend::custom_models(&context.db, &workspace.account_id).await?;
     let model_id = query.get("model").ok_or_else(|| {
         ApiError::invalid_fields(vec![FieldProblem::new(

@@ -15,9 +15,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use domain::access::WorkspaceRole;
+use domain::api::runs::RunRecord;
 use domain::board::Level;
 use domain::event::{EventPayload, WorkspaceEvent};
-use domain::ids::{BlockId, WorkspaceId};
+use domain::ids::{BlockId, RunId, WorkspaceId};
 use gloo_events::EventListener;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -36,6 +37,8 @@ use crate::live::{Live, LiveHandlers, LiveStatus};
 use crate::model::Board;
 use crate::model::commands::Command;
 use crate::model::keys::{KeyPress, command_for_key};
+use crate::model::runs::{latest_per_block, needs_fetch, store_run};
+use crate::model::spend::SpendTally;
 use crate::model::undo::UndoStack;
 use crate::router::Route;
 use ops::{ContextMenu, Ops, Refusal, WriteLanes, explain};
@@ -51,7 +54,7 @@ impl Reducible for Counter {
 }
 
 /// The keyboard shortcuts the `?` sheet lists.
-const SHORTCUTS: [(&str, &str); 16] = [
+const SHORTCUTS: [(&str, &str); 17] = [
     (
         "Double-click",
         "Add a block here (a frame, a module in a frame, a task in a module)",
@@ -63,6 +66,10 @@ const SHORTCUTS: [(&str, &str); 16] = [
     (
         "Delete, Backspace",
         "Delete the selected block or dependency",
+    ),
+    (
+        "E, Shift+E",
+        "Select the next / previous dependency of the selected block (then Delete removes it)",
     ),
     ("Ctrl+Z", "Undo your last change"),
     ("Ctrl+Shift+Z, Ctrl+Y", "Redo what you undid"),
@@ -120,6 +127,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
     let menu = use_state(|| None::<ContextMenu>);
     let finder = use_state(|| false);
     let panel_collapsed = use_state(|| false);
+    let people = use_state(Vec::<domain::stream::PresentPerson>::new);
     let clip = use_mut_ref(|| None::<crate::model::clipboard::Clip>);
     let ops_ref = use_mut_ref(|| None::<Ops>);
     let queue = use_memo((), |_| CommandQueue::default());
@@ -208,7 +216,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
 
     // Load the snapshot, then open the live stream from its seq.
     {
-        let (engine, failed, status, live, bump, app, hooks) = (
+        let (engine, failed, status, live, bump, app, hooks, people) = (
             engine.clone(),
             failed.clone(),
             status.clone(),
@@ -216,6 +224,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             bump.clone(),
             app.clone(),
             hooks.clone(),
+            people.clone(),
         );
         use_effect_with(
             props.workspace_id.clone(),
@@ -235,16 +244,33 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                     shared.borrow_mut().fit_pending = true;
                     engine.set(Some(SharedEngine(shared.clone())));
                     let weak = Rc::downgrade(&shared);
+                    load_runs_and_spend(weak.clone(), workspace.clone(), bump.clone());
                     let on_event = {
-                        let (weak, bump, app, live) =
-                            (weak.clone(), bump.clone(), app.clone(), live.clone());
+                        let (weak, bump, app, live, workspace) = (
+                            weak.clone(),
+                            bump.clone(),
+                            app.clone(),
+                            live.clone(),
+                            workspace.clone(),
+                        );
                         Callback::from(move |event: WorkspaceEvent| {
                             let Some(shared) = weak.upgrade() else {
                                 return;
                             };
+                            let unknown_run = match &event.payload {
+                                EventPayload::Run(record)
+                                    if needs_fetch(&shared.borrow().board.runs, record) =>
+                                {
+                                    Some(record.run_id.clone())
+                                }
+                                _ => None,
+                            };
                             shared.borrow_mut().board.apply_event(&event);
                             if let Some(live) = live.borrow().as_ref() {
                                 live.seen(event.seq);
+                            }
+                            if let Some(run_id) = unknown_run {
+                                fetch_run(weak.clone(), workspace.clone(), run_id, bump.clone());
                             }
                             if let EventPayload::WorkspaceUpdated { workspace } = &event.payload {
                                 let existing = app
@@ -280,6 +306,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                                 if let Some(live) = live.borrow().as_ref() {
                                     live.resume_from(seq);
                                 }
+                                load_runs_and_spend(weak.clone(), workspace.clone(), bump.clone());
                                 bump.emit(());
                             });
                         })
@@ -288,6 +315,10 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                         let status = status.clone();
                         Callback::from(move |next: LiveStatus| status.set(next))
                     };
+                    let on_presence = {
+                        let people = people.clone();
+                        Callback::from(move |next| people.set(next))
+                    };
                     let stream = Live::start(
                         workspace.clone(),
                         seq,
@@ -295,6 +326,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                             on_event,
                             on_resync,
                             on_status,
+                            on_presence,
                         },
                     );
                     *live.borrow_mut() = Some(stream);
@@ -383,7 +415,12 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         read_only,
     };
     *ops_ref.borrow_mut() = Some(ops);
+    let selected_for_presence = shared.0.borrow().selected.clone();
 
+    // The others on the board see which block this tab has open.
+    if let Some(live) = live.borrow().as_ref() {
+        live.set_presence(selected_for_presence.clone());
+    }
     let send = |command: Command| {
         let queue = queue.clone();
         Callback::from(move |_: MouseEvent| queue.send(command.clone()))
@@ -421,16 +458,37 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
     let multi_count = engine_ref.multi.len();
     let minimap_shown = engine_ref.minimap_shown;
     let zoom_label = engine_ref.zoom_label.clone();
+    let spend_text = engine_ref.board.spend.toolbar_text();
+    let spend_title = engine_ref.board.spend.toolbar_title();
+    let spend_cost = engine_ref.board.spend.workspace.0.to_string();
+    let me = match &app.session {
+        crate::app::Session::SignedIn(me) => Some(me.user.id.to_string()),
+        _ => None,
+    };
+    let others = crate::model::presence::others(&people, me.as_deref(), |id| {
+        engine_ref
+            .board
+            .blocks
+            .get(id)
+            .map(|block| block.title.clone())
+    });
     drop(engine_ref);
     let can_undo = !undo.borrow().is_empty();
     let can_redo = undo.borrow().can_redo();
+    let on_run = {
+        let (engine, bump) = (shared.0.clone(), bump.clone());
+        Callback::from(move |run: RunRecord| {
+            store_run(&mut engine.borrow_mut().board.runs, run);
+            bump.emit(());
+        })
+    };
     let panel = selected.map(|id| {
         let is_fresh = fresh.as_ref() == Some(&id);
         let key = id.to_string();
         html! {
             <Panel {key} engine={shared.clone()} workspace_id={props.workspace_id.clone()}
                 block_id={id} tick={tick.0} fresh={is_fresh} queue={(*queue).clone()} {read_only}
-                collapsed={*panel_collapsed} />
+                collapsed={*panel_collapsed} {on_run} />
         }
     });
     let confirm_dialog = confirm.as_ref().zip(confirm_text).map(|(ids, text)| {
@@ -571,6 +629,8 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                         <button class="tool danger" onclick={send(Command::DeleteSelection)} data-testid="delete-selection" title="Delete the selected blocks (Delete)">{ "Delete" }</button>
                     }
                 }
+                <span class="spend-total muted small" data-testid="workspace-spend" title={spend_title}
+                    data-cost={spend_cost}>{ spend_text }</span>
                 <span class="muted small" data-testid="block-count">{ format!("{blocks} blocks") }</span>
                 <div class="zoom-group">
                     <button class="tool icon" onclick={send(Command::ZoomBy(0.8))} aria-label="Zoom out" title="Zoom out (−)">{ "−" }</button>
@@ -582,6 +642,15 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                 </div>
                 <button class="tool" onclick={open_members} data-testid="open-members" title="Who can see and edit this board">{ "Members" }</button>
                 <button class="tool icon" onclick={send(Command::ToggleShortcuts)} data-testid="show-shortcuts" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">{ "?" }</button>
+                <span class="presence" data-testid="presence" aria-label="Who else is on this board">
+                    { for others.iter().map(|other| html! {
+                        <span class="avatar" title={other.title.clone()} data-testid="present-person"
+                            data-login={other.login.clone()}
+                            data-blocks={other.blocks.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")}>
+                            { other.initials.clone() }
+                        </span>
+                    }) }
+                </span>
                 <span class="live" data-testid="live-status" data-state={status.state()} title={live_title}>
                     <span class="dot"></span>{ live_label }
                 </span>
@@ -604,4 +673,69 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             { slot(finder_dialog) }
         </main>
     }
+}
+
+/// Loads the runs of the board's tasks and what was spent this month (after the snapshot, and again
+/// after a resync); the event stream keeps both live from then on.
+fn load_runs_and_spend(
+    weak: std::rc::Weak<RefCell<Engine>>,
+    workspace: WorkspaceId,
+    bump: Callback<()>,
+) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let runs = api::runs(&workspace).await;
+        let lines = api::workspace_spend(&workspace).await;
+        let Some(account) = weak
+            .upgrade()
+            .map(|shared| shared.borrow().board.workspace.account_id.clone())
+        else {
+            return;
+        };
+        // A person who is not a member of the workspace's account cannot see its budget (404).
+        let account_spend = api::account_spend(&account).await.ok();
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        {
+            let mut engine = shared.borrow_mut();
+            if let Ok(runs) = runs {
+                // Runs the stream already told us about while these loaded are kept as they are.
+                for (block, run) in latest_per_block(runs) {
+                    engine.board.runs.entry(block).or_insert(run);
+                }
+            }
+            if let Ok(lines) = lines {
+                let mut tally = SpendTally::from_lines(&lines);
+                tally.account = account_spend;
+                engine.board.spend = tally;
+            }
+            engine.board.version += 1;
+        }
+        bump.emit(());
+    });
+}
+
+/// Fetches a run the stream named but the board does not hold yet (started elsewhere, or after the
+/// board loaded).
+fn fetch_run(
+    weak: std::rc::Weak<RefCell<Engine>>,
+    workspace: WorkspaceId,
+    run_id: RunId,
+    bump: Callback<()>,
+) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let Ok(run) = api::run(&workspace, &run_id).await else {
+            return;
+        };
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        {
+            let mut engine = shared.borrow_mut();
+            if store_run(&mut engine.board.runs, run) {
+                engine.board.version += 1;
+            }
+        }
+        bump.emit(());
+    });
 }

@@ -160,8 +160,44 @@ impl Ops {
                     engine.selected = None;
                     engine.multi.clear();
                     engine.selected_edge = Some(id);
+                    engine.edge_anchor = None;
                 }
                 self.bump.emit(());
+            }
+            Command::CycleEdge { backwards } => {
+                let next = {
+                    let mut engine = self.engine.borrow_mut();
+                    // The block whose dependencies are walked stays the anchor while E is pressed
+                    // again (selecting an edge clears the block selection).
+                    if let Some(block) = engine.selected.clone() {
+                        engine.edge_anchor = Some(block);
+                    }
+                    let anchor = engine.edge_anchor.clone().or_else(|| {
+                        let edge = engine.selected_edge.as_ref()?;
+                        engine.board.edges.get(edge).map(|edge| edge.from.clone())
+                    });
+                    engine.edge_anchor = anchor.clone();
+                    anchor.and_then(|anchor| {
+                        crate::model::selection::next_edge(
+                            &engine.board,
+                            &anchor,
+                            engine.selected_edge.as_ref(),
+                            backwards,
+                        )
+                    })
+                };
+                match next {
+                    Some(edge) => {
+                        {
+                            let mut engine = self.engine.borrow_mut();
+                            engine.selected = None;
+                            engine.multi.clear();
+                            engine.selected_edge = Some(edge);
+                        }
+                        self.bump.emit(());
+                    }
+                    None => toast_info(&self.app, "This block has no dependencies to select."),
+                }
             }
             Command::ToggleSelect(id) => {
                 let current = self.selection();
