@@ -177,7 +177,9 @@ impl Board {
                     super::runs::RunApplied::Unknown => Applied::Ignored,
                 }
             }
-            EventPayload::MemberChanged { .. } | EventPayload::BlockGithub { .. } => Applied::Ignored,
+            EventPayload::MemberChanged { .. } | EventPayload::BlockGithub { .. } => {
+                Applied::Ignored
+            }
         };
         if applied == Applied::Ignored {
             // The seq still moved: bump the version so the stream's resume point is saved.
