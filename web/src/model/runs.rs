@@ -435,6 +435,7 @@ pub fn failure_label(kind: StepFailureKind) -> &'static str {
         StepFailureKind::JobVanished => "the runner lost the job",
         StepFailureKind::ModelCall => "the model call failed",
         StepFailureKind::ApprovalRejected => "a person rejected the work",
+        StepFailureKind::BudgetExhausted => "the spend limit was reached (raise it to go on)",
     }
 }
 
