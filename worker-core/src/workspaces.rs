@@ -48,13 +48,11 @@ pub async fn update_workspace<S: Store, R: Runtime>(
         let payload = EventPayload::WorkspaceUpdated {
             workspace: workspace.clone(),
         };
-        events::record(&mut plan, context, payload, workspace.updated_at)?;
-        let outcome = store.execute(plan).await?;
-        if outcome.applied {
-            return Ok(Committed {
-                value: workspace,
-                events: outcome.events,
-            });
+        let now = workspace.updated_at;
+        if let Some(committed) =
+            events::commit(store, plan, context, payload, now, workspace).await?
+        {
+            return Ok(committed);
         }
         // Deleted, or changed by another write since it was read: read it again and re-apply only
         // what this request names.
