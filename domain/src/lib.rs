@@ -18,6 +18,7 @@ pub mod hub;
 pub mod ids;
 pub mod job;
 pub mod json_schema;
+pub mod limits;
 pub mod llm;
 pub mod pipeline;
 pub mod problem;

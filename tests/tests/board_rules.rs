@@ -60,11 +60,11 @@ async fn only_frames_link_repositories() {
     let frame = client
         .post(
             &format!("/workspaces/{ws}/blocks"),
-            json!({ "level": "frame", "title": "svc", "repoUrl": "https://example.test/r.git" }),
+            json!({ "level": "frame", "title": "svc", "repoUrl": "https://github.com/acme/r.git" }),
         )
         .await
         .expect(201);
-    assert_eq!(frame["repoUrl"], "https://example.test/r.git");
+    assert_eq!(frame["repoUrl"], "https://github.com/acme/r.git");
     let frame_id = frame["id"].as_str().unwrap();
     let module = client
         .create_block(&ws, "module", Some(frame_id), "M")
@@ -72,7 +72,7 @@ async fn only_frames_link_repositories() {
     let answer = client
         .patch(
             &format!("/workspaces/{ws}/blocks/{module}"),
-            json!({ "rev": 1, "repoUrl": "https://example.test/x" }),
+            json!({ "rev": 1, "repoUrl": "https://github.com/acme/x" }),
         )
         .await;
     assert_eq!(rule(&answer), "repo_on_non_frame");

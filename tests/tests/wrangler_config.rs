@@ -83,3 +83,24 @@ fn the_run_coordinator_and_the_runner_container_are_configured() {
         );
     }
 }
+
+#[test]
+fn the_write_rate_limiter_is_bound_with_the_limit_the_domain_documents() {
+    let text = std::fs::read_to_string(repo_root().join("wrangler.toml")).unwrap();
+    let tables = tables(&text);
+    let limiter = tables
+        .iter()
+        .find(|(header, body)| {
+            header == "[[ratelimits]]" && value(body, "name") == Some("WRITE_RATE_LIMITER")
+        })
+        .expect("a [[ratelimits]] table named WRITE_RATE_LIMITER");
+    let simple = value(&limiter.1, "simple").expect("a simple limit");
+    assert_eq!(
+        simple.replace(' ', ""),
+        format!(
+            "{{limit={},period={}}}",
+            domain::limits::WRITE_RATE_LIMIT,
+            domain::limits::WRITE_RATE_PERIOD_SECONDS
+        )
+    );
+}

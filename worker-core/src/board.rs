@@ -17,6 +17,7 @@ use domain::board::{
 };
 use domain::event::EventPayload;
 use domain::ids::{BlockId, EdgeId, WorkspaceId};
+use domain::limits::QuotaKind;
 use serde::Deserialize;
 
 use crate::context::{Committed, Runtime, WriteContext};
@@ -144,6 +145,7 @@ pub async fn get_block<S: Store>(
 #[derive(Deserialize)]
 struct ParentCheckRow {
     workspace_exists: i64,
+    block_count: i64,
     parent_level: Option<String>,
     parent_chain_length: i64,
 }
@@ -169,7 +171,11 @@ pub async fn create_block<S: Store, R: Runtime>(
     request
         .check_rules()
         .map_err(|violation| rule_error(&violation))?;
+    context
+        .limits
+        .check_repository_link(request.repo_url.as_deref())?;
     let workspace = context.workspace_id.as_str();
+    let block_quota = i64::from(context.limits.quotas.blocks_per_workspace);
     let parent_levels = request.level.parent_levels();
     let parent_level_params = [
         parent_levels.first().map(|level| level.as_str()),
@@ -182,9 +188,11 @@ pub async fn create_block<S: Store, R: Runtime>(
         let parent = request.parent_id.as_ref().map(BlockId::as_str);
         // The workspace exists, and so does the parent, at a level that may hold this block (levels
         // never change, but the parent may be deleted), and not so deep that the new block could
-        // never be moved (`domain::board::MAX_NESTING_DEPTH`).
+        // never be moved (`domain::board::MAX_NESTING_DEPTH`); and the workspace has room for one
+        // more block (`domain::limits::Quotas`).
         let precondition = format!(
             "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)
+            AND (SELECT COUNT(*) FROM blocks WHERE workspace_id = ?1) < ?6
             AND (?2 IS NULL OR (EXISTS (SELECT 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2 AND level IN (?3, ?4))
                                 AND {PARENT_CHAIN_LENGTH} < ?5))"
         );
@@ -196,7 +204,8 @@ pub async fn create_block<S: Store, R: Runtime>(
                 parent,
                 parent_level_params[0],
                 parent_level_params[1],
-                MAX_NESTING_DEPTH as i64
+                MAX_NESTING_DEPTH as i64,
+                block_quota
             ],
         );
         plan.push(
@@ -226,6 +235,7 @@ pub async fn create_block<S: Store, R: Runtime>(
             .first(Statement::new(
                 format!(
                     "SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = ?1) AS workspace_exists,
+                            (SELECT COUNT(*) FROM blocks WHERE workspace_id = ?1) AS block_count,
                             (SELECT level FROM blocks WHERE workspace_id = ?1 AND id = ?2) AS parent_level,
                             {PARENT_CHAIN_LENGTH} AS parent_chain_length"
                 ),
@@ -237,6 +247,10 @@ pub async fn create_block<S: Store, R: Runtime>(
         if check.workspace_exists == 0 {
             return Err(ApiError::not_found("This workspace"));
         }
+        context.limits.quotas.admit(
+            QuotaKind::BlocksPerWorkspace,
+            u64::try_from(check.block_count).unwrap_or(u64::MAX),
+        )?;
         if request.parent_id.is_some() {
             let level = check
                 .parent_level
@@ -292,6 +306,9 @@ pub async fn update_block<S: Store, R: Runtime>(
     request
         .check_rules(&current)
         .map_err(|violation| rule_error(&violation))?;
+    if let Some(Some(url)) = &request.repo_url {
+        context.limits.check_repository_link(Some(url))?;
+    }
     let now = runtime.now_ms();
     let next = request.apply(&current, now);
     let mut plan = GuardedPlan::new(
@@ -663,6 +680,11 @@ pub async fn create_edge<S: Store, R: Runtime>(
                 return Err(missing_block(field));
             }
         }
+        // The guard below holds the edge set at this version, so the count cannot move under it.
+        context.limits.quotas.admit(
+            QuotaKind::EdgesPerWorkspace,
+            u64::try_from(edges.len()).unwrap_or(u64::MAX),
+        )?;
         let pairs: Vec<(BlockId, BlockId)> = edges
             .iter()
             .filter_map(|edge| {

@@ -2,6 +2,7 @@
 
 use domain::event::Actor;
 use domain::ids::WorkspaceId;
+use domain::limits::WriteLimits;
 
 use crate::store::OutboxEvent;
 
@@ -12,6 +13,8 @@ pub struct WriteContext {
     pub actor: Actor,
     /// The writing client's id (`x-client-id`), so its own change is not echoed back to it.
     pub origin: Option<String>,
+    /// The deployment's quotas and repository-link rule, which every write checks.
+    pub limits: WriteLimits,
 }
 
 /// The clock and the random source. The worker uses the runtime's; tests use fixed ones.

@@ -46,6 +46,7 @@ pub fn webhook_context(workspace_id: &WorkspaceId) -> WriteContext {
         workspace_id: workspace_id.clone(),
         actor: webhook_actor(),
         origin: None,
+        limits: domain::limits::WriteLimits::default(),
     }
 }
 

@@ -682,6 +682,7 @@ pub async fn record_run_event<S: Store, R: Runtime>(
             id: record.run_id.as_str().to_owned(),
         },
         origin: None,
+        limits: domain::limits::WriteLimits::default(),
     };
     let run_id = record.run_id.as_str().to_owned();
     let run_seq = i64::try_from(record.run_seq).unwrap_or(i64::MAX);
@@ -773,6 +774,7 @@ pub async fn write_block_status<S: Store, R: Runtime>(
             id: run_id.as_str().to_owned(),
         },
         origin: None,
+        limits: domain::limits::WriteLimits::default(),
     };
     for _ in 0..MAX_ATTEMPTS {
         let Some(current) = get_block(store, workspace_id, block_id).await? else {

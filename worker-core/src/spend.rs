@@ -333,6 +333,7 @@ pub async fn settle<S: Store, R: Runtime>(
         workspace_id: attribution.workspace.clone(),
         actor: attribution.actor(id),
         origin: None,
+        limits: domain::limits::WriteLimits::default(),
     };
     events::record(
         &mut plan,

@@ -6,11 +6,13 @@ use domain::api::workspaces::{UpdateWorkspaceRequest, Workspace};
 use domain::api::{ApiError, ErrorCode};
 use domain::event::EventPayload;
 use domain::ids::UserId;
+use domain::limits::QuotaKind;
+use serde::Deserialize;
 
 use crate::context::{Committed, Runtime, WriteContext};
 use crate::events;
 use crate::params;
-use crate::store::{GUARD, GuardedPlan, Store};
+use crate::store::{GUARD, GuardedPlan, Statement, Store};
 
 /// Renames a workspace or changes its access mode. `current` is the workspace as the caller loaded it.
 ///
@@ -114,8 +116,15 @@ pub async fn set_member<S: Store, R: Runtime>(
     let now = runtime.now_ms();
     let mut plan = GuardedPlan::new(
         runtime.guard_id(),
-        "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1) AND EXISTS (SELECT 1 FROM users WHERE id = ?2)",
-        &params![workspace, user_id.as_str()],
+        // A new member needs a free slot (`QuotaKind::MembersPerWorkspace`); a role change does not.
+        "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1) AND EXISTS (SELECT 1 FROM users WHERE id = ?2)
+         AND (EXISTS (SELECT 1 FROM workspace_members WHERE workspace_id = ?1 AND user_id = ?2)
+              OR (SELECT COUNT(*) FROM workspace_members WHERE workspace_id = ?1) < ?3)",
+        &params![
+            workspace,
+            user_id.as_str(),
+            i64::from(context.limits.quotas.members_per_workspace)
+        ],
     );
     plan.push(
         &format!(
@@ -131,12 +140,32 @@ pub async fn set_member<S: Store, R: Runtime>(
     events::record(&mut plan, context, payload, now)?;
     let outcome = store.execute(plan).await?;
     if !outcome.applied {
-        return Err(ApiError::not_found("This workspace"));
+        // The workspace is gone, or it is full (the user exists: the route resolved them).
+        let members: Option<MemberCountRow> = store
+            .first(Statement::new(
+                "SELECT (SELECT COUNT(*) FROM workspace_members WHERE workspace_id = ?1) AS members
+                 FROM workspaces WHERE id = ?1",
+                &params![workspace],
+            ))
+            .await?;
+        let Some(members) = members else {
+            return Err(ApiError::not_found("This workspace"));
+        };
+        context.limits.quotas.admit(
+            QuotaKind::MembersPerWorkspace,
+            u64::try_from(members.members).unwrap_or(u64::MAX),
+        )?;
+        return Err(ApiError::not_found("This user"));
     }
     Ok(Committed {
         value: (),
         events: outcome.events,
     })
+}
+
+#[derive(Deserialize)]
+struct MemberCountRow {
+    members: i64,
 }
 
 /// Removes an explicit member (their account role may still give them access).

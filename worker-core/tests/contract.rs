@@ -50,6 +50,7 @@ fn fixture() -> Fixture {
             workspace_id: workspace,
             actor: Actor::User { id: owner.clone() },
             origin: Some("tab-1".to_owned()),
+            limits: domain::limits::WriteLimits::default(),
         },
         owner,
     }
@@ -249,7 +250,7 @@ fn update_block_applies_the_change_or_answers_409_with_the_current_block() {
     let f = fixture();
     let top = f
         .create(&request(
-            json!({"level": "frame", "title": "F", "repoUrl": "https://x/r"}),
+            json!({"level": "frame", "title": "F", "repoUrl": "https://github.com/x/r"}),
         ))
         .unwrap();
     let updated = block_on(board::update_block(
@@ -1061,4 +1062,169 @@ fn a_block_cannot_be_created_deeper_than_it_could_be_moved() {
         .create(&child("task", &parent_of_deepest))
         .expect("a block at the deepest allowed level");
     assert_eq!(allowed.parent_id, Some(parent_of_deepest));
+}
+
+/// The fixture with quotas lowered to `quotas` (JSON, as the `QUOTAS` variable takes them).
+fn with_quotas(mut f: Fixture, quotas: serde_json::Value) -> Fixture {
+    f.context.limits.quotas = domain::limits::Quotas::from_json(&quotas.to_string()).unwrap();
+    f
+}
+
+#[test]
+fn creates_stop_at_the_block_quota_and_a_refusal_changes_nothing() {
+    let f = with_quotas(fixture(), json!({ "blocksPerWorkspace": 3 }));
+    let top = f.new_frame();
+    f.new_child("module", &top);
+    f.new_child("module", &top);
+    let seq_before = f.workspace_seq();
+    let error = f.create(&child("module", &top.id)).unwrap_err();
+    assert_eq!(error.code, ErrorCode::QuotaExceeded, "{error}");
+    assert_eq!(error.status(), 422);
+    assert_eq!(error.details.unwrap()["quota"], "blocksPerWorkspace");
+    assert_eq!(
+        f.workspace_seq(),
+        seq_before,
+        "a refused create records nothing"
+    );
+    let (blocks, _, _) = block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
+    assert_eq!(blocks.len(), 3);
+}
+
+#[test]
+fn two_creates_racing_for_the_last_slot_cannot_both_win() {
+    let f = with_quotas(fixture(), json!({ "blocksPerWorkspace": 2 }));
+    let top = f.new_frame();
+    let racing = RacingStore::new(&f.store);
+    let (first, second) = block_on(join(
+        board::create_block(&racing, &f.runtime, &f.context, &child("module", &top.id)),
+        board::create_block(&racing, &f.runtime, &f.context, &child("module", &top.id)),
+    ));
+    let outcomes = [first.is_ok(), second.is_ok()];
+    assert_eq!(
+        outcomes.iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one of the racing creates fits: {outcomes:?}"
+    );
+    let refused = if first.is_ok() { second } else { first };
+    assert_eq!(refused.unwrap_err().code, ErrorCode::QuotaExceeded);
+    let (blocks, _, _) = block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
+    assert_eq!(blocks.len(), 2);
+}
+
+#[test]
+fn edges_stop_at_the_edge_quota() {
+    let f = with_quotas(fixture(), json!({ "edgesPerWorkspace": 1 }));
+    let top = f.new_frame();
+    let a = f.new_child("task", &top);
+    let b = f.new_child("task", &top);
+    let c = f.new_child("task", &top);
+    block_on(board::create_edge(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &edge(&a.id, &b.id),
+    ))
+    .unwrap();
+    let error = block_on(board::create_edge(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &edge(&b.id, &c.id),
+    ))
+    .unwrap_err();
+    assert_eq!(error.code, ErrorCode::QuotaExceeded);
+    assert_eq!(error.details.unwrap()["quota"], "edgesPerWorkspace");
+    let (_, edges, _) = block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
+    assert_eq!(edges.len(), 1);
+}
+
+#[test]
+fn a_service_links_only_https_repositories_on_allowed_hosts() {
+    let f = fixture();
+    let linked = f
+        .create(&request(json!({
+            "level": "frame", "title": "shop", "repoUrl": "https://github.com/acme/shop"
+        })))
+        .unwrap();
+    for bad in [
+        "https://internal.example/acme/shop",
+        "http://github.com/acme/shop",
+        "file:///etc",
+        "local:shop",
+    ] {
+        let seq_before = f.workspace_seq();
+        let error = f
+            .create(&request(
+                json!({ "level": "frame", "title": "x", "repoUrl": bad }),
+            ))
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::ValidationFailed, "{bad}: {error}");
+        assert_eq!(error.details.unwrap()["problems"][0]["field"], "repoUrl");
+        let error = block_on(board::update_block(
+            &f.store,
+            &f.runtime,
+            &f.context,
+            &linked.id,
+            &update(1, json!({ "repoUrl": bad })),
+        ))
+        .unwrap_err();
+        assert_eq!(error.code, ErrorCode::ValidationFailed, "{bad}: {error}");
+        assert_eq!(
+            f.workspace_seq(),
+            seq_before,
+            "{bad}: a refused link changes nothing"
+        );
+    }
+    // With a local forge the deployment accepts its repositories, and unlinking always works.
+    let mut local = fixture();
+    local.context.limits.repository_links.local_forge = true;
+    let frame = local
+        .create(&request(
+            json!({ "level": "frame", "title": "demo", "repoUrl": "local:demo" }),
+        ))
+        .unwrap();
+    let unlinked = block_on(board::update_block(
+        &local.store,
+        &local.runtime,
+        &local.context,
+        &frame.id,
+        &update(1, json!({ "repoUrl": null })),
+    ))
+    .unwrap();
+    assert_eq!(unlinked.value.repo_url, None);
+}
+
+#[test]
+fn a_full_workspace_takes_no_new_member_but_still_changes_roles() {
+    // The fixture's workspace has no explicit members (its owner has access through the account).
+    let f = with_quotas(fixture(), json!({ "membersPerWorkspace": 1 }));
+    let users: Vec<UserId> = (0..2u8)
+        .map(|n| {
+            let user = UserId::from_random([0xd0 + n; 8]);
+            f.store
+                .connection()
+                .execute(
+                    "INSERT INTO users (id, login, created_at) VALUES (?1, ?2, 1)",
+                    [user.as_str(), &format!("guest{n}")],
+                )
+                .unwrap();
+            user
+        })
+        .collect();
+    let set = |user: &UserId, role| {
+        block_on(workspaces::set_member(
+            &f.store, &f.runtime, &f.context, user, role,
+        ))
+    };
+    set(&users[0], WorkspaceRole::Viewer).unwrap();
+    let seq_before = f.workspace_seq();
+    let error = set(&users[1], WorkspaceRole::Viewer).unwrap_err();
+    assert_eq!(error.code, ErrorCode::QuotaExceeded, "{error}");
+    assert_eq!(error.details.unwrap()["quota"], "membersPerWorkspace");
+    assert_eq!(
+        f.workspace_seq(),
+        seq_before,
+        "a refused member records nothing"
+    );
+    set(&users[0], WorkspaceRole::Member).expect("a role change needs no new slot");
 }

@@ -37,6 +37,7 @@ fn fixture() -> Fixture {
             id: seeded.owner.clone(),
         },
         origin: None,
+        limits: domain::limits::WriteLimits::default(),
     };
     let fixture = Fixture {
         seeded,

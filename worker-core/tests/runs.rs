@@ -42,6 +42,14 @@ fn fixture() -> Fixture {
             workspace_id: workspace,
             actor: Actor::User { id: owner },
             origin: Some("tab-1".to_owned()),
+            // The deployment runs a local forge (`local_forge_root` below), so `local:` links are allowed.
+            limits: domain::limits::WriteLimits {
+                repository_links: domain::limits::RepositoryLinkPolicy {
+                    local_forge: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
         },
         account,
         defaults: RunDefaults {

@@ -7,11 +7,12 @@ use domain::api::ApiError;
 use domain::api::auth::User;
 use domain::api::workspaces::{Workspace, WorkspaceMember, WorkspaceView};
 use domain::ids::{AccountId, UserId, WorkspaceId};
+use domain::limits::{QuotaKind, Quotas, quota_exceeded};
 use serde::Deserialize;
 
 use crate::http::internal;
 use crate::params;
-use crate::store::Db;
+use crate::store::{Db, changes};
 
 /// A workspace and the caller's effective role in it (`None`: they may not see it).
 pub struct WorkspaceAccess {
@@ -108,32 +109,44 @@ pub async fn visible_workspaces(db: &Db, user_id: &UserId) -> Result<Vec<Workspa
 }
 
 /// Stores a new workspace with its creator as an explicit admin (whatever the access mode, the
-/// creator administers what they made).
+/// creator administers what they made), if the account has room for it: the count and the insert
+/// are one transaction, so racing creates cannot both take the last slot.
 pub async fn insert_workspace(
     db: &Db,
     workspace: &Workspace,
     creator: &UserId,
+    quotas: &Quotas,
 ) -> Result<(), ApiError> {
-    db.batch(vec![
-        db.statement(
-            "INSERT INTO workspaces (id, account_id, name, access_mode, created_by, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            &params![
-                workspace.id.as_str(),
-                workspace.account_id.as_str(),
-                workspace.name.as_str(),
-                workspace.access_mode.as_str(),
-                creator.as_str(),
-                workspace.created_at
-            ],
-        )?,
-        db.statement(
-            "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES (?1, ?2, 'admin', ?3)",
-            &params![workspace.id.as_str(), creator.as_str(), workspace.created_at],
-        )?,
-    ])
-    .await?;
-    Ok(())
+    let results = db
+        .batch(vec![
+            db.statement(
+                "INSERT INTO workspaces (id, account_id, name, access_mode, created_by, created_at, updated_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6
+                 WHERE (SELECT COUNT(*) FROM workspaces WHERE account_id = ?2) < ?7",
+                &params![
+                    workspace.id.as_str(),
+                    workspace.account_id.as_str(),
+                    workspace.name.as_str(),
+                    workspace.access_mode.as_str(),
+                    creator.as_str(),
+                    workspace.created_at,
+                    i64::from(quotas.workspaces_per_account)
+                ],
+            )?,
+            db.statement(
+                "INSERT INTO workspace_members (workspace_id, user_id, role, created_at)
+                 SELECT ?1, ?2, 'admin', ?3 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)",
+                &params![workspace.id.as_str(), creator.as_str(), workspace.created_at],
+            )?,
+        ])
+        .await?;
+    if results.first().map(changes) == Some(1) {
+        return Ok(());
+    }
+    Err(quota_exceeded(
+        QuotaKind::WorkspacesPerAccount,
+        quotas.workspaces_per_account,
+    ))
 }
 
 /// Deletes a workspace; its board and members go with it (foreign keys), and its events.

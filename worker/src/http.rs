@@ -46,6 +46,8 @@ pub struct RequestContext {
     pub deliver_events: bool,
     /// Where this request's time went, sent as `Server-Timing`.
     pub timings: RefCell<Vec<(&'static str, f64)>>,
+    /// The deployment's quotas and repository-link rule.
+    pub limits: domain::limits::WriteLimits,
 }
 
 impl RequestContext {
@@ -77,6 +79,7 @@ impl RequestContext {
                 id: self.caller().user.id.clone(),
             },
             origin: self.client_id.clone(),
+            limits: self.limits.clone(),
         }
     }
 
@@ -282,6 +285,7 @@ async fn handle(
             .as_deref()
             == Some("1");
     let auth = AuthConfig::load(&env, &db).await?;
+    let limits = crate::limits::load(&env)?;
     // Dev sign-in lets anyone be anyone: a dev server answers only requests addressed to this
     // machine, so one started with `--ip 0.0.0.0` does not hand accounts to the network.
     if auth.dev_mode() {
@@ -315,6 +319,11 @@ async fn handle(
         }
     };
     let authenticated = worker::Date::now().as_millis() as f64;
+    if let Some(caller) = &caller
+        && domain::limits::is_rate_limited(route.route)
+    {
+        crate::limits::count_write(&env, &caller.user.id).await?;
+    }
     let workspace = match (route.route.access, access) {
         (RouteAccess::Workspace(permission), access) => {
             let access = access.ok_or_else(hidden)?;
@@ -357,6 +366,7 @@ async fn handle(
         execution,
         deliver_events: !skip_delivery,
         timings: RefCell::new(vec![("session_access", authenticated - started)]),
+        limits,
     };
     let response = dispatch(&request, &context).await?;
     let timings = context.timings.borrow();
@@ -444,26 +454,61 @@ async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult 
 
 /// Reads the body, refusing oversize ones by their declared length before reading them.
 async fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
+    read_capped(request, MAX_BODY_BYTES, too_large).await
+}
+
+/// Reads a request's body, refusing it with `refuse(length)` as soon as it is over `max` bytes: a
+/// declared `Content-Length` is refused before reading, and a body sent without one (chunked) is
+/// counted while it streams in, so an endless body never sits whole in the isolate's memory.
+pub async fn read_capped(
+    request: &mut Request,
+    max: usize,
+    refuse: impl Fn(usize) -> ApiError,
+) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
     let declared = request
         .headers()
         .get("content-length")
         .ok()
         .flatten()
         .and_then(|length| length.parse::<usize>().ok());
-    if let Some(length) = declared.filter(|length| *length > MAX_BODY_BYTES) {
-        return Err(too_large(length));
+    if let Some(length) = declared.filter(|length| *length > max) {
+        return Err(refuse(length));
     }
-    let body = request.bytes().await.map_err(|_| {
+    let unreadable = || {
         ApiError::new(
             domain::api::ErrorCode::InvalidJson,
             "The request body could not be read.",
         )
-    })?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large(body.len()));
+    };
+    if request.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stream = request.stream().map_err(|_| unreadable())?;
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(max));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable())?;
+        if body.len() + chunk.len() > max {
+            // Over the cap: nothing more is kept. The rest is read and dropped (up to a bound) so
+            // the client, which is still sending, gets a clean 413 instead of a reset connection;
+            // past the bound the stream is cancelled. Memory stays at the cap plus one chunk.
+            let mut arrived = body.len() + chunk.len();
+            drop(body);
+            while arrived <= max.saturating_mul(DRAIN_FACTOR) {
+                match stream.next().await {
+                    Some(Ok(chunk)) => arrived += chunk.len(),
+                    _ => break,
+                }
+            }
+            return Err(refuse(arrived));
+        }
+        body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
+
+/// How far past its cap a refused body is still read (and dropped) before the stream is cancelled.
+const DRAIN_FACTOR: usize = 16;
 
 /// Serves the board's static files. The worker runs first for every request (`run_worker_first`), so
 /// that every error, even for a method the assets layer would refuse, is the JSON envelope. A browser

@@ -15,6 +15,7 @@ mod github;
 mod http;
 mod hub;
 mod ids;
+mod limits;
 mod people;
 mod providers;
 mod routes;

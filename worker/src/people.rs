@@ -7,6 +7,7 @@ use domain::api::auth::{ApiTokenInfo, User};
 use domain::api::workspaces::{Account, AccountKind, UserRef};
 use domain::api::{ApiError, ErrorCode, FieldProblem};
 use domain::ids::{AccountId, ApiTokenId, UserId};
+use domain::limits::{QuotaKind, Quotas, quota_exceeded};
 use serde::Deserialize;
 
 use crate::auth::now_ms;
@@ -165,7 +166,7 @@ impl TokenRow {
     }
 }
 
-/// Stores a new API token (only its hash).
+/// Stores a new API token (only its hash), if the user holds fewer than their quota.
 pub async fn insert_api_token(
     db: &Db,
     id: &ApiTokenId,
@@ -173,13 +174,31 @@ pub async fn insert_api_token(
     name: &str,
     token_hash: &str,
     now: i64,
+    quotas: &Quotas,
 ) -> Result<(), ApiError> {
-    db.run(
-        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        &params![id.as_str(), user_id.as_str(), name, token_hash, now],
-    )
-    .await?;
-    Ok(())
+    let inserted = db
+        .run(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at)
+             SELECT ?1, ?2, ?3, ?4, ?5
+             WHERE (SELECT COUNT(*) FROM api_tokens WHERE user_id = ?2) < ?6",
+            &params![
+                id.as_str(),
+                user_id.as_str(),
+                name,
+                token_hash,
+                now,
+                i64::from(quotas.api_tokens_per_user)
+            ],
+        )
+        .await?;
+    if inserted == 1 {
+        Ok(())
+    } else {
+        Err(quota_exceeded(
+            QuotaKind::ApiTokensPerUser,
+            quotas.api_tokens_per_user,
+        ))
+    }
 }
 
 /// The user's API tokens, oldest first.
@@ -327,17 +346,48 @@ pub async fn set_account_member(
     user_id: &str,
     role: AccountRole,
     now: i64,
-) -> Result<bool, ApiError> {
+    quotas: &Quotas,
+) -> Result<(), ApiError> {
+    // A new member needs a free slot (`QuotaKind::MembersPerAccount`); a role change does not.
+    // Demoting the last admin would leave the account unmanageable: the statement refuses it.
     let changed = db
         .run(
-            "INSERT INTO memberships (account_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO memberships (account_id, user_id, role, created_at)
+             SELECT ?1, ?2, ?3, ?4
+             WHERE EXISTS (SELECT 1 FROM memberships WHERE account_id = ?1 AND user_id = ?2)
+                OR (SELECT COUNT(*) FROM memberships WHERE account_id = ?1) < ?5
              ON CONFLICT (account_id, user_id) DO UPDATE SET role = excluded.role
              WHERE excluded.role = 'admin'
                 OR (SELECT COUNT(*) FROM memberships WHERE account_id = ?1 AND role = 'admin' AND user_id <> ?2) > 0",
-            &params![account_id.as_str(), user_id, role.as_str(), now],
+            &params![
+                account_id.as_str(),
+                user_id,
+                role.as_str(),
+                now,
+                i64::from(quotas.members_per_account)
+            ],
         )
         .await?;
-    Ok(changed > 0)
+    if changed > 0 {
+        return Ok(());
+    }
+    let member: Option<serde_json::Value> = db
+        .first(
+            "SELECT 1 AS member FROM memberships WHERE account_id = ?1 AND user_id = ?2",
+            &params![account_id.as_str(), user_id],
+        )
+        .await?;
+    if member.is_some() {
+        Err(ApiError::rule_violated(
+            "last_account_admin",
+            "This is the account's last admin; make someone else an admin first.".to_owned(),
+        ))
+    } else {
+        Err(quota_exceeded(
+            QuotaKind::MembersPerAccount,
+            quotas.members_per_account,
+        ))
+    }
 }
 
 /// Used by other modules to render users.

@@ -116,7 +116,8 @@ pub async fn applied_migrations(env: &Env) -> worker::Result<u32> {
     Ok(row.map_or(0, |row| row.applied))
 }
 
-fn changes(result: &D1Result) -> usize {
+/// How many rows a statement of a batch changed.
+pub fn changes(result: &D1Result) -> usize {
     result
         .meta()
         .ok()

@@ -289,19 +289,18 @@ fn check_geometry(problems: &mut Problems, position: Option<Position>, size: Opt
 }
 
 fn check_repo_url(problems: &mut Problems, url: &str) {
-    // `local:<name>`: a bare repository under the local runner's forge root (a run refuses it when
-    // the deployment has no local forge).
+    // The shape only: `https://…` or `local:<name>`. Which hosts are allowed, and whether this
+    // deployment has a local forge, is the write's check (`domain::limits::RepositoryLinkPolicy`).
+    // `file://`, `http://` and paths are never a link: they would point a runner at its own files or
+    // at internal hosts.
     let local_ok = url
         .strip_prefix(crate::run::LOCAL_FORGE_SCHEME)
         .is_some_and(crate::run::is_local_repository_name);
-    let scheme_ok = local_ok
-        || url.starts_with("https://")
-        || url.starts_with("http://")
-        || url.starts_with("file://");
+    let scheme_ok = local_ok || url.starts_with("https://");
     if !scheme_ok || url.chars().any(char::is_whitespace) {
         problems.add(
             "repoUrl",
-            "must be an https://, http:// or file:// URL without spaces, or local:<name>",
+            "must be an https:// URL without spaces, or local:<name>",
         );
     }
     problems.text("repoUrl", url, 1, REPO_URL_MAX_CHARS);

@@ -52,7 +52,9 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 pub fn too_large(length: usize) -> ApiError {
     ApiError::new(
         ErrorCode::PayloadTooLarge,
-        format!("The body is {length} bytes; the limit is {MAX_BODY_BYTES} bytes."),
+        format!(
+            "The body is at least {length} bytes; the limit is {MAX_BODY_BYTES} bytes: send less."
+        ),
     )
 }
 

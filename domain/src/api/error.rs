@@ -55,10 +55,15 @@ pub enum ErrorCode {
     /// The GitHub App is not configured on this server (no App id, private key or webhook secret):
     /// every GitHub route answers this, and the rest of the product works.
     GithubNotConfigured,
+    /// The write would take a workspace, an account or a person past a quota of this server
+    /// (`details.quota` names it, `details.limit` says how many are allowed).
+    QuotaExceeded,
+    /// The caller made too many changes in a short time (`Retry-After` says when to try again).
+    RateLimited,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -79,6 +84,8 @@ impl ErrorCode {
         ErrorCode::OriginNotAllowed,
         ErrorCode::UpgradeRequired,
         ErrorCode::GithubNotConfigured,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::RateLimited,
     ];
 
     /// The HTTP status this code is sent with.
@@ -96,7 +103,8 @@ impl ErrorCode {
             ErrorCode::Conflict | ErrorCode::DependenciesNotDone => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UpgradeRequired => 426,
-            ErrorCode::RuleViolated => 422,
+            ErrorCode::RuleViolated | ErrorCode::QuotaExceeded => 422,
+            ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::UpstreamFailed => 502,
             ErrorCode::AuthNotConfigured
@@ -127,6 +135,8 @@ impl ErrorCode {
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::UpgradeRequired => "upgrade_required",
             ErrorCode::GithubNotConfigured => "github_not_configured",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -204,6 +214,15 @@ impl ApiError {
                     .map(|methods| methods.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
                 vec![("allow", allowed.join(", "))]
+            }
+            ErrorCode::RateLimited => {
+                let seconds = self
+                    .details
+                    .as_ref()
+                    .and_then(|details| details.get("retryAfterSeconds"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(60);
+                vec![("retry-after", seconds.to_string())]
             }
             ErrorCode::UpgradeRequired => vec![
                 ("upgrade", "websocket".to_owned()),

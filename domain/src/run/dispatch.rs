@@ -102,26 +102,9 @@ pub fn resolve_repository(
             base_branch: DEFAULT_BASE_BRANCH.to_owned(),
         });
     }
-    if let Some(path) = repo_url.strip_prefix("file://") {
-        if local_forge_root.is_none() {
-            return Err(format!(
-                "The service links {repo_url:?}, a local repository, but this deployment has no \
-                 local forge (LOCAL_FORGE_ROOT)."
-            ));
-        }
-        if !path.starts_with('/') || path.split('/').any(|segment| segment == "..") {
-            return Err(format!(
-                "{repo_url:?} must name an absolute path without '..'"
-            ));
-        }
-        return Ok(RunRepository::Local {
-            bare_repo_path: path.to_owned(),
-            base_branch: DEFAULT_BASE_BRANCH.to_owned(),
-        });
-    }
     Err(format!(
-        "Runs work on local repositories so far (local:<name> or file:///path); {repo_url:?} cannot \
-         be run on yet."
+        "Runs work on the local forge (local:<name>) and on GitHub repositories linked through the \
+         GitHub App; {repo_url:?} is neither: link the service with the GitHub App."
     ))
 }
 
@@ -312,7 +295,8 @@ mod tests {
         }
         assert!(resolve_repository("local:demo", None).is_err());
         assert!(resolve_repository("file:///srv/x.git", None).is_err());
-        assert!(resolve_repository("file:///srv/../x.git", Some("/srv")).is_err());
+        // A file:// link is never a repository, even with a local forge: it names the runner's own files.
+        assert!(resolve_repository("file:///srv/forge/x.git", Some("/srv/forge")).is_err());
         assert!(resolve_repository("https://github.com/a/b", Some("/srv")).is_err());
     }
 

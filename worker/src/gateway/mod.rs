@@ -226,33 +226,16 @@ fn test_clock(request: &Request, env: &Env) -> Option<i64> {
 }
 
 async fn read_gateway_body(request: &Request) -> Result<Value, ApiError> {
-    let declared = request
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|length| length.parse::<usize>().ok());
     let too_large = |length: usize| {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
             format!(
-                "The body is {length} bytes; the gateway accepts at most {MAX_GATEWAY_BODY_BYTES}."
+                "The body is at least {length} bytes; the gateway accepts at most {MAX_GATEWAY_BODY_BYTES}."
             ),
         )
     };
-    if let Some(length) = declared.filter(|length| *length > MAX_GATEWAY_BODY_BYTES) {
-        return Err(too_large(length));
-    }
     let mut request = request.clone().map_err(internal("cloning the request"))?;
-    let bytes = request.bytes().await.map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidJson,
-            "The request body could not be read.",
-        )
-    })?;
-    if bytes.len() > MAX_GATEWAY_BODY_BYTES {
-        return Err(too_large(bytes.len()));
-    }
+    let bytes = crate::http::read_capped(&mut request, MAX_GATEWAY_BODY_BYTES, too_large).await?;
     serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::new(
             ErrorCode::InvalidJson,

@@ -65,13 +65,15 @@ pub async fn add_member(context: &RequestContext) -> HandlerResult {
     }
     let user = people::resolve_user(&context.db, &request.user()).await?;
     let now = now_ms();
-    // Demoting the last admin would leave the account unmanageable: the statement refuses it.
-    if !people::set_account_member(&context.db, &account_id, &user.id, request.role, now).await? {
-        return Err(ApiError::rule_violated(
-            "last_account_admin",
-            "This is the account's last admin; make someone else an admin first.".to_owned(),
-        ));
-    }
+    people::set_account_member(
+        &context.db,
+        &account_id,
+        &user.id,
+        request.role,
+        now,
+        &context.limits.quotas,
+    )
+    .await?;
     let user = people::user(&user.id, user.login, user.name, user.avatar_url)?;
     json(
         200,

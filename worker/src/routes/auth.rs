@@ -111,6 +111,7 @@ pub async fn create_api_token(context: &RequestContext) -> HandlerResult {
         &name,
         &tokens::hash_api_token(&token),
         now,
+        &context.limits.quotas,
     )
     .await?;
     let info = ApiTokenInfo {

@@ -45,7 +45,7 @@ pub async fn create(context: &RequestContext) -> HandlerResult {
         created_at: now,
         updated_at: now,
     };
-    access::insert_workspace(&context.db, &workspace, &caller.id).await?;
+    access::insert_workspace(&context.db, &workspace, &caller.id, &context.limits.quotas).await?;
     json(
         201,
         &WorkspaceView {
