@@ -349,6 +349,19 @@ async fn write_path(
         updates,
         "a read of the block, then the batch",
     );
+    // What any request costs under `wrangler dev` on this machine, for reading the figures above:
+    // a static file the worker hands to the assets binding (no D1), and /health (one D1 read).
+    println!("  the local platform's floor, same client, one at a time:");
+    for (path, note) in [
+        ("/config.json", "the worker, then the assets binding; no D1"),
+        ("/health", "one D1 read, no session"),
+    ] {
+        let mut floor = Vec::with_capacity(WRITE_SAMPLES);
+        for _ in 0..WRITE_SAMPLES {
+            floor.push(send(http.get(server.url(path)), 200).await);
+        }
+        report(&format!("GET {path}"), floor, note);
+    }
 }
 
 fn report(what: &str, mut samples: Vec<WriteSample>, note: &str) {
@@ -390,5 +403,7 @@ fn report(what: &str, mut samples: Vec<WriteSample>, note: &str) {
             )
         })
         .collect();
-    println!("    Server-Timing medians: {}", medians.join(", "));
+    if !medians.is_empty() {
+        println!("    Server-Timing medians: {}", medians.join(", "));
+    }
 }

@@ -17,6 +17,9 @@ use tokio::sync::Mutex;
 
 const SOCKETS: usize = 1_000;
 const CHANGES: usize = 200;
+/// The sockets belong to this many people (ten tabs each), as a live board's would: one person may
+/// not hold a thousand sockets on one workspace, and each socket needs its own single-use ticket.
+const VIEWERS: usize = 100;
 
 /// Per socket: when each seq arrived.
 type Arrivals = Arc<Vec<Mutex<Vec<(i64, Instant)>>>>;
@@ -34,14 +37,18 @@ async fn main() {
     let frame = client
         .create_block(&workspace, "frame", None, "frame")
         .await;
-    let ticket = client
-        .post(
-            &format!("/workspaces/{workspace}/events/ticket"),
-            json!(null),
-        )
-        .await
-        .expect(200);
-    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let mut viewers = Vec::with_capacity(VIEWERS);
+    for n in 0..VIEWERS {
+        let viewer = Client::sign_in(&server, &format!("bench-viewer-{n}")).await;
+        client
+            .post(
+                &format!("/workspaces/{workspace}/members"),
+                json!({ "login": viewer.login, "role": "viewer" }),
+            )
+            .await
+            .expect(200);
+        viewers.push(viewer);
+    }
     let rss_before = server.workerd_rss_kib();
 
     // Every socket records when each seq arrived.
@@ -57,8 +64,18 @@ async fn main() {
         let batch = (opened..(opened + 50).min(SOCKETS)).map(|index| {
             let base = server.base_url.clone();
             let workspace = workspace.clone();
-            let ticket = ticket.clone();
+            let viewer = viewers[index % VIEWERS].clone();
             async move {
+                let ticket = viewer
+                    .post(
+                        &format!("/workspaces/{workspace}/events/ticket"),
+                        json!(null),
+                    )
+                    .await
+                    .expect(200)["ticket"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
                 let mut stream =
                     EventStream::open_with_ticket(&base, &workspace, &ticket, None, None)
                         .await
