@@ -155,10 +155,13 @@ pub const WRITE_RATE_LIMIT: u32 = 1_200;
 pub const WRITE_RATE_PERIOD_SECONDS: u32 = 60;
 
 /// Whether a route counts against the caller's write rate: every write a signed-in person makes.
-/// Reads are not limited (they change nothing and the board reconnects with them), nor are public
-/// routes (sign-in has its own checks; the model gateway is capped by money, not by count).
+/// Reads are not limited, nor is minting a live-stream ticket (it changes nothing, and a board
+/// reconnecting after a network blip must not be locked out; the hub bounds streams per person),
+/// nor are public routes (sign-in has its own checks; the model gateway is capped by money).
 pub fn is_rate_limited(route: &RouteSpec) -> bool {
-    route.method != Method::Get && route.access != RouteAccess::Public
+    route.method != Method::Get
+        && route.access != RouteAccess::Public
+        && route.operation != crate::api::Operation::CreateEventTicket
 }
 
 /// The 429 for a person over the write rate; it carries `Retry-After`.
@@ -355,6 +358,10 @@ mod tests {
         assert!(is_rate_limited(spec(Method::Patch, "/workspaces/w1")));
         assert!(!is_rate_limited(spec(Method::Get, "/workspaces/w1/board")));
         assert!(!is_rate_limited(spec(Method::Post, "/auth/dev-login")));
+        assert!(!is_rate_limited(spec(
+            Method::Post,
+            "/workspaces/w1/events/ticket"
+        )));
         let error = rate_limited();
         assert_eq!(error.status(), 429);
         assert_eq!(
