@@ -59,14 +59,18 @@ text_enum!(BlockStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Position {
+    #[schemars(range(min = -crate::api::board::COORDINATE_LIMIT, max = crate::api::board::COORDINATE_LIMIT))]
     pub x: f64,
+    #[schemars(range(min = -crate::api::board::COORDINATE_LIMIT, max = crate::api::board::COORDINATE_LIMIT))]
     pub y: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Size {
+    #[schemars(range(min = crate::api::board::SIZE_MIN, max = crate::api::board::SIZE_MAX))]
     pub width: f64,
+    #[schemars(range(min = crate::api::board::SIZE_MIN, max = crate::api::board::SIZE_MAX))]
     pub height: f64,
 }
 

@@ -20,6 +20,11 @@ pub const REPO_URL_MAX_CHARS: usize = 500;
 pub const COORDINATE_LIMIT: f64 = 10_000_000.0;
 pub const SIZE_MIN: f64 = 1.0;
 pub const SIZE_MAX: f64 = 100_000.0;
+/// What `/openapi.json` says of a title: not blank (the validator trims it).
+const TITLE_PATTERN: &str = r"\S";
+/// What `/openapi.json` says of a repository link's shape; which hosts are allowed is the server's
+/// `REPO_ALLOWED_HOSTS` (`domain::limits::RepositoryLinkPolicy`), refused with `validation_failed`.
+const REPO_URL_PATTERN: &str = r"^(https://\S+|local:[A-Za-z0-9_-][A-Za-z0-9._-]{0,99})$";
 
 /// `GET /workspaces/:id/board`: the whole board, as of event sequence number `seq`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -41,10 +46,13 @@ pub struct CreateBlockRequest {
     pub level: Level,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<BlockId>,
+    #[schemars(length(min = 1, max = TITLE_MAX_CHARS), pattern(TITLE_PATTERN))]
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DESCRIPTION_MAX_CHARS))]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = REQUIREMENTS_MAX_CHARS))]
     pub requirements: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<BlockStatus>,
@@ -52,7 +60,10 @@ pub struct CreateBlockRequest {
     pub position: Option<Position>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Size>,
+    /// `https://` on a host the server allows (`REPO_ALLOWED_HOSTS`, default github.com), or
+    /// `local:<name>` when it runs a local forge; frames only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = REPO_URL_MAX_CHARS), pattern(REPO_URL_PATTERN))]
     pub repo_url: Option<String>,
 }
 
@@ -110,10 +121,13 @@ impl CreateBlockRequest {
 pub struct UpdateBlockRequest {
     pub rev: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = TITLE_MAX_CHARS), pattern(TITLE_PATTERN))]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = DESCRIPTION_MAX_CHARS))]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = REQUIREMENTS_MAX_CHARS))]
     pub requirements: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<BlockStatus>,
@@ -127,7 +141,7 @@ pub struct UpdateBlockRequest {
         deserialize_with = "present_or_null",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<String>", length(min = 1, max = REPO_URL_MAX_CHARS), pattern(REPO_URL_PATTERN))]
     pub repo_url: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived: Option<bool>,
@@ -342,6 +356,99 @@ mod tests {
     use super::*;
     use crate::api::ErrorCode;
     use crate::api::body::parse_json;
+
+    /// The published constraint `keyword` of `field` in the schema of `T` (following `$ref`s).
+    fn published<T: JsonSchema>(path: &[&str], keyword: &str) -> serde_json::Value {
+        let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap();
+        let mut node = &schema;
+        for step in path {
+            node = &node["properties"][step];
+            // An optional object is `anyOf: [{$ref}, {type: null}]`.
+            if let Some(choice) = node["anyOf"]
+                .as_array()
+                .and_then(|choices| choices.iter().find(|choice| choice["$ref"].is_string()))
+            {
+                node = choice;
+            }
+            if let Some(reference) = node["$ref"].as_str() {
+                let name = reference.trim_start_matches("#/$defs/");
+                node = &schema["$defs"][name];
+            }
+        }
+        node[keyword].clone()
+    }
+
+    #[test]
+    fn the_published_schema_states_the_limits_the_validator_enforces() {
+        // Each text field: its maxLength validates, one more character is refused for that field.
+        for field in ["title", "description", "requirements", "repoUrl"] {
+            let max = published::<CreateBlockRequest>(&[field], "maxLength")
+                .as_u64()
+                .unwrap_or_else(|| panic!("{field} publishes maxLength"))
+                as usize;
+            let text = |length: usize| {
+                if field == "repoUrl" {
+                    format!("https://{}", "a".repeat(length - "https://".len()))
+                } else {
+                    "a".repeat(length)
+                }
+            };
+            for (length, ok) in [(max, true), (max + 1, false)] {
+                let mut body = serde_json::json!({ "level": "frame", "title": "t" });
+                body[field] = serde_json::Value::String(text(length));
+                let request: CreateBlockRequest = serde_json::from_value(body).unwrap();
+                let result = request.validate();
+                assert_eq!(result.is_ok(), ok, "{field} at {length}: {result:?}");
+                if let Err(error) = result {
+                    assert_eq!(error.details.unwrap()["problems"][0]["field"], field);
+                }
+                let update: UpdateBlockRequest =
+                    serde_json::from_value(serde_json::json!({ "rev": 1, field: text(length) }))
+                        .unwrap();
+                assert_eq!(update.validate().is_ok(), ok, "update {field} at {length}");
+            }
+            assert_eq!(
+                published::<UpdateBlockRequest>(&[field], "maxLength"),
+                serde_json::json!(max),
+                "update publishes the same {field} limit"
+            );
+        }
+        // A blank title matches no published pattern and no validator.
+        assert_eq!(
+            published::<CreateBlockRequest>(&["title"], "pattern"),
+            serde_json::json!(TITLE_PATTERN)
+        );
+        assert!(
+            create_request(r#"{"level":"frame","title":"   "}"#)
+                .validate()
+                .is_err()
+        );
+        // Numbers: the published range is the validator's, for positions and sizes.
+        for (path, min, max) in [
+            (["position", "x"], -COORDINATE_LIMIT, COORDINATE_LIMIT),
+            (["position", "y"], -COORDINATE_LIMIT, COORDINATE_LIMIT),
+            (["size", "width"], SIZE_MIN, SIZE_MAX),
+            (["size", "height"], SIZE_MIN, SIZE_MAX),
+        ] {
+            assert_eq!(
+                published::<CreateBlockRequest>(&path, "minimum"),
+                serde_json::json!(min)
+            );
+            assert_eq!(
+                published::<CreateBlockRequest>(&path, "maximum"),
+                serde_json::json!(max)
+            );
+            for (value, ok) in [(min, true), (max, true), (max * 1.5 + 1.0, false)] {
+                let mut body = serde_json::json!({
+                    "level": "frame", "title": "t",
+                    "position": { "x": 0.0, "y": 0.0 }, "size": { "width": 10.0, "height": 10.0 }
+                });
+                body[path[0]][path[1]] = serde_json::json!(value);
+                let request: CreateBlockRequest = serde_json::from_value(body).unwrap();
+                assert_eq!(request.validate().is_ok(), ok, "{path:?} = {value}");
+            }
+        }
+    }
 
     fn create_request(body: &str) -> CreateBlockRequest {
         parse_json(body.as_bytes()).unwrap()
