@@ -74,13 +74,17 @@ pub struct Me {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiTokenRequest {
+    #[schemars(length(min = 1, max = API_TOKEN_NAME_MAX_CHARS), pattern(r"\S"))]
     pub name: String,
 }
+
+/// The longest API token name.
+pub const API_TOKEN_NAME_MAX_CHARS: usize = 100;
 
 impl CreateApiTokenRequest {
     pub fn validate(&self) -> Result<(), ApiError> {
         let mut problems = Problems::default();
-        problems.text("name", self.name.trim(), 1, 100);
+        problems.text("name", self.name.trim(), 1, API_TOKEN_NAME_MAX_CHARS);
         problems.finish()
     }
 }

@@ -22,9 +22,11 @@ pub const MAX_FEEDBACK_CHARS: usize = 20_000;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRunRequest {
     /// A built-in pipeline's key (`build`, `quick`) or a custom pipeline's id.
+    #[schemars(length(min = 1, max = MAX_PIPELINE_ID_CHARS), pattern(r"\S"))]
     pub pipeline_id: String,
     /// The model every step uses; the deployment's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_MODEL_ID_CHARS), pattern(r"\S"))]
     pub model_id: Option<String>,
     /// Start by itself once every dependency is done, instead of a 409 while some are not.
     #[serde(default)]
@@ -52,6 +54,7 @@ impl CreateRunRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnswerDecisionRequest {
     /// One of the options the agent offered.
+    #[schemars(length(min = 1, max = MAX_CHOICE_CHARS))]
     pub choice: String,
 }
 
@@ -79,6 +82,7 @@ pub struct GiveApprovalRequest {
     pub verdict: ApprovalVerdictKind,
     /// Required with `request_changes`: what should change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_FEEDBACK_CHARS))]
     pub feedback: Option<String>,
 }
 

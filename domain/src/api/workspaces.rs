@@ -35,6 +35,7 @@ pub struct Account {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
+    #[schemars(length(min = 1, max = NAME_MAX_CHARS), pattern(r"\S"))]
     pub name: String,
 }
 
@@ -131,6 +132,7 @@ pub struct WorkspaceView {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWorkspaceRequest {
+    #[schemars(length(min = 1, max = NAME_MAX_CHARS), pattern(r"\S"))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<AccountId>,
@@ -151,6 +153,7 @@ impl CreateWorkspaceRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWorkspaceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = NAME_MAX_CHARS), pattern(r"\S"))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_mode: Option<AccessMode>,
