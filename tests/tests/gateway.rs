@@ -168,8 +168,9 @@ async fn a_call_is_forwarded_metered_settled_and_never_leaks_the_key() {
     );
     assert_eq!(requests[0].body["max_tokens"], 20);
 
-    // Metered: 100 input + 7 output tokens at 1 µ$ each.
-    let ledger = tokio::task::block_in_place(|| setup.ledger());
+    // Metered: 100 input + 7 output tokens at 1 µ$ each. The answer comes before the settlement
+    // (off the caller's path); the ledger row and the spend totals land in one batch just after.
+    let ledger = setup.wait_for_ledger_rows(1).await;
     assert_eq!(ledger.len(), 1);
     assert_eq!(
         (

@@ -44,7 +44,7 @@ pub async fn call_inline(
     }
     let db = Db::from_env(env)?;
     let prepared = prepare(env, &db, claims, Dialect::OpenAi, &request, now_ms()).await?;
-    forward_whole(&db, Delivery::Now(env), prepared).await
+    forward_whole(&db, Delivery::Now(env), prepared, |answer| answer).await
 }
 
 /// A call planned, its provider chosen and its reservation made: ready to forward.
@@ -142,49 +142,44 @@ async fn settle(
     }
 }
 
-/// Forwards a non-streamed call (with bounded retries) and settles it before returning, so the
-/// ledger holds the call when the caller has the answer.
-async fn forward_whole(
+/// Forwards a non-streamed call (with bounded retries), hands its answer to `hand_over`, then
+/// settles it and returns what `hand_over` made. The HTTP handler's `hand_over` sends the answer to
+/// the waiting caller, so the settlement is off the caller's path (the reservation holds the call's
+/// maximum cost until then, so the cap still holds; one never settled is released by the sweep).
+/// The run engine's returns the answer, so it gets it after the ledger holds the call.
+async fn forward_whole<T>(
     db: &Db,
     delivery: Delivery<'_>,
     prepared: Prepared,
-) -> Result<Value, ApiError> {
+    hand_over: impl FnOnce(Result<Value, ApiError>) -> T,
+) -> T {
     let Prepared {
         planned,
         endpoint,
         reservation,
         started_ms,
     } = prepared;
-    match upstream::send_whole(&endpoint, &planned).await {
-        Ok(answer) => {
-            let usage = planned.usage_of(&answer);
-            settle(
-                db,
-                delivery,
-                &planned,
-                &reservation,
-                usage,
-                CallStatus::Completed,
-                started_ms,
-            )
-            .await;
-            Ok(planned.answer_for_caller(&answer))
-        }
-        Err(error) => {
-            // The provider answered with an error or not at all: nothing it billed was reported.
-            settle(
-                db,
-                delivery,
-                &planned,
-                &reservation,
-                TokenUsage::default(),
-                CallStatus::UpstreamError,
-                started_ms,
-            )
-            .await;
-            Err(error)
-        }
-    }
+    let (result, usage, status) = match upstream::send_whole(&endpoint, &planned).await {
+        Ok(upstream_answer) => (
+            Ok(planned.answer_for_caller(&upstream_answer)),
+            planned.usage_of(&upstream_answer),
+            CallStatus::Completed,
+        ),
+        // The provider answered with an error or not at all: nothing it billed was reported.
+        Err(error) => (Err(error), TokenUsage::default(), CallStatus::UpstreamError),
+    };
+    let handed_over = hand_over(result);
+    settle(
+        db,
+        delivery,
+        &planned,
+        &reservation,
+        usage,
+        status,
+        started_ms,
+    )
+    .await;
+    handed_over
 }
 
 /// The gateway token a request carries (`Authorization: Bearer` or `x-api-key`), verified.
@@ -270,17 +265,23 @@ async fn serve(request: &Request, context: &RequestContext, dialect: Dialect) ->
         return stream::forward(&context.env, &context.execution, prepared).await;
     }
     // The call runs inside `wait_until`, so its settlement is not lost if the client goes away;
-    // the handler waits for its answer through a channel.
+    // the handler waits for its answer through a channel, which gets it before the settlement.
     let (sender, receiver) = futures_channel::oneshot::channel();
     let env = context.env.clone();
     let workspace = claims.workspace.to_string();
     context.execution.wait_until(async move {
         let pending = std::cell::RefCell::new(Vec::new());
-        let result = match Db::from_env(&env) {
-            Ok(db) => forward_whole(&db, Delivery::Later(&pending), prepared).await,
-            Err(error) => Err(error),
-        };
-        let _ = sender.send(result);
+        match Db::from_env(&env) {
+            Ok(db) => {
+                forward_whole(&db, Delivery::Later(&pending), prepared, |answer| {
+                    let _ = sender.send(answer);
+                })
+                .await;
+            }
+            Err(error) => {
+                let _ = sender.send(Err(error));
+            }
+        }
         // The board hears of the spend after the caller has its answer.
         let events = pending.into_inner();
         if !events.is_empty() {
