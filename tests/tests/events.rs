@@ -236,6 +236,68 @@ async fn the_writers_own_client_gets_no_echo_but_everyone_else_does() {
     assert_eq!(other.events[0]["origin"], "tab-1");
     assert!(own.read_until_seq(3, WAIT).await);
     assert_eq!(own.seqs, vec![3], "tab-1 does not get its own change back");
+    assert_eq!(
+        own.echoes,
+        vec![2],
+        "tab-1 is told seq 2 was its own, so it sees no gap"
+    );
+    assert_eq!(own.every_seq(), vec![2, 3]);
+    // A replay to the same tab says the same.
+    let mut replayed = EventStream::open(&client, &ws, Some(1), Some("tab-1")).await;
+    assert_eq!(replayed.wait_live().await, 3);
+    assert_eq!(
+        (replayed.seqs.clone(), replayed.echoes.clone()),
+        (vec![3], vec![2])
+    );
+}
+
+#[tokio::test]
+async fn a_re_delivered_old_range_never_re_enters_a_pruned_log_and_replay_never_skips_a_hole() {
+    let (client, ws, frame) = owner_with_frame().await;
+    for n in 0..(LOG_CAPACITY + 10) {
+        client
+            .patch(
+                &format!("/workspaces/{ws}/blocks/{frame}"),
+                json!({ "rev": n + 1, "status": "ready" }),
+            )
+            .await
+            .expect(200);
+    }
+    let last = LOG_CAPACITY + 11;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while hub_stats(&ws).await["undelivered"] != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never all delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let oldest_held = last - LOG_CAPACITY + 1;
+    assert_eq!(hub_stats(&ws).await["oldestSeq"], oldest_held);
+    // The writer's marks of seqs 1 and 2 were lost: the sweep hands them to the hub again.
+    server().execute_sql(&format!(
+        "UPDATE events SET delivered_at = NULL WHERE workspace_id = '{ws}' AND seq <= 2"
+    ));
+    let answer = reqwest::get(server().url("/__scheduled?cron=*+*+*+*+*"))
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    let stats = hub_stats(&ws).await;
+    assert_eq!(stats["undelivered"], 0, "the sweep re-delivered: {stats}");
+    assert_eq!(
+        stats["oldestSeq"], oldest_held,
+        "seqs already broadcast stay out of the log: {stats}"
+    );
+    assert_eq!(stats["lastSeq"], last);
+    // A client from before the pruned range must resync, never replay 1, 2 and then jump.
+    let mut stream = EventStream::open(&client, &ws, Some(0), None).await;
+    let first = stream.next_frame(WAIT).await.expect("a frame");
+    assert_eq!(first["type"], "stream.resync", "{first}");
+    assert!(stream.seqs.is_empty(), "got {:?}", stream.seqs);
+    // From the oldest held event on, the replay is whole and goes live.
+    let mut stream = EventStream::open(&client, &ws, Some(oldest_held - 1), None).await;
+    assert_eq!(stream.wait_live().await, last);
+    assert_eq!(stream.seqs, (oldest_held..=last).collect::<Vec<_>>());
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@ use std::rc::{Rc, Weak};
 use domain::event::WorkspaceEvent;
 use domain::ids::{BlockId, WorkspaceId};
 use domain::stream::{
-    CLOSE_ACCESS_REVOKED, ClientMessage, ControlMessage, PresentPerson, ServerMessage,
+    CLOSE_ACCESS_REVOKED, ClientMessage, ControlMessage, PresentPerson, SeqStep, ServerMessage,
+    live_is_gap, next_seq_step,
 };
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsCast;
@@ -270,11 +271,30 @@ fn handle_frame(weak: &Weak<RefCell<Inner>>, generation: u32, text: &str) {
     let handlers = shared.borrow().handlers.clone();
     match message {
         ServerMessage::Event(event) => {
-            {
-                let mut inner = shared.borrow_mut();
-                inner.since = inner.since.max(event.seq);
+            let step = next_seq_step(shared.borrow().since, event.seq);
+            match step {
+                SeqStep::Apply => {
+                    shared.borrow_mut().since = event.seq;
+                    handlers.on_event.emit(*event);
+                }
+                SeqStep::AlreadySeen => {}
+                // Never jump past a missing seq: reconnect from the last one applied, and the hub
+                // replays what is missing (or says resync).
+                SeqStep::Gap => schedule_reconnect(&shared, false),
             }
-            handlers.on_event.emit(*event);
+        }
+        ServerMessage::Control(ControlMessage::Echo { seq }) => {
+            // This tab's own write: it is applied already, only the seq moves on.
+            match next_seq_step(shared.borrow().since, seq) {
+                SeqStep::Apply => shared.borrow_mut().since = seq,
+                SeqStep::AlreadySeen => {}
+                SeqStep::Gap => schedule_reconnect(&shared, false),
+            }
+        }
+        ServerMessage::Control(ControlMessage::Live { seq })
+            if live_is_gap(shared.borrow().since, seq) =>
+        {
+            schedule_reconnect(&shared, false);
         }
         ServerMessage::Control(ControlMessage::Live { seq }) => {
             {

@@ -976,6 +976,54 @@ fn the_sweep_sees_only_events_that_inline_delivery_did_not_mark() {
     assert_eq!(pruned, 2);
 }
 
+#[test]
+fn gap_fills_and_sweeps_read_the_outbox_in_pages_bounded_by_bytes() {
+    let f = fixture();
+    // 80 events of about 20 KB each (1.6 MB): more than one page of outbox text.
+    let large = "x".repeat(domain::api::board::DESCRIPTION_MAX_CHARS);
+    let mut seqs = Vec::new();
+    for n in 0..80 {
+        let made = block_on(board::create_block(
+            &f.store,
+            &f.runtime,
+            &f.context,
+            &request(json!({"level": "frame", "title": format!("F{n}"), "description": large})),
+        ))
+        .unwrap();
+        seqs.extend(made.events.iter().map(|event| event.seq));
+    }
+    let page_bytes = |page: &[worker_core::OutboxEvent]| -> i64 {
+        page.iter().map(|event| event.body.len() as i64).sum()
+    };
+    let mut read = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = block_on(delivery::events_after(
+            &f.store,
+            &f.context.workspace_id,
+            after,
+        ))
+        .unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(
+            page_bytes(&page) <= delivery::OUTBOX_BATCH_BYTES,
+            "a page of {} bytes",
+            page_bytes(&page)
+        );
+        after = last.seq;
+        read.extend(page.iter().map(|event| event.seq));
+    }
+    assert_eq!(read, seqs, "paging reads every event once, in order");
+    let undelivered = block_on(delivery::undelivered_events(
+        &f.store,
+        f.context.workspace_id.as_str(),
+    ))
+    .unwrap();
+    assert!(undelivered.len() < seqs.len());
+    assert!(page_bytes(&undelivered) <= delivery::OUTBOX_BATCH_BYTES);
+    assert_eq!(undelivered[0].seq, seqs[0]);
+}
+
 fn second_created_at(committed: &worker_core::Committed<Block>) -> i64 {
     committed.value.created_at
 }
