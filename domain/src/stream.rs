@@ -26,6 +26,62 @@ pub const CLOSE_ACCESS_REVOKED: u16 = 4403;
 /// session still works reconnects with a fresh ticket; a signed-out one cannot get one.
 pub const CLOSE_SIGNED_OUT: u16 = 4401;
 
+/// WebSocket close code sent to a new socket when its user already has
+/// [`MAX_STREAMS_PER_USER`] open on the workspace. The client should not reconnect by itself.
+pub const CLOSE_TOO_MANY_STREAMS: u16 = 4409;
+
+/// WebSocket close code sent when a socket sent more than [`MAX_MESSAGES_PER_WINDOW`] frames in
+/// [`MESSAGE_WINDOW_MS`] (the text `ping`, answered by the runtime, does not count).
+pub const CLOSE_MESSAGE_RATE: u16 = 4429;
+
+/// How many open streams one user may have on one workspace (`HUB_MAX_STREAMS_PER_USER`): many tabs,
+/// not a connection flood that would make every broadcast slower for everyone.
+pub const MAX_STREAMS_PER_USER: usize = 20;
+
+/// How many frames a socket may send per [`MESSAGE_WINDOW_MS`] (`HUB_MAX_MESSAGES_PER_WINDOW`):
+/// presence changes and JSON pings, with room for a burst of clicks.
+pub const MAX_MESSAGES_PER_WINDOW: u32 = 60;
+
+/// The message-rate window, in milliseconds.
+pub const MESSAGE_WINDOW_MS: i64 = 10_000;
+
+/// Whether a user who has `open_of_user` streams on a workspace may open another.
+pub fn admits_another_stream(open_of_user: usize, max: usize) -> bool {
+    open_of_user < max
+}
+
+/// A socket's message count in its current rate window (kept with the socket, so it survives the
+/// hub's hibernation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageWindow {
+    pub started_at_ms: i64,
+    pub count: u32,
+}
+
+/// Counts one frame received at `now_ms`: the new window, and whether the frame is within the limit
+/// (a frame over it closes the socket with [`CLOSE_MESSAGE_RATE`]). A fixed window: the count starts
+/// again `window_ms` after the window started.
+pub fn count_message(
+    window: MessageWindow,
+    now_ms: i64,
+    max: u32,
+    window_ms: i64,
+) -> (MessageWindow, bool) {
+    let window = if now_ms - window.started_at_ms >= window_ms || now_ms < window.started_at_ms {
+        MessageWindow {
+            started_at_ms: now_ms,
+            count: 0,
+        }
+    } else {
+        window
+    };
+    let counted = MessageWindow {
+        count: window.count.saturating_add(1),
+        ..window
+    };
+    (counted, counted.count <= max)
+}
+
 /// `POST /workspaces/:id/events/ticket`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -430,6 +486,33 @@ mod tests {
             echo,
             ServerMessage::Control(ControlMessage::Echo { seq: 7 })
         );
+    }
+
+    #[test]
+    fn streams_per_user_and_messages_per_window_are_bounded() {
+        assert!(admits_another_stream(0, 2));
+        assert!(admits_another_stream(1, 2));
+        assert!(!admits_another_stream(2, 2));
+        let mut window = MessageWindow::default();
+        let mut allowed = Vec::new();
+        for at in [1_000, 1_001, 1_002, 1_003] {
+            let (next, ok) = count_message(window, at, 3, 100);
+            window = next;
+            allowed.push(ok);
+        }
+        assert_eq!(allowed, vec![true, true, true, false]);
+        // A new window starts the count again.
+        let (next, ok) = count_message(window, 1_100, 3, 100);
+        assert!(ok);
+        assert_eq!(
+            next,
+            MessageWindow {
+                started_at_ms: 1_100,
+                count: 1
+            }
+        );
+        // A clock that went backwards does not lock a socket out.
+        assert!(count_message(window, 10, 3, 100).1);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::rc::{Rc, Weak};
 use domain::event::WorkspaceEvent;
 use domain::ids::{BlockId, WorkspaceId};
 use domain::stream::{
-    CLOSE_ACCESS_REVOKED, ClientMessage, ControlMessage, PresentPerson, SeqStep, ServerMessage,
-    live_is_gap, next_seq_step,
+    CLOSE_ACCESS_REVOKED, CLOSE_TOO_MANY_STREAMS, ClientMessage, ControlMessage, PresentPerson,
+    SeqStep, ServerMessage, live_is_gap, next_seq_step,
 };
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsCast;
@@ -244,6 +244,15 @@ fn open_socket(shared: &Rc<RefCell<Inner>>, ticket: &str) {
                 ));
                 return;
             }
+            if code == Some(CLOSE_TOO_MANY_STREAMS) {
+                // Reconnecting would only close another tab's stream or this one again.
+                let handlers = shared.borrow().handlers.clone();
+                handlers.on_status.emit(LiveStatus::Offline(
+                    "This workspace is open in too many tabs; close some and reload.".into(),
+                ));
+                return;
+            }
+            // Anything else (a drop, a restart, 4429 for too many messages) reconnects with backoff.
             schedule_reconnect(&shared, true);
         }
     });

@@ -1110,3 +1110,79 @@ fn a_block_cannot_be_created_deeper_than_it_could_be_moved() {
         .expect("a block at the deepest allowed level");
     assert_eq!(allowed.parent_id, Some(parent_of_deepest));
 }
+
+// ---- Account membership --------------------------------------------------------------------------
+
+#[test]
+fn removing_an_account_member_tells_every_workspace_of_the_account_and_keeps_the_last_admin() {
+    use worker_core::accounts::{RemoveRefusal, remove_account_member};
+    let Seeded {
+        store,
+        owner,
+        account,
+        workspace,
+    } = seeded_store("owner");
+    let colleague = UserId::from_random([0x11; 8]);
+    let restricted = WorkspaceId::from_random([0xcd; 8]);
+    store
+        .connection()
+        .execute_batch(&format!(
+            "INSERT INTO users (id, login, created_at) VALUES ('{colleague}', 'colleague', 1);
+             INSERT INTO memberships (account_id, user_id, role, created_at) VALUES ('{account}', '{colleague}', 'member', 1);
+             INSERT INTO workspaces (id, account_id, name, access_mode, created_by, created_at, updated_at)
+                 VALUES ('{restricted}', '{account}', 'Closed', 'restricted', '{owner}', 1, 1);
+             INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ('{restricted}', '{colleague}', 'viewer', 1);"
+        ))
+        .unwrap();
+    let runtime = TestRuntime::ticking(1_700_000_000_000);
+    let admin = Actor::User { id: owner.clone() };
+    let removed = block_on(remove_account_member(
+        &store, &runtime, &admin, None, &account, &colleague,
+    ))
+    .unwrap()
+    .expect("a member is removed");
+    let mut told: Vec<(WorkspaceId, Option<WorkspaceRole>)> = removed
+        .events
+        .iter()
+        .map(|(workspace_id, events)| {
+            assert_eq!(events.len(), 1);
+            let event: WorkspaceEvent = serde_json::from_str(&events[0].body).unwrap();
+            assert_eq!(&event.workspace_id, workspace_id);
+            match event.payload {
+                EventPayload::MemberChanged { user_id, role } => {
+                    assert_eq!(user_id, colleague);
+                    (workspace_id.clone(), role)
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        })
+        .collect();
+    told.sort();
+    let mut expected = vec![
+        (workspace.clone(), None),
+        (restricted.clone(), Some(WorkspaceRole::Viewer)),
+    ];
+    expected.sort();
+    assert_eq!(
+        told, expected,
+        "each workspace hears the role the user keeps there"
+    );
+    // Gone: removing again says so and records nothing.
+    assert_eq!(
+        block_on(remove_account_member(
+            &store, &runtime, &admin, None, &account, &colleague,
+        ))
+        .unwrap(),
+        Err(RemoveRefusal::NotAMember)
+    );
+    // The last admin stays.
+    assert_eq!(
+        block_on(remove_account_member(
+            &store, &runtime, &admin, None, &account, &owner,
+        ))
+        .unwrap(),
+        Err(RemoveRefusal::LastAdmin)
+    );
+    let undelivered = block_on(delivery::undelivered_events(&store, workspace.as_str())).unwrap();
+    assert_eq!(undelivered.len(), 1, "the refusals recorded no event");
+}

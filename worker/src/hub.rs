@@ -17,9 +17,12 @@ use domain::hub::{
 use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{
     CLOSE_ACCESS_REVOKED, CLOSE_SIGNED_OUT, ClientMessage, ControlMessage, HeldEvent,
-    PresentPerson, REPLAY_LOG_CAPACITY, REPLAY_MAX_BYTES, REPLAY_PAGE_BYTES, ReplayPages,
-    ReplayPlan, broadcastable, page_replay, parse_client_message, plan_replay, presence_list,
+    MAX_MESSAGES_PER_WINDOW, MAX_STREAMS_PER_USER, MESSAGE_WINDOW_MS, MessageWindow, PresentPerson,
+    REPLAY_LOG_CAPACITY, REPLAY_MAX_BYTES, REPLAY_PAGE_BYTES, ReplayPages, ReplayPlan,
+    admits_another_stream, broadcastable, count_message, page_replay, parse_client_message,
+    plan_replay, presence_list,
 };
+use domain::stream::{CLOSE_MESSAGE_RATE, CLOSE_TOO_MANY_STREAMS};
 use serde::{Deserialize, Serialize};
 use worker::{
     DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result, SqlStorageValue,
@@ -194,6 +197,17 @@ struct SizeRow {
     bytes: i64,
 }
 
+/// What a socket's hibernation attachment keeps: its person (for presence) and its message-rate
+/// window. The person's fields are flattened, so an attachment written before the window existed
+/// still reads.
+#[derive(Serialize, Deserialize)]
+struct SocketState {
+    #[serde(flatten)]
+    person: PresentPerson,
+    #[serde(default)]
+    window: MessageWindow,
+}
+
 #[derive(Deserialize)]
 struct MetaRow {
     value: String,
@@ -262,18 +276,42 @@ impl DurableObject for WorkspaceHub {
             WebSocketIncomingMessage::String(text) => text,
             WebSocketIncomingMessage::Binary(_) => String::from("<binary>"),
         };
+        // The socket's attachment keeps its person and message count (it survives hibernation).
+        let mut state = socket
+            .deserialize_attachment::<SocketState>()
+            .ok()
+            .flatten();
+        if let Some(state) = &mut state {
+            let (window, allowed) = count_message(
+                state.window,
+                crate::auth::now_ms(),
+                self.max_messages_per_window(),
+                MESSAGE_WINDOW_MS,
+            );
+            state.window = window;
+            if !allowed {
+                // The close code is the machine-readable answer; the reason says what to do.
+                let _ = socket.close(
+                    Some(CLOSE_MESSAGE_RATE),
+                    Some("too many messages; reconnect and send fewer"),
+                );
+                return Ok(());
+            }
+        }
         let reply = match parse_client_message(&text) {
             Ok(ClientMessage::Ping {}) => ControlMessage::Pong,
             Ok(ClientMessage::Presence { block_id }) => {
-                // The socket's attachment keeps what its person has open (it survives hibernation).
-                if let Some(mut person) = socket.deserialize_attachment::<PresentPerson>()? {
-                    person.block_id = block_id;
-                    socket.serialize_attachment(&person)?;
+                if let Some(mut state) = state {
+                    state.person.block_id = block_id;
+                    socket.serialize_attachment(&state)?;
                 }
                 return self.broadcast_presence();
             }
             Err(error) => ControlMessage::Error { error },
         };
+        if let Some(state) = &state {
+            socket.serialize_attachment(state)?;
+        }
         socket.send_with_str(serde_json::to_string(&reply)?)
     }
 
@@ -293,7 +331,7 @@ impl DurableObject for WorkspaceHub {
         let _ = socket.close(Some(code), Some("closed"));
         // A socket without a person is left out of the presence list (the closing one may still be
         // among the hub's sockets while this runs).
-        socket.serialize_attachment(Option::<PresentPerson>::None)?;
+        socket.serialize_attachment(Option::<SocketState>::None)?;
         self.broadcast_presence()
     }
 
@@ -541,6 +579,20 @@ impl WorkspaceHub {
         }
 
         let pair = WebSocketPair::new()?;
+        let open_of_user = self
+            .state
+            .get_websockets_with_tag(&user_tag(&user_id))
+            .len();
+        if !admits_another_stream(open_of_user, self.max_streams_per_user()) {
+            // Accepted only to be closed with a code the client can act on (an HTTP refusal of
+            // the upgrade reaches a browser as an anonymous failure).
+            pair.server.accept()?;
+            let _ = pair.server.close(
+                Some(CLOSE_TOO_MANY_STREAMS),
+                Some("too many live streams of this workspace open; close some tabs"),
+            );
+            return Response::from_websocket(pair.client);
+        }
         let mut tags = vec![user_tag(&user_id)];
         if let Some(client_key) = &client_key {
             tags.push(client_tag(client_key));
@@ -548,10 +600,13 @@ impl WorkspaceHub {
         let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
         self.state
             .accept_websocket_with_tags(&pair.server, &tag_refs);
-        pair.server.serialize_attachment(PresentPerson {
-            login,
-            user_id: user_id.clone(),
-            block_id: None,
+        pair.server.serialize_attachment(SocketState {
+            person: PresentPerson {
+                login,
+                user_id: user_id.clone(),
+                block_id: None,
+            },
+            window: MessageWindow::default(),
         })?;
 
         // From here to the end nothing awaits, so no broadcast can slip between the replay and going
@@ -639,9 +694,10 @@ impl WorkspaceHub {
         let sockets = self.state.get_websockets();
         let people = presence_list(sockets.iter().filter_map(|socket| {
             socket
-                .deserialize_attachment::<PresentPerson>()
+                .deserialize_attachment::<SocketState>()
                 .ok()
                 .flatten()
+                .map(|state| state.person)
         }));
         let frame = serde_json::to_string(&ControlMessage::Presence { people })?;
         for socket in sockets {
@@ -649,6 +705,22 @@ impl WorkspaceHub {
             let _ = socket.send_with_str(&frame);
         }
         Ok(())
+    }
+
+    /// `HUB_MAX_STREAMS_PER_USER`, else the domain's default.
+    fn max_streams_per_user(&self) -> usize {
+        crate::auth::env_value(&self.env, "HUB_MAX_STREAMS_PER_USER")
+            .and_then(|value| value.parse().ok())
+            .filter(|max: &usize| *max > 0)
+            .unwrap_or(MAX_STREAMS_PER_USER)
+    }
+
+    /// `HUB_MAX_MESSAGES_PER_WINDOW`, else the domain's default.
+    fn max_messages_per_window(&self) -> u32 {
+        crate::auth::env_value(&self.env, "HUB_MAX_MESSAGES_PER_WINDOW")
+            .and_then(|value| value.parse().ok())
+            .filter(|max: &u32| *max > 0)
+            .unwrap_or(MAX_MESSAGES_PER_WINDOW)
     }
 
     /// The largest replay the hub sends (`HUB_REPLAY_MAX_BYTES`, for tests), else a resync.

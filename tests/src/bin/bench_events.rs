@@ -28,20 +28,18 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     println!("bench events: {SOCKETS} sockets on one workspace, {CHANGES} changes");
-    let server = WorkerServer::start();
+    // One user opens every socket here: lift the per-user stream limit for the benchmark.
+    let mut options = cat_tests::worker::ServerOptions::default();
+    options.vars.push((
+        "HUB_MAX_STREAMS_PER_USER".to_owned(),
+        (SOCKETS + 10).to_string(),
+    ));
+    let server = WorkerServer::start_with(options);
     let client = Client::sign_in(&server, "bench-events").await;
     let workspace = client.create_workspace("bench").await;
     let frame = client
         .create_block(&workspace, "frame", None, "frame")
         .await;
-    let ticket = client
-        .post(
-            &format!("/workspaces/{workspace}/events/ticket"),
-            json!(null),
-        )
-        .await
-        .expect(200);
-    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
     let rss_before = server.workerd_rss_kib();
 
     // Every socket records when each seq arrived.
@@ -57,8 +55,19 @@ async fn main() {
         let batch = (opened..(opened + 50).min(SOCKETS)).map(|index| {
             let base = server.base_url.clone();
             let workspace = workspace.clone();
-            let ticket = ticket.clone();
+            let client = client.clone();
             async move {
+                // Tickets are single-use: one per socket.
+                let ticket = client
+                    .post(
+                        &format!("/workspaces/{workspace}/events/ticket"),
+                        json!(null),
+                    )
+                    .await
+                    .expect(200)["ticket"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
                 let mut stream =
                     EventStream::open_with_ticket(&base, &workspace, &ticket, None, None)
                         .await
