@@ -277,11 +277,15 @@ fn handle_frame(weak: &Weak<RefCell<Inner>>, generation: u32, text: &str) {
     let Ok(message) = serde_json::from_str::<ServerMessage>(text) else {
         return;
     };
-    let handlers = shared.borrow().handlers.clone();
+    // Read once and released: a borrow held across the match below would collide with the
+    // `borrow_mut` of its arms (a RefCell panic).
+    let (handlers, since) = {
+        let inner = shared.borrow();
+        (inner.handlers.clone(), inner.since)
+    };
     match message {
         ServerMessage::Event(event) => {
-            let step = next_seq_step(shared.borrow().since, event.seq);
-            match step {
+            match next_seq_step(since, event.seq) {
                 SeqStep::Apply => {
                     shared.borrow_mut().since = event.seq;
                     handlers.on_event.emit(*event);
@@ -294,15 +298,13 @@ fn handle_frame(weak: &Weak<RefCell<Inner>>, generation: u32, text: &str) {
         }
         ServerMessage::Control(ControlMessage::Echo { seq }) => {
             // This tab's own write: it is applied already, only the seq moves on.
-            match next_seq_step(shared.borrow().since, seq) {
+            match next_seq_step(since, seq) {
                 SeqStep::Apply => shared.borrow_mut().since = seq,
                 SeqStep::AlreadySeen => {}
                 SeqStep::Gap => schedule_reconnect(&shared, false),
             }
         }
-        ServerMessage::Control(ControlMessage::Live { seq })
-            if live_is_gap(shared.borrow().since, seq) =>
-        {
+        ServerMessage::Control(ControlMessage::Live { seq }) if live_is_gap(since, seq) => {
             schedule_reconnect(&shared, false);
         }
         ServerMessage::Control(ControlMessage::Live { seq }) => {
