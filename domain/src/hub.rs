@@ -26,6 +26,48 @@ pub fn jump_past_pruned_outbox(
     (missing && log_has_nothing_older).then_some(first - 1)
 }
 
+/// Whether a delivered event may enter the hub's log: only one it has not broadcast yet. An event at
+/// or below `last` was broadcast already (a re-delivery by the sweep, a duplicate); holding it again
+/// could put it back into a log that has pruned its neighbours, and a replay over that log would
+/// have a hole.
+pub fn worth_holding(last: i64, seq: i64) -> bool {
+    seq > last
+}
+
+/// The access re-checks a hub still owes: it records `checked` (every broadcast event up to it has
+/// had its re-check done) and has broadcast up to `last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingAccessCheck {
+    Nothing,
+    /// Re-check what the events `from..=to` (all still in the log) call for.
+    Events {
+        from: i64,
+        to: i64,
+    },
+    /// Some of the pending events left the log before their re-check ran: re-check everyone connected.
+    EveryoneConnected,
+}
+
+/// What the hub must re-check before it may consider `..=last` done. The progress survives a failed
+/// re-check (a D1 error, a gap fill that failed half-way), so the next delivery — the writer's next
+/// event or the sweep's re-delivery — repeats it.
+pub fn pending_access_check(
+    checked: i64,
+    last: i64,
+    oldest_in_log: Option<i64>,
+) -> PendingAccessCheck {
+    if checked >= last {
+        return PendingAccessCheck::Nothing;
+    }
+    match oldest_in_log {
+        Some(oldest) if oldest <= checked + 1 => PendingAccessCheck::Events {
+            from: checked + 1,
+            to: last,
+        },
+        _ => PendingAccessCheck::EveryoneConnected,
+    }
+}
+
 /// The log rows to drop after broadcasting up to `last`: everything at or below the returned seq, so
 /// the log keeps the newest `capacity` events for replay.
 pub fn prune_log_through(last: i64, capacity: i64) -> i64 {
@@ -147,6 +189,38 @@ mod tests {
         assert_eq!(jump_past_pruned_outbox(10, Some(15), Some(12)), None);
         // An empty outbox read: nothing to decide.
         assert_eq!(jump_past_pruned_outbox(10, None, None), None);
+    }
+
+    #[test]
+    fn only_events_after_the_last_broadcast_are_held() {
+        assert!(worth_holding(10, 11));
+        assert!(!worth_holding(10, 10));
+        assert!(!worth_holding(10, 3), "a re-delivered old range stays out");
+    }
+
+    #[test]
+    fn owed_access_checks_survive_until_done() {
+        assert_eq!(
+            pending_access_check(10, 10, Some(1)),
+            PendingAccessCheck::Nothing
+        );
+        assert_eq!(
+            pending_access_check(7, 10, Some(1)),
+            PendingAccessCheck::Events { from: 8, to: 10 }
+        );
+        assert_eq!(
+            pending_access_check(7, 10, Some(8)),
+            PendingAccessCheck::Events { from: 8, to: 10 }
+        );
+        // Event 8 was pruned before its check ran: nobody knows whose access it changed.
+        assert_eq!(
+            pending_access_check(7, 10, Some(9)),
+            PendingAccessCheck::EveryoneConnected
+        );
+        assert_eq!(
+            pending_access_check(7, 10, None),
+            PendingAccessCheck::EveryoneConnected
+        );
     }
 
     #[test]

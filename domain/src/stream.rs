@@ -26,6 +26,62 @@ pub const CLOSE_ACCESS_REVOKED: u16 = 4403;
 /// session still works reconnects with a fresh ticket; a signed-out one cannot get one.
 pub const CLOSE_SIGNED_OUT: u16 = 4401;
 
+/// WebSocket close code sent to a new socket when its user already has
+/// [`MAX_STREAMS_PER_USER`] open on the workspace. The client should not reconnect by itself.
+pub const CLOSE_TOO_MANY_STREAMS: u16 = 4409;
+
+/// WebSocket close code sent when a socket sent more than [`MAX_MESSAGES_PER_WINDOW`] frames in
+/// [`MESSAGE_WINDOW_MS`] (the text `ping`, answered by the runtime, does not count).
+pub const CLOSE_MESSAGE_RATE: u16 = 4429;
+
+/// How many open streams one user may have on one workspace (`HUB_MAX_STREAMS_PER_USER`): many tabs,
+/// not a connection flood that would make every broadcast slower for everyone.
+pub const MAX_STREAMS_PER_USER: usize = 20;
+
+/// How many frames a socket may send per [`MESSAGE_WINDOW_MS`] (`HUB_MAX_MESSAGES_PER_WINDOW`):
+/// presence changes and JSON pings, with room for a burst of clicks.
+pub const MAX_MESSAGES_PER_WINDOW: u32 = 60;
+
+/// The message-rate window, in milliseconds.
+pub const MESSAGE_WINDOW_MS: i64 = 10_000;
+
+/// Whether a user who has `open_of_user` streams on a workspace may open another.
+pub fn admits_another_stream(open_of_user: usize, max: usize) -> bool {
+    open_of_user < max
+}
+
+/// A socket's message count in its current rate window (kept with the socket, so it survives the
+/// hub's hibernation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageWindow {
+    pub started_at_ms: i64,
+    pub count: u32,
+}
+
+/// Counts one frame received at `now_ms`: the new window, and whether the frame is within the limit
+/// (a frame over it closes the socket with [`CLOSE_MESSAGE_RATE`]). A fixed window: the count starts
+/// again `window_ms` after the window started.
+pub fn count_message(
+    window: MessageWindow,
+    now_ms: i64,
+    max: u32,
+    window_ms: i64,
+) -> (MessageWindow, bool) {
+    let window = if now_ms - window.started_at_ms >= window_ms || now_ms < window.started_at_ms {
+        MessageWindow {
+            started_at_ms: now_ms,
+            count: 0,
+        }
+    } else {
+        window
+    };
+    let counted = MessageWindow {
+        count: window.count.saturating_add(1),
+        ..window
+    };
+    (counted, counted.count <= max)
+}
+
 /// `POST /workspaces/:id/events/ticket`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -55,6 +111,11 @@ pub enum ControlMessage {
     /// connects, leaves or opens another block.
     #[serde(rename = "stream.presence")]
     Presence { people: Vec<PresentPerson> },
+    /// The event `seq` was written by this client (same user and `clientId`), which applied it
+    /// already: instead of the event, its writer's sockets get this, so every socket still sees
+    /// every seq and can tell a skipped event from a lost one.
+    #[serde(rename = "stream.echo")]
+    Echo { seq: i64 },
 }
 
 /// Someone on the board, as `stream.presence` lists them.
@@ -149,6 +210,101 @@ pub fn broadcastable(last: i64, held: &[i64]) -> Vec<i64> {
         next += 1;
     }
     run
+}
+
+/// One replay page is read from the log and sent before the next is read, so a reconnect holds at
+/// most this many bytes of events in the hub's memory at once.
+pub const REPLAY_PAGE_BYTES: i64 = 512 * 1024;
+
+/// A replay larger than this is refused with `stream.resync` (the snapshot is smaller than a burst of
+/// large edits replayed one by one, and the socket's send buffer stays bounded).
+pub const REPLAY_MAX_BYTES: i64 = 16 * 1024 * 1024;
+
+/// An event in the hub's log as replay planning sees it: its seq and the size of its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldEvent {
+    pub seq: i64,
+    pub bytes: i64,
+}
+
+/// How a planned replay of `since < seq <= until` goes: pages of consecutive seqs (inclusive ranges),
+/// each at most `page_bytes` (or one event, if that alone is larger), or a resync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayPages {
+    Pages(Vec<(i64, i64)>),
+    /// The log does not hold every seq of the range (a hole), or the range is larger than
+    /// `max_bytes`: going live after it would skip events or exhaust memory.
+    Resync,
+}
+
+/// Pages a replay over the events the log holds in `since < seq <= until` (`held`, ascending). The
+/// replay claims "live" only over a contiguous range: a hole anywhere means resync.
+pub fn page_replay(
+    since: i64,
+    until: i64,
+    held: &[HeldEvent],
+    page_bytes: i64,
+    max_bytes: i64,
+) -> ReplayPages {
+    let in_range: Vec<&HeldEvent> = held
+        .iter()
+        .filter(|event| event.seq > since && event.seq <= until)
+        .collect();
+    let contiguous = in_range.len() as i64 == until - since
+        && in_range
+            .iter()
+            .enumerate()
+            .all(|(index, event)| event.seq == since + 1 + index as i64);
+    let total: i64 = in_range.iter().map(|event| event.bytes).sum();
+    if !contiguous || total > max_bytes {
+        return ReplayPages::Resync;
+    }
+    // Each page: (first seq, last seq, bytes so far).
+    let mut pages: Vec<(i64, i64, i64)> = Vec::new();
+    for event in in_range {
+        match pages.last_mut() {
+            Some((_, last, bytes)) if *bytes + event.bytes <= page_bytes => {
+                *last = event.seq;
+                *bytes += event.bytes;
+            }
+            _ => pages.push((event.seq, event.seq, event.bytes)),
+        }
+    }
+    let pages = pages
+        .into_iter()
+        .map(|(first, last, _)| (first, last))
+        .collect();
+    ReplayPages::Pages(pages)
+}
+
+/// What a client does with a frame numbered `seq` (an event, or `stream.echo` of its own write) when
+/// it has applied everything up to `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqStep {
+    /// The next seq: apply it and move on to `seq`.
+    Apply,
+    /// Already applied (a replay overlapping the snapshot): skip it.
+    AlreadySeen,
+    /// Seqs `since + 1 .. seq - 1` never arrived: do not apply it; reconnect with `since` (the hub
+    /// replays the missing ones, or says resync).
+    Gap,
+}
+
+/// The client side of "every seq exactly once, in order": never jump past a missing seq.
+pub fn next_seq_step(since: i64, seq: i64) -> SeqStep {
+    if seq <= since {
+        SeqStep::AlreadySeen
+    } else if seq == since + 1 {
+        SeqStep::Apply
+    } else {
+        SeqStep::Gap
+    }
+}
+
+/// What a client does with `stream.live` announcing `live_seq` when it has applied everything up to
+/// `since`: going live past a seq it never got would hide a gap.
+pub fn live_is_gap(since: i64, live_seq: i64) -> bool {
+    live_seq > since
 }
 
 /// Parses a client frame; an error frame describes what was wrong.
@@ -275,6 +431,88 @@ mod tests {
             serde_json::from_str::<ServerMessage>(&text).unwrap(),
             ServerMessage::Event(Box::new(event))
         );
+    }
+
+    #[test]
+    fn replay_is_paged_by_bytes_and_claims_live_only_over_a_contiguous_range() {
+        let held = |seqs: &[(i64, i64)]| -> Vec<HeldEvent> {
+            seqs.iter()
+                .map(|&(seq, bytes)| HeldEvent { seq, bytes })
+                .collect()
+        };
+        let small = held(&[(3, 10), (4, 10), (5, 10), (6, 10)]);
+        assert_eq!(
+            page_replay(2, 6, &small, 25, 1_000),
+            ReplayPages::Pages(vec![(3, 4), (5, 6)])
+        );
+        assert_eq!(
+            page_replay(2, 6, &small, 1_000, 1_000),
+            ReplayPages::Pages(vec![(3, 6)])
+        );
+        // An event larger than a page is a page of its own.
+        let big = held(&[(1, 50), (2, 5), (3, 5)]);
+        assert_eq!(
+            page_replay(0, 3, &big, 20, 1_000),
+            ReplayPages::Pages(vec![(1, 1), (2, 3)])
+        );
+        // A hole (4 was pruned, then 3 came back with a re-delivery): resync, never a silent skip.
+        let holed = held(&[(3, 10), (5, 10), (6, 10)]);
+        assert_eq!(page_replay(2, 6, &holed, 25, 1_000), ReplayPages::Resync);
+        assert_eq!(page_replay(1, 6, &small, 25, 1_000), ReplayPages::Resync);
+        // Too much to replay: resync.
+        assert_eq!(page_replay(2, 6, &small, 25, 39), ReplayPages::Resync);
+        assert_eq!(
+            page_replay(2, 6, &small, 25, 40),
+            ReplayPages::Pages(vec![(3, 4), (5, 6)])
+        );
+        assert_eq!(
+            page_replay(6, 6, &small, 25, 40),
+            ReplayPages::Pages(vec![])
+        );
+    }
+
+    #[test]
+    fn a_client_never_jumps_past_a_missing_seq() {
+        assert_eq!(next_seq_step(4, 5), SeqStep::Apply);
+        assert_eq!(next_seq_step(4, 4), SeqStep::AlreadySeen);
+        assert_eq!(next_seq_step(4, 2), SeqStep::AlreadySeen);
+        assert_eq!(next_seq_step(4, 6), SeqStep::Gap);
+        assert!(!live_is_gap(6, 6));
+        assert!(!live_is_gap(6, 5));
+        assert!(live_is_gap(6, 7));
+        let echo: ServerMessage =
+            serde_json::from_str(r#"{"type":"stream.echo","seq":7}"#).unwrap();
+        assert_eq!(
+            echo,
+            ServerMessage::Control(ControlMessage::Echo { seq: 7 })
+        );
+    }
+
+    #[test]
+    fn streams_per_user_and_messages_per_window_are_bounded() {
+        assert!(admits_another_stream(0, 2));
+        assert!(admits_another_stream(1, 2));
+        assert!(!admits_another_stream(2, 2));
+        let mut window = MessageWindow::default();
+        let mut allowed = Vec::new();
+        for at in [1_000, 1_001, 1_002, 1_003] {
+            let (next, ok) = count_message(window, at, 3, 100);
+            window = next;
+            allowed.push(ok);
+        }
+        assert_eq!(allowed, vec![true, true, true, false]);
+        // A new window starts the count again.
+        let (next, ok) = count_message(window, 1_100, 3, 100);
+        assert!(ok);
+        assert_eq!(
+            next,
+            MessageWindow {
+                started_at_ms: 1_100,
+                count: 1
+            }
+        );
+        // A clock that went backwards does not lock a socket out.
+        assert!(count_message(window, 10, 3, 100).1);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct EventStream {
     pub seqs: Vec<i64>,
     /// Every event received.
     pub events: Vec<Value>,
+    /// The `seq` of every `stream.echo` received (this client's own writes), in order.
+    pub echoes: Vec<i64>,
     /// How the server closed the socket, once it did.
     pub closed: Option<(u16, String)>,
     /// The latest `stream.presence` list. Presence frames come whenever anyone connects, leaves or
@@ -74,6 +76,7 @@ impl EventStream {
                 socket,
                 seqs: Vec::new(),
                 events: Vec::new(),
+                echoes: Vec::new(),
                 closed: None,
                 presence: None,
             }),
@@ -117,6 +120,9 @@ impl EventStream {
                     if value["type"] == "stream.presence" {
                         self.presence = Some(value["people"].clone());
                         continue;
+                    }
+                    if value["type"] == "stream.echo" {
+                        self.echoes.extend(value["seq"].as_i64());
                     }
                     if let Some(seq) = value["seq"].as_i64().filter(|_| !is_control(&value)) {
                         self.seqs.push(seq);
@@ -171,6 +177,25 @@ impl EventStream {
                 return frame["seq"].as_i64().unwrap();
             }
         }
+    }
+
+    /// Every seq this socket has been told about, events and echoes, sorted.
+    pub fn every_seq(&self) -> Vec<i64> {
+        let mut all: Vec<i64> = self.seqs.iter().chain(&self.echoes).copied().collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Reads frames until an event or echo with `seq >= target` arrived (true) or `wait` passed.
+    pub async fn read_until_seq_or_echo(&mut self, target: i64, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.every_seq().last().is_none_or(|last| *last < target) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || self.next_frame(left).await.is_none() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Reads frames until an event with `seq >= target` arrived (true) or `wait` passed without one.

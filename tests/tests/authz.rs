@@ -334,6 +334,23 @@ impl Fixture {
                 Some(json!({})),
             ),
             ListBlockGithub => (format!("{ws}/github/blocks"), None),
+            RemoveAccountMember => {
+                // Someone to remove: a fresh user the org's admin adds (not a persona, so every
+                // persona but the admin is still outside the account).
+                let leaving =
+                    Client::sign_in(WorkerServer::shared(), &unique_login("leaving")).await;
+                self.admin
+                    .post(
+                        &format!("/accounts/{}/members", self.org_account),
+                        json!({ "login": leaving.login, "role": "member" }),
+                    )
+                    .await
+                    .expect(200);
+                (
+                    format!("/accounts/{}/members/{}", self.org_account, leaving.user_id),
+                    None,
+                )
+            }
             Health
             | OpenApi
             | GithubLogin
@@ -391,6 +408,7 @@ fn expected_status(route: &RouteSpec, persona: Persona) -> u16 {
             | Operation::GithubInstall
             | Operation::ListGithubInstallations
             | Operation::DeleteGithubInstallation
+            | Operation::RemoveAccountMember
     ) {
         // Only the organisation's admin is in it; everyone else must not learn it exists.
         return if persona == Persona::Admin {

@@ -11,6 +11,8 @@ use serde_json::json;
 
 /// The hubs of this binary keep only 30 events, so the resync path is reachable in a test.
 const LOG_CAPACITY: i64 = 30;
+/// ... and replay at most 200 KB in one go, so the byte cap is reachable too.
+const REPLAY_MAX_BYTES: i64 = 200_000;
 fn server() -> &'static WorkerServer {
     static SERVER: OnceLock<WorkerServer> = OnceLock::new();
     SERVER.get_or_init(|| {
@@ -18,6 +20,10 @@ fn server() -> &'static WorkerServer {
         options
             .vars
             .push(("HUB_LOG_CAPACITY".to_owned(), LOG_CAPACITY.to_string()));
+        options.vars.push((
+            "HUB_REPLAY_MAX_BYTES".to_owned(),
+            REPLAY_MAX_BYTES.to_string(),
+        ));
         let server = WorkerServer::start_with(options);
         cat_tests::process::remove_at_exit(server.persist_dir.clone());
         server
@@ -236,6 +242,68 @@ async fn the_writers_own_client_gets_no_echo_but_everyone_else_does() {
     assert_eq!(other.events[0]["origin"], "tab-1");
     assert!(own.read_until_seq(3, WAIT).await);
     assert_eq!(own.seqs, vec![3], "tab-1 does not get its own change back");
+    assert_eq!(
+        own.echoes,
+        vec![2],
+        "tab-1 is told seq 2 was its own, so it sees no gap"
+    );
+    assert_eq!(own.every_seq(), vec![2, 3]);
+    // A replay to the same tab says the same.
+    let mut replayed = EventStream::open(&client, &ws, Some(1), Some("tab-1")).await;
+    assert_eq!(replayed.wait_live().await, 3);
+    assert_eq!(
+        (replayed.seqs.clone(), replayed.echoes.clone()),
+        (vec![3], vec![2])
+    );
+}
+
+#[tokio::test]
+async fn a_re_delivered_old_range_never_re_enters_a_pruned_log_and_replay_never_skips_a_hole() {
+    let (client, ws, frame) = owner_with_frame().await;
+    for n in 0..(LOG_CAPACITY + 10) {
+        client
+            .patch(
+                &format!("/workspaces/{ws}/blocks/{frame}"),
+                json!({ "rev": n + 1, "status": "ready" }),
+            )
+            .await
+            .expect(200);
+    }
+    let last = LOG_CAPACITY + 11;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while hub_stats(&ws).await["undelivered"] != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never all delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let oldest_held = last - LOG_CAPACITY + 1;
+    assert_eq!(hub_stats(&ws).await["oldestSeq"], oldest_held);
+    // The writer's marks of seqs 1 and 2 were lost: the sweep hands them to the hub again.
+    server().execute_sql(&format!(
+        "UPDATE events SET delivered_at = NULL WHERE workspace_id = '{ws}' AND seq <= 2"
+    ));
+    let answer = reqwest::get(server().url("/__scheduled?cron=*+*+*+*+*"))
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    let stats = hub_stats(&ws).await;
+    assert_eq!(stats["undelivered"], 0, "the sweep re-delivered: {stats}");
+    assert_eq!(
+        stats["oldestSeq"], oldest_held,
+        "seqs already broadcast stay out of the log: {stats}"
+    );
+    assert_eq!(stats["lastSeq"], last);
+    // A client from before the pruned range must resync, never replay 1, 2 and then jump.
+    let mut stream = EventStream::open(&client, &ws, Some(0), None).await;
+    let first = stream.next_frame(WAIT).await.expect("a frame");
+    assert_eq!(first["type"], "stream.resync", "{first}");
+    assert!(stream.seqs.is_empty(), "got {:?}", stream.seqs);
+    // From the oldest held event on, the replay is whole and goes live.
+    let mut stream = EventStream::open(&client, &ws, Some(oldest_held - 1), None).await;
+    assert_eq!(stream.wait_live().await, last);
+    assert_eq!(stream.seqs, (oldest_held..=last).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -413,6 +481,108 @@ async fn a_socket_is_closed_when_its_user_loses_access() {
         404
     );
     let _ = frame;
+}
+
+/// Reads until the server closes `stream` (or `WAIT` passes) and returns the close code.
+async fn wait_closed(stream: &mut EventStream) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stream.closed.is_none() && tokio::time::Instant::now() < deadline {
+        if stream.next_frame(WAIT).await.is_none() {
+            break;
+        }
+    }
+    stream.closed.as_ref().map(|(code, _)| *code)
+}
+
+#[tokio::test]
+async fn a_removed_account_member_loses_their_open_streams_where_the_account_gave_access() {
+    let admin = Client::sign_in(server(), &unique_login("orgadmin")).await;
+    let colleague = Client::sign_in(server(), &unique_login("leaver")).await;
+    let org = admin
+        .post("/accounts", json!({ "name": "Team" }))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .post(
+            &format!("/accounts/{org}/members"),
+            json!({ "login": colleague.login, "role": "member" }),
+        )
+        .await
+        .expect(200);
+    // One workspace open to the account, one where the colleague is also an explicit viewer.
+    let open = admin
+        .post("/workspaces", json!({ "name": "open", "accountId": org }))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kept = admin
+        .post("/workspaces", json!({ "name": "kept", "accountId": org }))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .post(
+            &format!("/workspaces/{kept}/members"),
+            json!({ "login": colleague.login, "role": "viewer" }),
+        )
+        .await
+        .expect(200);
+    let mut open_stream = EventStream::open(&colleague, &open, None, None).await;
+    open_stream.wait_live().await;
+    let mut kept_stream = EventStream::open(&colleague, &kept, None, None).await;
+    let kept_seq = kept_stream.wait_live().await;
+
+    // Only an admin removes, and never the last admin.
+    assert_eq!(
+        colleague
+            .delete(&format!("/accounts/{org}/members/{}", admin.user_id))
+            .await
+            .status,
+        403
+    );
+    let last_admin = admin
+        .delete(&format!("/accounts/{org}/members/{}", admin.user_id))
+        .await;
+    assert_eq!(last_admin.status, 422);
+    assert_eq!(
+        last_admin.body["error"]["details"]["rule"],
+        "last_account_admin"
+    );
+
+    admin
+        .delete(&format!("/accounts/{org}/members/{}", colleague.user_id))
+        .await
+        .expect(204);
+    assert_eq!(
+        wait_closed(&mut open_stream).await,
+        Some(domain::stream::CLOSE_ACCESS_REVOKED),
+        "the account gave the only access: the socket closes"
+    );
+    // Where an explicit role remains, the stream stays and says what changed.
+    assert!(kept_stream.read_until_seq(kept_seq + 1, WAIT).await);
+    let changed = kept_stream.events.last().unwrap();
+    assert_eq!(changed["type"], "member.changed");
+    assert_eq!(changed["data"]["role"], "viewer");
+    assert!(kept_stream.closed.is_none());
+    assert_eq!(
+        colleague.get(&format!("/workspaces/{open}")).await.status,
+        404
+    );
+    // Removing them again: they are not a member.
+    assert_eq!(
+        admin
+            .delete(&format!("/accounts/{org}/members/{}", colleague.user_id))
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -669,4 +839,150 @@ async fn everyone_on_the_board_hears_who_is_there_and_which_block_each_has_open(
         })
         .await
         .expect("the owner hears the colleague leave");
+}
+
+async fn ticket_for(client: &Client, ws: &str) -> String {
+    client
+        .post(&format!("/workspaces/{ws}/events/ticket"), json!(null))
+        .await
+        .expect(200)["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_ticket_opens_one_stream_and_dies_with_sign_out_everywhere() {
+    let (client, ws, _) = owner_with_frame().await;
+    let ticket = ticket_for(&client, &ws).await;
+    let mut first = EventStream::open_with_ticket(&client.base_url, &ws, &ticket, None, None)
+        .await
+        .expect("a fresh ticket opens the stream");
+    first.wait_live().await;
+    let again = EventStream::open_with_ticket(&client.base_url, &ws, &ticket, None, None)
+        .await
+        .err()
+        .expect("a used ticket is refused");
+    assert_eq!(again.status, 401);
+    assert!(
+        again.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("used already"),
+        "{}",
+        again.body
+    );
+
+    // An unused ticket minted before signing out everywhere is dead too.
+    let unused = ticket_for(&client, &ws).await;
+    client
+        .post("/auth/sessions/revoke-all", json!(null))
+        .await
+        .expect(204);
+    let refused = EventStream::open_with_ticket(&client.base_url, &ws, &unused, None, None)
+        .await
+        .err()
+        .expect("a ticket from before sign-out-everywhere is refused");
+    assert_eq!(refused.status, 401, "{}", refused.body);
+}
+
+#[tokio::test]
+async fn a_user_gets_a_bounded_number_of_streams_and_a_bounded_message_rate() {
+    let (client, ws, _) = owner_with_frame().await;
+    let mut open = Vec::new();
+    for _ in 0..domain::stream::MAX_STREAMS_PER_USER {
+        let mut stream = EventStream::open(&client, &ws, None, None).await;
+        stream.wait_live().await;
+        open.push(stream);
+    }
+    let mut one_too_many = EventStream::open(&client, &ws, None, None).await;
+    assert_eq!(
+        wait_closed(&mut one_too_many).await,
+        Some(domain::stream::CLOSE_TOO_MANY_STREAMS)
+    );
+    assert!(one_too_many.seqs.is_empty());
+    // Another member is not counted against this user.
+    let colleague = Client::sign_in(server(), &unique_login("colleague")).await;
+    client
+        .post(
+            &format!("/workspaces/{ws}/members"),
+            json!({ "login": colleague.login, "role": "viewer" }),
+        )
+        .await
+        .expect(200);
+    let mut theirs = EventStream::open(&colleague, &ws, None, None).await;
+    theirs.wait_live().await;
+
+    // A socket that floods the hub with frames is closed; the runtime-answered `ping` is free.
+    let mut flooding = open.pop().unwrap();
+    for _ in 0..100 {
+        flooding.send_text("ping").await;
+    }
+    for _ in 0..domain::stream::MAX_MESSAGES_PER_WINDOW {
+        flooding.send_text(r#"{"type":"ping"}"#).await;
+    }
+    let mut pongs = 0;
+    while pongs < domain::stream::MAX_MESSAGES_PER_WINDOW {
+        let frame = flooding
+            .next_frame(WAIT)
+            .await
+            .expect("every frame within the limit is answered");
+        if frame["type"] == "stream.pong" {
+            pongs += 1;
+        }
+    }
+    flooding.send_text(r#"{"type":"ping"}"#).await;
+    assert_eq!(
+        wait_closed(&mut flooding).await,
+        Some(domain::stream::CLOSE_MESSAGE_RATE)
+    );
+    // The others are untouched.
+    let survivor = open.first_mut().unwrap();
+    survivor.send_text(r#"{"type":"ping"}"#).await;
+    let mut answered = false;
+    while let Some(frame) = survivor.next_frame(WAIT).await {
+        if frame["type"] == "stream.pong" {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered);
+    for stream in open {
+        stream.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_replay_of_large_events_is_bounded_by_bytes_and_the_hub_survives_it() {
+    let (client, ws, frame) = owner_with_frame().await;
+    let large = "x".repeat(domain::api::board::DESCRIPTION_MAX_CHARS - 10);
+    let edits = 25;
+    for rev in 1..=edits {
+        client
+            .patch(
+                &format!("/workspaces/{ws}/blocks/{frame}"),
+                json!({ "rev": rev, "description": format!("{rev}{large}") }),
+            )
+            .await
+            .expect(200);
+    }
+    let last = 1 + edits;
+    // 25 events of about 20 KB each is more than this hub replays in one go: resync.
+    let mut stream = EventStream::open(&client, &ws, Some(1), None).await;
+    let first = stream.next_frame(WAIT).await.expect("a frame");
+    assert_eq!(first["type"], "stream.resync", "{first}");
+    assert!(stream.seqs.is_empty());
+    // A short replay still comes whole.
+    let mut stream = EventStream::open(&client, &ws, Some(last - 3), None).await;
+    assert_eq!(stream.wait_live().await, last);
+    assert_eq!(stream.seqs, vec![last - 2, last - 1, last]);
+    // And the hub goes on.
+    client
+        .patch(
+            &format!("/workspaces/{ws}/blocks/{frame}"),
+            json!({ "rev": edits + 1, "title": "after" }),
+        )
+        .await
+        .expect(200);
+    assert!(stream.read_until_seq(last + 1, WAIT).await);
 }

@@ -7,7 +7,8 @@ use std::rc::{Rc, Weak};
 use domain::event::WorkspaceEvent;
 use domain::ids::{BlockId, WorkspaceId};
 use domain::stream::{
-    CLOSE_ACCESS_REVOKED, ClientMessage, ControlMessage, PresentPerson, ServerMessage,
+    CLOSE_ACCESS_REVOKED, CLOSE_TOO_MANY_STREAMS, ClientMessage, ControlMessage, PresentPerson,
+    SeqStep, ServerMessage, live_is_gap, next_seq_step,
 };
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsCast;
@@ -243,6 +244,15 @@ fn open_socket(shared: &Rc<RefCell<Inner>>, ticket: &str) {
                 ));
                 return;
             }
+            if code == Some(CLOSE_TOO_MANY_STREAMS) {
+                // Reconnecting would only close another tab's stream or this one again.
+                let handlers = shared.borrow().handlers.clone();
+                handlers.on_status.emit(LiveStatus::Offline(
+                    "This workspace is open in too many tabs; close some and reload.".into(),
+                ));
+                return;
+            }
+            // Anything else (a drop, a restart, 4429 for too many messages) reconnects with backoff.
             schedule_reconnect(&shared, true);
         }
     });
@@ -267,14 +277,35 @@ fn handle_frame(weak: &Weak<RefCell<Inner>>, generation: u32, text: &str) {
     let Ok(message) = serde_json::from_str::<ServerMessage>(text) else {
         return;
     };
-    let handlers = shared.borrow().handlers.clone();
+    // Read once and released: a borrow held across the match below would collide with the
+    // `borrow_mut` of its arms (a RefCell panic).
+    let (handlers, since) = {
+        let inner = shared.borrow();
+        (inner.handlers.clone(), inner.since)
+    };
     match message {
         ServerMessage::Event(event) => {
-            {
-                let mut inner = shared.borrow_mut();
-                inner.since = inner.since.max(event.seq);
+            match next_seq_step(since, event.seq) {
+                SeqStep::Apply => {
+                    shared.borrow_mut().since = event.seq;
+                    handlers.on_event.emit(*event);
+                }
+                SeqStep::AlreadySeen => {}
+                // Never jump past a missing seq: reconnect from the last one applied, and the hub
+                // replays what is missing (or says resync).
+                SeqStep::Gap => schedule_reconnect(&shared, false),
             }
-            handlers.on_event.emit(*event);
+        }
+        ServerMessage::Control(ControlMessage::Echo { seq }) => {
+            // This tab's own write: it is applied already, only the seq moves on.
+            match next_seq_step(since, seq) {
+                SeqStep::Apply => shared.borrow_mut().since = seq,
+                SeqStep::AlreadySeen => {}
+                SeqStep::Gap => schedule_reconnect(&shared, false),
+            }
+        }
+        ServerMessage::Control(ControlMessage::Live { seq }) if live_is_gap(since, seq) => {
+            schedule_reconnect(&shared, false);
         }
         ServerMessage::Control(ControlMessage::Live { seq }) => {
             {

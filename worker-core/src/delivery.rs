@@ -15,6 +15,23 @@ use crate::store::{OutboxEvent, Statement, Store};
 
 /// How many outbox rows one gap fill or one sweep of a workspace reads.
 pub const OUTBOX_BATCH: i64 = 500;
+/// How many bytes of event text one gap fill or one sweep of a workspace reads (at least one event,
+/// however large): a hub filling a gap after a burst of large edits pages through them instead of
+/// holding them all in memory.
+pub const OUTBOX_BATCH_BYTES: i64 = 1024 * 1024;
+
+/// Reads the first rows of `filter` (a `WHERE` over `events` with `?1` the workspace and `?2` a seq)
+/// in seq order, at most [`OUTBOX_BATCH`] rows and [`OUTBOX_BATCH_BYTES`] bytes (always one row).
+fn bounded_outbox_read(filter: &str) -> String {
+    format!(
+        "SELECT seq, body FROM ( \
+           SELECT seq, body, length(CAST(body AS BLOB)) AS size, \
+                  SUM(length(CAST(body AS BLOB))) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS running \
+           FROM events WHERE {filter} ORDER BY seq LIMIT ?3 \
+         ) WHERE running <= ?4 OR running = size ORDER BY seq"
+    )
+}
+
 /// How many workspaces one sweep visits; the next minute's sweep takes the rest.
 pub const SWEEP_WORKSPACES: i64 = 100;
 
@@ -34,7 +51,8 @@ pub async fn mark_delivered<S: Store>(
     Ok(())
 }
 
-/// The events after `after_seq`, oldest first (a hub filling its gap).
+/// The first events after `after_seq`, oldest first, one bounded page (a hub filling its gap reads
+/// page after page).
 pub async fn events_after<S: Store>(
     store: &S,
     workspace_id: &WorkspaceId,
@@ -42,8 +60,13 @@ pub async fn events_after<S: Store>(
 ) -> Result<Vec<OutboxEvent>, ApiError> {
     store
         .all(Statement::new(
-            "SELECT seq, body FROM events WHERE workspace_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            &params![workspace_id.as_str(), after_seq, OUTBOX_BATCH],
+            bounded_outbox_read("workspace_id = ?1 AND seq > ?2"),
+            &params![
+                workspace_id.as_str(),
+                after_seq,
+                OUTBOX_BATCH,
+                OUTBOX_BATCH_BYTES
+            ],
         ))
         .await
 }
@@ -67,15 +90,15 @@ pub async fn workspaces_with_missed_events<S: Store>(
     Ok(rows.into_iter().map(|row| row.workspace_id).collect())
 }
 
-/// A workspace's undelivered events, oldest first.
+/// A workspace's first undelivered events, oldest first, one bounded page.
 pub async fn undelivered_events<S: Store>(
     store: &S,
     workspace_id: &str,
 ) -> Result<Vec<OutboxEvent>, ApiError> {
     store
         .all(Statement::new(
-            "SELECT seq, body FROM events WHERE workspace_id = ?1 AND delivered_at IS NULL ORDER BY seq LIMIT ?2",
-            &params![workspace_id, OUTBOX_BATCH],
+            bounded_outbox_read("workspace_id = ?1 AND seq > ?2 AND delivered_at IS NULL"),
+            &params![workspace_id, 0_i64, OUTBOX_BATCH, OUTBOX_BATCH_BYTES],
         ))
         .await
 }

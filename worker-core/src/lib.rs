@@ -10,6 +10,7 @@
 //! it runs over SQLite ([`sqlite`]) with the same migrations, which is how `cargo test` checks every
 //! command in milliseconds (ADR 9).
 
+pub mod accounts;
 pub mod board;
 pub mod context;
 pub mod delivery;

@@ -977,6 +977,54 @@ fn the_sweep_sees_only_events_that_inline_delivery_did_not_mark() {
     assert_eq!(pruned, 2);
 }
 
+#[test]
+fn gap_fills_and_sweeps_read_the_outbox_in_pages_bounded_by_bytes() {
+    let f = fixture();
+    // 80 events of about 20 KB each (1.6 MB): more than one page of outbox text.
+    let large = "x".repeat(domain::api::board::DESCRIPTION_MAX_CHARS);
+    let mut seqs = Vec::new();
+    for n in 0..80 {
+        let made = block_on(board::create_block(
+            &f.store,
+            &f.runtime,
+            &f.context,
+            &request(json!({"level": "frame", "title": format!("F{n}"), "description": large})),
+        ))
+        .unwrap();
+        seqs.extend(made.events.iter().map(|event| event.seq));
+    }
+    let page_bytes = |page: &[worker_core::OutboxEvent]| -> i64 {
+        page.iter().map(|event| event.body.len() as i64).sum()
+    };
+    let mut read = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = block_on(delivery::events_after(
+            &f.store,
+            &f.context.workspace_id,
+            after,
+        ))
+        .unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(
+            page_bytes(&page) <= delivery::OUTBOX_BATCH_BYTES,
+            "a page of {} bytes",
+            page_bytes(&page)
+        );
+        after = last.seq;
+        read.extend(page.iter().map(|event| event.seq));
+    }
+    assert_eq!(read, seqs, "paging reads every event once, in order");
+    let undelivered = block_on(delivery::undelivered_events(
+        &f.store,
+        f.context.workspace_id.as_str(),
+    ))
+    .unwrap();
+    assert!(undelivered.len() < seqs.len());
+    assert!(page_bytes(&undelivered) <= delivery::OUTBOX_BATCH_BYTES);
+    assert_eq!(undelivered[0].seq, seqs[0]);
+}
+
 fn second_created_at(committed: &worker_core::Committed<Block>) -> i64 {
     committed.value.created_at
 }
@@ -1227,4 +1275,80 @@ fn a_full_workspace_takes_no_new_member_but_still_changes_roles() {
         "a refused member records nothing"
     );
     set(&users[0], WorkspaceRole::Member).expect("a role change needs no new slot");
+}
+
+// ---- Account membership --------------------------------------------------------------------------
+
+#[test]
+fn removing_an_account_member_tells_every_workspace_of_the_account_and_keeps_the_last_admin() {
+    use worker_core::accounts::{RemoveRefusal, remove_account_member};
+    let Seeded {
+        store,
+        owner,
+        account,
+        workspace,
+    } = seeded_store("owner");
+    let colleague = UserId::from_random([0x11; 8]);
+    let restricted = WorkspaceId::from_random([0xcd; 8]);
+    store
+        .connection()
+        .execute_batch(&format!(
+            "INSERT INTO users (id, login, created_at) VALUES ('{colleague}', 'colleague', 1);
+             INSERT INTO memberships (account_id, user_id, role, created_at) VALUES ('{account}', '{colleague}', 'member', 1);
+             INSERT INTO workspaces (id, account_id, name, access_mode, created_by, created_at, updated_at)
+                 VALUES ('{restricted}', '{account}', 'Closed', 'restricted', '{owner}', 1, 1);
+             INSERT INTO workspace_members (workspace_id, user_id, role, created_at) VALUES ('{restricted}', '{colleague}', 'viewer', 1);"
+        ))
+        .unwrap();
+    let runtime = TestRuntime::ticking(1_700_000_000_000);
+    let admin = Actor::User { id: owner.clone() };
+    let removed = block_on(remove_account_member(
+        &store, &runtime, &admin, None, &account, &colleague,
+    ))
+    .unwrap()
+    .expect("a member is removed");
+    let mut told: Vec<(WorkspaceId, Option<WorkspaceRole>)> = removed
+        .events
+        .iter()
+        .map(|(workspace_id, events)| {
+            assert_eq!(events.len(), 1);
+            let event: WorkspaceEvent = serde_json::from_str(&events[0].body).unwrap();
+            assert_eq!(&event.workspace_id, workspace_id);
+            match event.payload {
+                EventPayload::MemberChanged { user_id, role } => {
+                    assert_eq!(user_id, colleague);
+                    (workspace_id.clone(), role)
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        })
+        .collect();
+    told.sort();
+    let mut expected = vec![
+        (workspace.clone(), None),
+        (restricted.clone(), Some(WorkspaceRole::Viewer)),
+    ];
+    expected.sort();
+    assert_eq!(
+        told, expected,
+        "each workspace hears the role the user keeps there"
+    );
+    // Gone: removing again says so and records nothing.
+    assert_eq!(
+        block_on(remove_account_member(
+            &store, &runtime, &admin, None, &account, &colleague,
+        ))
+        .unwrap(),
+        Err(RemoveRefusal::NotAMember)
+    );
+    // The last admin stays.
+    assert_eq!(
+        block_on(remove_account_member(
+            &store, &runtime, &admin, None, &account, &owner,
+        ))
+        .unwrap(),
+        Err(RemoveRefusal::LastAdmin)
+    );
+    let undelivered = block_on(delivery::undelivered_events(&store, workspace.as_str())).unwrap();
+    assert_eq!(undelivered.len(), 1, "the refusals recorded no event");
 }

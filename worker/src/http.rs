@@ -449,6 +449,7 @@ async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult 
         Operation::ImportIssues => routes::github::import_issues(context).await,
         Operation::GithubWebhook => routes::github::webhook(request, context).await,
         Operation::ListBlockGithub => routes::github::list_block_github(context).await,
+        Operation::RemoveAccountMember => accounts::remove_member(context).await,
     }
 }
 

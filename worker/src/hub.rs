@@ -11,15 +11,18 @@ use domain::access::Permission;
 use domain::api::{ApiError, ErrorCode};
 use domain::event::{Actor, WorkspaceEvent};
 use domain::hub::{
-    access_recheck, client_tag, echo_key, echo_tag, is_echo, jump_past_pruned_outbox,
-    prune_log_through, user_tag,
+    AccessRecheck, PendingAccessCheck, access_recheck, client_tag, echo_key, echo_tag, is_echo,
+    jump_past_pruned_outbox, pending_access_check, prune_log_through, user_tag, worth_holding,
 };
 use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{
-    CLOSE_ACCESS_REVOKED, CLOSE_SIGNED_OUT, ClientMessage, ControlMessage, PresentPerson,
-    REPLAY_LOG_CAPACITY, ReplayPlan, broadcastable, parse_client_message, plan_replay,
-    presence_list,
+    CLOSE_ACCESS_REVOKED, CLOSE_SIGNED_OUT, ClientMessage, ControlMessage, HeldEvent,
+    MAX_MESSAGES_PER_WINDOW, MAX_STREAMS_PER_USER, MESSAGE_WINDOW_MS, MessageWindow, PresentPerson,
+    REPLAY_LOG_CAPACITY, REPLAY_MAX_BYTES, REPLAY_PAGE_BYTES, ReplayPages, ReplayPlan,
+    admits_another_stream, broadcastable, count_message, page_replay, parse_client_message,
+    plan_replay, presence_list,
 };
+use domain::stream::{CLOSE_MESSAGE_RATE, CLOSE_TOO_MANY_STREAMS};
 use serde::{Deserialize, Serialize};
 use worker::{
     DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result, SqlStorageValue,
@@ -183,8 +186,26 @@ struct SeqRow {
 
 #[derive(Deserialize)]
 struct LogRow {
+    seq: i64,
     body: String,
     origin: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SizeRow {
+    seq: i64,
+    bytes: i64,
+}
+
+/// What a socket's hibernation attachment keeps: its person (for presence) and its message-rate
+/// window. The person's fields are flattened, so an attachment written before the window existed
+/// still reads.
+#[derive(Serialize, Deserialize)]
+struct SocketState {
+    #[serde(flatten)]
+    person: PresentPerson,
+    #[serde(default)]
+    window: MessageWindow,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +257,7 @@ impl DurableObject for WorkspaceHub {
             "/stats" => Response::from_json(&serde_json::json!({
                 "sockets": self.state.get_websockets().len(),
                 "lastSeq": self.last_seq()?,
+                "oldestSeq": self.oldest_seq()?,
                 "logSize": self.state.storage().sql().database_size(),
                 // Every event handed to /publish, duplicates included: in the normal path each
                 // event arrives once (a test counts them).
@@ -254,18 +276,42 @@ impl DurableObject for WorkspaceHub {
             WebSocketIncomingMessage::String(text) => text,
             WebSocketIncomingMessage::Binary(_) => String::from("<binary>"),
         };
+        // The socket's attachment keeps its person and message count (it survives hibernation).
+        let mut state = socket
+            .deserialize_attachment::<SocketState>()
+            .ok()
+            .flatten();
+        if let Some(state) = &mut state {
+            let (window, allowed) = count_message(
+                state.window,
+                crate::auth::now_ms(),
+                self.max_messages_per_window(),
+                MESSAGE_WINDOW_MS,
+            );
+            state.window = window;
+            if !allowed {
+                // The close code is the machine-readable answer; the reason says what to do.
+                let _ = socket.close(
+                    Some(CLOSE_MESSAGE_RATE),
+                    Some("too many messages; reconnect and send fewer"),
+                );
+                return Ok(());
+            }
+        }
         let reply = match parse_client_message(&text) {
             Ok(ClientMessage::Ping {}) => ControlMessage::Pong,
             Ok(ClientMessage::Presence { block_id }) => {
-                // The socket's attachment keeps what its person has open (it survives hibernation).
-                if let Some(mut person) = socket.deserialize_attachment::<PresentPerson>()? {
-                    person.block_id = block_id;
-                    socket.serialize_attachment(&person)?;
+                if let Some(mut state) = state {
+                    state.person.block_id = block_id;
+                    socket.serialize_attachment(&state)?;
                 }
                 return self.broadcast_presence();
             }
             Err(error) => ControlMessage::Error { error },
         };
+        if let Some(state) = &state {
+            socket.serialize_attachment(state)?;
+        }
         socket.send_with_str(serde_json::to_string(&reply)?)
     }
 
@@ -285,7 +331,7 @@ impl DurableObject for WorkspaceHub {
         let _ = socket.close(Some(code), Some("closed"));
         // A socket without a person is left out of the presence list (the closing one may still be
         // among the hub's sockets while this runs).
-        socket.serialize_attachment(Option::<PresentPerson>::None)?;
+        socket.serialize_attachment(Option::<SocketState>::None)?;
         self.broadcast_presence()
     }
 
@@ -351,7 +397,8 @@ impl WorkspaceHub {
     }
 
     fn hold(&self, events: &[OutboxEvent]) -> Result<()> {
-        for event in events {
+        let last = self.last_seq()?;
+        for event in events.iter().filter(|event| worth_holding(last, event.seq)) {
             // The log's `origin` column holds the writer's echo key (user and client id), not the
             // client id alone, which any member could claim.
             let origin = serde_json::from_str::<OriginOnly>(&event.body)
@@ -375,7 +422,7 @@ impl WorkspaceHub {
 
     /// Broadcasts every held event that continues the gap-free run, in order. Synchronous: no other
     /// event of this object runs in between, so two deliveries can never interleave their broadcasts.
-    fn flush(&self) -> Result<Vec<LogRow>> {
+    fn flush(&self) -> Result<()> {
         let last = self.last_seq()?;
         let held: Vec<SeqRow> = self
             .sql()
@@ -386,7 +433,7 @@ impl WorkspaceHub {
             .to_array()?;
         let run = broadcastable(last, &held.iter().map(|row| row.seq).collect::<Vec<_>>());
         let Some(&new_last) = run.last() else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let rows: Vec<LogRow> = self
             .sql()
@@ -407,19 +454,27 @@ impl WorkspaceHub {
                 .map(JsCast::unchecked_into::<Function>)
         });
         for row in &rows {
-            // The writer's own sockets are spared the echo.
+            // The writer's own sockets get `stream.echo` instead of the event they applied already,
+            // so they still see every seq and can tell a skipped event from a lost one.
             let echo =
                 echo_tag(row.origin.as_deref()).map(|tag| self.state.get_websockets_with_tag(&tag));
+            let echo_text = match &echo {
+                Some(echo) if !echo.is_empty() => Some(JsValue::from_str(&serde_json::to_string(
+                    &ControlMessage::Echo { seq: row.seq },
+                )?)),
+                _ => None,
+            };
             // The event's text is converted to a JS string once and that same string is sent to every
             // socket, instead of one UTF-8 → UTF-16 copy per socket.
             let text = JsValue::from_str(&row.body);
             for socket in &sockets {
-                if echo.as_ref().is_some_and(|echo| echo.contains(socket)) {
-                    continue;
-                }
+                let frame = match (&echo, &echo_text) {
+                    (Some(echo), Some(echo_text)) if echo.contains(socket) => echo_text,
+                    _ => &text,
+                };
                 // A socket that is closing refuses the send; it is gone on the next event anyway.
                 if let Some(send) = &send {
-                    let _ = send.call1(socket.as_ref().as_ref(), &text);
+                    let _ = send.call1(socket.as_ref().as_ref(), frame);
                 }
             }
         }
@@ -431,33 +486,47 @@ impl WorkspaceHub {
                 self.log_capacity(),
             ))]),
         )?;
-        Ok(rows)
+        Ok(())
     }
 
-    /// Reads events the hub has not got from the D1 outbox (a delivery still in flight, or lost).
-    async fn fill_from_outbox(&self) -> Result<()> {
+    /// Reads events the hub has not got from the D1 outbox (a delivery still in flight, or lost) and
+    /// broadcasts them, one bounded page at a time (`worker_core::delivery::OUTBOX_BATCH_BYTES`), until
+    /// the run reaches `through` or the outbox has nothing more: a hub far behind never holds the
+    /// whole backlog in memory.
+    async fn fill_from_outbox(&self, through: i64) -> Result<()> {
         let Some(workspace_id) = self
             .meta("workspace")?
             .and_then(|id| WorkspaceId::parse(&id).ok())
         else {
             return Ok(());
         };
-        let last = self.last_seq()?;
         let db =
             Db::from_env(&self.env).map_err(|error| worker::Error::RustError(error.message))?;
-        let rows = worker_core::delivery::events_after(&db, &workspace_id, last)
-            .await
-            .map_err(|error| worker::Error::RustError(error.message))?;
-        // The outbox may no longer have the events right after `last` (pruned): nobody can get them,
-        // so the run continues after them and older clients will be told to resync.
-        if let Some(new_last) = jump_past_pruned_outbox(
-            self.last_seq()?,
-            rows.first().map(|row| row.seq),
-            self.oldest_seq()?,
-        ) {
-            self.set_meta("last", &new_last.to_string())?;
+        loop {
+            let last = self.last_seq()?;
+            if last >= through {
+                return Ok(());
+            }
+            let rows = worker_core::delivery::events_after(&db, &workspace_id, last)
+                .await
+                .map_err(|error| worker::Error::RustError(error.message))?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            // The outbox may no longer have the events right after `last` (pruned): nobody can get
+            // them, so the run continues after them and older clients will be told to resync.
+            if let Some(new_last) =
+                jump_past_pruned_outbox(last, rows.first().map(|row| row.seq), self.oldest_seq()?)
+            {
+                self.set_meta("last", &new_last.to_string())?;
+            }
+            self.hold(&rows)?;
+            self.flush()?;
+            if self.last_seq()? <= last {
+                // No progress (a hole the outbox cannot fill yet): the next delivery tries again.
+                return Ok(());
+            }
         }
-        self.hold(&rows)
     }
 
     async fn publish(&self, mut request: Request) -> Result<Response> {
@@ -471,15 +540,18 @@ impl WorkspaceHub {
             &(received + publish.events.len() as i64).to_string(),
         )?;
         self.hold(&publish.events)?;
-        let mut sent = self.flush()?;
-        let last = self.last_seq()?;
-        if publish.events.iter().any(|event| event.seq > last) {
+        self.flush()?;
+        // The access re-checks of what was just broadcast (and any a failed delivery left owed) run
+        // before the gap fill, so a failing fill cannot skip them.
+        self.enforce_owed_access().await?;
+        let through = publish.events.iter().map(|event| event.seq).max();
+        if let Some(through) = through.filter(|through| *through > self.last_seq().unwrap_or(0)) {
             // A gap: an earlier event has not arrived. It is committed (sequence numbers exist only
             // in committed transactions), so the outbox has it.
-            self.fill_from_outbox().await?;
-            sent.extend(self.flush()?);
+            let filled = self.fill_from_outbox(through).await;
+            self.enforce_owed_access().await?;
+            filled?;
         }
-        self.enforce_access(&sent).await?;
         Response::from_json(&PublishAnswer {
             last_seq: self.last_seq()?,
         })
@@ -498,13 +570,29 @@ impl WorkspaceHub {
         let login = header("x-user-login").unwrap_or_default();
         let client_key = echo_key(Some(&user_id), header("x-client-id").as_deref());
         let since = header("x-since").and_then(|value| value.parse::<i64>().ok());
-        if since.is_some_and(|since| since > self.last_seq().unwrap_or(0)) {
-            // The client has seen more than this hub has broadcast: catch up from the outbox first.
-            self.fill_from_outbox().await?;
-            self.flush()?;
+        if let Some(since) = since.filter(|since| *since > self.last_seq().unwrap_or(0)) {
+            // The client has seen more than this hub has broadcast: catch up from the outbox first,
+            // with the same access re-checks as any other broadcast.
+            let filled = self.fill_from_outbox(since).await;
+            self.enforce_owed_access().await?;
+            filled?;
         }
 
         let pair = WebSocketPair::new()?;
+        let open_of_user = self
+            .state
+            .get_websockets_with_tag(&user_tag(&user_id))
+            .len();
+        if !admits_another_stream(open_of_user, self.max_streams_per_user()) {
+            // Accepted only to be closed with a code the client can act on (an HTTP refusal of
+            // the upgrade reaches a browser as an anonymous failure).
+            pair.server.accept()?;
+            let _ = pair.server.close(
+                Some(CLOSE_TOO_MANY_STREAMS),
+                Some("too many live streams of this workspace open; close some tabs"),
+            );
+            return Response::from_websocket(pair.client);
+        }
         let mut tags = vec![user_tag(&user_id)];
         if let Some(client_key) = &client_key {
             tags.push(client_tag(client_key));
@@ -512,10 +600,13 @@ impl WorkspaceHub {
         let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
         self.state
             .accept_websocket_with_tags(&pair.server, &tag_refs);
-        pair.server.serialize_attachment(PresentPerson {
-            login,
-            user_id: user_id.clone(),
-            block_id: None,
+        pair.server.serialize_attachment(SocketState {
+            person: PresentPerson {
+                login,
+                user_id: user_id.clone(),
+                block_id: None,
+            },
+            window: MessageWindow::default(),
         })?;
 
         // From here to the end nothing awaits, so no broadcast can slip between the replay and going
@@ -525,21 +616,61 @@ impl WorkspaceHub {
         match plan_replay(since, self.oldest_seq()?, last) {
             ReplayPlan::UpToDate => {}
             ReplayPlan::Replay { since, until } => {
-                let rows: Vec<LogRow> = self
+                // Sizes first: the replay goes live only over a contiguous range, and is read and
+                // sent one bounded page at a time.
+                let sizes: Vec<SizeRow> = self
                     .sql()
                     .exec(
-                        "SELECT seq, body, origin FROM log WHERE seq > ? AND seq <= ? ORDER BY seq",
+                        "SELECT seq, length(CAST(body AS BLOB)) AS bytes FROM log WHERE seq > ? AND seq <= ? ORDER BY seq",
                         Some(vec![
                             SqlStorageValue::Integer(since),
                             SqlStorageValue::Integer(until),
                         ]),
                     )?
                     .to_array()?;
-                for row in rows {
-                    if is_echo(row.origin.as_deref(), client_key.as_deref()) {
-                        continue;
+                let held: Vec<HeldEvent> = sizes
+                    .iter()
+                    .map(|row| HeldEvent {
+                        seq: row.seq,
+                        bytes: row.bytes,
+                    })
+                    .collect();
+                let pages = match page_replay(
+                    since,
+                    until,
+                    &held,
+                    REPLAY_PAGE_BYTES,
+                    self.replay_max_bytes(),
+                ) {
+                    ReplayPages::Pages(pages) => pages,
+                    ReplayPages::Resync => {
+                        let reason = "This stream cannot replay every event since your seq in one go; reload the board and reconnect with its seq.".to_owned();
+                        pair.server.send_with_str(serde_json::to_string(
+                            &ControlMessage::Resync { reason },
+                        )?)?;
+                        return Response::from_websocket(pair.client);
                     }
-                    pair.server.send_with_str(&row.body)?;
+                };
+                for (first, last_in_page) in pages {
+                    let rows: Vec<LogRow> = self
+                        .sql()
+                        .exec(
+                            "SELECT seq, body, origin FROM log WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                            Some(vec![
+                                SqlStorageValue::Integer(first),
+                                SqlStorageValue::Integer(last_in_page),
+                            ]),
+                        )?
+                        .to_array()?;
+                    for row in rows {
+                        if is_echo(row.origin.as_deref(), client_key.as_deref()) {
+                            pair.server.send_with_str(serde_json::to_string(
+                                &ControlMessage::Echo { seq: row.seq },
+                            )?)?;
+                        } else {
+                            pair.server.send_with_str(&row.body)?;
+                        }
+                    }
                 }
             }
             ReplayPlan::Resync => {
@@ -563,9 +694,10 @@ impl WorkspaceHub {
         let sockets = self.state.get_websockets();
         let people = presence_list(sockets.iter().filter_map(|socket| {
             socket
-                .deserialize_attachment::<PresentPerson>()
+                .deserialize_attachment::<SocketState>()
                 .ok()
                 .flatten()
+                .map(|state| state.person)
         }));
         let frame = serde_json::to_string(&ControlMessage::Presence { people })?;
         for socket in sockets {
@@ -575,31 +707,91 @@ impl WorkspaceHub {
         Ok(())
     }
 
-    /// After a membership or access-mode change, closes the sockets of users who lost access.
-    async fn enforce_access(&self, sent: &[LogRow]) -> Result<()> {
-        let payloads: Vec<_> = sent
-            .iter()
-            .filter_map(|row| serde_json::from_str::<WorkspaceEvent>(&row.body).ok())
-            .map(|event| event.payload)
-            .collect();
-        let recheck = access_recheck(&payloads);
-        if recheck.is_empty() {
-            return Ok(());
+    /// `HUB_MAX_STREAMS_PER_USER`, else the domain's default.
+    fn max_streams_per_user(&self) -> usize {
+        crate::auth::env_value(&self.env, "HUB_MAX_STREAMS_PER_USER")
+            .and_then(|value| value.parse().ok())
+            .filter(|max: &usize| *max > 0)
+            .unwrap_or(MAX_STREAMS_PER_USER)
+    }
+
+    /// `HUB_MAX_MESSAGES_PER_WINDOW`, else the domain's default.
+    fn max_messages_per_window(&self) -> u32 {
+        crate::auth::env_value(&self.env, "HUB_MAX_MESSAGES_PER_WINDOW")
+            .and_then(|value| value.parse().ok())
+            .filter(|max: &u32| *max > 0)
+            .unwrap_or(MAX_MESSAGES_PER_WINDOW)
+    }
+
+    /// The largest replay the hub sends (`HUB_REPLAY_MAX_BYTES`, for tests), else a resync.
+    fn replay_max_bytes(&self) -> i64 {
+        crate::auth::env_value(&self.env, "HUB_REPLAY_MAX_BYTES")
+            .and_then(|value| value.parse().ok())
+            .filter(|bytes: &i64| *bytes > 0)
+            .unwrap_or(REPLAY_MAX_BYTES)
+    }
+
+    /// Runs the access re-checks that the broadcast events call for (a membership or access-mode
+    /// change closes the sockets of users who lost access) and that are still owed: the progress is
+    /// kept in `meta.access_checked` and advanced only once the re-checks succeeded, so a failed one
+    /// (a D1 error) is repeated by the next delivery, the sweep's included.
+    async fn enforce_owed_access(&self) -> Result<()> {
+        let last = self.last_seq()?;
+        let checked = self
+            .meta("access_checked")?
+            .and_then(|value| value.parse::<i64>().ok())
+            .unwrap_or(0);
+        let recheck = match pending_access_check(checked, last, self.oldest_seq()?) {
+            PendingAccessCheck::Nothing => return Ok(()),
+            PendingAccessCheck::EveryoneConnected => AccessRecheck {
+                users: Vec::new(),
+                everyone_connected: true,
+            },
+            PendingAccessCheck::Events { from, to } => {
+                let rows: Vec<BodyRow> = self
+                    .sql()
+                    .exec(
+                        "SELECT body FROM log WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                        Some(vec![
+                            SqlStorageValue::Integer(from),
+                            SqlStorageValue::Integer(to),
+                        ]),
+                    )?
+                    .to_array()?;
+                let payloads: Vec<_> = rows
+                    .iter()
+                    .filter_map(|row| serde_json::from_str::<WorkspaceEvent>(&row.body).ok())
+                    .map(|event| event.payload)
+                    .collect();
+                access_recheck(&payloads)
+            }
+        };
+        if !recheck.is_empty() {
+            self.close_sockets_without_access(recheck).await?;
         }
-        let users_to_check = recheck.users(|| {
-            let mut connected = Vec::new();
-            for socket in self.state.get_websockets() {
-                for tag in self.state.get_tags(&socket) {
-                    if let Some(user) = tag
-                        .strip_prefix("user:")
-                        .and_then(|id| UserId::parse(id).ok())
-                    {
-                        connected.push(user);
-                    }
+        self.set_meta("access_checked", &last.to_string())
+    }
+
+    /// Every user with an open socket.
+    fn connected_users(&self) -> Vec<UserId> {
+        let mut connected = Vec::new();
+        for socket in self.state.get_websockets() {
+            for tag in self.state.get_tags(&socket) {
+                if let Some(user) = tag
+                    .strip_prefix("user:")
+                    .and_then(|id| UserId::parse(id).ok())
+                {
+                    connected.push(user);
                 }
             }
-            connected
-        });
+        }
+        connected
+    }
+
+    /// Looks up the access of `recheck`'s users in D1 and closes the sockets (4403) of those who can
+    /// no longer read the workspace.
+    async fn close_sockets_without_access(&self, recheck: AccessRecheck) -> Result<()> {
+        let users_to_check = recheck.users(|| self.connected_users());
         let Some(workspace_id) = self
             .meta("workspace")?
             .and_then(|id| WorkspaceId::parse(&id).ok())
@@ -635,6 +827,11 @@ impl WorkspaceHub {
         }
         Ok(())
     }
+}
+
+#[derive(Deserialize)]
+struct BodyRow {
+    body: String,
 }
 
 #[derive(Deserialize)]

@@ -31,11 +31,26 @@ fn window(env: &Env) -> domain::hub::SweepWindow {
 async fn sweep(env: &Env) -> Result<(), domain::api::ApiError> {
     let db = Db::from_env(env)?;
     let window = window(env);
-    for workspace_id in delivery::workspaces_with_missed_events(&db, window).await? {
-        let events = delivery::undelivered_events(&db, &workspace_id).await?;
-        crate::delivery::deliver_and_mark(env, &workspace_id, &events).await;
+    // Each workspace on its own: one whose events cannot be read or delivered is logged and left
+    // to the next sweep, and the others (and the pruning below) go on.
+    match delivery::workspaces_with_missed_events(&db, window).await {
+        Ok(workspaces) => {
+            for workspace_id in workspaces {
+                match delivery::undelivered_events(&db, &workspace_id).await {
+                    Ok(events) => {
+                        crate::delivery::deliver_and_mark(env, &workspace_id, &events).await
+                    }
+                    Err(error) => worker::console_error!(
+                        "sweep: reading the missed events of {workspace_id} failed: {error}"
+                    ),
+                }
+            }
+        }
+        Err(error) => worker::console_error!("sweep: listing missed events failed: {error}"),
     }
-    delivery::prune_delivered(&db, window).await?;
+    if let Err(error) = delivery::prune_delivered(&db, window).await {
+        worker::console_error!("sweep: pruning delivered events failed: {error}");
+    }
     // Reservations whose call crashed before settling hold budget until released here.
     let released = worker_core::spend::sweep_expired_reservations(&db, now_ms()).await?;
     if released > 0 {

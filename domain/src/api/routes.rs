@@ -112,6 +112,7 @@ pub enum Operation {
     ImportIssues,
     GithubWebhook,
     ListBlockGithub,
+    RemoveAccountMember,
 }
 
 /// Who may call a route.
@@ -381,6 +382,10 @@ pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
             "The GitHub state of the workspace's blocks (repository links, pull requests with CI and \
              review, imported issues, notes); follow `block.github` events from the snapshot's seq",
             request: None, success: 200, Vec<super::github::BlockGithub>),
+        route!(Delete "/accounts/:id/members/:userId" => RemoveAccountMember, SIGNED_IN,
+            "Remove someone from an account (account admins only; never its last admin). Their open \
+             live streams of the account's workspaces where they lose access close with code 4403",
+            request: None, success: 204),
     ]
 });
 
@@ -574,7 +579,7 @@ mod tests {
             "an operation is routed twice"
         );
         // Adding an Operation variant without a route makes this list (and so this test) fail to match.
-        assert_eq!(ROUTES.len(), 65);
+        assert_eq!(ROUTES.len(), 66);
     }
 
     #[test]

@@ -5,10 +5,12 @@ use domain::api::workspaces::{
     Account, AccountKind, AccountMember, AddAccountMemberRequest, CreateAccountRequest,
 };
 use domain::api::{ApiError, FieldProblem};
-use domain::ids::AccountId;
+use domain::event::Actor;
+use domain::ids::{AccountId, UserId};
+use worker_core::accounts::{RemoveRefusal, remove_account_member};
 
 use crate::auth::now_ms;
-use crate::http::{HandlerResult, RequestContext, json};
+use crate::http::{HandlerResult, RequestContext, json, no_content};
 use crate::ids::random_id_bytes;
 use crate::people;
 
@@ -82,4 +84,54 @@ pub async fn add_member(context: &RequestContext) -> HandlerResult {
             role: request.role,
         },
     )
+}
+
+/// `DELETE /accounts/:id/members/:userId`: account admins remove someone (never the last admin). Each
+/// of the account's workspaces records a `member.changed` for them, so every hub re-checks their access
+/// and closes the sockets of the workspaces they can no longer read.
+pub async fn remove_member(context: &RequestContext) -> HandlerResult {
+    let hidden = || ApiError::not_found("This account");
+    let account_id = AccountId::parse(context.param("id")).map_err(|_| hidden())?;
+    let account = people::account_of(&context.db, &context.caller().user.id, &account_id).await?;
+    if account.role != AccountRole::Admin {
+        return Err(ApiError::forbidden(
+            "Only an admin of this account can manage its members.",
+        ));
+    }
+    let not_a_member = || ApiError::not_found("This member of the account");
+    let user_id = UserId::parse(context.param("userId")).map_err(|_| not_a_member())?;
+    if account.kind == AccountKind::Personal {
+        return Err(ApiError::invalid_fields(vec![FieldProblem::new(
+            "userId",
+            "a personal account always keeps its one member; remove people from an organisation account",
+        )]));
+    }
+    let actor = Actor::User {
+        id: context.caller().user.id.clone(),
+    };
+    let removed = remove_account_member(
+        &context.db,
+        &crate::ids::WorkerRuntime,
+        &actor,
+        context.client_id.clone(),
+        &account_id,
+        &user_id,
+    )
+    .await?
+    .map_err(|refusal| match refusal {
+        RemoveRefusal::NotAMember => not_a_member(),
+        RemoveRefusal::LastAdmin => ApiError::rule_violated(
+            "last_account_admin",
+            "This is the account's last admin; make someone else an admin first.".to_owned(),
+        ),
+    })?;
+    if context.deliver_events {
+        for (workspace_id, events) in removed.events {
+            let env = context.env.clone();
+            context.execution.wait_until(async move {
+                crate::delivery::deliver_and_mark(&env, workspace_id.as_str(), &events).await
+            });
+        }
+    }
+    no_content()
 }

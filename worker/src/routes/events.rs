@@ -15,14 +15,25 @@ use crate::hub;
 /// `POST /workspaces/:id/events/ticket`: a short-lived ticket bound to the caller and this workspace.
 /// Browsers cannot set headers on a WebSocket, so the stream authenticates with this instead of the
 /// bearer token (which therefore never appears in a URL).
+/// The ticket carries the user's session generation: signing out everywhere bumps it, which kills
+/// every ticket minted before, used or not.
 pub async fn ticket(context: &RequestContext) -> HandlerResult {
     let now = now_seconds();
+    let generation = context
+        .db
+        .first::<GenerationRow>(
+            "SELECT session_generation FROM users WHERE id = ?1",
+            &crate::params![context.caller().user.id.as_str()],
+        )
+        .await?
+        .map(|row| row.session_generation)
+        .ok_or_else(|| ApiError::unauthorized("The account behind this token no longer exists."))?;
     let claims = Claims {
         sub: context.caller().user.id.to_string(),
         aud: Audience::WsTicket,
         iat: now,
         exp: now + TICKET_TTL_SECONDS,
-        generation: 0,
+        generation,
         jti: crate::ids::random_hex::<8>()?,
         ws: Some(context.workspace().workspace.id.to_string()),
     };
@@ -98,15 +109,34 @@ pub async fn open(request: &Request, context: &RequestContext) -> HandlerResult 
         .get("clientId")
         .filter(|id| !id.is_empty() && id.len() <= 64)
         .map(String::as_str);
-    let login = context
+    let user = context
         .db
         .first::<LoginRow>(
-            "SELECT login FROM users WHERE id = ?1",
+            "SELECT login, session_generation FROM users WHERE id = ?1",
             &crate::params![user_id.as_str()],
         )
         .await?
-        .map(|row| row.login)
-        .unwrap_or_default();
+        .ok_or_else(|| ApiError::unauthorized("The ticket's user no longer exists."))?;
+    if user.session_generation != claims.generation {
+        return Err(ApiError::unauthorized(
+            "This ticket was issued before you signed out everywhere; sign in again and get a fresh ticket.",
+        ));
+    }
+    // Single use: the ticket's id joins the revoked tokens until it would have expired anyway (the
+    // sweep trims them), so a ticket copied from a log or a URL opens nothing.
+    let first_use = context
+        .db
+        .run(
+            "INSERT OR IGNORE INTO revoked_sessions (jti, expires_at) VALUES (?1, ?2)",
+            &crate::params![format!("ticket:{}", claims.jti), claims.exp],
+        )
+        .await?;
+    if first_use == 0 {
+        return Err(ApiError::unauthorized(
+            "This ticket was used already; get a fresh one for each connection.",
+        ));
+    }
+    let login = user.login;
     hub::connect(
         &context.env,
         workspace_id.as_str(),
@@ -122,4 +152,10 @@ pub async fn open(request: &Request, context: &RequestContext) -> HandlerResult 
 #[derive(serde::Deserialize)]
 struct LoginRow {
     login: String,
+    session_generation: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct GenerationRow {
+    session_generation: i64,
 }
