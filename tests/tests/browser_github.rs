@@ -246,6 +246,20 @@ async fn an_admin_connects_github_links_a_frame_and_sees_pull_requests_and_ci_on
         "Issue #5",
     )
     .await;
+    // It went to a free slot of the frame: the task already there stays visible.
+    let imported = browser
+        .rect("[data-testid='block-task'][data-title='Export to CSV']")
+        .await
+        .unwrap();
+    let existing = browser.rect(&card_of(&task)).await.unwrap();
+    let apart = imported.0 + imported.2 <= existing.0
+        || existing.0 + existing.2 <= imported.0
+        || imported.1 + imported.3 <= existing.1
+        || existing.1 + existing.3 <= imported.1;
+    assert!(
+        apart,
+        "the imported task covers the existing one: {imported:?} / {existing:?}"
+    );
 
     // GitHub's webhooks: a pull request for the task, then a red check. The card shows both live.
     let sender = WebhookSender::new(server.url("/github/webhooks"), WEBHOOK_SECRET.as_bytes());
@@ -354,7 +368,11 @@ async fn an_admin_connects_github_links_a_frame_and_sees_pull_requests_and_ci_on
     browser.screenshot("github-merged").await;
 
     // A reload shows the same from the snapshot and the GitHub state the board loads with it.
-    browser.client.refresh().await.unwrap();
+    browser
+        .client
+        .goto(&server.url(&format!("/w/{workspace}")))
+        .await
+        .unwrap();
     browser.wait_for("[data-testid='board']").await;
     wait_live(&browser).await;
     wait_text(

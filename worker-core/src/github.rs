@@ -860,6 +860,36 @@ pub async fn import_issues<S: Store, R: Runtime>(
         already_imported: plan.already_imported.clone(),
         refreshed: Vec::new(),
     };
+    // New tasks go in the frame's free slots, never over what it already holds.
+    #[derive(Deserialize)]
+    struct ChildRow {
+        x: f64,
+        y: f64,
+        width: f64,
+        height: f64,
+    }
+    let children: Vec<ChildRow> = store
+        .all(Statement::new(
+            "SELECT x, y, width, height FROM blocks WHERE workspace_id = ?1 AND parent_id = ?2",
+            &params![workspace, frame.id.as_str()],
+        ))
+        .await?;
+    let siblings: Vec<(Position, domain::board::Size)> = children
+        .iter()
+        .map(|child| {
+            (
+                Position {
+                    x: child.x,
+                    y: child.y,
+                },
+                domain::board::Size {
+                    width: child.width,
+                    height: child.height,
+                },
+            )
+        })
+        .collect();
+    let slots = domain::board::free_task_slots(frame.size, &siblings, plan.create.len());
     let mut events = Vec::new();
     for (index, issue) in plan.create.iter().enumerate() {
         let now = runtime.now_ms();
@@ -870,10 +900,7 @@ pub async fn import_issues<S: Store, R: Runtime>(
             description: Some(format!("Imported from {}", issue.issue_url)),
             requirements: None,
             status: Some(BlockStatus::Ready),
-            position: Some(Position {
-                x: 24.0 + 16.0 * (index % 8) as f64,
-                y: 72.0 + 48.0 * (index / 8) as f64,
-            }),
+            position: slots.get(index).copied(),
             size: None,
             repo_url: None,
         };
