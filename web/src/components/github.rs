@@ -254,6 +254,9 @@ pub fn GithubSection(props: &GithubSectionProps) -> Html {
 pub struct GithubDialogProps {
     pub account_id: AccountId,
     pub on_close: Callback<()>,
+    /// An installation was disconnected: its frames were unlinked, and the hub does not echo this
+    /// tab's own change, so the page reloads the blocks' GitHub state.
+    pub on_disconnected: Callback<()>,
 }
 
 /// The account's GitHub connection: its installations, "Connect GitHub" (GitHub's installation page,
@@ -295,12 +298,25 @@ pub fn GithubDialog(props: &GithubDialogProps) -> Html {
         })
     };
     let disconnect = |installation_id: u64| {
-        let (error, reload, account) = (error.clone(), reload.clone(), props.account_id.clone());
+        let (error, reload, account, on_disconnected) = (
+            error.clone(),
+            reload.clone(),
+            props.account_id.clone(),
+            props.on_disconnected.clone(),
+        );
         Callback::from(move |_: MouseEvent| {
-            let (error, reload, account) = (error.clone(), reload.clone(), account.clone());
+            let (error, reload, account, on_disconnected) = (
+                error.clone(),
+                reload.clone(),
+                account.clone(),
+                on_disconnected.clone(),
+            );
             wasm_bindgen_futures::spawn_local(async move {
                 match api::disconnect_github_installation(&account, installation_id).await {
-                    Ok(()) => reload.set(*reload + 1),
+                    Ok(()) => {
+                        reload.set(*reload + 1);
+                        on_disconnected.emit(());
+                    }
                     Err(failure) => error.set(Some(explain(&failure))),
                 }
             });

@@ -512,18 +512,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             }
             bump.emit(());
             // The new tasks' issue links were recorded with them; load them like on page load.
-            let (engine, bump, workspace) = (engine.clone(), bump.clone(), workspace.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                if let Ok(states) = api::github_blocks(&workspace).await {
-                    let mut engine = engine.borrow_mut();
-                    for state in states {
-                        if crate::model::github::store_state(&mut engine.board.github, state) {
-                            engine.board.version += 1;
-                        }
-                    }
-                }
-                bump.emit(());
-            });
+            reload_github(engine.clone(), workspace.clone(), bump.clone());
         })
     };
     let panel = selected.map(|id| {
@@ -583,7 +572,15 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             let github_open = github_open.clone();
             Callback::from(move |_| github_open.set(false))
         };
-        html! { <GithubDialog account_id={account_id.clone()} on_close={close} /> }
+        let on_disconnected = {
+            let (engine, bump, workspace) = (
+                shared.0.clone(),
+                bump.clone(),
+                props.workspace_id.clone(),
+            );
+            Callback::from(move |_| reload_github(engine.clone(), workspace.clone(), bump.clone()))
+        };
+        html! { <GithubDialog account_id={account_id.clone()} on_close={close} {on_disconnected} /> }
     });
     let open_github = {
         let github_open = github_open.clone();
@@ -779,6 +776,22 @@ fn load_runs_and_spend(
                 engine.board.spend = tally;
             }
             engine.board.version += 1;
+        }
+        bump.emit(());
+    });
+}
+
+/// Reloads the blocks' GitHub state after a GitHub change made from this tab (the hub does not echo
+/// a tab's own changes, and an import or a disconnect changes blocks other than the one answered).
+fn reload_github(engine: Rc<RefCell<Engine>>, workspace: WorkspaceId, bump: Callback<()>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Ok(states) = api::github_blocks(&workspace).await {
+            let mut engine = engine.borrow_mut();
+            for state in states {
+                if crate::model::github::store_state(&mut engine.board.github, state) {
+                    engine.board.version += 1;
+                }
+            }
         }
         bump.emit(());
     });
