@@ -101,6 +101,10 @@ struct FakeState {
     /// `owner/name` → the clone URL `GET /repos/{owner}/{repo}` reports (a local bare repository in
     /// tests: the runner clones and pushes there, and opens the pull request through this fake).
     clone_urls: HashMap<String, String>,
+    /// The App's "Setup URL" and the installation a person "installs" on the App's installation
+    /// page (`GET /apps/{slug}/installations/new`), which sends the browser back there as GitHub
+    /// does: `?installation_id&setup_action=install&code&state`.
+    setup: Option<(String, u64)>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -387,6 +391,43 @@ fn verify_rs256(jwt: &str, public_key: &std::path::Path) -> bool {
         .arg(&input_path)
         .output()
         .is_ok_and(|output| output.status.success())
+}
+
+/// GitHub's installation page, reduced to its outcome: the person installs the App on the
+/// configured installation and GitHub redirects the browser to the App's setup URL with an OAuth
+/// code and the state it was given.
+async fn install_page(
+    State(state): State<Shared>,
+    Path(slug): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    record(
+        &state,
+        "GET",
+        format!("/apps/{slug}/installations/new"),
+        &query,
+        &headers,
+        &[],
+    );
+    let Some((setup_url, installation_id)) = state.lock().unwrap().setup.clone() else {
+        return error(StatusCode::NOT_FOUND, "no setup URL configured in the fake");
+    };
+    let Some(state_parameter) = query.get("state") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the installation link carries no state",
+        );
+    };
+    let location = format!(
+        "{setup_url}?installation_id={installation_id}&setup_action=install&code=good-code&state={state_parameter}"
+    );
+    let mut response = StatusCode::FOUND.into_response();
+    response.headers_mut().insert(
+        "location",
+        HeaderValue::from_str(&location).expect("a header-safe URL"),
+    );
+    response
 }
 
 async fn oauth_access_token(
@@ -814,6 +855,7 @@ impl FakeGithub {
             .route("/installation/repositories", get(installation_repositories))
             .route("/user/installations", get(user_installations))
             .route("/login/oauth/access_token", post(oauth_access_token))
+            .route("/apps/{slug}/installations/new", get(install_page))
             .route("/repos/{owner}/{repo}", get(get_repository))
             .route("/repos/{owner}/{repo}/issues", get(list_issues))
             .route(
@@ -857,6 +899,12 @@ impl FakeGithub {
             .unwrap()
             .clone_urls
             .insert(full_name.to_owned(), clone_url.to_owned());
+    }
+
+    /// Where the installation page sends the browser back (the worker's `/github/setup`), and which
+    /// installation the person installs there.
+    pub fn set_setup(&self, setup_url: &str, installation_id: u64) {
+        self.state.lock().unwrap().setup = Some((setup_url.to_owned(), installation_id));
     }
 
     /// App JWTs must verify against this public key (a PEM file) from now on.

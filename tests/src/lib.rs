@@ -12,6 +12,7 @@ pub mod board_ui;
 pub mod browser;
 pub mod events;
 pub mod fake_github;
+pub mod github_app;
 pub mod http;
 pub mod process;
 pub mod runner;

@@ -132,8 +132,8 @@ fn github_server(github_url: &str, extra: &[(&str, &str)]) -> WorkerServer {
         ("AUTH_SESSION_SECRET", "a-test-secret-that-is-long-enough"),
         ("GITHUB_CLIENT_ID", "test-client-id"),
         ("GITHUB_CLIENT_SECRET", "shh-client-secret"),
-        ("GITHUB_OAUTH_BASE_URL", github_url),
-        ("GITHUB_API_BASE_URL", github_url),
+        ("GITHUB_WEB_URL", github_url),
+        ("GITHUB_API_URL", github_url),
         ("PUBLIC_ORIGIN", "{origin}"),
     ];
     settings.extend_from_slice(extra);

@@ -2,7 +2,6 @@
 //! account, list and link repositories, import issues twice, webhooks (forged, missing, replayed,
 //! merged, red CI, removed repository), token scopes, and no token in any log line or response.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cat_tests::api::{Client, RawBody, unique_login};
@@ -10,76 +9,15 @@ use cat_tests::events::EventStream;
 use cat_tests::fake_github::{
     FakeGithub, FakeInstallation, FakeIssue, FakeRepository, Signing, WebhookSender,
 };
+use cat_tests::github_app::{Setup, WEBHOOK_SECRET, setup, setup_with};
 use cat_tests::runner::{ForgeRoot, HarnessProcess, RUNNER_SECRET};
 use cat_tests::scripted_model::{RecordedModelRequest, Reply, ScriptedModel};
 use cat_tests::worker::{ServerOptions, WorkerServer};
 use serde_json::{Value, json};
 
-const WEBHOOK_SECRET: &str = "fake-webhook-secret-0123456789";
-const CLIENT_ID: &str = "Iv1.fakeclient";
-const CLIENT_SECRET: &str = "fake-client-secret-abcdef";
 const INSTALLATION: u64 = 7001;
 const SOMEONE_ELSES_INSTALLATION: u64 = 7002;
 const BILLING: u64 = 501;
-
-/// A fresh App key pair, as GitHub hands it out (PKCS#1 PEM), and its public half for the fake.
-fn app_key_pair(dir: &Path) -> (String, PathBuf) {
-    let private = dir.join("app.pem");
-    let public = dir.join("app.pub.pem");
-    let status = std::process::Command::new("openssl")
-        .args(["genrsa", "-traditional", "-out"])
-        .arg(&private)
-        .arg("2048")
-        .output()
-        .expect("openssl runs");
-    assert!(status.status.success(), "openssl genrsa failed");
-    let status = std::process::Command::new("openssl")
-        .args(["rsa", "-pubout", "-in"])
-        .arg(&private)
-        .arg("-out")
-        .arg(&public)
-        .output()
-        .expect("openssl runs");
-    assert!(status.status.success(), "openssl rsa -pubout failed");
-    (std::fs::read_to_string(&private).unwrap(), public)
-}
-
-struct Setup {
-    server: WorkerServer,
-    fake: FakeGithub,
-    _keys: tempfile::TempDir,
-}
-
-async fn setup() -> Setup {
-    setup_with(ServerOptions::default()).await
-}
-
-async fn setup_with(mut options: ServerOptions) -> Setup {
-    let keys = tempfile::tempdir().unwrap();
-    let (private_key, public_key) = app_key_pair(keys.path());
-    let fake = FakeGithub::start().await;
-    fake.verify_app_jwts_with(public_key);
-    fake.set_oauth_client(CLIENT_ID, CLIENT_SECRET);
-    for (name, value) in [
-        ("GITHUB_APP_ID", "4242".to_owned()),
-        // One line with `\n` escapes, as a secret is often pasted; the worker reads both forms.
-        ("GITHUB_APP_PRIVATE_KEY", private_key.replace('\n', "\\n")),
-        ("GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-        ("GITHUB_APP_CLIENT_ID", CLIENT_ID.to_owned()),
-        ("GITHUB_APP_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
-        ("GITHUB_APP_SLUG", "cat-factory-test".to_owned()),
-        ("GITHUB_API_URL", fake.base_url.clone()),
-        ("GITHUB_WEB_URL", fake.base_url.clone()),
-    ] {
-        options.vars.push((name.to_owned(), value));
-    }
-    let server = WorkerServer::start_with(options);
-    Setup {
-        server,
-        fake,
-        _keys: keys,
-    }
-}
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
@@ -178,16 +116,14 @@ async fn an_account_connects_github_links_a_frame_imports_issues_and_follows_pul
         .unwrap()
         .to_owned();
 
-    // Install: the redirect carries a signed state; the callback checks the user's installations.
+    // Install: the answer names GitHub's page with a signed state; the callback checks the user's
+    // installations.
     let http = no_redirects();
-    let install = http
-        .get(server.url(&format!("/accounts/{account}/github/install")))
-        .bearer_auth(admin.token.as_deref().unwrap())
-        .send()
+    let install = admin
+        .get(&format!("/accounts/{account}/github/install"))
         .await
-        .unwrap();
-    assert_eq!(install.status(), 302);
-    let location = install.headers()["location"].to_str().unwrap().to_owned();
+        .expect(200);
+    let location = install["url"].as_str().unwrap().to_owned();
     let prefix = format!(
         "{}/apps/cat-factory-test/installations/new?state=",
         fake.base_url
@@ -535,13 +471,11 @@ async fn without_the_apps_settings_the_github_routes_answer_503_and_the_board_wo
 /// callback, as a browser would.
 async fn connect(server: &WorkerServer, fake: &FakeGithub, admin: &Client, account: &str) {
     let http = no_redirects();
-    let install = http
-        .get(server.url(&format!("/accounts/{account}/github/install")))
-        .bearer_auth(admin.token.as_deref().unwrap())
-        .send()
+    let install = admin
+        .get(&format!("/accounts/{account}/github/install"))
         .await
-        .unwrap();
-    let location = install.headers()["location"].to_str().unwrap().to_owned();
+        .expect(200);
+    let location = install["url"].as_str().unwrap().to_owned();
     let state = location.split("state=").nth(1).unwrap().to_owned();
     let installed = http
         .get(server.url(&format!(

@@ -10,6 +10,10 @@ use domain::api::board::{
     BoardSnapshot, CreateBlockRequest, CreateEdgeRequest, ReparentRequest, StaleRevision,
     UpdateBlockRequest,
 };
+use domain::api::github::{
+    BlockGithub, GithubInstallLink, GithubInstallationView, GithubRepositoryPage,
+    ImportIssuesRequest, ImportIssuesResult, LinkRepositoryRequest,
+};
 use domain::api::health::HealthResponse;
 use domain::api::runs::{
     AnswerDecisionRequest, CreateRunRequest, GiveApprovalRequest, PipelineView, RunRecord,
@@ -538,4 +542,95 @@ pub async fn workspace_spend(workspace: &WorkspaceId) -> Result<Vec<SpendLine>, 
 /// The account's budget this month (404 for a person who is not a member of the account).
 pub async fn account_spend(account: &AccountId) -> Result<AccountSpend, ApiFailure> {
     call(Method::GET, &format!("/accounts/{account}/spend"), NO_BODY).await
+}
+
+// ---- GitHub (issue 15) -------------------------------------------------------------------------
+
+/// The GitHub state of the workspace's blocks (the board follows `block.github` from then on).
+pub async fn github_blocks(workspace: &WorkspaceId) -> Result<Vec<BlockGithub>, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/workspaces/{workspace}/github/blocks"),
+        NO_BODY,
+    )
+    .await
+}
+
+/// Where to send an account admin to install the GitHub App (the page then navigates there).
+pub async fn github_install_link(account: &AccountId) -> Result<GithubInstallLink, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/accounts/{account}/github/install"),
+        NO_BODY,
+    )
+    .await
+}
+
+/// The App's installations connected to the account (account admins only).
+pub async fn github_installations(
+    account: &AccountId,
+) -> Result<Vec<GithubInstallationView>, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/accounts/{account}/github/installations"),
+        NO_BODY,
+    )
+    .await
+}
+
+/// Disconnects an installation from the account (its frames are unlinked, never deleted).
+pub async fn disconnect_github_installation(
+    account: &AccountId,
+    installation_id: u64,
+) -> Result<(), ApiFailure> {
+    send(
+        Method::DELETE,
+        &format!("/accounts/{account}/github/installations/{installation_id}"),
+        NO_BODY,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// One page of the repositories the account's installations can see (`refresh`: ask GitHub first).
+pub async fn github_repositories(
+    workspace: &WorkspaceId,
+    page: u32,
+    refresh: bool,
+) -> Result<GithubRepositoryPage, ApiFailure> {
+    let refresh = if refresh { "&refresh=1" } else { "" };
+    call(
+        Method::GET,
+        &format!("/workspaces/{workspace}/github/repos?page={page}&perPage=100{refresh}"),
+        NO_BODY,
+    )
+    .await
+}
+
+/// Links a frame to a repository (and optionally a folder in it).
+pub async fn link_github_repository(
+    workspace: &WorkspaceId,
+    frame: &BlockId,
+    request: &LinkRepositoryRequest,
+) -> Result<BlockGithub, ApiFailure> {
+    call(
+        Method::PUT,
+        &format!("/workspaces/{workspace}/blocks/{frame}/repo"),
+        Some(request),
+    )
+    .await
+}
+
+/// Imports the open issues of the frame's repository as tasks under it.
+pub async fn import_github_issues(
+    workspace: &WorkspaceId,
+    frame: &BlockId,
+    request: &ImportIssuesRequest,
+) -> Result<ImportIssuesResult, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/workspaces/{workspace}/blocks/{frame}/import-issues"),
+        Some(request),
+    )
+    .await
 }

@@ -316,31 +316,7 @@ pub async fn update_block<S: Store, R: Runtime>(
         "EXISTS (SELECT 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2 AND rev = ?3)",
         &params![workspace, block_id.as_str(), current.rev],
     );
-    plan.push(
-        &format!(
-            "UPDATE blocks SET title = ?3, description = ?4, requirements = ?5, status = ?6, x = ?7, y = ?8,
-                width = ?9, height = ?10, repo_url = ?11, archived = ?12, rev = ?13, updated_at = ?14,
-                board_json = ?15
-             WHERE workspace_id = ?1 AND id = ?2 AND {GUARD}"
-        ),
-        &params![
-            workspace,
-            block_id.as_str(),
-            next.title.as_str(),
-            next.description.as_str(),
-            next.requirements.as_str(),
-            next.status.as_str(),
-            next.position.x,
-            next.position.y,
-            next.size.width,
-            next.size.height,
-            next.repo_url.clone(),
-            next.archived,
-            next.rev,
-            now,
-            board_json(&next)
-        ],
-    );
+    push_block_row_update(&mut plan, &context.workspace_id, &next, now);
     if let Some(committed) = events::commit(
         store,
         plan,
@@ -360,6 +336,42 @@ pub async fn update_block<S: Store, R: Runtime>(
         Some(current) => Err(stale_revision(current, request.rev)),
         None => Err(ApiError::not_found("This block")),
     }
+}
+
+/// Adds to `plan`: write `next` (a block of `workspace_id` as a command decided it) over its row. The
+/// caller's guard must pin the row it was decided from (its `rev`), and the caller records the
+/// `block.updated` event in the same plan.
+pub(crate) fn push_block_row_update(
+    plan: &mut GuardedPlan,
+    workspace_id: &WorkspaceId,
+    next: &Block,
+    now: i64,
+) {
+    plan.push(
+        &format!(
+            "UPDATE blocks SET title = ?3, description = ?4, requirements = ?5, status = ?6, x = ?7, y = ?8,
+                width = ?9, height = ?10, repo_url = ?11, archived = ?12, rev = ?13, updated_at = ?14,
+                board_json = ?15
+             WHERE workspace_id = ?1 AND id = ?2 AND {GUARD}"
+        ),
+        &params![
+            workspace_id.as_str(),
+            next.id.as_str(),
+            next.title.as_str(),
+            next.description.as_str(),
+            next.requirements.as_str(),
+            next.status.as_str(),
+            next.position.x,
+            next.position.y,
+            next.size.width,
+            next.size.height,
+            next.repo_url.clone(),
+            next.archived,
+            next.rev,
+            now,
+            board_json(next)
+        ],
+    );
 }
 
 #[derive(Deserialize)]

@@ -4,10 +4,11 @@
 //!
 //! Every decision is `domain::github`'s; this module reads what a decision needs and commits its
 //! result. A block's GitHub state and its `block.github` event are written in one guarded plan. A
-//! delivery's projection writes and its `X-GitHub-Delivery` row are one plan too, guarded by "not
-//! recorded yet" and by the projection being what the decision was made against, so a replay — even
-//! a concurrent one — has no second effect and two deliveries for the same pull request never lose
-//! each other's update.
+//! pull request, review or CI delivery is ONE plan ([`DeliveryPlan`]): its projection writes, its
+//! board effects (block status with `block.updated`, GitHub state with `block.github`) and its
+//! `X-GitHub-Delivery` row, guarded by "not recorded yet" and by everything the decision read. So a
+//! crash leaves all or nothing (a redelivery redoes it), a replay — even a concurrent one — has no
+//! second effect, and two deliveries for the same pull request never lose each other's update.
 //! No token is ever stored here.
 
 use domain::api::github::{
@@ -860,6 +861,36 @@ pub async fn import_issues<S: Store, R: Runtime>(
         already_imported: plan.already_imported.clone(),
         refreshed: Vec::new(),
     };
+    // New tasks go in the frame's free slots, never over what it already holds.
+    #[derive(Deserialize)]
+    struct ChildRow {
+        x: f64,
+        y: f64,
+        width: f64,
+        height: f64,
+    }
+    let children: Vec<ChildRow> = store
+        .all(Statement::new(
+            "SELECT x, y, width, height FROM blocks WHERE workspace_id = ?1 AND parent_id = ?2",
+            &params![workspace, frame.id.as_str()],
+        ))
+        .await?;
+    let siblings: Vec<(Position, domain::board::Size)> = children
+        .iter()
+        .map(|child| {
+            (
+                Position {
+                    x: child.x,
+                    y: child.y,
+                },
+                domain::board::Size {
+                    width: child.width,
+                    height: child.height,
+                },
+            )
+        })
+        .collect();
+    let slots = domain::board::free_task_slots(frame.size, &siblings, plan.create.len());
     let mut events = Vec::new();
     for (index, issue) in plan.create.iter().enumerate() {
         let now = runtime.now_ms();
@@ -870,10 +901,7 @@ pub async fn import_issues<S: Store, R: Runtime>(
             description: Some(format!("Imported from {}", issue.issue_url)),
             requirements: None,
             status: Some(BlockStatus::Ready),
-            position: Some(Position {
-                x: 24.0 + 16.0 * (index % 8) as f64,
-                y: 72.0 + 48.0 * (index / 8) as f64,
-            }),
+            position: slots.get(index).copied(),
             size: None,
             repo_url: None,
         };
@@ -1176,101 +1204,312 @@ pub struct ProjectionWrite {
     pub ci: Vec<(u64, String, CiRecord, CiRecord)>,
 }
 
-/// Commits a delivery's projection writes together with its delivery row, only if the delivery is
-/// not recorded yet and the projections are still what the decision read. `Ok(None)`: replayed;
-/// `Err(conflict)`: the projections changed — decide again from a fresh read.
-pub async fn commit_projection<S: Store, R: Runtime>(
-    store: &S,
-    runtime: &R,
-    delivery_id: &str,
-    event: &str,
-    write: &ProjectionWrite,
-) -> Result<Option<()>, ApiError> {
-    let now = runtime.now_ms();
-    let mut conditions = vec![
-        "NOT EXISTS (SELECT 1 FROM github_webhook_deliveries WHERE delivery_id = ?1)".to_owned(),
-    ];
-    let mut guard_params = params![delivery_id].to_vec();
-    let mut statements: Vec<(String, Vec<crate::store::Param>)> = Vec::new();
-    for (old, new) in &write.pull_requests {
-        let old_json = old
-            .as_ref()
-            .map(|pr| serde_json::to_string(pr).map_err(|_| ApiError::internal()))
-            .transpose()?;
-        let base = guard_params.len();
-        conditions.push(format!(
-            "(SELECT projection FROM github_pull_requests WHERE repository_id = ?{} AND number = ?{}) IS ?{}",
-            base + 1,
-            base + 2,
-            base + 3
-        ));
-        guard_params.extend(params![
-            to_i64(new.repository_id),
-            to_i64(new.number),
-            old_json
-        ]);
-        let new_json = serde_json::to_string(new).map_err(|_| ApiError::internal())?;
-        statements.push((
-            format!(
-                "INSERT INTO github_pull_requests (repository_id, number, block_id, head_sha, projection, updated_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE {GUARD}
-                 ON CONFLICT (repository_id, number) DO UPDATE SET block_id = excluded.block_id,
-                     head_sha = excluded.head_sha, projection = excluded.projection, updated_at = excluded.updated_at"
+/// Renumbers a condition's `?N` parameters by `offset`, so conditions written each with their own
+/// `?1…` can share one plan's parameter list.
+fn renumber_parameters(sql: &str, offset: usize) -> String {
+    let mut renumbered = String::with_capacity(sql.len() + 8);
+    let mut characters = sql.chars().peekable();
+    while let Some(character) = characters.next() {
+        renumbered.push(character);
+        if character != '?' {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(digit) = characters.peek().copied().filter(char::is_ascii_digit) {
+            digits.push(digit);
+            characters.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(number) => renumbered.push_str(&(number + offset).to_string()),
+            Err(_) => renumbered.push_str(&digits),
+        }
+    }
+    renumbered
+}
+
+/// A write a delivery plans; turned into statements once every condition is known.
+enum PlannedWrite {
+    Statement(String, Vec<crate::store::Param>),
+    /// A block's new row (its status moved) and its `block.updated` event.
+    BlockRow {
+        context: WriteContext,
+        block: Block,
+    },
+    /// A block's new GitHub state and its `block.github` event.
+    BlockState {
+        context: WriteContext,
+        state: BlockGithub,
+    },
+}
+
+/// Everything one webhook delivery changes — its projections, its board effects and its
+/// `X-GitHub-Delivery` row — gathered while reading, then committed as ONE guarded plan: either all
+/// of it happened or none did, so a crash part-way can never record the delivery without its effect
+/// (GitHub's redelivery would then be deduplicated away), and a redelivery redoes the lot.
+///
+/// The guard holds every fact the decision read: the delivery not recorded yet, each projection row
+/// as read, each moved block at the `rev` read, each block's GitHub state as read.
+pub struct DeliveryPlan {
+    delivery_id: String,
+    event: String,
+    conditions: Vec<String>,
+    guard_params: Vec<crate::store::Param>,
+    writes: Vec<PlannedWrite>,
+    /// Blocks whose pull request merged, told to the run engine once the plan has committed.
+    merged: Vec<(WorkspaceId, BlockId)>,
+}
+
+impl DeliveryPlan {
+    pub fn new(delivery_id: &str, event: &str) -> Self {
+        let mut plan = DeliveryPlan {
+            delivery_id: delivery_id.to_owned(),
+            event: event.to_owned(),
+            conditions: Vec::new(),
+            guard_params: Vec::new(),
+            writes: Vec::new(),
+            merged: Vec::new(),
+        };
+        plan.condition(
+            "NOT EXISTS (SELECT 1 FROM github_webhook_deliveries WHERE delivery_id = ?1)",
+            &params![delivery_id],
+        );
+        plan
+    }
+
+    /// Adds a fact the plan's guard must find still true (`sql` numbers its parameters from `?1`).
+    fn condition(&mut self, sql: &str, params: &[crate::store::Param]) {
+        self.conditions
+            .push(renumber_parameters(sql, self.guard_params.len()));
+        self.guard_params.extend_from_slice(params);
+    }
+
+    /// Adds a delivery's projection writes, guarded by the projections being what was read.
+    pub fn add_projection(&mut self, write: &ProjectionWrite, now: i64) -> Result<(), ApiError> {
+        for (old, new) in &write.pull_requests {
+            let old_json = old
+                .as_ref()
+                .map(|pr| serde_json::to_string(pr).map_err(|_| ApiError::internal()))
+                .transpose()?;
+            self.condition(
+                "(SELECT projection FROM github_pull_requests WHERE repository_id = ?1 AND number = ?2) IS ?3",
+                &params![to_i64(new.repository_id), to_i64(new.number), old_json],
+            );
+            let new_json = serde_json::to_string(new).map_err(|_| ApiError::internal())?;
+            self.writes.push(PlannedWrite::Statement(
+                format!(
+                    "INSERT INTO github_pull_requests (repository_id, number, block_id, head_sha, projection, updated_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE {GUARD}
+                     ON CONFLICT (repository_id, number) DO UPDATE SET block_id = excluded.block_id,
+                         head_sha = excluded.head_sha, projection = excluded.projection, updated_at = excluded.updated_at"
+                ),
+                params![
+                    to_i64(new.repository_id),
+                    to_i64(new.number),
+                    new.block.as_ref().map(BlockId::as_str),
+                    new.head_sha.as_str(),
+                    new_json,
+                    now
+                ]
+                .to_vec(),
+            ));
+        }
+        for (repository_id, head_sha, old, new) in &write.ci {
+            let old_json = (!old.checks.is_empty())
+                .then(|| serde_json::to_string(old).map_err(|_| ApiError::internal()))
+                .transpose()?;
+            self.condition(
+                "(SELECT record FROM github_ci_commits WHERE repository_id = ?1 AND head_sha = ?2) IS ?3",
+                &params![to_i64(*repository_id), head_sha.as_str(), old_json],
+            );
+            let new_json = serde_json::to_string(new).map_err(|_| ApiError::internal())?;
+            self.writes.push(PlannedWrite::Statement(
+                format!(
+                    "INSERT INTO github_ci_commits (repository_id, head_sha, record, updated_at)
+                     SELECT ?1, ?2, ?3, ?4 WHERE {GUARD}
+                     ON CONFLICT (repository_id, head_sha) DO UPDATE SET record = excluded.record,
+                         updated_at = excluded.updated_at"
+                ),
+                params![to_i64(*repository_id), head_sha.as_str(), new_json, now].to_vec(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a pull request decision's board effects (block status, the block's GitHub state and
+    /// their events), read now and guarded by what was read. Only a block whose frame links
+    /// `repository_id` is touched: a `cat/<block>` branch in a stranger's repository moves nothing.
+    pub async fn add_board_effects<S: Store>(
+        &mut self,
+        store: &S,
+        repository_id: u64,
+        effects: &[GithubEffect],
+        now: i64,
+    ) -> Result<(), ApiError> {
+        // Several effects may touch one block (a status with its note, and the pull request): one
+        // change per block, so one guard and one `block.github` event each.
+        let mut changes: Vec<(BlockId, BlockChange)> = Vec::new();
+        fn change_of(changes: &mut Vec<(BlockId, BlockChange)>, block: &BlockId) -> usize {
+            match changes.iter().position(|(id, _)| id == block) {
+                Some(index) => index,
+                None => {
+                    changes.push((block.clone(), BlockChange::default()));
+                    changes.len() - 1
+                }
+            }
+        }
+        for effect in effects {
+            match effect {
+                GithubEffect::SetBlockStatus {
+                    block,
+                    status,
+                    note,
+                } => {
+                    let index = change_of(&mut changes, block);
+                    changes[index].1.status = Some(*status);
+                    if note.is_some() {
+                        changes[index].1.note = note.clone();
+                    }
+                }
+                GithubEffect::PublishPullRequest {
+                    block,
+                    pull_request,
+                } => {
+                    let index = change_of(&mut changes, block);
+                    changes[index].1.pull_request = Some(PullRequestView::from(pull_request));
+                }
+                GithubEffect::NotifyRunOfMerge { block } => {
+                    let index = change_of(&mut changes, block);
+                    changes[index].1.merged = true;
+                }
+                // Not decided for pull requests: installations and issues apply their own.
+                GithubEffect::UnlinkFramesOfRepository { .. }
+                | GithubEffect::UpdateImportedTask { .. } => {}
+            }
+        }
+        for (block_id, change) in changes {
+            let Some((workspace_id, block)) =
+                block_of_repository(store, &block_id, repository_id).await?
+            else {
+                continue;
+            };
+            let context = webhook_context(&workspace_id);
+            if let Some(status) = change.status.filter(|status| *status != block.status) {
+                let request = domain::api::board::UpdateBlockRequest {
+                    rev: block.rev,
+                    title: None,
+                    description: None,
+                    requirements: None,
+                    status: Some(status),
+                    position: None,
+                    size: None,
+                    repo_url: None,
+                    archived: None,
+                };
+                self.condition(
+                    "EXISTS (SELECT 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2 AND rev = ?3)",
+                    &params![workspace_id.as_str(), block_id.as_str(), block.rev],
+                );
+                self.writes.push(PlannedWrite::BlockRow {
+                    context: context.clone(),
+                    block: request.apply(&block, now),
+                });
+            }
+            let current = block_state(store, &workspace_id, &block_id).await?;
+            let mut next = current
+                .clone()
+                .unwrap_or_else(|| BlockGithub::empty(block_id.clone()));
+            if let Some(view) = change.pull_request {
+                next.pull_request = Some(view);
+            }
+            if let Some(note) = change.note {
+                next.note = Some(note);
+            }
+            if current.as_ref() != Some(&next) {
+                self.condition(
+                    STATE_UNCHANGED,
+                    &params![
+                        workspace_id.as_str(),
+                        block_id.as_str(),
+                        state_json(current.as_ref())?
+                    ],
+                );
+                self.writes.push(PlannedWrite::BlockState {
+                    context,
+                    state: next,
+                });
+            }
+            if change.merged {
+                self.merged.push((workspace_id, block_id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes the whole plan. `Ok(Some(..))`: applied, with the events recorded and the merged
+    /// blocks; `Ok(None)`: the delivery was already recorded (a replay, or a concurrent copy won);
+    /// `Err(conflict)`: something read changed — decide again from a fresh read.
+    pub async fn commit<S: Store, R: Runtime>(
+        self,
+        store: &S,
+        runtime: &R,
+    ) -> Result<Option<(Vec<OutboxEvent>, Vec<(WorkspaceId, BlockId)>)>, ApiError> {
+        let now = runtime.now_ms();
+        let mut plan = GuardedPlan::new(
+            runtime.guard_id(),
+            &self.conditions.join(" AND "),
+            &self.guard_params,
+        );
+        for write in self.writes {
+            match write {
+                PlannedWrite::Statement(sql, statement_params) => {
+                    plan.push(&sql, &statement_params)
+                }
+                PlannedWrite::BlockRow { context, block } => {
+                    crate::board::push_block_row_update(
+                        &mut plan,
+                        &context.workspace_id,
+                        &block,
+                        now,
+                    );
+                    events::record(
+                        &mut plan,
+                        &context,
+                        EventPayload::BlockUpdated { block },
+                        now,
+                    )?;
+                }
+                PlannedWrite::BlockState { context, state } => {
+                    push_block_state(&mut plan, &context, &state, now)?;
+                }
+            }
+        }
+        plan.push(
+            &format!(
+                "INSERT INTO github_webhook_deliveries (delivery_id, event, received_at) SELECT ?1, ?2, ?3 WHERE {GUARD}"
             ),
-            params![
-                to_i64(new.repository_id),
-                to_i64(new.number),
-                new.block.as_ref().map(BlockId::as_str),
-                new.head_sha.as_str(),
-                new_json,
-                now
-            ]
-            .to_vec(),
-        ));
+            &params![self.delivery_id.as_str(), self.event.as_str(), now],
+        );
+        let outcome = store.execute(plan).await?;
+        if outcome.applied {
+            return Ok(Some((outcome.events, self.merged)));
+        }
+        if delivery_recorded(store, &self.delivery_id).await? {
+            return Ok(None);
+        }
+        Err(ApiError::new(
+            ErrorCode::Conflict,
+            "GitHub's state or the board changed while this delivery was applied; decide again.",
+        ))
     }
-    for (repository_id, head_sha, old, new) in &write.ci {
-        let old_json = (!old.checks.is_empty())
-            .then(|| serde_json::to_string(old).map_err(|_| ApiError::internal()))
-            .transpose()?;
-        let base = guard_params.len();
-        conditions.push(format!(
-            "(SELECT record FROM github_ci_commits WHERE repository_id = ?{} AND head_sha = ?{}) IS ?{}",
-            base + 1,
-            base + 2,
-            base + 3
-        ));
-        guard_params.extend(params![to_i64(*repository_id), head_sha.as_str(), old_json]);
-        let new_json = serde_json::to_string(new).map_err(|_| ApiError::internal())?;
-        statements.push((
-            format!(
-                "INSERT INTO github_ci_commits (repository_id, head_sha, record, updated_at)
-                 SELECT ?1, ?2, ?3, ?4 WHERE {GUARD}
-                 ON CONFLICT (repository_id, head_sha) DO UPDATE SET record = excluded.record,
-                     updated_at = excluded.updated_at"
-            ),
-            params![to_i64(*repository_id), head_sha.as_str(), new_json, now].to_vec(),
-        ));
-    }
-    let mut plan = GuardedPlan::new(runtime.guard_id(), &conditions.join(" AND "), &guard_params);
-    for (sql, statement_params) in statements {
-        plan.push(&sql, &statement_params);
-    }
-    plan.push(
-        &format!(
-            "INSERT INTO github_webhook_deliveries (delivery_id, event, received_at) SELECT ?1, ?2, ?3 WHERE {GUARD}"
-        ),
-        &params![delivery_id, event, now],
-    );
-    if store.execute(plan).await?.applied {
-        return Ok(Some(()));
-    }
-    if delivery_recorded(store, delivery_id).await? {
-        return Ok(None);
-    }
-    Err(ApiError::new(
-        ErrorCode::Conflict,
-        "GitHub's state changed while this delivery was applied; decide again.",
-    ))
+}
+
+/// What a delivery changes on one block.
+#[derive(Default)]
+struct BlockChange {
+    status: Option<BlockStatus>,
+    note: Option<String>,
+    pull_request: Option<PullRequestView>,
+    merged: bool,
 }
 
 /// The workspace of a block id (ids are unique across workspaces), and whether the block's frame
@@ -1379,6 +1618,13 @@ impl AppliedDelivery {
             merged: Vec::new(),
         }
     }
+
+    /// Adds what a committed [`DeliveryPlan`] recorded.
+    fn with(mut self, committed: (Vec<OutboxEvent>, Vec<(WorkspaceId, BlockId)>)) -> Self {
+        self.events.extend(committed.0);
+        self.merged.extend(committed.1);
+        self
+    }
 }
 
 fn event_name(delivery: &domain::github::webhook::Delivery) -> &str {
@@ -1397,9 +1643,11 @@ fn event_name(delivery: &domain::github::webhook::Delivery) -> &str {
     }
 }
 
-/// Applies one verified delivery once: `domain::github::projection` decides, this commits the
-/// projection with the delivery's id (a replay is acknowledged with no second effect) and then
-/// performs the effects on the board, each idempotent, as `Actor::Webhook`.
+/// Applies one verified delivery once: `domain::github::projection` decides; a pull request, review
+/// or CI delivery commits its projection, its board effects (as `Actor::Webhook`) and its id as one
+/// [`DeliveryPlan`] (a replay is acknowledged with no second effect). Installation and issue
+/// deliveries apply their idempotent effects first and record the id after, so a crash in between
+/// repeats them on redelivery rather than losing them.
 pub async fn apply_delivery<S: Store, R: Runtime>(
     store: &S,
     runtime: &R,
@@ -1498,21 +1746,23 @@ pub async fn apply_delivery<S: Store, R: Runtime>(
                     &ci,
                     block.as_ref().map(|(_, block)| block.status),
                 );
-                let write = ProjectionWrite {
-                    pull_requests: vec![(current, decision.projection.clone())],
-                    ci: Vec::new(),
-                };
-                match commit_projection(store, runtime, delivery_id, &event, &write).await {
-                    Ok(Some(())) => {}
+                let now = runtime.now_ms();
+                let mut plan = DeliveryPlan::new(delivery_id, &event);
+                plan.add_projection(
+                    &ProjectionWrite {
+                        pull_requests: vec![(current, decision.projection.clone())],
+                        ci: Vec::new(),
+                    },
+                    now,
+                )?;
+                plan.add_board_effects(store, repository_id, &decision.effects, now)
+                    .await?;
+                match plan.commit(store, runtime).await {
+                    Ok(Some(committed)) => return Ok(applied.with(committed)),
                     Ok(None) => return Ok(AppliedDelivery::of(DeliveryOutcome::Replay)),
                     Err(error) if error.code == ErrorCode::Conflict => continue,
                     Err(error) => return Err(error),
                 }
-                // Only a block whose frame links this repository moves.
-                if block.is_some() {
-                    perform_effects(store, runtime, &decision.effects, &mut applied).await?;
-                }
-                break;
             }
         }
         Delivery::PullRequestReview(review) => {
@@ -1527,18 +1777,28 @@ pub async fn apply_delivery<S: Store, R: Runtime>(
                     return Ok(AppliedDelivery::of(DeliveryOutcome::Ignored));
                 };
                 let decision = decide_pull_request_review(&current, review);
-                let write = ProjectionWrite {
-                    pull_requests: vec![(Some(current), decision.projection.clone())],
-                    ci: Vec::new(),
-                };
-                match commit_projection(store, runtime, delivery_id, &event, &write).await {
-                    Ok(Some(())) => {}
+                let now = runtime.now_ms();
+                let mut plan = DeliveryPlan::new(delivery_id, &event);
+                plan.add_projection(
+                    &ProjectionWrite {
+                        pull_requests: vec![(Some(current), decision.projection.clone())],
+                        ci: Vec::new(),
+                    },
+                    now,
+                )?;
+                plan.add_board_effects(
+                    store,
+                    decision.projection.repository_id,
+                    &decision.effects,
+                    now,
+                )
+                .await?;
+                match plan.commit(store, runtime).await {
+                    Ok(Some(committed)) => return Ok(applied.with(committed)),
                     Ok(None) => return Ok(AppliedDelivery::of(DeliveryOutcome::Replay)),
                     Err(error) if error.code == ErrorCode::Conflict => continue,
                     Err(error) => return Err(error),
                 }
-                perform_pull_request_effects(store, runtime, &decision, &mut applied).await?;
-                break;
             }
         }
         Delivery::CheckRun(_) | Delivery::CheckSuite(_) | Delivery::Status(_) => {
@@ -1571,52 +1831,45 @@ pub async fn apply_delivery<S: Store, R: Runtime>(
                     .iter()
                     .map(|pr| (pr, decide_pull_request_ci(pr, &observation.head_sha, &new)))
                     .collect();
-                let write = ProjectionWrite {
-                    pull_requests: decisions
-                        .iter()
-                        .filter(|(pr, decision)| **pr != decision.projection)
-                        .map(|(pr, decision)| (Some((*pr).clone()), decision.projection.clone()))
-                        .collect(),
-                    ci: vec![(
-                        observation.repository_id,
-                        observation.head_sha.clone(),
-                        old,
-                        new.clone(),
-                    )],
-                };
-                match commit_projection(store, runtime, delivery_id, &event, &write).await {
-                    Ok(Some(())) => {}
+                let now = runtime.now_ms();
+                let mut plan = DeliveryPlan::new(delivery_id, &event);
+                plan.add_projection(
+                    &ProjectionWrite {
+                        pull_requests: decisions
+                            .iter()
+                            .filter(|(pr, decision)| **pr != decision.projection)
+                            .map(|(pr, decision)| {
+                                (Some((*pr).clone()), decision.projection.clone())
+                            })
+                            .collect(),
+                        ci: vec![(
+                            observation.repository_id,
+                            observation.head_sha.clone(),
+                            old,
+                            new.clone(),
+                        )],
+                    },
+                    now,
+                )?;
+                for (_, decision) in &decisions {
+                    plan.add_board_effects(
+                        store,
+                        decision.projection.repository_id,
+                        &decision.effects,
+                        now,
+                    )
+                    .await?;
+                }
+                match plan.commit(store, runtime).await {
+                    Ok(Some(committed)) => return Ok(applied.with(committed)),
                     Ok(None) => return Ok(AppliedDelivery::of(DeliveryOutcome::Replay)),
                     Err(error) if error.code == ErrorCode::Conflict => continue,
                     Err(error) => return Err(error),
                 }
-                for (_, decision) in &decisions {
-                    perform_pull_request_effects(store, runtime, decision, &mut applied).await?;
-                }
-                break;
             }
         }
     }
     Ok(applied)
-}
-
-/// A pull request decision's effects, when its block's frame links the pull request's repository.
-async fn perform_pull_request_effects<S: Store, R: Runtime>(
-    store: &S,
-    runtime: &R,
-    decision: &domain::github::projection::PullRequestDecision,
-    applied: &mut AppliedDelivery,
-) -> Result<(), ApiError> {
-    let Some(block) = &decision.projection.block else {
-        return Ok(());
-    };
-    if block_of_repository(store, block, decision.projection.repository_id)
-        .await?
-        .is_some()
-    {
-        perform_effects(store, runtime, &decision.effects, applied).await?;
-    }
-    Ok(())
 }
 
 async fn workspace_of_block<S: Store>(

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Seeded, TestRuntime, seeded_store};
+use domain::api::ApiError;
 use domain::api::ErrorCode;
 use domain::api::board::CreateBlockRequest;
 use domain::api::github::LinkRepositoryRequest;
@@ -16,7 +17,8 @@ use domain::ids::BlockId;
 use futures_executor::block_on;
 use serde_json::{Value, json};
 use worker_core::github::{self, DeliveryOutcome};
-use worker_core::sqlite::SqliteStore;
+use worker_core::sqlite::{SqliteRows, SqliteStore};
+use worker_core::store::{GuardedPlan, PlanOutcome, Statement, Store};
 use worker_core::{WriteContext, board};
 
 const REPOSITORY_ID: u64 = 501;
@@ -520,4 +522,177 @@ fn disconnecting_an_installation_unlinks_the_accounts_frames() {
     ))
     .unwrap_err();
     assert_eq!(error.code, ErrorCode::NotFound);
+}
+
+/// What a [`FaultyStore`] does to one plan before it reaches SQLite.
+enum Fault {
+    /// The plan fails as a crash or a lost D1 connection would: nothing of it is written.
+    Fail,
+    /// Another writer changes the board first (between the delivery's reads and its plan).
+    Interfere(Box<dyn Fn(&SqliteStore)>),
+}
+
+/// The SQLite store, but the first plan that writes `marker` meets `fault` (once).
+struct FaultyStore<'a> {
+    inner: &'a SqliteStore,
+    marker: &'static str,
+    fault: std::cell::RefCell<Option<Fault>>,
+}
+
+impl<'a> FaultyStore<'a> {
+    fn new(inner: &'a SqliteStore, marker: &'static str, fault: Fault) -> Self {
+        FaultyStore {
+            inner,
+            marker,
+            fault: std::cell::RefCell::new(Some(fault)),
+        }
+    }
+}
+
+impl Store for FaultyStore<'_> {
+    type Rows = SqliteRows;
+
+    async fn read(&self, statements: Vec<Statement>) -> Result<Vec<SqliteRows>, ApiError> {
+        self.inner.read(statements).await
+    }
+
+    async fn execute(&self, plan: GuardedPlan) -> Result<PlanOutcome, ApiError> {
+        let writes_marker = plan
+            .clone()
+            .into_statements()
+            .iter()
+            .any(|statement| statement.sql.contains(self.marker));
+        if writes_marker {
+            match self.fault.borrow_mut().take() {
+                Some(Fault::Fail) => return Err(ApiError::internal()),
+                Some(Fault::Interfere(interfere)) => interfere(self.inner),
+                None => {}
+            }
+        }
+        self.inner.execute(plan).await
+    }
+
+    async fn write(&self, statements: Vec<Statement>) -> Result<Vec<usize>, ApiError> {
+        self.inner.write(statements).await
+    }
+}
+
+fn deliver_through<S: Store>(
+    store: &S,
+    runtime: &TestRuntime,
+    id: &str,
+    event: &str,
+    payload: &Value,
+) -> Result<github::AppliedDelivery, ApiError> {
+    let delivery = classify(event, &serde_json::to_vec(payload).unwrap()).unwrap();
+    block_on(github::apply_delivery(store, runtime, id, &delivery))
+}
+
+impl Fixture {
+    fn events_of_type(&self, event_type: &str) -> i64 {
+        self.store()
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM events WHERE type = ?1",
+                [event_type],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_delivery_that_fails_while_moving_its_block_records_nothing_so_the_redelivery_applies_it_once()
+{
+    let fixture = fixture();
+    let frame = fixture.linked_frame();
+    let task = fixture.create(
+        json!({"level": "task", "parentId": frame.id, "title": "Export", "status": "in_progress"}),
+    );
+    let opened = pull_request("opened", &task.id, false, "sha1");
+    // Linking recorded the frame's `block.github`; the delivery's own are counted from here.
+    let github_before = fixture.events_of_type("block.github");
+    let failing = FaultyStore::new(fixture.store(), "UPDATE blocks SET", Fault::Fail);
+    // The write that moves the block fails (a crash, a lost connection): the whole delivery fails…
+    deliver_through(
+        &failing,
+        &fixture.runtime,
+        "d-open",
+        "pull_request",
+        &opened,
+    )
+    .expect_err("the injected failure reaches the caller, so GitHub redelivers");
+    // …and none of it is recorded: no delivery id, no projection, no state, no event.
+    assert_eq!(fixture.count("github_webhook_deliveries"), 0);
+    assert_eq!(fixture.count("github_pull_requests"), 0);
+    assert_eq!(fixture.events_of_type("block.github"), github_before);
+    assert_eq!(
+        fixture.block(&task.id).unwrap().status,
+        BlockStatus::InProgress
+    );
+    // GitHub's redelivery (same id) applies it, exactly once.
+    let updated_before = fixture.events_of_type("block.updated");
+    let redelivered = deliver_through(
+        fixture.store(),
+        &fixture.runtime,
+        "d-open",
+        "pull_request",
+        &opened,
+    )
+    .unwrap();
+    assert_eq!(redelivered.outcome, DeliveryOutcome::Applied);
+    assert_eq!(
+        fixture.block(&task.id).unwrap().status,
+        BlockStatus::PrReady
+    );
+    assert_eq!(fixture.events_of_type("block.updated"), updated_before + 1);
+    assert_eq!(fixture.events_of_type("block.github"), github_before + 1);
+    let again = fixture.deliver("d-open", "pull_request", opened);
+    assert_eq!(again.outcome, DeliveryOutcome::Replay);
+    assert_eq!(fixture.events_of_type("block.updated"), updated_before + 1);
+    assert_eq!(fixture.count("github_webhook_deliveries"), 1);
+}
+
+#[test]
+fn a_delivery_whose_block_changed_meanwhile_decides_again_and_keeps_the_other_change() {
+    let fixture = fixture();
+    let frame = fixture.linked_frame();
+    let task = fixture.create(
+        json!({"level": "task", "parentId": frame.id, "title": "Export", "status": "in_progress"}),
+    );
+    let task_id = task.id.clone();
+    let github_before = fixture.events_of_type("block.github");
+    // Someone renames the task between the delivery's reads and its plan: the plan's guard (the
+    // block at the rev read) fails, nothing of the delivery is written, and it decides again.
+    let rename = move |store: &SqliteStore| {
+        let changed = store
+            .connection()
+            .execute(
+                "UPDATE blocks SET title = 'Export to CSV', rev = rev + 1 WHERE id = ?1",
+                [task_id.as_str()],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    };
+    let racing = FaultyStore::new(
+        fixture.store(),
+        "github_webhook_deliveries",
+        Fault::Interfere(Box::new(rename)),
+    );
+    let merged = deliver_through(
+        &racing,
+        &fixture.runtime,
+        "d-merge",
+        "pull_request",
+        &pull_request("closed", &task.id, true, "sha1"),
+    )
+    .unwrap();
+    assert_eq!(merged.outcome, DeliveryOutcome::Applied);
+    let block = fixture.block(&task.id).unwrap();
+    assert_eq!(
+        (block.status, block.title.as_str(), block.rev),
+        (BlockStatus::Done, "Export to CSV", 3)
+    );
+    assert_eq!(fixture.count("github_webhook_deliveries"), 1);
+    assert_eq!(fixture.events_of_type("block.github"), github_before + 1);
 }

@@ -3,6 +3,7 @@
 use domain::api::auth::User;
 use domain::api::{ApiError, ErrorCode};
 use domain::auth::{self as tokens, API_TOKEN_PREFIX, Audience, Claims};
+use domain::github::config::{DEFAULT_API_URL, DEFAULT_WEB_URL, current_or_deprecated_name};
 use domain::ids::{UserId, WorkspaceId};
 use domain::signin::{self, Allowlist, Misconfigured, SignInEnv, SignInMode};
 use serde::Deserialize;
@@ -46,6 +47,24 @@ pub fn env_value(env: &Env, name: &str) -> Option<String> {
         .ok()?;
     let value = value.trim().to_owned();
     (!value.is_empty()).then_some(value)
+}
+
+/// GitHub's REST API origin, for sign-in and the App alike (`GITHUB_API_URL`; sign-in's old
+/// `GITHUB_API_BASE_URL` is a deprecated alias).
+pub fn github_api_url(env: &Env) -> Option<String> {
+    current_or_deprecated_name(
+        env_value(env, "GITHUB_API_URL"),
+        env_value(env, "GITHUB_API_BASE_URL"),
+    )
+}
+
+/// GitHub's web origin (OAuth pages, App installation), for sign-in and the App alike
+/// (`GITHUB_WEB_URL`; sign-in's old `GITHUB_OAUTH_BASE_URL` is a deprecated alias).
+pub fn github_web_url(env: &Env) -> Option<String> {
+    current_or_deprecated_name(
+        env_value(env, "GITHUB_WEB_URL"),
+        env_value(env, "GITHUB_OAUTH_BASE_URL"),
+    )
 }
 
 thread_local! {
@@ -99,10 +118,9 @@ impl AuthConfig {
                 Some(GithubConfig {
                     client_id: settings.github_client_id.clone().unwrap_or_default(),
                     client_secret: settings.github_client_secret.clone().unwrap_or_default(),
-                    oauth_base_url: env_value(env, "GITHUB_OAUTH_BASE_URL")
-                        .unwrap_or_else(|| "https://github.com".to_owned()),
-                    api_base_url: env_value(env, "GITHUB_API_BASE_URL")
-                        .unwrap_or_else(|| "https://api.github.com".to_owned()),
+                    oauth_base_url: github_web_url(env)
+                        .unwrap_or_else(|| DEFAULT_WEB_URL.to_owned()),
+                    api_base_url: github_api_url(env).unwrap_or_else(|| DEFAULT_API_URL.to_owned()),
                     public_origin: github.public_origin.clone(),
                     allowlist: github.allowlist.clone(),
                 }),

@@ -31,8 +31,8 @@ pub fn settings(env: &Env) -> Result<GithubAppSettings, ApiError> {
         client_id: env_value(env, "GITHUB_APP_CLIENT_ID"),
         client_secret: env_value(env, "GITHUB_APP_CLIENT_SECRET"),
         app_slug: env_value(env, "GITHUB_APP_SLUG"),
-        api_url: env_value(env, "GITHUB_API_URL"),
-        web_url: env_value(env, "GITHUB_WEB_URL"),
+        api_url: crate::auth::github_api_url(env),
+        web_url: crate::auth::github_web_url(env),
     })
 }
 

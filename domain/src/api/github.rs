@@ -13,6 +13,15 @@ use crate::github::projection::{
 };
 use crate::ids::BlockId;
 
+/// Where to send an account admin to install the App: GitHub's installation page with a signed,
+/// short-lived `state` naming the account. A JSON answer (not a redirect) because the board calls the
+/// route with its bearer token and then navigates the tab itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GithubInstallLink {
+    pub url: String,
+}
+
 /// An installation of the App recorded for an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -347,9 +347,9 @@ pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
             "The providers the account configured (last 4 characters of each key only)",
             request: None, success: 200, Vec<crate::gateway::ProviderInfo>),
         route!(Get "/accounts/:id/github/install" => GithubInstall, SIGNED_IN,
-            "Connect GitHub: redirects to the GitHub App's installation page (account admins only; 503 \
-             github_not_configured without the App's settings)",
-            request: None, success: 302),
+            "Connect GitHub: the GitHub App's installation page to send the admin to, with a signed \
+             30-minute state (account admins only; 503 github_not_configured without the App's settings)",
+            request: None, success: 200, super::github::GithubInstallLink),
         route!(Get "/github/setup" => GithubSetup, PUBLIC,
             "GitHub's setup callback after an installation (query: installation_id, setup_action, code, \
              state). Records the installation for the account that asked, once the installing user's own \

@@ -14,6 +14,18 @@ pub const DEFAULT_API_URL: &str = "https://api.github.com";
 /// Where people install the App and authorize it (`GITHUB_WEB_URL` for GitHub Enterprise).
 pub const DEFAULT_WEB_URL: &str = "https://github.com";
 
+/// One GitHub deployment has one API origin and one web origin, shared by sign-in and the App:
+/// `GITHUB_API_URL` and `GITHUB_WEB_URL`. Sign-in's older names (`GITHUB_API_BASE_URL`,
+/// `GITHUB_OAUTH_BASE_URL`) are still accepted as deprecated aliases, read only when the current
+/// name is unset, so an existing deployment keeps working until it renames them.
+pub fn current_or_deprecated_name(
+    current: Option<String>,
+    deprecated_alias: Option<String>,
+) -> Option<String> {
+    let present = |value: Option<String>| value.filter(|value| !value.trim().is_empty());
+    present(current).or_else(|| present(deprecated_alias))
+}
+
 /// The raw values the worker reads from its environment (secrets first, then variables).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GithubAppEnv {

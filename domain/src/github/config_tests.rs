@@ -62,6 +62,24 @@ fn missing_settings_are_a_503_naming_every_missing_variable() {
 }
 
 #[test]
+fn the_current_variable_name_wins_over_its_deprecated_alias_which_is_used_only_alone() {
+    let some = |value: &str| Some(value.to_owned());
+    assert_eq!(
+        current_or_deprecated_name(some("https://ghe/api/v3"), some("https://old")),
+        some("https://ghe/api/v3")
+    );
+    assert_eq!(
+        current_or_deprecated_name(None, some("https://old")),
+        some("https://old")
+    );
+    assert_eq!(
+        current_or_deprecated_name(some("  "), some("https://old")),
+        some("https://old")
+    );
+    assert_eq!(current_or_deprecated_name(None, None), None);
+}
+
+#[test]
 fn a_bad_key_or_a_plain_http_api_is_refused_without_echoing_the_key() {
     let env = GithubAppEnv {
         private_key: Some("not a key at all".to_owned()),

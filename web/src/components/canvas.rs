@@ -646,6 +646,7 @@ impl DrawContext<'_> {
                         </span>
                     }
                 });
+                let github = crate::components::github::card_lines(self.engine, &block.id);
                 html! {
                     <>
                         { self.title(block, "task-title") }
@@ -653,6 +654,7 @@ impl DrawContext<'_> {
                             <span class={classes!("chip", status)} data-testid="status-chip">{ model::status_label(block.status) }</span>
                             { crate::components::slot(run) }
                         </span>
+                        { crate::components::slot(github) }
                     </>
                 }
             }
@@ -671,11 +673,13 @@ impl DrawContext<'_> {
                     ),
                     _ => format!("{} task{}", summary.tasks, plural(summary.tasks)),
                 };
+                let github = crate::components::github::card_lines(self.engine, &block.id);
                 html! {
                     <>
                         <div class="block-head" data-drag="true">
                             { self.title(block, "block-title") }
                             <span class="block-count">{ counts }</span>
+                            { crate::components::slot(github) }
                         </div>
                         if far && summary.tasks > 0 {
                             <div class="mix" title="Task status mix">

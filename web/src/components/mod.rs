@@ -1,5 +1,6 @@
 pub mod canvas;
 pub mod finder;
+pub mod github;
 pub mod health_badge;
 pub mod members_dialog;
 pub mod panel;

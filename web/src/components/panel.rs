@@ -14,6 +14,7 @@ use yew::prelude::*;
 use crate::api;
 use crate::command_queue::CommandQueue;
 use crate::components::canvas::SharedEngine;
+use crate::components::github::GithubSection;
 use crate::components::run_panel::RunPanel;
 use crate::components::text_field::TextField;
 use crate::model::commands::Command;
@@ -34,6 +35,10 @@ pub struct PanelProps {
     pub read_only: bool,
     /// A run as the API answered it (the run panel's calls): the page stores it on the board.
     pub on_run: Callback<domain::api::runs::RunRecord>,
+    /// A block's GitHub state as the API answered it (the GitHub section's link): the page stores it.
+    pub on_github: Callback<domain::api::github::BlockGithub>,
+    /// Tasks an issue import created: the page puts them on the board.
+    pub on_imported: Callback<Vec<Block>>,
     /// Folded to a narrow strip (the fields stay in the page, hidden, so nothing typed is lost).
     #[prop_or_default]
     pub collapsed: bool,
@@ -197,6 +202,11 @@ pub fn Panel(props: &PanelProps) -> Html {
                 </label>
             } else if !deleted {
                 <p class="muted">{ "Loading details…" }</p>
+            }
+            if level != Level::Module && !deleted {
+                <GithubSection engine={props.engine.clone()} workspace_id={props.workspace_id.clone()}
+                    block_id={id.clone()} {level} tick={props.tick} read_only={locked}
+                    on_state={props.on_github.clone()} on_imported={props.on_imported.clone()} />
             }
             // After the text fields, so Tab walks title → status → description → requirements without
             // stopping in the run's controls.

@@ -42,6 +42,8 @@ pub struct Board {
     pub runs: HashMap<BlockId, RunRecord>,
     /// What was spent this month, per block and in all (kept live by `spend.changed`).
     pub spend: super::spend::SpendTally,
+    /// Each block's GitHub state (loaded after the snapshot, kept live by `block.github`).
+    pub github: HashMap<BlockId, domain::api::github::BlockGithub>,
 }
 
 impl Board {
@@ -65,6 +67,7 @@ impl Board {
             version: 0,
             runs: HashMap::new(),
             spend: super::spend::SpendTally::default(),
+            github: HashMap::new(),
         }
     }
 
@@ -177,9 +180,15 @@ impl Board {
                     super::runs::RunApplied::Unknown => Applied::Ignored,
                 }
             }
-            EventPayload::MemberChanged { .. } | EventPayload::BlockGithub { .. } => {
-                Applied::Ignored
+            EventPayload::BlockGithub { github } => {
+                if super::github::store_state(&mut self.github, github.clone()) {
+                    self.version += 1;
+                    Applied::Changed
+                } else {
+                    Applied::Ignored
+                }
             }
+            EventPayload::MemberChanged { .. } => Applied::Ignored,
         };
         if applied == Applied::Ignored {
             // The seq still moved: bump the version so the stream's resume point is saved.

@@ -20,7 +20,9 @@
 //!   allows, refused starts explained, the badge a task's card shows;
 //! - `presence`: who else is on the board, and what they have open;
 //! - `spend`: what was spent per block and in the workspace, kept live by `spend.changed`;
-//! - `config`: the board's `config.json` (which origin the API is on).
+//! - `config`: the board's `config.json` (which origin the API is on);
+//! - `github`: a block's pull request, CI, review, issue and repository link as the card, the panel
+//!   and the GitHub dialog show them.
 //!
 //! Coordinates: a block's `position` is relative to its parent's top-left corner (a frame without a
 //! parent is relative to the world origin). The canvas draws children inside their parent's element, so
@@ -35,6 +37,7 @@ pub mod edit;
 pub mod errors;
 pub mod finder;
 mod geometry;
+pub mod github;
 pub mod keys;
 pub mod layout;
 pub mod menu;

@@ -872,3 +872,32 @@ fn dependencies_both_ways_between_two_blocks_get_lanes_on_either_side() {
         (6.0, 0.0)
     );
 }
+
+#[test]
+fn a_block_github_event_updates_the_blocks_github_state_once() {
+    use domain::api::github::{BlockGithub, PullRequestView};
+    use domain::github::projection::{PullRequestState, ReviewState};
+    let mut board = sample();
+    let state = BlockGithub {
+        pull_request: Some(PullRequestView {
+            number: 17,
+            url: "https://github.com/acme/billing/pull/17".to_owned(),
+            state: PullRequestState::Open,
+            review: ReviewState::None,
+            ci: "red".to_owned(),
+            failing_checks: vec!["unit tests".to_owned()],
+        }),
+        ..BlockGithub::empty(id(3))
+    };
+    let github = event(
+        board.seq + 1,
+        EventPayload::BlockGithub {
+            github: state.clone(),
+        },
+    );
+    assert_eq!(board.apply_event(&github), Applied::Changed);
+    assert_eq!(board.github.get(&id(3)), Some(&state));
+    assert_eq!(board.apply_event(&github), Applied::Ignored, "a replay");
+    let same_again = event(board.seq + 1, EventPayload::BlockGithub { github: state });
+    assert_eq!(board.apply_event(&same_again), Applied::Ignored);
+}

@@ -198,7 +198,7 @@ pub async fn github_login(context: &RequestContext) -> HandlerResult {
     );
     let mut authorize =
         worker::Url::parse(&format!("{}/login/oauth/authorize", github.oauth_base_url))
-            .map_err(internal("GITHUB_OAUTH_BASE_URL"))?;
+            .map_err(internal("GITHUB_WEB_URL"))?;
     authorize
         .query_pairs_mut()
         .append_pair("client_id", &github.client_id)

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use domain::access::AccountRole;
-use domain::api::github::{ImportIssuesRequest, LinkRepositoryRequest, WebhookAcknowledgement};
+use domain::api::github::{
+    GithubInstallLink, ImportIssuesRequest, LinkRepositoryRequest, WebhookAcknowledgement,
+};
 use domain::api::{ApiError, ErrorCode, FieldProblem};
 use domain::github::app::{
     InstallCallbackDecision, RepositoryFullName, UserInstallation, decide_install_callback,
@@ -85,8 +87,9 @@ fn deliver_everywhere(context: &RequestContext, events: Vec<OutboxEvent>) {
     });
 }
 
-/// `GET /accounts/:id/github/install`: to the App's installation page, with a signed state naming
-/// the account and the admin who asked.
+/// `GET /accounts/:id/github/install`: the App's installation page, with a signed state naming the
+/// account and the admin who asked, as JSON `{url}` (the board fetches it with its bearer token,
+/// then navigates there; a redirect would need the header on a plain navigation).
 pub async fn install(context: &RequestContext) -> HandlerResult {
     let account = administered_account(context).await?;
     let settings = github::settings(&context.env)?;
@@ -96,7 +99,12 @@ pub async fn install(context: &RequestContext) -> HandlerResult {
         context.caller().user.id.as_str(),
         now_ms().div_euclid(1000),
     );
-    redirect(&install_url(&settings, &state))
+    json(
+        200,
+        &GithubInstallLink {
+            url: install_url(&settings, &state),
+        },
+    )
 }
 
 #[derive(Deserialize)]

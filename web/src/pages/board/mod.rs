@@ -30,6 +30,7 @@ use crate::app::{Action, AppContext, navigate};
 use crate::command_queue::CommandQueue;
 use crate::components::canvas::{Canvas, Engine, SharedEngine};
 use crate::components::finder::Finder;
+use crate::components::github::GithubDialog;
 use crate::components::members_dialog::MembersDialog;
 use crate::components::panel::Panel;
 use crate::components::slot;
@@ -124,6 +125,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
     let confirm = use_state(|| None::<Vec<BlockId>>);
     let shortcuts = use_state(|| false);
     let members_open = use_state(|| false);
+    let github_open = use_state(|| false);
     let menu = use_state(|| None::<ContextMenu>);
     let finder = use_state(|| false);
     let panel_collapsed = use_state(|| false);
@@ -482,13 +484,44 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             bump.emit(());
         })
     };
+    let on_github = {
+        let (engine, bump) = (shared.0.clone(), bump.clone());
+        Callback::from(move |state: domain::api::github::BlockGithub| {
+            let changed = {
+                let mut engine = engine.borrow_mut();
+                let changed = crate::model::github::store_state(&mut engine.board.github, state);
+                if changed {
+                    engine.board.version += 1;
+                }
+                changed
+            };
+            if changed {
+                bump.emit(());
+            }
+        })
+    };
+    let on_imported = {
+        let (engine, bump, workspace) =
+            (shared.0.clone(), bump.clone(), props.workspace_id.clone());
+        Callback::from(move |created: Vec<domain::board::Block>| {
+            {
+                let mut engine = engine.borrow_mut();
+                for block in &created {
+                    engine.board.upsert_block(crate::model::short(block));
+                }
+            }
+            bump.emit(());
+            // The new tasks' issue links were recorded with them; load them like on page load.
+            reload_github(engine.clone(), workspace.clone(), bump.clone());
+        })
+    };
     let panel = selected.map(|id| {
         let is_fresh = fresh.as_ref() == Some(&id);
         let key = id.to_string();
         html! {
             <Panel {key} engine={shared.clone()} workspace_id={props.workspace_id.clone()}
                 block_id={id} tick={tick.0} fresh={is_fresh} queue={(*queue).clone()} {read_only}
-                collapsed={*panel_collapsed} {on_run} />
+                collapsed={*panel_collapsed} {on_run} {on_github} {on_imported} />
         }
     });
     let confirm_dialog = confirm.as_ref().zip(confirm_text).map(|(ids, text)| {
@@ -533,6 +566,26 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             <MembersDialog workspace_id={props.workspace_id.clone()} can_manage={role == Some(WorkspaceRole::Admin)} on_close={close} />
         }
     });
+    let account_id = shared.0.borrow().board.workspace.account_id.clone();
+    let github_dialog = github_open.then(|| {
+        let close = {
+            let github_open = github_open.clone();
+            Callback::from(move |_| github_open.set(false))
+        };
+        let on_disconnected = {
+            let (engine, bump, workspace) = (
+                shared.0.clone(),
+                bump.clone(),
+                props.workspace_id.clone(),
+            );
+            Callback::from(move |_| reload_github(engine.clone(), workspace.clone(), bump.clone()))
+        };
+        html! { <GithubDialog account_id={account_id.clone()} on_close={close} {on_disconnected} /> }
+    });
+    let open_github = {
+        let github_open = github_open.clone();
+        Callback::from(move |_: MouseEvent| github_open.set(true))
+    };
     let open_members = {
         let members_open = members_open.clone();
         Callback::from(move |_: MouseEvent| members_open.set(true))
@@ -641,6 +694,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                         data-testid="toggle-minimap" aria-pressed={minimap_shown.to_string()} title="Show or hide the map of the whole board">{ "Map" }</button>
                 </div>
                 <button class="tool" onclick={open_members} data-testid="open-members" title="Who can see and edit this board">{ "Members" }</button>
+                <button class="tool" onclick={open_github} data-testid="open-github" title="Connect GitHub to this workspace's account">{ "GitHub" }</button>
                 <button class="tool icon" onclick={send(Command::ToggleShortcuts)} data-testid="show-shortcuts" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">{ "?" }</button>
                 <span class="presence" data-testid="presence" aria-label="Who else is on this board">
                     { for others.iter().map(|other| html! {
@@ -671,12 +725,13 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             { slot(shortcuts_sheet) }
             { slot(members_dialog) }
             { slot(finder_dialog) }
+            { slot(github_dialog) }
         </main>
     }
 }
 
-/// Loads the runs of the board's tasks and what was spent this month (after the snapshot, and again
-/// after a resync); the event stream keeps both live from then on.
+/// Loads the runs of the board's tasks, the blocks' GitHub state and what was spent this month (after
+/// the snapshot, and again after a resync); the event stream keeps them live from then on.
 fn load_runs_and_spend(
     weak: std::rc::Weak<RefCell<Engine>>,
     workspace: WorkspaceId,
@@ -685,6 +740,7 @@ fn load_runs_and_spend(
     wasm_bindgen_futures::spawn_local(async move {
         let runs = api::runs(&workspace).await;
         let lines = api::workspace_spend(&workspace).await;
+        let github = api::github_blocks(&workspace).await;
         let Some(account) = weak
             .upgrade()
             .map(|shared| shared.borrow().board.workspace.account_id.clone())
@@ -704,12 +760,38 @@ fn load_runs_and_spend(
                     engine.board.runs.entry(block).or_insert(run);
                 }
             }
+            if let Ok(states) = github {
+                // States the stream already delivered while these loaded are newer: kept.
+                for state in states {
+                    engine
+                        .board
+                        .github
+                        .entry(state.block_id.clone())
+                        .or_insert(state);
+                }
+            }
             if let Ok(lines) = lines {
                 let mut tally = SpendTally::from_lines(&lines);
                 tally.account = account_spend;
                 engine.board.spend = tally;
             }
             engine.board.version += 1;
+        }
+        bump.emit(());
+    });
+}
+
+/// Reloads the blocks' GitHub state after a GitHub change made from this tab (the hub does not echo
+/// a tab's own changes, and an import or a disconnect changes blocks other than the one answered).
+fn reload_github(engine: Rc<RefCell<Engine>>, workspace: WorkspaceId, bump: Callback<()>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Ok(states) = api::github_blocks(&workspace).await {
+            let mut engine = engine.borrow_mut();
+            for state in states {
+                if crate::model::github::store_state(&mut engine.board.github, state) {
+                    engine.board.version += 1;
+                }
+            }
         }
         bump.emit(());
     });
