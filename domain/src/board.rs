@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{BlockId, EdgeId};
 
+pub mod placement;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {

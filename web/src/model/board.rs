@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use domain::api::board::BoardSnapshot;
 use domain::api::runs::RunRecord;
 use domain::api::workspaces::Workspace;
-use domain::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position};
+use domain::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position, Size};
 use domain::event::{EventPayload, WorkspaceEvent};
 use domain::ids::{BlockId, EdgeId};
 
@@ -401,44 +401,20 @@ impl Board {
         level: Level,
         excluded: Option<&BlockId>,
     ) -> Position {
-        let size = domain::board::default_size(level);
-        let mut siblings = self.children(parent);
-        siblings.retain(|sibling| Some(&sibling.id) != excluded);
-        let (gap, top) = match (parent, level) {
-            (Some(_), Level::Task) => (14.0, 40.0),
-            (Some(_), _) => (20.0, 48.0),
-            (None, _) => (80.0, 0.0),
-        };
-        let columns = match parent.and_then(|id| self.blocks.get(id)) {
-            Some(parent) => ((parent.size.width - gap) / (size.width + gap))
-                .floor()
-                .max(1.0) as usize,
-            None => 4,
-        };
-        for slot in 0..500 {
-            let candidate = Rect {
-                x: gap + (slot % columns) as f64 * (size.width + gap),
-                y: top + (slot / columns) as f64 * (size.height + gap),
-                width: size.width,
-                height: size.height,
-            };
-            let taken = siblings.iter().any(|sibling| {
-                Rect {
-                    x: sibling.position.x,
-                    y: sibling.position.y,
-                    width: sibling.size.width,
-                    height: sibling.size.height,
-                }
-                .intersects(&candidate)
-            });
-            if !taken {
-                return Position {
-                    x: candidate.x,
-                    y: candidate.y,
-                };
-            }
-        }
-        Position { x: gap, y: top }
+        let siblings: Vec<(Position, Size)> = self
+            .children(parent)
+            .into_iter()
+            .filter(|sibling| Some(&sibling.id) != excluded)
+            .map(|sibling| (sibling.position, sibling.size))
+            .collect();
+        domain::board::placement::free_slot(
+            parent
+                .and_then(|id| self.blocks.get(id))
+                .map(|parent| parent.size),
+            level,
+            domain::board::default_size(level),
+            &siblings,
+        )
     }
 }
 
