@@ -1237,13 +1237,24 @@ async fn presence_shows_who_else_is_on_the_board_and_which_block_they_have_open(
         title.as_str(),
         Some(format!("{guest_login} has “Add to cart” open").as_str())
     );
+    // ... and the task's card on the host's board carries the guest's marker; no other card does.
+    host.wait_until(
+        "the host sees the guest's marker on the card the guest has open",
+        &format!(
+            "return document.querySelector(\"[data-block-id='{task}'] > [data-testid='open-marker']\")?.dataset.logins === '{guest_login}' \
+             && document.querySelectorAll(\"[data-testid='open-marker']\").length === 1"
+        ),
+    )
+    .await;
     host.screenshot("presence").await;
 
-    // The guest leaves: the avatar goes.
+    // The guest leaves: the avatar goes, and so does the marker.
     guest.close().await;
     host.wait_until(
-        "the guest's avatar goes when they leave",
-        &format!("return !document.querySelector(\"{avatar}\")"),
+        "the guest's avatar and card marker go when they leave",
+        &format!(
+            "return !document.querySelector(\"{avatar}\") && !document.querySelector(\"[data-testid='open-marker']\")"
+        ),
     )
     .await;
     assert_page_healthy(&host, "presence coming and going").await;

@@ -10,7 +10,7 @@
 //! board changes once, on drop.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use domain::board::{BoardBlock, Edge, Level, Position, Size};
@@ -25,7 +25,9 @@ use yew::prelude::*;
 use crate::command_queue::CommandQueue;
 use crate::model::commands::Command;
 use crate::model::minimap::{MINIMAP_AUTO_BLOCKS, MINIMAP_SIZE, MiniMap, centred_on};
+use crate::model::presence::OpenMarker;
 use crate::model::rollup::RolledEdge;
+use crate::model::routing::{self, EdgeEnds};
 use crate::model::{
     self, Board, Detail, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary, View,
     drop_target, render_key,
@@ -112,7 +114,21 @@ pub struct Engine {
     /// The rolled-up dependencies for one level of detail and board version (they change only with
     /// the board, and a far-out render would otherwise walk every edge again).
     rollups: Option<(Detail, u64, Vec<RolledEdge>)>,
+    /// The routed paths of the edges drawn so far, for one board version and level of detail: a route
+    /// is computed the first time its edge is drawn and kept until the layout changes, so a pan costs
+    /// no routing. Behind a `RefCell` because the render holds the engine shared; only the render
+    /// touches it, never re-entrantly.
+    routes: RefCell<RouteCache>,
     redraw: Option<Callback<()>>,
+}
+
+/// Routed edge paths for one layout (board version) and level of detail, with every shown edge's port
+/// offsets (the fan-out along a block's side depends on all its edges, drawn or not).
+#[derive(Default)]
+struct RouteCache {
+    layout: Option<(u64, Detail)>,
+    offsets: HashMap<EdgeId, (f64, f64)>,
+    paths: HashMap<EdgeId, String>,
 }
 
 /// The engine behind an `Rc`, compared by identity so it can be a prop.
@@ -164,6 +180,7 @@ impl Engine {
             minimap_view: NodeRef::default(),
             minimap_element: NodeRef::default(),
             rollups: None,
+            routes: RefCell::default(),
             redraw: None,
         };
         engine.minimap_shown = engine.board.blocks.len() >= MINIMAP_AUTO_BLOCKS;
@@ -442,6 +459,9 @@ pub struct CanvasProps {
     pub tick: u64,
     /// Where the canvas's gestures go (run by the page after the gesture's handler returned).
     pub queue: CommandQueue,
+    /// The blocks other people have open, with the marker their cards carry.
+    #[prop_or_default]
+    pub open_markers: Rc<BTreeMap<BlockId, OpenMarker>>,
 }
 
 #[function_component]
@@ -531,6 +551,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         queue: &props.queue,
         children: &children,
         detail,
+        open_markers: &props.open_markers,
     };
     let roots = children
         .get(&None)
@@ -606,6 +627,7 @@ struct DrawContext<'a> {
     queue: &'a CommandQueue,
     children: &'a HashMap<Option<&'a BlockId>, Vec<&'a BoardBlock>>,
     detail: Detail,
+    open_markers: &'a BTreeMap<BlockId, OpenMarker>,
 }
 
 impl DrawContext<'_> {
@@ -689,13 +711,28 @@ impl DrawContext<'_> {
                 }
             }
         };
+        // Someone else has this block open: their initials on the card's corner.
+        let open_by_others = self.open_markers.get(&block.id);
+        let marker = open_by_others.map(|marker| {
+            html! {
+                <span class="open-marker" data-testid="open-marker" data-logins={marker.logins.clone()}
+                    title={marker.title.clone()} aria-label={marker.title.clone()}>
+                    { for marker.initials.iter().map(|initials| html! { <span class="open-initials">{ initials.clone() }</span> }) }
+                    if marker.more > 0 {
+                        <span class="open-initials more">{ format!("+{}", marker.more) }</span>
+                    }
+                </span>
+            }
+        });
         html! {
             <div key={block.id.to_string()}
-                class={classes!("block", level, selected.then_some("selected"), (block.level == Level::Task).then_some(status))}
+                class={classes!("block", level, selected.then_some("selected"), (block.level == Level::Task).then_some(status),
+                    open_by_others.is_some().then_some("open-by-others"))}
                 style={style} data-block-id={block.id.to_string()} data-testid={format!("block-{level}")}
                 data-title={block.title.clone()} data-drag={(block.level == Level::Task).then_some("true")}
                 tabindex="0" role="button" aria-label={format!("{level} {}", block.title)}>
                 { body }
+                { crate::components::slot(marker) }
                 { kids }
                 <div class="handle" data-handle="true" data-testid="edge-handle" title="Drag to another block to add a dependency"></div>
                 if block.level != Level::Task {
@@ -803,22 +840,62 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
         .filter(|edge| shown(&edge.from) && shown(&edge.to))
         .collect();
     let lanes = model::coincident_lanes(&direct_edges);
+    let mut routes = engine.routes.borrow_mut();
+    let layout = Some((engine.board.version, detail));
+    if routes.layout != layout {
+        let ends: Vec<EdgeEnds> = engine
+            .board
+            .edges
+            .values()
+            .filter(|edge| shown(&edge.from) && shown(&edge.to))
+            .filter_map(|edge| {
+                Some(EdgeEnds {
+                    id: &edge.id,
+                    from: &edge.from,
+                    to: &edge.to,
+                    from_rect: *engine.rects.get(&edge.from)?,
+                    to_rect: *engine.rects.get(&edge.to)?,
+                })
+            })
+            .collect();
+        *routes = RouteCache {
+            layout,
+            offsets: routing::port_offsets(&ends),
+            paths: HashMap::new(),
+        };
+    }
+    let routes = &mut *routes;
     let direct: Html = direct_edges
         .into_iter()
         .filter_map(|edge| {
             let from = engine.rects.get(&edge.from)?;
             let to = engine.rects.get(&edge.to)?;
             // Dependencies both ways between two blocks are drawn apart, not on top of each other.
+            // (Their ports are spread along the blocks' sides; `data-lane` still says which is which.)
             let lane = lanes.get(&edge.id).copied().unwrap_or(0);
-            let (ox, oy) = model::lane_offset(from, to, lane, 6.0 * label_scale);
-            let transform = (lane != 0).then(|| format!("translate({ox:.1} {oy:.1})"));
             let selected = engine.selected_edge.as_ref() == Some(&edge.id);
             // Selecting a block highlights its dependencies.
             let related = engine.is_selected(&edge.from) || engine.is_selected(&edge.to);
-            let path = model::edge_path(from, to);
+            // Routed around the unrelated blocks near it, once per layout.
+            let path = routes
+                .paths
+                .entry(edge.id.clone())
+                .or_insert_with(|| {
+                    let obstacles = routing::unrelated_blocks_near(
+                        &engine.board,
+                        &engine.index,
+                        &engine.rects,
+                        drawn,
+                        &edge.from,
+                        &edge.to,
+                    );
+                    let offsets = routes.offsets.get(&edge.id).copied().unwrap_or_default();
+                    routing::route_edge(from, to, &obstacles, offsets).path()
+                })
+                .clone();
             Some(html! {
                 <g key={edge.id.to_string()} class={classes!("edge", selected.then_some("selected"), related.then_some("related"))}
-                    data-edge-id={edge.id.to_string()} data-testid="edge" data-lane={lane.to_string()} {transform}
+                    data-edge-id={edge.id.to_string()} data-testid="edge" data-lane={lane.to_string()}
                     data-from={edge.from.to_string()} data-to={edge.to.to_string()}>
                     <path class="edge-hit" d={path.clone()} style={format!("stroke-width:{:.2}", 12.0 * label_scale)} />
                     <path class="edge-line" d={path} style={width.clone()} marker-end="url(#arrow)" />

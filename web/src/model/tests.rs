@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use super::*;
 use domain::access::AccessMode;
 use domain::api::board::BoardSnapshot;
@@ -870,5 +872,43 @@ fn dependencies_both_ways_between_two_blocks_get_lanes_on_either_side() {
     assert_eq!(
         lane_offset(&rect(0.0, 0.0), &rect(5.0, 100.0), 1, 6.0),
         (6.0, 0.0)
+    );
+}
+
+#[test]
+fn an_edge_goes_around_unrelated_blocks_but_not_its_own_containers() {
+    use super::routing::{polyline_crosses, route_edge, unrelated_blocks_near};
+    // Frame 1 holds modules 2, 3 and 4 in a row; 2 holds tasks 5 and 6, 4 holds task 7, and the
+    // module 3 in the middle holds task 8. The edge runs from task 5 to task 7, across module 3.
+    let board = board(
+        vec![
+            block(1, Level::Frame, None, 0.0, 0.0, 1),
+            block(2, Level::Module, Some(1), 20.0, 48.0, 1),
+            block(3, Level::Module, Some(1), 320.0, 48.0, 1),
+            block(4, Level::Module, Some(1), 620.0, 48.0, 1),
+            block(5, Level::Task, Some(2), 14.0, 40.0, 1),
+            block(6, Level::Task, Some(2), 14.0, 120.0, 1),
+            block(7, Level::Task, Some(4), 14.0, 40.0, 1),
+            block(8, Level::Task, Some(3), 14.0, 40.0, 1),
+        ],
+        vec![(1, 5, 7)],
+    );
+    let rects = board.absolute_rects();
+    let index = SpatialIndex::build(&rects);
+    let drawn: HashSet<BlockId> = rects.keys().cloned().collect();
+    let obstacles = unrelated_blocks_near(&board, &index, &rects, &drawn, &id(5), &id(7));
+    let expected: HashSet<_> = [rects[&id(3)], rects[&id(6)]]
+        .iter()
+        .map(|rect| format!("{rect:?}"))
+        .collect();
+    let found: HashSet<_> = obstacles.iter().map(|rect| format!("{rect:?}")).collect();
+    assert_eq!(
+        found, expected,
+        "the module in the way and the sibling task; not the ends' own module or frame, not what lies inside module 3"
+    );
+    let route = route_edge(&rects[&id(5)], &rects[&id(7)], &obstacles, (0.0, 0.0));
+    assert!(
+        !polyline_crosses(&route.polyline(), &[rects[&id(3)]]),
+        "{route:?} crosses module 3"
     );
 }
