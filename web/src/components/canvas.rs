@@ -29,8 +29,8 @@ use crate::model::presence::OpenMarker;
 use crate::model::rollup::RolledEdge;
 use crate::model::routing::{self, EdgeEnds};
 use crate::model::{
-    self, Board, Detail, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary, View,
-    drop_target, render_key,
+    self, Board, Detail, DetailIndexes, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary,
+    View, drop_target, render_key,
 };
 
 enum Gesture {
@@ -74,7 +74,11 @@ enum Gesture {
 pub struct Engine {
     pub board: Board,
     pub rects: HashMap<BlockId, Rect>,
-    pub index: SpatialIndex,
+    /// Every block, indexed on first use (hit tests, the closest level of detail, routing): a large
+    /// board opens far out, where only `detail_indexes` is needed, so its load does not build this.
+    index: std::cell::OnceCell<SpatialIndex>,
+    /// What the far-out levels of detail draw, indexed on its own.
+    detail_indexes: DetailIndexes,
     pub summaries: HashMap<BlockId, Summary>,
     derived_version: u64,
     pub view: View,
@@ -122,13 +126,13 @@ pub struct Engine {
     redraw: Option<Callback<()>>,
 }
 
-/// Routed edge paths for one layout (board version) and level of detail, with every shown edge's port
-/// offsets (the fan-out along a block's side depends on all its edges, drawn or not).
+/// Routed edge paths for one layout (board version) and level of detail, each with the port offsets
+/// it was routed for: the fan-out along a block's side is worked out over the edges drawn (a few
+/// hundred, every render), and an edge is routed again only when its ports moved.
 #[derive(Default)]
 struct RouteCache {
     layout: Option<(u64, Detail)>,
-    offsets: HashMap<EdgeId, (f64, f64)>,
-    paths: HashMap<EdgeId, String>,
+    paths: HashMap<EdgeId, ((f64, f64), String)>,
 }
 
 /// The engine behind an `Rc`, compared by identity so it can be a prop.
@@ -146,7 +150,8 @@ impl Engine {
         let mut engine = Engine {
             board,
             rects: HashMap::new(),
-            index: SpatialIndex::default(),
+            index: std::cell::OnceCell::new(),
+            detail_indexes: DetailIndexes::default(),
             summaries: HashMap::new(),
             derived_version: u64::MAX,
             view: View::default(),
@@ -188,6 +193,11 @@ impl Engine {
         engine
     }
 
+    /// The spatial index of every block (built on first use after a board change).
+    pub fn index(&self) -> &SpatialIndex {
+        self.index.get_or_init(|| SpatialIndex::build(&self.rects))
+    }
+
     /// Swaps in a fresh snapshot (after a resync), keeping the view.
     pub fn replace_board(&mut self, board: Board) {
         self.board = board;
@@ -201,7 +211,8 @@ impl Engine {
             return;
         }
         self.rects = self.board.absolute_rects();
-        self.index = SpatialIndex::build(&self.rects);
+        self.index = std::cell::OnceCell::new();
+        self.detail_indexes = DetailIndexes::build(&self.board, &self.rects);
         self.summaries = self.board.summaries();
         self.minimap = self
             .board
@@ -332,7 +343,7 @@ impl Engine {
         let detail = Detail::at(self.view.zoom);
         drop_target::block_under_point(
             &self.board,
-            self.index.query(&probe(x, y), &self.rects),
+            self.index().query(&probe(x, y), &self.rects),
             &self.rects,
             (x, y),
             exclude,
@@ -346,7 +357,7 @@ impl Engine {
         let detail = Detail::at(self.view.zoom);
         drop_target::drop_target(
             &self.board,
-            self.index.query(&probe(x, y), &self.rects),
+            self.index().query(&probe(x, y), &self.rects),
             &self.rects,
             (x, y),
             dragged,
@@ -466,8 +477,11 @@ pub struct CanvasProps {
 
 #[function_component]
 pub fn Canvas(props: &CanvasProps) -> Html {
+    crate::perf::mark("canvas:render");
     let redraw = use_force_update();
     let shared = props.engine.0.clone();
+    // Every render's DOM changes are in place (the timeline `scripts/bench ui` reads).
+    use_effect(|| crate::perf::mark("canvas:committed"));
     {
         let mut engine = shared.borrow_mut();
         let redraw = redraw.clone();
@@ -475,6 +489,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         engine.refresh_derived();
         let detail = engine.render_key.map_or(Detail::Tasks, |key| key.detail);
         engine.ensure_rollups(detail);
+        crate::perf::mark("canvas:derived");
     }
     {
         let shared = shared.clone();
@@ -490,6 +505,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
                 }
                 engine.update_key();
             }
+            crate::perf::mark("board:first-render");
             // The first frame applies the fitted view and draws what it shows.
             if let Some(redraw) = shared.borrow().redraw.clone() {
                 redraw.emit(());
@@ -524,13 +540,20 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         cells: (0, 0, 0, 0),
     });
     let detail = key.detail;
-    let drawn = model::blocks_to_draw(
-        &engine.board,
-        &engine.index,
-        &engine.rects,
-        &engine.render_area,
-        detail,
-    );
+    // Until the canvas has measured itself and fitted the board into view, the view is a guess: draw
+    // nothing rather than a full-detail corner of a large board that is thrown away a frame later.
+    let drawn = if engine.fit_pending {
+        HashSet::new()
+    } else {
+        model::blocks_to_draw(
+            &engine.board,
+            engine.detail_indexes.for_detail(detail, engine.index()),
+            &engine.rects,
+            &engine.render_area,
+            detail,
+        )
+    };
+    crate::perf::mark("canvas:chose-blocks");
     let mut children: HashMap<Option<&BlockId>, Vec<&BoardBlock>> = HashMap::new();
     for id in &drawn {
         if let Some(block) = engine.board.blocks.get(id) {
@@ -541,8 +564,9 @@ pub fn Canvas(props: &CanvasProps) -> Html {
             children.entry(parent).or_default().push(block);
         }
     }
+    // In reading order, so Tab goes through the blocks as they are laid out.
     for list in children.values_mut() {
-        list.sort_by(|a, b| a.id.cmp(&b.id));
+        model::sort_in_reading_order(list);
     }
     // Labels keep a readable size on screen as the view zooms out (the zoom band is in the render key).
     let label_scale = (1.0 / engine.view.zoom).clamp(1.0, 6.0);
@@ -562,7 +586,9 @@ pub fn Canvas(props: &CanvasProps) -> Html {
                 .collect::<Html>()
         })
         .unwrap_or_default();
+    crate::perf::mark("canvas:blocks-html");
     let edges = draw_edges(&engine, &drawn, detail, label_scale);
+    crate::perf::mark("canvas:edges-html");
     let world_style = format!(
         "transform:{};--label-scale:{label_scale:.3}",
         engine.view.css_transform()
@@ -592,6 +618,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
                 </div>
             }
         });
+    crate::perf::mark("canvas:minimap-html");
     html! {
         <div class="canvas" ref={engine.viewport_ref.clone()} data-testid="canvas" data-detail={detail.as_str()}
             tabindex="0" aria-label="Board canvas">
@@ -843,28 +870,24 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
     let mut routes = engine.routes.borrow_mut();
     let layout = Some((engine.board.version, detail));
     if routes.layout != layout {
-        let ends: Vec<EdgeEnds> = engine
-            .board
-            .edges
-            .values()
-            .filter(|edge| shown(&edge.from) && shown(&edge.to))
-            .filter_map(|edge| {
-                Some(EdgeEnds {
-                    id: &edge.id,
-                    from: &edge.from,
-                    to: &edge.to,
-                    from_rect: *engine.rects.get(&edge.from)?,
-                    to_rect: *engine.rects.get(&edge.to)?,
-                })
-            })
-            .collect();
         *routes = RouteCache {
             layout,
-            offsets: routing::port_offsets(&ends),
             paths: HashMap::new(),
         };
     }
-    let routes = &mut *routes;
+    let ends: Vec<EdgeEnds> = direct_edges
+        .iter()
+        .filter_map(|edge| {
+            Some(EdgeEnds {
+                id: &edge.id,
+                from: &edge.from,
+                to: &edge.to,
+                from_rect: *engine.rects.get(&edge.from)?,
+                to_rect: *engine.rects.get(&edge.to)?,
+            })
+        })
+        .collect();
+    let offsets = routing::port_offsets(&ends);
     let direct: Html = direct_edges
         .into_iter()
         .filter_map(|edge| {
@@ -877,22 +900,23 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
             // Selecting a block highlights its dependencies.
             let related = engine.is_selected(&edge.from) || engine.is_selected(&edge.to);
             // Routed around the unrelated blocks near it, once per layout.
-            let path = routes
-                .paths
-                .entry(edge.id.clone())
-                .or_insert_with(|| {
+            let ports = offsets.get(&edge.id).copied().unwrap_or_default();
+            let path = match routes.paths.get(&edge.id) {
+                Some((routed_for, path)) if *routed_for == ports => path.clone(),
+                _ => {
                     let obstacles = routing::unrelated_blocks_near(
                         &engine.board,
-                        &engine.index,
+                        engine.index(),
                         &engine.rects,
                         drawn,
                         &edge.from,
                         &edge.to,
                     );
-                    let offsets = routes.offsets.get(&edge.id).copied().unwrap_or_default();
-                    routing::route_edge(from, to, &obstacles, offsets).path()
-                })
-                .clone();
+                    let path = routing::route_edge(from, to, &obstacles, ports).path();
+                    routes.paths.insert(edge.id.clone(), (ports, path.clone()));
+                    path
+                }
+            };
             Some(html! {
                 <g key={edge.id.to_string()} class={classes!("edge", selected.then_some("selected"), related.then_some("related"))}
                     data-edge-id={edge.id.to_string()} data-testid="edge" data-lane={lane.to_string()}
@@ -1403,7 +1427,7 @@ fn pointer_up(engine: &mut Engine, event: &web_sys::Event) -> Effects {
             let detail = Detail::at(engine.view.zoom);
             let ids = model::blocks_in_marquee(
                 &engine.board,
-                &engine.index,
+                engine.index(),
                 &engine.rects,
                 &area,
                 |level| detail.shows(level),

@@ -344,10 +344,15 @@ impl Board {
             if block.archived || block.level == Level::Frame {
                 continue;
             }
-            let mut parent = block.parent_id.clone();
+            // Walks by reference, cloning an id only the first time a container is met (a large
+            // board's load pays for this walk over every block).
+            let mut parent = block.parent_id.as_ref();
             let mut steps = 0;
             while let Some(id) = parent {
-                let summary = summaries.entry(id.clone()).or_default();
+                if !summaries.contains_key(id) {
+                    summaries.insert(id.clone(), Summary::default());
+                }
+                let summary = summaries.get_mut(id).expect("inserted above");
                 match block.level {
                     Level::Module => summary.modules += 1,
                     Level::Task => {
@@ -362,8 +367,8 @@ impl Board {
                 }
                 parent = self
                     .blocks
-                    .get(&id)
-                    .and_then(|block| block.parent_id.clone());
+                    .get(id)
+                    .and_then(|block| block.parent_id.as_ref());
             }
         }
         summaries

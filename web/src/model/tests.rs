@@ -912,3 +912,62 @@ fn an_edge_goes_around_unrelated_blocks_but_not_its_own_containers() {
         "{route:?} crosses module 3"
     );
 }
+
+#[test]
+fn siblings_are_read_row_by_row_left_to_right() {
+    // Ids deliberately out of layout order; 11 and 12 are one row even though 12 sits 10 units lower.
+    let blocks = [
+        block(14, Level::Task, Some(1), 20.0, 200.0, 1),
+        block(12, Level::Task, Some(1), 300.0, 50.0, 1),
+        block(13, Level::Task, Some(1), 20.0, 120.0, 1),
+        block(11, Level::Task, Some(1), 20.0, 41.0, 1),
+        block(15, Level::Task, Some(1), 300.0, 200.0, 1),
+    ];
+    let mut order: Vec<&BoardBlock> = blocks.iter().collect();
+    sort_in_reading_order(&mut order);
+    let titles: Vec<&str> = order.iter().map(|block| block.title.as_str()).collect();
+    assert_eq!(titles, ["b11", "b12", "b13", "b14", "b15"]);
+}
+
+#[test]
+fn far_out_the_draw_walks_only_the_levels_it_shows() {
+    let board = sample();
+    let rects = board.absolute_rects();
+    let all = SpatialIndex::build(&rects);
+    let indexes = DetailIndexes::build(&board, &rects);
+    let everywhere = Rect {
+        x: -10_000.0,
+        y: -10_000.0,
+        width: 30_000.0,
+        height: 30_000.0,
+    };
+    let frames = indexes
+        .for_detail(Detail::Frames, &all)
+        .query(&everywhere, &rects);
+    assert_eq!(frames, HashSet::from([id(1), id(4)]));
+    let modules = indexes
+        .for_detail(Detail::Modules, &all)
+        .query(&everywhere, &rects);
+    assert_eq!(modules, HashSet::from([id(1), id(2), id(4)]));
+    assert_eq!(
+        indexes
+            .for_detail(Detail::Tasks, &all)
+            .query(&everywhere, &rects)
+            .len(),
+        5
+    );
+    // What is drawn is the same whichever index the draw walks.
+    for detail in [Detail::Frames, Detail::Modules, Detail::Tasks] {
+        assert_eq!(
+            blocks_to_draw(
+                &board,
+                indexes.for_detail(detail, &all),
+                &rects,
+                &everywhere,
+                detail
+            ),
+            blocks_to_draw(&board, &all, &rects, &everywhere, detail),
+            "{detail:?}"
+        );
+    }
+}

@@ -241,6 +241,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                     };
                     let seq = snapshot.seq;
                     let shared = Rc::new(RefCell::new(Engine::new(Board::from_snapshot(snapshot))));
+                    crate::perf::mark("board:built");
                     shared.borrow_mut().fit_pending = true;
                     engine.set(Some(SharedEngine(shared.clone())));
                     let weak = Rc::downgrade(&shared);
