@@ -133,7 +133,14 @@ pub struct Engine {
 struct RouteCache {
     layout: Option<(u64, Detail)>,
     paths: HashMap<EdgeId, ((f64, f64), String)>,
+    /// A render that ran out of its routing budget asks for another one shortly (kept here so it is
+    /// not cancelled by being dropped).
+    follow_up: Option<Timeout>,
 }
+
+/// How many detours (orthogonal searches) one render may compute: a view that brings many new edges
+/// into sight at once stays one frame's work, and the rest are routed by follow-up renders.
+const ROUTES_PER_RENDER: usize = 24;
 
 /// The engine behind an `Rc`, compared by identity so it can be a prop.
 #[derive(Clone)]
@@ -873,8 +880,11 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
         *routes = RouteCache {
             layout,
             paths: HashMap::new(),
+            follow_up: None,
         };
     }
+    let mut detours_left = ROUTES_PER_RENDER;
+    let mut deferred = false;
     let ends: Vec<EdgeEnds> = direct_edges
         .iter()
         .filter_map(|edge| {
@@ -903,6 +913,11 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
             let ports = offsets.get(&edge.id).copied().unwrap_or_default();
             let path = match routes.paths.get(&edge.id) {
                 Some((routed_for, path)) if *routed_for == ports => path.clone(),
+                _ if detours_left == 0 => {
+                    // Out of budget: the plain curve for now, routed by a follow-up render.
+                    deferred = true;
+                    routing::route_edge(from, to, &[], ports).path()
+                }
                 _ => {
                     let obstacles = routing::unrelated_blocks_near(
                         &engine.board,
@@ -912,7 +927,11 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
                         &edge.from,
                         &edge.to,
                     );
-                    let path = routing::route_edge(from, to, &obstacles, ports).path();
+                    let route = routing::route_edge(from, to, &obstacles, ports);
+                    if matches!(route, routing::Route::Orthogonal(_)) {
+                        detours_left -= 1;
+                    }
+                    let path = route.path();
                     routes.paths.insert(edge.id.clone(), (ports, path.clone()));
                     path
                 }
@@ -927,6 +946,12 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
             })
         })
         .collect();
+    // Each render that left edges unrouted asks for one more (replacing the last request), so the
+    // routes fill in a budget at a time once the view rests.
+    routes.follow_up = deferred
+        .then(|| engine.redraw.clone())
+        .flatten()
+        .map(|redraw| Timeout::new(SETTLE_MS, move || redraw.emit(())));
     html! { <>{ rolled }{ direct }</> }
 }
 

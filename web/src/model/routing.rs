@@ -24,7 +24,7 @@ const BEND_PRICE: f64 = 60.0;
 /// The most obstacles one route considers (the nearest to the straight line between its ends). Past
 /// this the search grid would grow with the square of the count; the nearest ones are those a route
 /// between the two blocks would meet.
-pub const MAX_OBSTACLES: usize = 40;
+pub const MAX_OBSTACLES: usize = 16;
 /// Samples along the plain curve when checking it against obstacles.
 const CURVE_SAMPLES: usize = 24;
 /// The gap between edges that meet a block on the same side.
