@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{BlockId, EdgeId};
 
+pub mod placement;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
@@ -498,80 +500,9 @@ pub fn check_new_edge<'a>(
     Ok(())
 }
 
-/// Where `count` new tasks go inside a parent of `parent_size` that already holds `siblings`
-/// (position, size, relative to the parent): the first free cells of a grid of task-sized slots
-/// below the parent's header, left to right, top to bottom, never over a sibling or another new
-/// task. Used when the server makes tasks itself (an issue import), so they never hide what is
-/// there; rows continue below the parent's bottom edge when it is full (the board grows it).
-pub fn free_task_slots(
-    parent_size: Size,
-    siblings: &[(Position, Size)],
-    count: usize,
-) -> Vec<Position> {
-    const GAP: f64 = 14.0;
-    const TOP: f64 = 48.0;
-    let size = default_size(Level::Task);
-    let columns = ((parent_size.width - GAP) / (size.width + GAP))
-        .floor()
-        .max(1.0) as usize;
-    let overlaps = |x: f64, y: f64, (position, other): &(Position, Size)| {
-        x < position.x + other.width
-            && position.x < x + size.width
-            && y < position.y + other.height
-            && position.y < y + size.height
-    };
-    let mut taken: Vec<(Position, Size)> = siblings.to_vec();
-    let mut slots = Vec::with_capacity(count);
-    let mut slot = 0usize;
-    while slots.len() < count {
-        let x = GAP + (slot % columns) as f64 * (size.width + GAP);
-        let y = TOP + (slot / columns) as f64 * (size.height + GAP);
-        if !taken.iter().any(|sibling| overlaps(x, y, sibling)) {
-            let position = Position { x, y };
-            taken.push((position, size));
-            slots.push(position);
-        }
-        slot += 1;
-    }
-    slots
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn new_tasks_fill_free_slots_around_what_the_parent_already_holds() {
-        let frame = default_size(Level::Frame);
-        let task = default_size(Level::Task);
-        let existing = [(Position { x: 40.0, y: 60.0 }, task)];
-        let slots = free_task_slots(frame, &existing, 3);
-        assert_eq!(slots.len(), 3);
-        for (index, slot) in slots.iter().enumerate() {
-            let clear = |other: &Position| {
-                slot.x + task.width <= other.x
-                    || other.x + task.width <= slot.x
-                    || slot.y + task.height <= other.y
-                    || other.y + task.height <= slot.y
-            };
-            assert!(
-                clear(&existing[0].0),
-                "slot {index} {slot:?} covers the task"
-            );
-            for other in &slots[..index] {
-                assert!(clear(other), "slot {index} {slot:?} covers {other:?}");
-            }
-            assert!(
-                slot.x >= 0.0 && slot.y >= 48.0,
-                "below the header: {slot:?}"
-            );
-        }
-        // An empty frame fills its first row left to right.
-        let empty = free_task_slots(frame, &[], 2);
-        assert_eq!(empty[0], Position { x: 14.0, y: 48.0 });
-        assert_eq!(empty[1].y, 48.0);
-        assert!(empty[1].x > empty[0].x + task.width);
-    }
 
     #[test]
     fn parent_levels_agree_with_the_parent_level_rule() {

@@ -328,3 +328,38 @@ async fn a_block_is_created_no_deeper_than_a_move_could_take_it() {
     let after = client.board(&ws).await["blocks"].as_array().unwrap().len();
     assert_eq!(before, after, "a refused create writes nothing");
 }
+
+#[tokio::test]
+async fn blocks_created_without_a_position_land_in_free_space_below_their_parents_title() {
+    let (client, ws) = owner().await;
+    let frame = client.create_block(&ws, "frame", None, "F").await;
+    let mut placed: Vec<(f64, f64, f64, f64)> = Vec::new();
+    for title in ["first", "second", "third"] {
+        let id = client
+            .create_block(&ws, "module", Some(&frame), title)
+            .await;
+        let block = client
+            .get(&format!("/workspaces/{ws}/blocks/{id}"))
+            .await
+            .expect(200);
+        let at = |path: &str| block.pointer(path).and_then(Value::as_f64).unwrap();
+        let rect = (
+            at("/position/x"),
+            at("/position/y"),
+            at("/size/width"),
+            at("/size/height"),
+        );
+        assert!(
+            rect.1 >= 40.0,
+            "{title} lands below the frame's title, not at (0, 0): {rect:?}"
+        );
+        for other in &placed {
+            let apart = rect.0 + rect.2 <= other.0
+                || other.0 + other.2 <= rect.0
+                || rect.1 + rect.3 <= other.1
+                || other.1 + other.3 <= rect.1;
+            assert!(apart, "{title} at {rect:?} covers a sibling at {other:?}");
+        }
+        placed.push(rect);
+    }
+}

@@ -1237,15 +1237,95 @@ async fn presence_shows_who_else_is_on_the_board_and_which_block_they_have_open(
         title.as_str(),
         Some(format!("{guest_login} has “Add to cart” open").as_str())
     );
+    // ... and the task's card on the host's board carries the guest's marker; no other card does.
+    host.wait_until(
+        "the host sees the guest's marker on the card the guest has open",
+        &format!(
+            "return document.querySelector(\"[data-block-id='{task}'] > [data-testid='open-marker']\")?.dataset.logins === '{guest_login}' \
+             && document.querySelectorAll(\"[data-testid='open-marker']\").length === 1"
+        ),
+    )
+    .await;
     host.screenshot("presence").await;
 
-    // The guest leaves: the avatar goes.
+    // The guest leaves: the avatar goes, and so does the marker.
     guest.close().await;
     host.wait_until(
-        "the guest's avatar goes when they leave",
-        &format!("return !document.querySelector(\"{avatar}\")"),
+        "the guest's avatar and card marker go when they leave",
+        &format!(
+            "return !document.querySelector(\"{avatar}\") && !document.querySelector(\"[data-testid='open-marker']\")"
+        ),
     )
     .await;
     assert_page_healthy(&host, "presence coming and going").await;
     host.close().await;
+}
+
+#[tokio::test]
+async fn tab_walks_the_blocks_in_the_order_they_are_laid_out() {
+    let server = WorkerServer::shared();
+    let login = unique_login("tabber");
+    let client = Client::sign_in(server, &login).await;
+    let workspace = client.create_workspace("Tab order").await;
+    let ws = workspace.as_str();
+    // Created in an order that differs from the layout (and ids are random): Tab must follow the
+    // layout — rows top to bottom, left to right, each container's blocks before the next container.
+    let frame = client
+        .create_block_at(ws, "frame", None, "Service", (0.0, 0.0))
+        .await;
+    let right = client
+        .create_block_at(ws, "module", Some(&frame), "Right module", (330.0, 60.0))
+        .await;
+    let left = client
+        .create_block_at(ws, "module", Some(&frame), "Left module", (20.0, 60.0))
+        .await;
+    client
+        .create_block_at(ws, "task", Some(&left), "Lower task", (20.0, 120.0))
+        .await;
+    client
+        .create_block_at(ws, "task", Some(&left), "Upper task", (20.0, 40.0))
+        .await;
+    let only = client
+        .create_block_at(ws, "task", Some(&right), "Only task", (20.0, 40.0))
+        .await;
+    let browser = Browser::start().await;
+    open_board(&browser, server, &login, &workspace).await;
+    browser.wait_for("[data-testid='block-task']").await;
+    browser
+        .client
+        .execute(
+            "document.querySelector(\"[data-testid='canvas']\").focus()",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let mut visited = Vec::new();
+    for _ in 0..6 {
+        browser.press(Key::Tab.into(), &[]).await;
+        let title = browser
+            .client
+            .execute(
+                "return document.activeElement?.dataset?.title ?? null",
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        visited.push(title.as_str().unwrap_or("(not a block)").to_owned());
+    }
+    assert_eq!(
+        visited,
+        [
+            "Service",
+            "Left module",
+            "Upper task",
+            "Lower task",
+            "Right module",
+            "Only task"
+        ]
+    );
+    // Enter on the focused block selects it (the panel opens on it).
+    browser.press(Key::Enter.into(), &[]).await;
+    browser.wait_for(&panel_for(&only)).await;
+    assert_page_healthy(&browser, "tabbing through the board").await;
+    browser.close().await;
 }

@@ -181,6 +181,18 @@ async fn send(
     path: &str,
     body: Option<&(impl Serialize + ?Sized)>,
 ) -> Result<(u16, String), ApiFailure> {
+    let (status, bytes) = send_for_bytes(method, path, body).await?;
+    // The body came from serde_json on the server, or an error envelope: UTF-8 either way.
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// [`send`], answering the body's bytes: a large body (a board's snapshot) is copied into the wasm
+/// memory once, instead of being decoded into a JavaScript string and re-encoded as UTF-8.
+async fn send_for_bytes(
+    method: Method,
+    path: &str,
+    body: Option<&(impl Serialize + ?Sized)>,
+) -> Result<(u16, Vec<u8>), ApiFailure> {
     let mut builder = RequestBuilder::new(&api_origin().url(path))
         .method(method)
         .header(CLIENT_ID_HEADER, &client_id());
@@ -194,11 +206,14 @@ async fn send(
     .map_err(ApiFailure::from_transport)?;
     let response = request.send().await.map_err(ApiFailure::from_transport)?;
     let status = response.status();
-    let text = response.text().await.map_err(ApiFailure::from_transport)?;
+    let bytes = response
+        .binary()
+        .await
+        .map_err(ApiFailure::from_transport)?;
     if (200..300).contains(&status) {
-        return Ok((status, text));
+        return Ok((status, bytes));
     }
-    Err(match serde_json::from_str::<ErrorEnvelope>(&text) {
+    Err(match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
         Ok(envelope) => ApiFailure {
             status,
             code: Some(envelope.error.code),
@@ -276,7 +291,17 @@ pub async fn update_workspace(
 }
 
 pub async fn board(id: &WorkspaceId) -> Result<BoardSnapshot, ApiFailure> {
-    call(Method::GET, &format!("/workspaces/{id}/board"), NO_BODY).await
+    let path = format!("/workspaces/{id}/board");
+    let (status, bytes) = send_for_bytes(Method::GET, &path, NO_BODY).await?;
+    crate::perf::mark("board:fetched");
+    let snapshot = serde_json::from_slice(&bytes).map_err(|error| ApiFailure {
+        status,
+        code: None,
+        message: format!("Could not read the answer from {path}: {error}"),
+        details: None,
+    });
+    crate::perf::mark("board:parsed");
+    snapshot
 }
 
 pub async fn block(workspace: &WorkspaceId, block: &BlockId) -> Result<Block, ApiFailure> {

@@ -20,4 +20,6 @@ pub mod live;
 #[cfg(target_arch = "wasm32")]
 pub mod pages;
 #[cfg(target_arch = "wasm32")]
+pub mod perf;
+#[cfg(target_arch = "wasm32")]
 pub mod router;

@@ -11,9 +11,10 @@ use domain::api::board::{
     CreateBlockRequest, CreateEdgeRequest, ReparentRequest, UpdateBlockRequest, missing_block,
     rule_error, stale_revision,
 };
+use domain::board::placement::free_slot;
 use domain::board::{
-    Block, BoardBlock, BoardEdge, BoardIndex, Edge, Level, MAX_NESTING_DEPTH, check_nesting_depth,
-    check_new_edge, check_parent_level, check_reparent_guard_size,
+    Block, BoardBlock, BoardEdge, BoardIndex, Edge, Level, MAX_NESTING_DEPTH, Position, Size,
+    check_nesting_depth, check_new_edge, check_parent_level, check_reparent_guard_size,
 };
 use domain::event::EventPayload;
 use domain::ids::{BlockId, EdgeId, WorkspaceId};
@@ -143,6 +144,64 @@ pub async fn get_block<S: Store>(
 }
 
 #[derive(Deserialize)]
+struct RectRow {
+    x: f64,
+    y: f64,
+    width: f64,
+    height: f64,
+}
+
+/// Where `block` (about to be created without a position) lands in its parent: the first free slot
+/// among its siblings by `domain::board::placement::free_slot`, from one read of the parent's size and
+/// its children's rectangles (indexed by `blocks_by_parent`). Only a create without a position pays for
+/// this read; a racing create may take the same slot, which overlaps two blocks but breaks no rule.
+async fn free_position<S: Store>(
+    store: &S,
+    context: &WriteContext,
+    block: &Block,
+) -> Result<Position, ApiError> {
+    let workspace = context.workspace_id.as_str();
+    let parent = block.parent_id.as_ref().map(BlockId::as_str);
+    let mut results = store
+        .read(vec![
+            Statement::new(
+                "SELECT x, y, width, height FROM blocks WHERE workspace_id = ?1 AND id = ?2",
+                &params![workspace, parent],
+            ),
+            Statement::new(
+                "SELECT x, y, width, height FROM blocks
+                 WHERE workspace_id = ?1 AND parent_id IS ?2 AND archived = 0",
+                &params![workspace, parent],
+            ),
+        ])
+        .await?;
+    let siblings: Vec<RectRow> = results.pop().ok_or_else(ApiError::internal)?.decode()?;
+    let parent_row: Vec<RectRow> = results.pop().ok_or_else(ApiError::internal)?.decode()?;
+    let siblings: Vec<(Position, Size)> = siblings
+        .into_iter()
+        .map(|row| {
+            (
+                Position { x: row.x, y: row.y },
+                Size {
+                    width: row.width,
+                    height: row.height,
+                },
+            )
+        })
+        .collect();
+    let parent_size = parent_row.first().map(|row| Size {
+        width: row.width,
+        height: row.height,
+    });
+    Ok(free_slot(
+        parent_size.filter(|_| parent.is_some()),
+        block.level,
+        block.size,
+        &siblings,
+    ))
+}
+
+#[derive(Deserialize)]
 struct ParentCheckRow {
     workspace_exists: i64,
     block_count: i64,
@@ -183,7 +242,12 @@ pub async fn create_block<S: Store, R: Runtime>(
     ];
     for _ in 0..MAX_ATTEMPTS {
         let now = runtime.now_ms();
-        let block = request.build(BlockId::from_random(runtime.random_bytes()), now);
+        let mut block = request.build(BlockId::from_random(runtime.random_bytes()), now);
+        if request.position.is_none() {
+            // Nobody said where (an API client, a webhook): the first free slot of its parent, not
+            // the origin, where it would cover the parent's title and its first child.
+            block.position = free_position(store, context, &block).await?;
+        }
         // The new block's parent is the one the request names.
         let parent = request.parent_id.as_ref().map(BlockId::as_str);
         // The workspace exists, and so does the parent, at a level that may hold this block (levels

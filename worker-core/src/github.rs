@@ -890,7 +890,13 @@ pub async fn import_issues<S: Store, R: Runtime>(
             )
         })
         .collect();
-    let slots = domain::board::free_task_slots(frame.size, &siblings, plan.create.len());
+    let slots = domain::board::placement::free_slots(
+        Some(frame.size),
+        Level::Task,
+        domain::board::default_size(Level::Task),
+        &siblings,
+        plan.create.len(),
+    );
     let mut events = Vec::new();
     for (index, issue) in plan.create.iter().enumerate() {
         let now = runtime.now_ms();

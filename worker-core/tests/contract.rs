@@ -189,6 +189,45 @@ fn create_block_stores_the_block_and_records_its_event() {
 }
 
 #[test]
+fn a_block_created_without_a_position_lands_in_free_space_of_its_parent() {
+    let f = fixture();
+    let top = f.new_frame();
+    let second_frame = f.new_frame();
+    assert_ne!(
+        top.position, second_frame.position,
+        "two frames made without a position do not cover each other"
+    );
+    let first = f.new_child("module", &top);
+    let second = f.new_child("module", &top);
+    let rect = |block: &Block| {
+        (
+            block.position.x,
+            block.position.y,
+            block.position.x + block.size.width,
+            block.position.y + block.size.height,
+        )
+    };
+    let (x0, y0, x1, y1) = rect(&first);
+    let (a0, b0, a1, b1) = rect(&second);
+    assert!(
+        x1 <= a0 || a1 <= x0 || y1 <= b0 || b1 <= y0,
+        "{first:?} and {second:?} overlap"
+    );
+    assert!(
+        first.position.y >= 40.0 && second.position.y >= 40.0,
+        "children land below the frame's title, not at (0, 0)"
+    );
+    // A position the request names is kept, even where it overlaps.
+    let placed = f
+        .create(&request(
+            json!({"level": "module", "title": "here", "parentId": top.id,
+            "position": {"x": 0, "y": 0}}),
+        ))
+        .unwrap();
+    assert_eq!((placed.position.x, placed.position.y), (0.0, 0.0));
+}
+
+#[test]
 fn create_block_refuses_what_the_rules_forbid_and_changes_nothing() {
     let f = fixture();
     let top = f.new_frame();

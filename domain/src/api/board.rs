@@ -56,6 +56,8 @@ pub struct CreateBlockRequest {
     pub requirements: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<BlockStatus>,
+    /// Relative to the parent. Without it the block lands in the first free slot of its parent
+    /// (below the parent's title, clear of its siblings: `domain::board::placement::free_slot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,7 +86,8 @@ impl CreateBlockRequest {
     }
 
     /// The block this request creates, with the id and time the caller chose. Missing fields take
-    /// their defaults: empty texts, `planned`, the origin, the level's default size.
+    /// their defaults: empty texts, `planned`, the origin, the level's default size. (The create
+    /// command replaces the origin with a free slot of the parent when no position was given.)
     pub fn build(&self, id: BlockId, now: i64) -> Block {
         Block {
             id,

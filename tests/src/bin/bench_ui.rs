@@ -5,6 +5,9 @@
 //! drives a scripted pan and zoom through real wheel events, and collects the `requestAnimationFrame`
 //! timestamps in the page. Prints the frame-time p50/p95 (goal: p95 ≤ 16 ms), the share of frames
 //! over 16.7 ms (goal ≤ 1 %), and the gzipped size of the web bundle (wasm + js + css; goal ≤ 1 MB).
+//! It also prints where the load went, from the page's performance timeline (the snapshot request, its
+//! parse, building the board, the first render: `web/src/perf.rs`); `BENCH_UI_TIMELINE=1` prints the
+//! whole timeline (requests and marks, in ms of the page's life).
 //! `BENCH_UI_SIZES=5000` (comma-separated, multiples of 100) runs other sizes.
 
 use std::io::Write;
@@ -251,6 +254,66 @@ async fn bench_board_of(frames: usize) {
             ", first frame after it at {ms:.0} ms of the page's life"
         ))
     );
+    // Where the load went, from the page's performance timeline: the wasm's download, the snapshot's
+    // request, and the board's own marks (`web/src/perf.rs`).
+    let breakdown = browser
+        .client
+        .execute(
+            r#"const at = {};
+               for (const mark of performance.getEntriesByType('mark')) at[mark.name] = mark.startTime;
+               const resources = performance.getEntriesByType('resource');
+               const wasm = resources.find(r => r.name.endsWith('.wasm'));
+               const board = resources.filter(r => /\/workspaces\/[^/]+\/board$/.test(r.name)).pop();
+               const nav = performance.getEntriesByType('navigation')[0];
+               return {
+                 html: nav ? nav.responseEnd : null,
+                 wasmStart: wasm ? wasm.startTime : null, wasmEnd: wasm ? wasm.responseEnd : null,
+                 boardStart: board ? board.startTime : null, boardEnd: board ? board.responseEnd : null,
+                 boardBytes: board ? board.encodedBodySize : null,
+                 fetched: at['board:fetched'] ?? null, parsed: at['board:parsed'] ?? null,
+                 built: at['board:built'] ?? null, rendered: at['board:first-render'] ?? null,
+               };"#,
+            Vec::new(),
+        )
+        .await
+        .expect("the performance timeline reads");
+    let ms = |name: &str| breakdown[name].as_f64();
+    let span = |from: &str, to: &str| match (ms(from), ms(to)) {
+        (Some(from), Some(to)) => format!("{:.0} ms", to - from),
+        _ => "?".to_owned(),
+    };
+    println!(
+        "  where it went (page clock): html by {}   wasm fetched {}   snapshot request {} ({} KB)   parse {}   build the board {}   first render {}   then first frame at {}",
+        ms("html").map_or("?".to_owned(), |at| format!("{at:.0} ms")),
+        span("wasmStart", "wasmEnd"),
+        span("boardStart", "boardEnd"),
+        breakdown["boardBytes"]
+            .as_f64()
+            .map_or("?".to_owned(), |bytes| format!("{:.0}", bytes / 1024.0)),
+        span("fetched", "parsed"),
+        span("parsed", "built"),
+        span("built", "rendered"),
+        page_ms.map_or("?".to_owned(), |at| format!("{at:.0} ms")),
+    );
+    let timeline = browser
+        .client
+        .execute(
+            r#"const entries = performance.getEntriesByType('resource')
+                 .map(r => [r.startTime, r.responseEnd, r.name.replace(location.origin, '')])
+                 .concat(performance.getEntriesByType('mark').map(m => [m.startTime, null, m.name]));
+               entries.sort((a, b) => a[0] - b[0]);
+               return entries.map(([start, end, name]) =>
+                 end === null ? `${start.toFixed(0)} ${name}` : `${start.toFixed(0)}–${end.toFixed(0)} ${name}`).join('\n');"#,
+            Vec::new(),
+        )
+        .await
+        .expect("the performance timeline reads");
+    if std::env::var_os("BENCH_UI_TIMELINE").is_some() {
+        println!("  timeline (ms of the page's life):");
+        for line in timeline.as_str().unwrap_or_default().lines() {
+            println!("    {line}");
+        }
+    }
     browser
         .screenshot(&format!("bench-ui-{blocks}-start"))
         .await;

@@ -10,7 +10,7 @@
 //! board changes once, on drop.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use domain::board::{BoardBlock, Edge, Level, Position, Size};
@@ -25,10 +25,12 @@ use yew::prelude::*;
 use crate::command_queue::CommandQueue;
 use crate::model::commands::Command;
 use crate::model::minimap::{MINIMAP_AUTO_BLOCKS, MINIMAP_SIZE, MiniMap, centred_on};
+use crate::model::presence::OpenMarker;
 use crate::model::rollup::RolledEdge;
+use crate::model::routing::{self, EdgeEnds};
 use crate::model::{
-    self, Board, Detail, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary, View,
-    drop_target, render_key,
+    self, Board, Detail, DetailIndexes, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary,
+    View, drop_target, render_key,
 };
 
 enum Gesture {
@@ -72,7 +74,11 @@ enum Gesture {
 pub struct Engine {
     pub board: Board,
     pub rects: HashMap<BlockId, Rect>,
-    pub index: SpatialIndex,
+    /// Every block, indexed on first use (hit tests, the closest level of detail, routing): a large
+    /// board opens far out, where only `detail_indexes` is needed, so its load does not build this.
+    index: std::cell::OnceCell<SpatialIndex>,
+    /// What the far-out levels of detail draw, indexed on its own.
+    detail_indexes: DetailIndexes,
     pub summaries: HashMap<BlockId, Summary>,
     derived_version: u64,
     pub view: View,
@@ -112,8 +118,29 @@ pub struct Engine {
     /// The rolled-up dependencies for one level of detail and board version (they change only with
     /// the board, and a far-out render would otherwise walk every edge again).
     rollups: Option<(Detail, u64, Vec<RolledEdge>)>,
+    /// The routed paths of the edges drawn so far, for one board version and level of detail: a route
+    /// is computed the first time its edge is drawn and kept until the layout changes, so a pan costs
+    /// no routing. Behind a `RefCell` because the render holds the engine shared; only the render
+    /// touches it, never re-entrantly.
+    routes: RefCell<RouteCache>,
     redraw: Option<Callback<()>>,
 }
+
+/// Routed edge paths for one layout (board version) and level of detail, each with the port offsets
+/// it was routed for: the fan-out along a block's side is worked out over the edges drawn (a few
+/// hundred, every render), and an edge is routed again only when its ports moved.
+#[derive(Default)]
+struct RouteCache {
+    layout: Option<(u64, Detail)>,
+    paths: HashMap<EdgeId, ((f64, f64), String)>,
+    /// A render that ran out of its routing budget asks for another one shortly (kept here so it is
+    /// not cancelled by being dropped).
+    follow_up: Option<Timeout>,
+}
+
+/// How many detours (orthogonal searches) one render may compute: a view that brings many new edges
+/// into sight at once stays one frame's work, and the rest are routed by follow-up renders.
+const ROUTES_PER_RENDER: usize = 24;
 
 /// The engine behind an `Rc`, compared by identity so it can be a prop.
 #[derive(Clone)]
@@ -130,7 +157,8 @@ impl Engine {
         let mut engine = Engine {
             board,
             rects: HashMap::new(),
-            index: SpatialIndex::default(),
+            index: std::cell::OnceCell::new(),
+            detail_indexes: DetailIndexes::default(),
             summaries: HashMap::new(),
             derived_version: u64::MAX,
             view: View::default(),
@@ -164,11 +192,17 @@ impl Engine {
             minimap_view: NodeRef::default(),
             minimap_element: NodeRef::default(),
             rollups: None,
+            routes: RefCell::default(),
             redraw: None,
         };
         engine.minimap_shown = engine.board.blocks.len() >= MINIMAP_AUTO_BLOCKS;
         engine.refresh_derived();
         engine
+    }
+
+    /// The spatial index of every block (built on first use after a board change).
+    pub fn index(&self) -> &SpatialIndex {
+        self.index.get_or_init(|| SpatialIndex::build(&self.rects))
     }
 
     /// Swaps in a fresh snapshot (after a resync), keeping the view.
@@ -184,7 +218,8 @@ impl Engine {
             return;
         }
         self.rects = self.board.absolute_rects();
-        self.index = SpatialIndex::build(&self.rects);
+        self.index = std::cell::OnceCell::new();
+        self.detail_indexes = DetailIndexes::build(&self.board, &self.rects);
         self.summaries = self.board.summaries();
         self.minimap = self
             .board
@@ -315,7 +350,7 @@ impl Engine {
         let detail = Detail::at(self.view.zoom);
         drop_target::block_under_point(
             &self.board,
-            self.index.query(&probe(x, y), &self.rects),
+            self.index().query(&probe(x, y), &self.rects),
             &self.rects,
             (x, y),
             exclude,
@@ -329,7 +364,7 @@ impl Engine {
         let detail = Detail::at(self.view.zoom);
         drop_target::drop_target(
             &self.board,
-            self.index.query(&probe(x, y), &self.rects),
+            self.index().query(&probe(x, y), &self.rects),
             &self.rects,
             (x, y),
             dragged,
@@ -442,12 +477,18 @@ pub struct CanvasProps {
     pub tick: u64,
     /// Where the canvas's gestures go (run by the page after the gesture's handler returned).
     pub queue: CommandQueue,
+    /// The blocks other people have open, with the marker their cards carry.
+    #[prop_or_default]
+    pub open_markers: Rc<BTreeMap<BlockId, OpenMarker>>,
 }
 
 #[function_component]
 pub fn Canvas(props: &CanvasProps) -> Html {
+    crate::perf::mark("canvas:render");
     let redraw = use_force_update();
     let shared = props.engine.0.clone();
+    // Every render's DOM changes are in place (the timeline `scripts/bench ui` reads).
+    use_effect(|| crate::perf::mark("canvas:committed"));
     {
         let mut engine = shared.borrow_mut();
         let redraw = redraw.clone();
@@ -455,6 +496,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         engine.refresh_derived();
         let detail = engine.render_key.map_or(Detail::Tasks, |key| key.detail);
         engine.ensure_rollups(detail);
+        crate::perf::mark("canvas:derived");
     }
     {
         let shared = shared.clone();
@@ -470,6 +512,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
                 }
                 engine.update_key();
             }
+            crate::perf::mark("board:first-render");
             // The first frame applies the fitted view and draws what it shows.
             if let Some(redraw) = shared.borrow().redraw.clone() {
                 redraw.emit(());
@@ -504,13 +547,20 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         cells: (0, 0, 0, 0),
     });
     let detail = key.detail;
-    let drawn = model::blocks_to_draw(
-        &engine.board,
-        &engine.index,
-        &engine.rects,
-        &engine.render_area,
-        detail,
-    );
+    // Until the canvas has measured itself and fitted the board into view, the view is a guess: draw
+    // nothing rather than a full-detail corner of a large board that is thrown away a frame later.
+    let drawn = if engine.fit_pending {
+        HashSet::new()
+    } else {
+        model::blocks_to_draw(
+            &engine.board,
+            engine.detail_indexes.for_detail(detail, engine.index()),
+            &engine.rects,
+            &engine.render_area,
+            detail,
+        )
+    };
+    crate::perf::mark("canvas:chose-blocks");
     let mut children: HashMap<Option<&BlockId>, Vec<&BoardBlock>> = HashMap::new();
     for id in &drawn {
         if let Some(block) = engine.board.blocks.get(id) {
@@ -521,8 +571,9 @@ pub fn Canvas(props: &CanvasProps) -> Html {
             children.entry(parent).or_default().push(block);
         }
     }
+    // In reading order, so Tab goes through the blocks as they are laid out.
     for list in children.values_mut() {
-        list.sort_by(|a, b| a.id.cmp(&b.id));
+        model::sort_in_reading_order(list);
     }
     // Labels keep a readable size on screen as the view zooms out (the zoom band is in the render key).
     let label_scale = (1.0 / engine.view.zoom).clamp(1.0, 6.0);
@@ -531,6 +582,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         queue: &props.queue,
         children: &children,
         detail,
+        open_markers: &props.open_markers,
     };
     let roots = children
         .get(&None)
@@ -541,7 +593,9 @@ pub fn Canvas(props: &CanvasProps) -> Html {
                 .collect::<Html>()
         })
         .unwrap_or_default();
+    crate::perf::mark("canvas:blocks-html");
     let edges = draw_edges(&engine, &drawn, detail, label_scale);
+    crate::perf::mark("canvas:edges-html");
     let world_style = format!(
         "transform:{};--label-scale:{label_scale:.3}",
         engine.view.css_transform()
@@ -571,6 +625,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
                 </div>
             }
         });
+    crate::perf::mark("canvas:minimap-html");
     html! {
         <div class="canvas" ref={engine.viewport_ref.clone()} data-testid="canvas" data-detail={detail.as_str()}
             tabindex="0" aria-label="Board canvas">
@@ -606,6 +661,7 @@ struct DrawContext<'a> {
     queue: &'a CommandQueue,
     children: &'a HashMap<Option<&'a BlockId>, Vec<&'a BoardBlock>>,
     detail: Detail,
+    open_markers: &'a BTreeMap<BlockId, OpenMarker>,
 }
 
 impl DrawContext<'_> {
@@ -693,13 +749,28 @@ impl DrawContext<'_> {
                 }
             }
         };
+        // Someone else has this block open: their initials on the card's corner.
+        let open_by_others = self.open_markers.get(&block.id);
+        let marker = open_by_others.map(|marker| {
+            html! {
+                <span class="open-marker" data-testid="open-marker" data-logins={marker.logins.clone()}
+                    title={marker.title.clone()} aria-label={marker.title.clone()}>
+                    { for marker.initials.iter().map(|initials| html! { <span class="open-initials">{ initials.clone() }</span> }) }
+                    if marker.more > 0 {
+                        <span class="open-initials more">{ format!("+{}", marker.more) }</span>
+                    }
+                </span>
+            }
+        });
         html! {
             <div key={block.id.to_string()}
-                class={classes!("block", level, selected.then_some("selected"), (block.level == Level::Task).then_some(status))}
+                class={classes!("block", level, selected.then_some("selected"), (block.level == Level::Task).then_some(status),
+                    open_by_others.is_some().then_some("open-by-others"))}
                 style={style} data-block-id={block.id.to_string()} data-testid={format!("block-{level}")}
                 data-title={block.title.clone()} data-drag={(block.level == Level::Task).then_some("true")}
                 tabindex="0" role="button" aria-label={format!("{level} {}", block.title)}>
                 { body }
+                { crate::components::slot(marker) }
                 { kids }
                 <div class="handle" data-handle="true" data-testid="edge-handle" title="Drag to another block to add a dependency"></div>
                 if block.level != Level::Task {
@@ -807,22 +878,71 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
         .filter(|edge| shown(&edge.from) && shown(&edge.to))
         .collect();
     let lanes = model::coincident_lanes(&direct_edges);
+    let mut routes = engine.routes.borrow_mut();
+    let layout = Some((engine.board.version, detail));
+    if routes.layout != layout {
+        *routes = RouteCache {
+            layout,
+            paths: HashMap::new(),
+            follow_up: None,
+        };
+    }
+    let mut detours_left = ROUTES_PER_RENDER;
+    let mut deferred = false;
+    let ends: Vec<EdgeEnds> = direct_edges
+        .iter()
+        .filter_map(|edge| {
+            Some(EdgeEnds {
+                id: &edge.id,
+                from: &edge.from,
+                to: &edge.to,
+                from_rect: *engine.rects.get(&edge.from)?,
+                to_rect: *engine.rects.get(&edge.to)?,
+            })
+        })
+        .collect();
+    let offsets = routing::port_offsets(&ends);
     let direct: Html = direct_edges
         .into_iter()
         .filter_map(|edge| {
             let from = engine.rects.get(&edge.from)?;
             let to = engine.rects.get(&edge.to)?;
             // Dependencies both ways between two blocks are drawn apart, not on top of each other.
+            // (Their ports are spread along the blocks' sides; `data-lane` still says which is which.)
             let lane = lanes.get(&edge.id).copied().unwrap_or(0);
-            let (ox, oy) = model::lane_offset(from, to, lane, 6.0 * label_scale);
-            let transform = (lane != 0).then(|| format!("translate({ox:.1} {oy:.1})"));
             let selected = engine.selected_edge.as_ref() == Some(&edge.id);
             // Selecting a block highlights its dependencies.
             let related = engine.is_selected(&edge.from) || engine.is_selected(&edge.to);
-            let path = model::edge_path(from, to);
+            // Routed around the unrelated blocks near it, once per layout.
+            let ports = offsets.get(&edge.id).copied().unwrap_or_default();
+            let path = match routes.paths.get(&edge.id) {
+                Some((routed_for, path)) if *routed_for == ports => path.clone(),
+                _ if detours_left == 0 => {
+                    // Out of budget: the plain curve for now, routed by a follow-up render.
+                    deferred = true;
+                    routing::route_edge(from, to, &[], ports).path()
+                }
+                _ => {
+                    let obstacles = routing::unrelated_blocks_near(
+                        &engine.board,
+                        engine.index(),
+                        &engine.rects,
+                        drawn,
+                        &edge.from,
+                        &edge.to,
+                    );
+                    let route = routing::route_edge(from, to, &obstacles, ports);
+                    if matches!(route, routing::Route::Orthogonal(_)) {
+                        detours_left -= 1;
+                    }
+                    let path = route.path();
+                    routes.paths.insert(edge.id.clone(), (ports, path.clone()));
+                    path
+                }
+            };
             Some(html! {
                 <g key={edge.id.to_string()} class={classes!("edge", selected.then_some("selected"), related.then_some("related"))}
-                    data-edge-id={edge.id.to_string()} data-testid="edge" data-lane={lane.to_string()} {transform}
+                    data-edge-id={edge.id.to_string()} data-testid="edge" data-lane={lane.to_string()}
                     data-from={edge.from.to_string()} data-to={edge.to.to_string()}>
                     <path class="edge-hit" d={path.clone()} style={format!("stroke-width:{:.2}", 12.0 * label_scale)} />
                     <path class="edge-line" d={path} style={width.clone()} marker-end="url(#arrow)" />
@@ -830,6 +950,12 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
             })
         })
         .collect();
+    // Each render that left edges unrouted asks for one more (replacing the last request), so the
+    // routes fill in a budget at a time once the view rests.
+    routes.follow_up = deferred
+        .then(|| engine.redraw.clone())
+        .flatten()
+        .map(|redraw| Timeout::new(SETTLE_MS, move || redraw.emit(())));
     html! { <>{ rolled }{ direct }</> }
 }
 
@@ -1330,7 +1456,7 @@ fn pointer_up(engine: &mut Engine, event: &web_sys::Event) -> Effects {
             let detail = Detail::at(engine.view.zoom);
             let ids = model::blocks_in_marquee(
                 &engine.board,
-                &engine.index,
+                engine.index(),
                 &engine.rects,
                 &area,
                 |level| detail.shows(level),

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use domain::api::board::BoardSnapshot;
 use domain::api::runs::RunRecord;
 use domain::api::workspaces::Workspace;
-use domain::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position};
+use domain::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position, Size};
 use domain::event::{EventPayload, WorkspaceEvent};
 use domain::ids::{BlockId, EdgeId};
 
@@ -353,10 +353,15 @@ impl Board {
             if block.archived || block.level == Level::Frame {
                 continue;
             }
-            let mut parent = block.parent_id.clone();
+            // Walks by reference, cloning an id only the first time a container is met (a large
+            // board's load pays for this walk over every block).
+            let mut parent = block.parent_id.as_ref();
             let mut steps = 0;
             while let Some(id) = parent {
-                let summary = summaries.entry(id.clone()).or_default();
+                if !summaries.contains_key(id) {
+                    summaries.insert(id.clone(), Summary::default());
+                }
+                let summary = summaries.get_mut(id).expect("inserted above");
                 match block.level {
                     Level::Module => summary.modules += 1,
                     Level::Task => {
@@ -371,8 +376,8 @@ impl Board {
                 }
                 parent = self
                     .blocks
-                    .get(&id)
-                    .and_then(|block| block.parent_id.clone());
+                    .get(id)
+                    .and_then(|block| block.parent_id.as_ref());
             }
         }
         summaries
@@ -410,44 +415,20 @@ impl Board {
         level: Level,
         excluded: Option<&BlockId>,
     ) -> Position {
-        let size = domain::board::default_size(level);
-        let mut siblings = self.children(parent);
-        siblings.retain(|sibling| Some(&sibling.id) != excluded);
-        let (gap, top) = match (parent, level) {
-            (Some(_), Level::Task) => (14.0, 40.0),
-            (Some(_), _) => (20.0, 48.0),
-            (None, _) => (80.0, 0.0),
-        };
-        let columns = match parent.and_then(|id| self.blocks.get(id)) {
-            Some(parent) => ((parent.size.width - gap) / (size.width + gap))
-                .floor()
-                .max(1.0) as usize,
-            None => 4,
-        };
-        for slot in 0..500 {
-            let candidate = Rect {
-                x: gap + (slot % columns) as f64 * (size.width + gap),
-                y: top + (slot / columns) as f64 * (size.height + gap),
-                width: size.width,
-                height: size.height,
-            };
-            let taken = siblings.iter().any(|sibling| {
-                Rect {
-                    x: sibling.position.x,
-                    y: sibling.position.y,
-                    width: sibling.size.width,
-                    height: sibling.size.height,
-                }
-                .intersects(&candidate)
-            });
-            if !taken {
-                return Position {
-                    x: candidate.x,
-                    y: candidate.y,
-                };
-            }
-        }
-        Position { x: gap, y: top }
+        let siblings: Vec<(Position, Size)> = self
+            .children(parent)
+            .into_iter()
+            .filter(|sibling| Some(&sibling.id) != excluded)
+            .map(|sibling| (sibling.position, sibling.size))
+            .collect();
+        domain::board::placement::free_slot(
+            parent
+                .and_then(|id| self.blocks.get(id))
+                .map(|parent| parent.size),
+            level,
+            domain::board::default_size(level),
+            &siblings,
+        )
     }
 }
 

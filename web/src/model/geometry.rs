@@ -81,11 +81,20 @@ impl SpatialIndex {
     pub const CELL: f64 = 1024.0;
 
     pub fn build(rects: &HashMap<BlockId, Rect>) -> SpatialIndex {
+        Self::build_where(rects, |_| true)
+    }
+
+    /// An index of only the blocks `keep` accepts (e.g. the frames: far out, a query then walks the
+    /// few hundred frames instead of every task of a large board).
+    pub fn build_where(
+        rects: &HashMap<BlockId, Rect>,
+        keep: impl Fn(&BlockId) -> bool,
+    ) -> SpatialIndex {
         let mut index = SpatialIndex {
             cell: Self::CELL,
             buckets: HashMap::new(),
         };
-        for (id, rect) in rects {
+        for (id, rect) in rects.iter().filter(|(id, _)| keep(id)) {
             let (x0, y0, x1, y1) = index.cells(rect);
             for cx in x0..=x1 {
                 for cy in y0..=y1 {
@@ -127,6 +136,36 @@ impl SpatialIndex {
         }
         found.retain(|id| rects.get(id).is_some_and(|rect| rect.intersects(area)));
         found
+    }
+}
+
+/// Spatial indexes for the far-out levels of detail: only what [`Detail::Frames`] and
+/// [`Detail::Modules`] draw, so the far-out views (which see the whole board) walk hundreds of blocks,
+/// not tens of thousands.
+#[derive(Debug, Default)]
+pub struct DetailIndexes {
+    pub frames: SpatialIndex,
+    pub frames_and_modules: SpatialIndex,
+}
+
+impl DetailIndexes {
+    pub fn build(board: &Board, rects: &HashMap<BlockId, Rect>) -> DetailIndexes {
+        let level_of = |id: &BlockId| board.blocks.get(id).map(|block| block.level);
+        DetailIndexes {
+            frames: SpatialIndex::build_where(rects, |id| level_of(id) == Some(Level::Frame)),
+            frames_and_modules: SpatialIndex::build_where(rects, |id| {
+                matches!(level_of(id), Some(Level::Frame | Level::Module))
+            }),
+        }
+    }
+
+    /// The index holding exactly what `detail` can draw (`all` holds every block).
+    pub fn for_detail<'a>(&'a self, detail: Detail, all: &'a SpatialIndex) -> &'a SpatialIndex {
+        match detail {
+            Detail::Frames => &self.frames,
+            Detail::Modules => &self.frames_and_modules,
+            Detail::Tasks => all,
+        }
     }
 }
 
@@ -446,6 +485,23 @@ pub fn edge_path(from: &Rect, to: &Rect) -> String {
         c2y = ey - dir * bend;
     }
     format!("M{sx:.1} {sy:.1} C{c1x:.1} {c1y:.1} {c2x:.1} {c2y:.1} {ex:.1} {ey:.1}")
+}
+
+/// How tall a band of "one row" is when ordering blocks for reading: blocks whose tops lie in the same
+/// band count as side by side (a hand-placed row is rarely exactly level).
+pub const READING_ROW: f64 = 40.0;
+
+/// Sorts sibling blocks the way a person reads them: rows from top to bottom, left to right within a
+/// row. The canvas puts its elements in this order, so Tab walks the board as it is laid out.
+pub fn sort_in_reading_order(blocks: &mut [&domain::board::BoardBlock]) {
+    blocks.sort_by(|a, b| {
+        let row = |block: &domain::board::BoardBlock| (block.position.y / READING_ROW).floor();
+        row(a)
+            .total_cmp(&row(b))
+            .then(a.position.x.total_cmp(&b.position.x))
+            .then(a.position.y.total_cmp(&b.position.y))
+            .then_with(|| a.id.cmp(&b.id))
+    });
 }
 
 /// The size a new block of `level` gets.

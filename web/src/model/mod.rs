@@ -44,6 +44,7 @@ pub mod menu;
 pub mod minimap;
 pub mod presence;
 pub mod rollup;
+pub mod routing;
 pub mod runs;
 pub mod selection;
 pub mod spend;

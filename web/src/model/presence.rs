@@ -1,6 +1,8 @@
 //! Who else is on the board, as the toolbar shows them: one avatar per person (not you), with the
 //! blocks they have open.
 
+use std::collections::BTreeMap;
+
 use domain::ids::BlockId;
 use domain::stream::PresentPerson;
 
@@ -65,6 +67,55 @@ pub fn others(
     out
 }
 
+/// A marker on a card that someone else has open: their initials (up to three people, then "+N").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenMarker {
+    pub initials: Vec<String>,
+    /// How many more have it open than the initials show.
+    pub more: usize,
+    /// The hover text: who has it open.
+    pub title: String,
+    /// The logins, comma-joined (what a test or a screen reader reads).
+    pub logins: String,
+}
+
+/// How many people's initials a card's marker shows before "+N".
+const MARKER_INITIALS: usize = 3;
+
+/// The marker each block someone else has open carries on its card, by block.
+pub fn open_markers(others: &[OtherPerson]) -> BTreeMap<BlockId, OpenMarker> {
+    let mut by_block: BTreeMap<BlockId, Vec<&OtherPerson>> = BTreeMap::new();
+    for other in others {
+        for block in &other.blocks {
+            let people = by_block.entry(block.clone()).or_default();
+            if !people.iter().any(|person| person.login == other.login) {
+                people.push(other);
+            }
+        }
+    }
+    by_block
+        .into_iter()
+        .map(|(block, people)| {
+            let logins: Vec<&str> = people.iter().map(|person| person.login.as_str()).collect();
+            let marker = OpenMarker {
+                initials: people
+                    .iter()
+                    .take(MARKER_INITIALS)
+                    .map(|person| person.initials.clone())
+                    .collect(),
+                more: people.len().saturating_sub(MARKER_INITIALS),
+                title: format!(
+                    "{} {} this open",
+                    logins.join(", "),
+                    if logins.len() == 1 { "has" } else { "have" }
+                ),
+                logins: logins.join(","),
+            };
+            (block, marker)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +140,36 @@ mod tests {
         assert_eq!(listed[0].initials, "AL");
         assert_eq!(listed[0].title, "alice-w has “Fix the greeting” open");
         assert_eq!(listed[1].title, "bob is on this board");
+    }
+
+    #[test]
+    fn a_card_someone_else_has_open_carries_their_initials_once_each() {
+        let open = BlockId::from_random([1; 8]);
+        let closed = BlockId::from_random([2; 8]);
+        let person = |login: &str, block: Option<&BlockId>| PresentPerson {
+            login: login.to_owned(),
+            user_id: format!("usr_{login}"),
+            block_id: block.cloned(),
+        };
+        // alice has the block open in two tabs; bob too; carol has nothing open; five more have it open.
+        let mut people = vec![
+            person("alice", Some(&open)),
+            person("alice", Some(&open)),
+            person("bob", Some(&open)),
+            person("carol", None),
+        ];
+        let markers = open_markers(&others(&people, None, |_| None));
+        assert_eq!(markers.len(), 1, "only the open block gets a marker");
+        assert!(!markers.contains_key(&closed));
+        let marker = &markers[&open];
+        assert_eq!(marker.initials, vec!["AL".to_owned(), "BO".to_owned()]);
+        assert_eq!(marker.more, 0);
+        assert_eq!(marker.title, "alice, bob have this open");
+        assert_eq!(marker.logins, "alice,bob");
+
+        people.extend(["dan", "eve", "fay"].map(|login| person(login, Some(&open))));
+        let markers = open_markers(&others(&people, None, |_| None));
+        assert_eq!(markers[&open].initials.len(), 3);
+        assert_eq!(markers[&open].more, 2, "+2 beyond the three initials shown");
     }
 }

@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use super::*;
 use domain::access::AccessMode;
 use domain::api::board::BoardSnapshot;
@@ -900,4 +902,101 @@ fn a_block_github_event_updates_the_blocks_github_state_once() {
     assert_eq!(board.apply_event(&github), Applied::Ignored, "a replay");
     let same_again = event(board.seq + 1, EventPayload::BlockGithub { github: state });
     assert_eq!(board.apply_event(&same_again), Applied::Ignored);
+}
+
+#[test]
+fn an_edge_goes_around_unrelated_blocks_but_not_its_own_containers() {
+    use super::routing::{polyline_crosses, route_edge, unrelated_blocks_near};
+    // Frame 1 holds modules 2, 3 and 4 in a row; 2 holds tasks 5 and 6, 4 holds task 7, and the
+    // module 3 in the middle holds task 8. The edge runs from task 5 to task 7, across module 3.
+    let board = board(
+        vec![
+            block(1, Level::Frame, None, 0.0, 0.0, 1),
+            block(2, Level::Module, Some(1), 20.0, 48.0, 1),
+            block(3, Level::Module, Some(1), 320.0, 48.0, 1),
+            block(4, Level::Module, Some(1), 620.0, 48.0, 1),
+            block(5, Level::Task, Some(2), 14.0, 40.0, 1),
+            block(6, Level::Task, Some(2), 14.0, 120.0, 1),
+            block(7, Level::Task, Some(4), 14.0, 40.0, 1),
+            block(8, Level::Task, Some(3), 14.0, 40.0, 1),
+        ],
+        vec![(1, 5, 7)],
+    );
+    let rects = board.absolute_rects();
+    let index = SpatialIndex::build(&rects);
+    let drawn: HashSet<BlockId> = rects.keys().cloned().collect();
+    let obstacles = unrelated_blocks_near(&board, &index, &rects, &drawn, &id(5), &id(7));
+    let expected: HashSet<_> = [rects[&id(3)], rects[&id(6)]]
+        .iter()
+        .map(|rect| format!("{rect:?}"))
+        .collect();
+    let found: HashSet<_> = obstacles.iter().map(|rect| format!("{rect:?}")).collect();
+    assert_eq!(
+        found, expected,
+        "the module in the way and the sibling task; not the ends' own module or frame, not what lies inside module 3"
+    );
+    let route = route_edge(&rects[&id(5)], &rects[&id(7)], &obstacles, (0.0, 0.0));
+    assert!(
+        !polyline_crosses(&route.polyline(), &[rects[&id(3)]]),
+        "{route:?} crosses module 3"
+    );
+}
+
+#[test]
+fn siblings_are_read_row_by_row_left_to_right() {
+    // Ids deliberately out of layout order; 11 and 12 are one row even though 12 sits 10 units lower.
+    let blocks = [
+        block(14, Level::Task, Some(1), 20.0, 200.0, 1),
+        block(12, Level::Task, Some(1), 300.0, 50.0, 1),
+        block(13, Level::Task, Some(1), 20.0, 120.0, 1),
+        block(11, Level::Task, Some(1), 20.0, 41.0, 1),
+        block(15, Level::Task, Some(1), 300.0, 200.0, 1),
+    ];
+    let mut order: Vec<&BoardBlock> = blocks.iter().collect();
+    sort_in_reading_order(&mut order);
+    let titles: Vec<&str> = order.iter().map(|block| block.title.as_str()).collect();
+    assert_eq!(titles, ["b11", "b12", "b13", "b14", "b15"]);
+}
+
+#[test]
+fn far_out_the_draw_walks_only_the_levels_it_shows() {
+    let board = sample();
+    let rects = board.absolute_rects();
+    let all = SpatialIndex::build(&rects);
+    let indexes = DetailIndexes::build(&board, &rects);
+    let everywhere = Rect {
+        x: -10_000.0,
+        y: -10_000.0,
+        width: 30_000.0,
+        height: 30_000.0,
+    };
+    let frames = indexes
+        .for_detail(Detail::Frames, &all)
+        .query(&everywhere, &rects);
+    assert_eq!(frames, HashSet::from([id(1), id(4)]));
+    let modules = indexes
+        .for_detail(Detail::Modules, &all)
+        .query(&everywhere, &rects);
+    assert_eq!(modules, HashSet::from([id(1), id(2), id(4)]));
+    assert_eq!(
+        indexes
+            .for_detail(Detail::Tasks, &all)
+            .query(&everywhere, &rects)
+            .len(),
+        5
+    );
+    // What is drawn is the same whichever index the draw walks.
+    for detail in [Detail::Frames, Detail::Modules, Detail::Tasks] {
+        assert_eq!(
+            blocks_to_draw(
+                &board,
+                indexes.for_detail(detail, &all),
+                &rects,
+                &everywhere,
+                detail
+            ),
+            blocks_to_draw(&board, &all, &rects, &everywhere, detail),
+            "{detail:?}"
+        );
+    }
 }

@@ -243,6 +243,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                     };
                     let seq = snapshot.seq;
                     let shared = Rc::new(RefCell::new(Engine::new(Board::from_snapshot(snapshot))));
+                    crate::perf::mark("board:built");
                     shared.borrow_mut().fit_pending = true;
                     engine.set(Some(SharedEngine(shared.clone())));
                     let weak = Rc::downgrade(&shared);
@@ -475,6 +476,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             .map(|block| block.title.clone())
     });
     drop(engine_ref);
+    let open_markers = Rc::new(crate::model::presence::open_markers(&others));
     let can_undo = !undo.borrow().is_empty();
     let can_redo = undo.borrow().can_redo();
     let on_run = {
@@ -715,7 +717,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             // pointer capture and the focus mid-gesture). See `components::slot`.
             <div class="board-body">
                 <div class="canvas-wrap">
-                    <Canvas engine={shared.clone()} tick={tick.0} queue={(*queue).clone()} />
+                    <Canvas engine={shared.clone()} tick={tick.0} queue={(*queue).clone()} {open_markers} />
                     { slot(refusal_bubble) }
                     { slot(context_menu) }
                 </div>
