@@ -13,25 +13,34 @@ use serde_json::json;
 const LOG_CAPACITY: i64 = 30;
 /// ... and replay at most 200 KB in one go, so the byte cap is reachable too.
 const REPLAY_MAX_BYTES: i64 = 200_000;
+/// The hub's settings every server of this binary runs with.
+fn server_options() -> ServerOptions {
+    let mut options = ServerOptions::default();
+    options
+        .vars
+        .push(("HUB_LOG_CAPACITY".to_owned(), LOG_CAPACITY.to_string()));
+    options.vars.push((
+        "HUB_REPLAY_MAX_BYTES".to_owned(),
+        REPLAY_MAX_BYTES.to_string(),
+    ));
+    options
+}
+
 fn server() -> &'static WorkerServer {
     static SERVER: OnceLock<WorkerServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let mut options = ServerOptions::default();
-        options
-            .vars
-            .push(("HUB_LOG_CAPACITY".to_owned(), LOG_CAPACITY.to_string()));
-        options.vars.push((
-            "HUB_REPLAY_MAX_BYTES".to_owned(),
-            REPLAY_MAX_BYTES.to_string(),
-        ));
-        let server = WorkerServer::start_with(options);
+        let server = WorkerServer::start_with(server_options());
         cat_tests::process::remove_at_exit(server.persist_dir.clone());
         server
     })
 }
 
 async fn owner_with_frame() -> (Client, String, String) {
-    let client = Client::sign_in(server(), &unique_login("live")).await;
+    owner_with_frame_on(server()).await
+}
+
+async fn owner_with_frame_on(server: &WorkerServer) -> (Client, String, String) {
+    let client = Client::sign_in(server, &unique_login("live")).await;
     let workspace = client.create_workspace("live").await;
     let frame = client
         .create_block(&workspace, "frame", None, "frame")
@@ -259,7 +268,12 @@ async fn the_writers_own_client_gets_no_echo_but_everyone_else_does() {
 
 #[tokio::test]
 async fn a_re_delivered_old_range_never_re_enters_a_pruned_log_and_replay_never_skips_a_hole() {
-    let (client, ws, frame) = owner_with_frame().await;
+    // A server of its own: the test rewrites the outbox from outside the worker (`wrangler d1
+    // execute`), which would make a concurrent test's write on a shared server fail with SQLITE_BUSY.
+    let server = tokio::task::spawn_blocking(|| WorkerServer::start_with(server_options()))
+        .await
+        .unwrap();
+    let (client, ws, frame) = owner_with_frame_on(&server).await;
     for n in 0..(LOG_CAPACITY + 10) {
         client
             .patch(
@@ -271,7 +285,7 @@ async fn a_re_delivered_old_range_never_re_enters_a_pruned_log_and_replay_never_
     }
     let last = LOG_CAPACITY + 11;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while hub_stats(&ws).await["undelivered"] != 0 {
+    while hub_stats_on(&server, &ws).await["undelivered"] != 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "never all delivered"
@@ -279,16 +293,16 @@ async fn a_re_delivered_old_range_never_re_enters_a_pruned_log_and_replay_never_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let oldest_held = last - LOG_CAPACITY + 1;
-    assert_eq!(hub_stats(&ws).await["oldestSeq"], oldest_held);
+    assert_eq!(hub_stats_on(&server, &ws).await["oldestSeq"], oldest_held);
     // The writer's marks of seqs 1 and 2 were lost: the sweep hands them to the hub again.
-    server().execute_sql(&format!(
+    server.execute_sql(&format!(
         "UPDATE events SET delivered_at = NULL WHERE workspace_id = '{ws}' AND seq <= 2"
     ));
-    let answer = reqwest::get(server().url("/__scheduled?cron=*+*+*+*+*"))
+    let answer = reqwest::get(server.url("/__scheduled?cron=*+*+*+*+*"))
         .await
         .unwrap();
     assert!(answer.status().is_success());
-    let stats = hub_stats(&ws).await;
+    let stats = hub_stats_on(&server, &ws).await;
     assert_eq!(stats["undelivered"], 0, "the sweep re-delivered: {stats}");
     assert_eq!(
         stats["oldestSeq"], oldest_held,
@@ -640,7 +654,11 @@ async fn a_delivery_lost_between_commit_and_hub_is_repaired_by_the_next_event_or
 
 /// The hub's counters and the outbox's undelivered count (a test hook of the worker).
 async fn hub_stats(ws: &str) -> serde_json::Value {
-    reqwest::get(server().url(&format!("/__test/hub/{ws}")))
+    hub_stats_on(server(), ws).await
+}
+
+async fn hub_stats_on(server: &WorkerServer, ws: &str) -> serde_json::Value {
+    reqwest::get(server.url(&format!("/__test/hub/{ws}")))
         .await
         .unwrap()
         .json()
