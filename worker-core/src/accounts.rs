@@ -79,12 +79,8 @@ pub async fn remove_account_member<S: Store, R: Runtime>(
     let mut workspace_ids = Vec::with_capacity(workspaces.len());
     for row in &workspaces {
         let workspace_id = WorkspaceId::parse(&row.id).map_err(|_| ApiError::internal())?;
-        let context = WriteContext {
-            workspace_id: workspace_id.clone(),
-            actor: actor.clone(),
-            origin: origin.clone(),
-            limits: domain::limits::WriteLimits::default(),
-        };
+        let context =
+            WriteContext::with_default_limits(workspace_id.clone(), actor.clone(), origin.clone());
         let payload = EventPayload::MemberChanged {
             user_id: user_id.clone(),
             role: row.role.as_deref().and_then(WorkspaceRole::parse),

@@ -17,6 +17,23 @@ pub struct WriteContext {
     pub limits: WriteLimits,
 }
 
+impl WriteContext {
+    /// A context for a writer with no request in hand (a run, a webhook, a settlement): the
+    /// deployment's default limits.
+    pub fn with_default_limits(
+        workspace_id: WorkspaceId,
+        actor: Actor,
+        origin: Option<String>,
+    ) -> Self {
+        WriteContext {
+            workspace_id,
+            actor,
+            origin,
+            limits: WriteLimits::default(),
+        }
+    }
+}
+
 /// The clock and the random source. The worker uses the runtime's; tests use fixed ones.
 pub trait Runtime {
     /// Milliseconds since the Unix epoch.

@@ -43,12 +43,7 @@ pub fn webhook_actor() -> Actor {
 
 /// The context a webhook writes to `workspace_id` with.
 pub fn webhook_context(workspace_id: &WorkspaceId) -> WriteContext {
-    WriteContext {
-        workspace_id: workspace_id.clone(),
-        actor: webhook_actor(),
-        origin: None,
-        limits: domain::limits::WriteLimits::default(),
-    }
+    WriteContext::with_default_limits(workspace_id.clone(), webhook_actor(), None)
 }
 
 fn parse_block_id(text: &str) -> Result<BlockId, ApiError> {

@@ -676,14 +676,13 @@ pub async fn record_run_event<S: Store, R: Runtime>(
     record: RunEventRecord,
     at_ms: u64,
 ) -> Result<Committed<()>, ApiError> {
-    let context = WriteContext {
-        workspace_id: workspace_id.clone(),
-        actor: Actor::Run {
+    let context = WriteContext::with_default_limits(
+        workspace_id.clone(),
+        Actor::Run {
             id: record.run_id.as_str().to_owned(),
         },
-        origin: None,
-        limits: domain::limits::WriteLimits::default(),
-    };
+        None,
+    );
     let run_id = record.run_id.as_str().to_owned();
     let run_seq = i64::try_from(record.run_seq).unwrap_or(i64::MAX);
     let mut plan = GuardedPlan::new(
@@ -768,14 +767,13 @@ pub async fn write_block_status<S: Store, R: Runtime>(
     block_id: &BlockId,
     status: BlockStatus,
 ) -> Result<Committed<Option<Block>>, ApiError> {
-    let context = WriteContext {
-        workspace_id: workspace_id.clone(),
-        actor: Actor::Run {
+    let context = WriteContext::with_default_limits(
+        workspace_id.clone(),
+        Actor::Run {
             id: run_id.as_str().to_owned(),
         },
-        origin: None,
-        limits: domain::limits::WriteLimits::default(),
-    };
+        None,
+    );
     for _ in 0..MAX_ATTEMPTS {
         let Some(current) = get_block(store, workspace_id, block_id).await? else {
             return Ok(Committed {

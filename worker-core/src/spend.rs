@@ -329,12 +329,11 @@ pub async fn settle<S: Store, R: Runtime>(
             now
         ],
     );
-    let context = WriteContext {
-        workspace_id: attribution.workspace.clone(),
-        actor: attribution.actor(id),
-        origin: None,
-        limits: domain::limits::WriteLimits::default(),
-    };
+    let context = WriteContext::with_default_limits(
+        attribution.workspace.clone(),
+        attribution.actor(id),
+        None,
+    );
     events::record(
         &mut plan,
         &context,
