@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{BlockId, EdgeId};
 
+pub mod change;
 pub mod placement;
+
+pub use change::{BlockChange, BlockFieldChanges};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

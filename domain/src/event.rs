@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::WorkspaceRole;
 use crate::api::workspaces::Workspace;
-use crate::board::{Block, Edge};
+use crate::board::{Block, BlockChange, Edge};
 use crate::ids::{BlockId, EdgeId, RunId, UserId, WorkspaceId};
 use crate::run::{RunEvent, RunStatus};
 use serde_json::json;
@@ -61,8 +61,9 @@ impl Actor {
 pub enum EventPayload {
     #[serde(rename = "block.created")]
     BlockCreated { block: Block },
+    /// Only the fields the write changed (`domain::board::BlockChange`): events stay small.
     #[serde(rename = "block.updated")]
-    BlockUpdated { block: Block },
+    BlockUpdated(BlockChange),
     #[serde(rename = "block.reparented")]
     BlockReparented { block: Block },
     /// The block and its whole subtree are gone, with every edge that touched them.
@@ -187,7 +188,7 @@ impl EventPayload {
     pub fn name(&self) -> &'static str {
         match self {
             EventPayload::BlockCreated { .. } => "block.created",
-            EventPayload::BlockUpdated { .. } => "block.updated",
+            EventPayload::BlockUpdated(_) => "block.updated",
             EventPayload::BlockReparented { .. } => "block.reparented",
             EventPayload::BlockDeleted { .. } => "block.deleted",
             EventPayload::EdgeCreated { .. } => "edge.created",

@@ -101,7 +101,7 @@ async fn every_change_reaches_every_open_socket_in_order() {
                 "block.deleted"
             ]
         );
-        assert_eq!(stream.events[1]["data"]["block"]["title"], "renamed");
+        assert_eq!(stream.events[1]["data"]["changes"]["title"], "renamed");
     }
 }
 
@@ -347,7 +347,7 @@ async fn a_member_who_sends_a_colleagues_client_id_cannot_silence_the_colleague(
         "the owner's tab must still hear mallory's change"
     );
     assert_eq!(
-        victim.events.last().unwrap()["data"]["block"]["title"],
+        victim.events.last().unwrap()["data"]["changes"]["title"],
         "quietly changed"
     );
     // A tab reconnecting with the same client id gets it in its replay too.
@@ -649,7 +649,7 @@ async fn a_delivery_lost_between_commit_and_hub_is_repaired_by_the_next_event_or
         assert!(answer.status().is_success());
     }
     assert_eq!(stream.seqs, vec![2, 3, 4]);
-    assert_eq!(stream.events[2]["data"]["block"]["title"], "lost again");
+    assert_eq!(stream.events[2]["data"]["changes"]["title"], "lost again");
 }
 
 /// The hub's counters and the outbox's undelivered count (a test hook of the worker).
@@ -1003,4 +1003,43 @@ async fn a_replay_of_large_events_is_bounded_by_bytes_and_the_hub_survives_it() 
         .await
         .expect(200);
     assert!(stream.read_until_seq(last + 1, WAIT).await);
+}
+
+#[tokio::test]
+async fn an_edit_sends_only_the_fields_it_changed_not_the_long_texts_again() {
+    let (client, ws, frame) = owner_with_frame().await;
+    let requirements = "r".repeat(domain::api::board::DESCRIPTION_MAX_CHARS - 10);
+    client
+        .patch(
+            &format!("/workspaces/{ws}/blocks/{frame}"),
+            json!({ "rev": 1, "requirements": requirements }),
+        )
+        .await
+        .expect(200);
+    let renames = 30;
+    for rev in 2..2 + renames {
+        client
+            .patch(
+                &format!("/workspaces/{ws}/blocks/{frame}"),
+                json!({ "rev": rev, "title": format!("name {rev}") }),
+            )
+            .await
+            .expect(200);
+    }
+    let last = 2 + renames;
+    // The renames replay whole after a reconnect: none of them repeats the requirements.
+    let mut stream = EventStream::open(&client, &ws, Some(2), None).await;
+    assert_eq!(stream.wait_live().await, last);
+    assert_eq!(stream.seqs.len(), renames as usize);
+    for event in &stream.events {
+        assert_eq!(event["type"], "block.updated");
+        assert_eq!(event["data"]["id"], frame.as_str());
+        let changes = event["data"]["changes"].as_object().unwrap();
+        assert_eq!(changes.keys().collect::<Vec<_>>(), vec!["title"], "{event}");
+        assert!(event.to_string().len() < 1_000, "{event}");
+    }
+    assert_eq!(
+        stream.events.last().unwrap()["data"]["rev"].as_i64(),
+        Some(last)
+    );
 }

@@ -352,8 +352,8 @@ async fn an_account_connects_github_links_a_frame_imports_issues_and_follows_pul
         };
         saw_done = frame["type"] == "block.updated"
             && frame["seq"].as_i64().unwrap_or(0) > live
-            && frame["data"]["block"]["id"] == task.as_str()
-            && frame["data"]["block"]["status"] == "done"
+            && frame["data"]["id"] == task.as_str()
+            && frame["data"]["changes"]["status"] == "done"
             && frame["actor"]["kind"] == "webhook";
     }
     assert!(

@@ -13,8 +13,9 @@ use domain::api::board::{
 };
 use domain::board::placement::free_slot;
 use domain::board::{
-    Block, BoardBlock, BoardEdge, BoardIndex, Edge, Level, MAX_NESTING_DEPTH, Position, Size,
-    check_nesting_depth, check_new_edge, check_parent_level, check_reparent_guard_size,
+    Block, BlockChange, BoardBlock, BoardEdge, BoardIndex, Edge, Level, MAX_NESTING_DEPTH,
+    Position, Size, check_nesting_depth, check_new_edge, check_parent_level,
+    check_reparent_guard_size,
 };
 use domain::event::EventPayload;
 use domain::ids::{BlockId, EdgeId, WorkspaceId};
@@ -385,9 +386,7 @@ pub async fn update_block<S: Store, R: Runtime>(
         store,
         plan,
         context,
-        EventPayload::BlockUpdated {
-            block: next.clone(),
-        },
+        EventPayload::BlockUpdated(BlockChange::between(&current, &next)),
         now,
         next,
     )

@@ -1234,6 +1234,8 @@ enum PlannedWrite {
     /// A block's new row (its status moved) and its `block.updated` event.
     BlockRow {
         context: WriteContext,
+        /// The row as read (the event carries only what changed from it).
+        before: Block,
         block: Block,
     },
     /// A block's new GitHub state and its `block.github` event.
@@ -1413,6 +1415,7 @@ impl DeliveryPlan {
                 self.writes.push(PlannedWrite::BlockRow {
                     context: context.clone(),
                     block: request.apply(&block, now),
+                    before: block,
                 });
             }
             let current = block_state(store, &workspace_id, &block_id).await?;
@@ -1465,7 +1468,11 @@ impl DeliveryPlan {
                 PlannedWrite::Statement(sql, statement_params) => {
                     plan.push(&sql, &statement_params)
                 }
-                PlannedWrite::BlockRow { context, block } => {
+                PlannedWrite::BlockRow {
+                    context,
+                    before,
+                    block,
+                } => {
                     crate::board::push_block_row_update(
                         &mut plan,
                         &context.workspace_id,
@@ -1475,7 +1482,9 @@ impl DeliveryPlan {
                     events::record(
                         &mut plan,
                         &context,
-                        EventPayload::BlockUpdated { block },
+                        EventPayload::BlockUpdated(domain::board::BlockChange::between(
+                            &before, &block,
+                        )),
                         now,
                     )?;
                 }

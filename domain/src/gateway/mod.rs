@@ -114,6 +114,19 @@ pub fn token_ttl(requested: Option<i64>) -> Result<i64, String> {
     }
 }
 
+/// How long a worker isolate reuses an account's gateway configuration (its priced models and its
+/// sealed provider keys) once read, so a call's path holds one D1 round trip (the reservation)
+/// rather than two. The cap does not depend on it: a call is reserved and settled at the price its
+/// plan used, so `spent + reserved ≤ limit` holds whatever the price; a price or key an admin
+/// changes is used by other isolates at most this long after (ADR 13).
+pub const ACCOUNT_CONFIG_REUSE_MS: i64 = 5_000;
+
+/// Whether an account's gateway configuration read at `read_at_ms` may still be used at `now_ms`.
+/// A clock that went backwards makes it unusable rather than fresh for longer.
+pub fn account_config_reusable(read_at_ms: i64, now_ms: i64) -> bool {
+    (0..ACCOUNT_CONFIG_REUSE_MS).contains(&(now_ms - read_at_ms))
+}
+
 /// `POST /workspaces/:id/gateway-tokens`: a token for a person's own tools, benchmarks and CLIs.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -187,6 +200,20 @@ mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"gateway test secret, long enough to be realistic";
+
+    #[test]
+    fn an_account_configuration_is_reused_only_briefly_and_never_across_a_clock_jump_back() {
+        assert!(account_config_reusable(10_000, 10_000));
+        assert!(account_config_reusable(
+            10_000,
+            10_000 + ACCOUNT_CONFIG_REUSE_MS - 1
+        ));
+        assert!(!account_config_reusable(
+            10_000,
+            10_000 + ACCOUNT_CONFIG_REUSE_MS
+        ));
+        assert!(!account_config_reusable(10_000, 9_999));
+    }
 
     fn claims() -> GatewayClaims {
         GatewayClaims {

@@ -86,6 +86,20 @@ impl Board {
         Applied::Changed
     }
 
+    /// Applies another write's `block.updated` (only the fields it changed) to the block's copy,
+    /// unless the copy is already at or past that revision.
+    pub fn apply_block_change(&mut self, change: &domain::board::BlockChange) -> Applied {
+        let applied = self
+            .blocks
+            .get_mut(&change.id)
+            .is_some_and(|block| change.apply_to_board_block(block));
+        if !applied {
+            return Applied::Ignored;
+        }
+        self.version += 1;
+        Applied::Changed
+    }
+
     /// Sets a block as it is known locally (an optimistic edit or a rollback), whatever its revision.
     pub fn force_block(&mut self, block: BoardBlock) {
         self.blocks.insert(block.id.clone(), block);
@@ -132,9 +146,10 @@ impl Board {
         }
         self.seq = event.seq;
         let applied = match &event.payload {
-            EventPayload::BlockCreated { block }
-            | EventPayload::BlockUpdated { block }
-            | EventPayload::BlockReparented { block } => self.upsert_block(BoardBlock::from(block)),
+            EventPayload::BlockCreated { block } | EventPayload::BlockReparented { block } => {
+                self.upsert_block(BoardBlock::from(block))
+            }
+            EventPayload::BlockUpdated(change) => self.apply_block_change(change),
             EventPayload::BlockDeleted {
                 deleted_block_ids,
                 deleted_edge_ids,

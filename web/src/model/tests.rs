@@ -5,7 +5,7 @@ use domain::access::AccessMode;
 use domain::api::board::BoardSnapshot;
 use domain::api::workspaces::Workspace;
 use domain::board::BoardEdge;
-use domain::board::{Block, BlockStatus, BoardBlock, Edge, Level, Position};
+use domain::board::{Block, BlockChange, BlockStatus, BoardBlock, Edge, Level, Position};
 use domain::event::{EventPayload, WorkspaceEvent};
 use domain::ids::{AccountId, WorkspaceId};
 use domain::ids::{BlockId, EdgeId};
@@ -107,24 +107,21 @@ fn a_childs_position_is_relative_to_its_parent() {
 #[test]
 fn events_apply_in_order_and_replays_are_skipped() {
     let mut board = sample();
-    let mut moved = block(3, Level::Task, Some(2), 60.0, 40.0, 2);
+    let before = full(&board.blocks[&id(3)]);
+    let mut moved = block(3, Level::Task, Some(2), 60.0, 40.0, before.rev + 1);
     let updated = event(
         6,
-        EventPayload::BlockUpdated {
-            block: full(&moved),
-        },
+        EventPayload::BlockUpdated(BlockChange::between(&before, &full(&moved))),
     );
     assert_eq!(board.apply_event(&updated), Applied::Changed);
     assert_eq!(board.blocks[&id(3)].position.x, 60.0);
     assert_eq!(board.seq, 6);
     assert_eq!(board.apply_event(&updated), Applied::Ignored, "a replay");
-    moved.rev = 1;
+    moved.rev = before.rev;
     moved.position.x = 0.0;
     let older = event(
         7,
-        EventPayload::BlockUpdated {
-            block: full(&moved),
-        },
+        EventPayload::BlockUpdated(BlockChange::between(&before, &full(&moved))),
     );
     assert_eq!(
         board.apply_event(&older),

@@ -5,6 +5,7 @@
 //! any byte goes upstream. Provider keys live in this module only: never in a response, a log line
 //! or an event.
 
+pub mod account_config;
 mod stream;
 mod upstream;
 
@@ -43,7 +44,7 @@ pub async fn call_inline(
         object.remove("stream_options");
     }
     let db = Db::from_env(env)?;
-    let prepared = prepare(env, &db, claims, Dialect::OpenAi, &request, now_ms()).await?;
+    let prepared = prepare(env, &db, claims, Dialect::OpenAi, &request, now_ms(), None).await?;
     forward_whole(&db, Delivery::Now(env), prepared, |answer| answer).await
 }
 
@@ -62,12 +63,18 @@ async fn prepare(
     dialect: Dialect,
     body: &Value,
     clock_ms: i64,
+    timings: Option<&RequestContext>,
 ) -> Result<Prepared, ApiError> {
     let started_ms = now_ms();
-    let (account_models, account_providers) = spend::gateway_config(db, &claims.account).await?;
+    let phase = started_ms as f64;
+    let (account_models, account_providers) = account_config::get(db, &claims.account).await?;
     let planned = plan_call(dialect, claims, body, &account_models)?;
     // The provider is resolved before reserving, so a misconfigured deployment holds no money.
     let endpoint = upstream::endpoint(env, &account_providers, planned.model.provider).await?;
+    let phase = timings.map_or(phase, |context| {
+        context.record_timing("config_plan", phase);
+        context.clock()
+    });
     let reservation = spend::reserve(
         db,
         &ClockedRuntime { now_ms: clock_ms },
@@ -75,6 +82,9 @@ async fn prepare(
         planned.bound.max_cost,
     )
     .await?;
+    if let Some(context) = timings {
+        context.record_timing("reserve", phase);
+    }
     Ok(Prepared {
         planned,
         endpoint,
@@ -250,8 +260,10 @@ pub async fn messages(request: &Request, context: &RequestContext) -> HandlerRes
 }
 
 async fn serve(request: &Request, context: &RequestContext, dialect: Dialect) -> HandlerResult {
+    let started = context.clock();
     let claims = authenticate(request, &context.auth)?;
     let body = read_gateway_body(request).await?;
+    context.record_timing("token_body", started);
     let prepared = prepare(
         &context.env,
         &context.db,
@@ -259,6 +271,7 @@ async fn serve(request: &Request, context: &RequestContext, dialect: Dialect) ->
         dialect,
         &body,
         test_clock(request, &context.env).unwrap_or_else(now_ms),
+        Some(context),
     )
     .await?;
     if prepared.planned.stream {
@@ -288,7 +301,9 @@ async fn serve(request: &Request, context: &RequestContext, dialect: Dialect) ->
             crate::delivery::deliver_and_mark(&env, &workspace, &events).await;
         }
     });
+    let forwarded = context.clock();
     let answer = receiver.await.map_err(|_| ApiError::internal())??;
+    context.record_timing("upstream", forwarded);
     crate::http::json(200, &answer)
 }
 

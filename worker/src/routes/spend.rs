@@ -203,6 +203,7 @@ pub async fn price_model(context: &RequestContext) -> HandlerResult {
     let request: PriceModelRequest = context.json()?;
     let model = request.to_model(context.param("model"), &day_key(now_ms()))?;
     spend::price_model(&context.db, &WorkerRuntime, &account.id, &model).await?;
+    crate::gateway::account_config::forget(&account.id);
     json(200, &model)
 }
 
@@ -271,6 +272,7 @@ pub async fn set_provider(context: &RequestContext) -> HandlerResult {
         &last4,
     )
     .await?;
+    crate::gateway::account_config::forget(&account.id);
     json(
         200,
         &ProviderInfo {
