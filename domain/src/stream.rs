@@ -312,9 +312,33 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ApiError> {
     crate::api::body::parse_json::<ClientMessage>(text.as_bytes())
 }
 
+/// What a client does with a frame it cannot decode (an event of a newer or older server version,
+/// say in a replay across a deploy): if it carries a `seq` the client has not applied, the board
+/// must reload from a snapshot — skipping it would leave the board wrong, and reconnecting would
+/// replay the same frame forever. A frame without a seq, or one already applied, is ignored.
+pub fn unreadable_frame_needs_resync(text: &str, since: i64) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|frame| frame.get("seq").and_then(serde_json::Value::as_i64))
+        .is_some_and(|seq| seq > since)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_event_past_what_was_applied_reloads_the_board_anything_else_is_ignored() {
+        let newer = r#"{"seq": 8, "type": "block.teleported", "data": {}}"#;
+        assert!(unreadable_frame_needs_resync(newer, 7));
+        assert!(unreadable_frame_needs_resync(newer, 3), "past a gap too");
+        assert!(!unreadable_frame_needs_resync(newer, 8), "already applied");
+        assert!(!unreadable_frame_needs_resync(
+            r#"{"type": "stream.mystery"}"#,
+            0
+        ));
+        assert!(!unreadable_frame_needs_resync("not json", 0));
+    }
 
     #[test]
     fn presence_lists_each_person_once_per_open_block_and_reads_client_frames() {

@@ -275,6 +275,13 @@ fn handle_frame(weak: &Weak<RefCell<Inner>>, generation: u32, text: &str) {
         return;
     }
     let Ok(message) = serde_json::from_str::<ServerMessage>(text) else {
+        let since = shared.borrow().since;
+        if domain::stream::unreadable_frame_needs_resync(text, since) {
+            web_sys::console::warn_1(
+                &format!("live: an event this board cannot read arrived after seq {since}; reloading the board").into(),
+            );
+            resync(&shared);
+        }
         return;
     };
     // Read once and released: a borrow held across the match below would collide with the
@@ -319,19 +326,23 @@ fn handle_frame(weak: &Weak<RefCell<Inner>>, generation: u32, text: &str) {
             }
             handlers.on_status.emit(LiveStatus::Live);
         }
-        ServerMessage::Control(ControlMessage::Resync { .. }) => {
-            {
-                let mut inner = shared.borrow_mut();
-                close_socket(&mut inner);
-            }
-            handlers.on_status.emit(LiveStatus::Connecting);
-            handlers.on_resync.emit(());
-        }
+        ServerMessage::Control(ControlMessage::Resync { .. }) => resync(&shared),
         ServerMessage::Control(ControlMessage::Presence { people }) => {
             handlers.on_presence.emit(people);
         }
         ServerMessage::Control(ControlMessage::Error { .. } | ControlMessage::Pong) => {}
     }
+}
+
+/// Drops the socket and asks the page for a fresh snapshot (it reconnects from that snapshot's seq).
+fn resync(shared: &Rc<RefCell<Inner>>) {
+    let handlers = {
+        let mut inner = shared.borrow_mut();
+        close_socket(&mut inner);
+        inner.handlers.clone()
+    };
+    handlers.on_status.emit(LiveStatus::Connecting);
+    handlers.on_resync.emit(());
 }
 
 fn schedule_reconnect(shared: &Rc<RefCell<Inner>>, announce: bool) {
