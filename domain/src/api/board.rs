@@ -179,6 +179,20 @@ impl UpdateBlockRequest {
         problems.finish()
     }
 
+    /// The fields this request sets, as stored (a title without its surrounding spaces).
+    fn field_changes(&self) -> crate::board::BlockFieldChanges {
+        crate::board::BlockFieldChanges {
+            title: self.title.as_ref().map(|title| title.trim().to_owned()),
+            description: self.description.clone(),
+            requirements: self.requirements.clone(),
+            status: self.status,
+            position: self.position,
+            size: self.size,
+            repo_url: self.repo_url.clone(),
+            archived: self.archived,
+        }
+    }
+
     /// The rules this change breaks on `block` (which is at `self.rev`): only frames link a repository.
     pub fn check_rules(&self, block: &Block) -> Result<(), RuleViolation> {
         check_repository_link(block.level, matches!(self.repo_url, Some(Some(_))))
@@ -187,30 +201,7 @@ impl UpdateBlockRequest {
     /// Applies the change to `block` (which the caller loaded at `self.rev`); bumps `rev`.
     pub fn apply(&self, block: &Block, now: i64) -> Block {
         let mut next = block.clone();
-        if let Some(title) = &self.title {
-            next.title = title.trim().to_owned();
-        }
-        if let Some(description) = &self.description {
-            next.description = description.clone();
-        }
-        if let Some(requirements) = &self.requirements {
-            next.requirements = requirements.clone();
-        }
-        if let Some(status) = self.status {
-            next.status = status;
-        }
-        if let Some(position) = self.position {
-            next.position = position;
-        }
-        if let Some(size) = self.size {
-            next.size = size;
-        }
-        if let Some(repo_url) = &self.repo_url {
-            next.repo_url = repo_url.clone();
-        }
-        if let Some(archived) = self.archived {
-            next.archived = archived;
-        }
+        self.field_changes().apply_to_block_fields(&mut next);
         next.rev = block.rev + 1;
         next.updated_at = now;
         next

@@ -94,31 +94,7 @@ impl BlockChange {
         if !self.newer_than(&block.id, block.rev) {
             return false;
         }
-        let changes = &self.changes;
-        if let Some(title) = &changes.title {
-            block.title = title.clone();
-        }
-        if let Some(description) = &changes.description {
-            block.description = description.clone();
-        }
-        if let Some(requirements) = &changes.requirements {
-            block.requirements = requirements.clone();
-        }
-        if let Some(status) = changes.status {
-            block.status = status;
-        }
-        if let Some(position) = changes.position {
-            block.position = position;
-        }
-        if let Some(size) = changes.size {
-            block.size = size;
-        }
-        if let Some(repo_url) = &changes.repo_url {
-            block.repo_url = repo_url.clone();
-        }
-        if let Some(archived) = changes.archived {
-            block.archived = archived;
-        }
+        self.changes.apply_to_block_fields(block);
         block.rev = self.rev;
         block.updated_at = self.updated_at;
         true
@@ -129,28 +105,68 @@ impl BlockChange {
         if !self.newer_than(&block.id, block.rev) {
             return false;
         }
-        let changes = &self.changes;
-        if let Some(title) = &changes.title {
-            block.title = title.clone();
-        }
-        if let Some(status) = changes.status {
-            block.status = status;
-        }
-        if let Some(position) = changes.position {
-            block.position = position;
-        }
-        if let Some(size) = changes.size {
-            block.size = size;
-        }
-        if let Some(repo_url) = &changes.repo_url {
-            block.repo_url = repo_url.clone();
-        }
-        if let Some(archived) = changes.archived {
-            block.archived = archived;
-        }
+        self.changes.apply_to_drawn_fields(DrawnFields {
+            title: &mut block.title,
+            status: &mut block.status,
+            position: &mut block.position,
+            size: &mut block.size,
+            repo_url: &mut block.repo_url,
+            archived: &mut block.archived,
+        });
         block.rev = self.rev;
         block.updated_at = self.updated_at;
         true
+    }
+}
+
+/// The fields a board draws, which both a [`Block`] and a [`BoardBlock`] hold.
+struct DrawnFields<'a> {
+    title: &'a mut String,
+    status: &'a mut BlockStatus,
+    position: &'a mut Position,
+    size: &'a mut Size,
+    repo_url: &'a mut Option<String>,
+    archived: &'a mut bool,
+}
+
+impl BlockFieldChanges {
+    /// Sets each field present here on `block` (its `rev` and time are the caller's).
+    pub fn apply_to_block_fields(&self, block: &mut Block) {
+        if let Some(description) = &self.description {
+            block.description = description.clone();
+        }
+        if let Some(requirements) = &self.requirements {
+            block.requirements = requirements.clone();
+        }
+        self.apply_to_drawn_fields(DrawnFields {
+            title: &mut block.title,
+            status: &mut block.status,
+            position: &mut block.position,
+            size: &mut block.size,
+            repo_url: &mut block.repo_url,
+            archived: &mut block.archived,
+        });
+    }
+
+    fn apply_to_drawn_fields(&self, fields: DrawnFields<'_>) {
+        if let Some(title) = &self.title {
+            *fields.title = title.clone();
+        }
+        if let Some(status) = self.status {
+            *fields.status = status;
+        }
+        if let Some(position) = self.position {
+            *fields.position = position;
+        }
+        if let Some(size) = self.size {
+            *fields.size = size;
+        }
+        if let Some(repo_url) = &self.repo_url {
+            *fields.repo_url = repo_url.clone();
+        }
+        if let Some(archived) = self.archived {
+            *fields.archived = archived;
+        }
     }
 }
 
