@@ -173,9 +173,66 @@ pub fn sweep_window(now: i64) -> SweepWindow {
     }
 }
 
+/// Who gets the `stream.presence` list after a socket joined, left, or changed the block it has
+/// open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceAudience {
+    /// The list changed: every socket gets it.
+    Everyone,
+    /// The list is the one every socket already has; only the socket that just joined needs it.
+    Joiner,
+    /// Nothing changed that anyone needs to hear.
+    Nobody,
+}
+
+/// Every socket gets the presence list only when it differs from the list last sent to everyone
+/// (`last_sent_to_everyone`, `None` when unknown, say after the hub woke from hibernation); a
+/// socket that just joined always gets it. A person's tenth tab, or a reconnect, changes nobody's
+/// list: sending it to every socket anyway made opening n sockets cost n² frames (1,000 sockets:
+/// a million frames of up to a hundred people each), which starved the hub.
+pub fn presence_audience(
+    last_sent_to_everyone: Option<&str>,
+    list: &str,
+    someone_joined: bool,
+) -> PresenceAudience {
+    match (last_sent_to_everyone == Some(list), someone_joined) {
+        (false, _) => PresenceAudience::Everyone,
+        (true, true) => PresenceAudience::Joiner,
+        (true, false) => PresenceAudience::Nobody,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presence_goes_to_everyone_only_when_the_list_changed() {
+        assert_eq!(
+            presence_audience(None, "[a]", true),
+            PresenceAudience::Everyone,
+            "unknown last list: everyone, to be sure"
+        );
+        assert_eq!(
+            presence_audience(Some("[a]"), "[a,b]", true),
+            PresenceAudience::Everyone
+        );
+        assert_eq!(
+            presence_audience(Some("[a,b]"), "[a]", false),
+            PresenceAudience::Everyone,
+            "someone left"
+        );
+        assert_eq!(
+            presence_audience(Some("[a]"), "[a]", true),
+            PresenceAudience::Joiner,
+            "another tab of someone already listed"
+        );
+        assert_eq!(
+            presence_audience(Some("[a]"), "[a]", false),
+            PresenceAudience::Nobody,
+            "one of several tabs closed"
+        );
+    }
     use crate::access::WorkspaceRole;
 
     #[test]
