@@ -202,9 +202,46 @@ pub fn presence_audience(
     }
 }
 
+/// Whether a socket joining can change the presence list: only when its person had no socket open
+/// yet. A new socket has no block open, and a person already listed (with or without blocks) is not
+/// listed again for it — so the hub hands the joiner the last list without rebuilding it from every
+/// socket's attachment (which made opening n sockets cost n² reads).
+pub fn join_changes_presence(other_open_sockets_of_person: usize) -> bool {
+    other_open_sockets_of_person == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_persons_first_socket_can_change_the_presence_list() {
+        use crate::stream::{PresentPerson, presence_list};
+        let person = |user: &str, block: Option<&str>| PresentPerson {
+            login: user.to_owned(),
+            user_id: user.to_owned(),
+            block_id: block.map(|block| crate::ids::BlockId::parse(block).unwrap()),
+        };
+        let block = "blk_00000000000000aa";
+        // Whatever the person's other sockets have open, one more socket with nothing open leaves
+        // the list as it was.
+        for others in [
+            vec![person("ann", None)],
+            vec![person("ann", Some(block))],
+            vec![person("ann", None), person("ann", Some(block))],
+        ] {
+            let before = presence_list(others.clone());
+            let mut after = others.clone();
+            after.push(person("ann", None));
+            assert!(!join_changes_presence(others.len()));
+            assert_eq!(presence_list(after), before);
+        }
+        assert!(join_changes_presence(0));
+        assert_ne!(
+            presence_list([person("ann", None)]),
+            presence_list([person("ann", None), person("bob", None)])
+        );
+    }
 
     #[test]
     fn presence_goes_to_everyone_only_when_the_list_changed() {

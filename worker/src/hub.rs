@@ -12,8 +12,8 @@ use domain::api::{ApiError, ErrorCode};
 use domain::event::{Actor, WorkspaceEvent};
 use domain::hub::{
     AccessRecheck, PendingAccessCheck, PresenceAudience, access_recheck, client_tag, echo_key,
-    echo_tag, is_echo, jump_past_pruned_outbox, pending_access_check, presence_audience,
-    prune_log_through, user_tag, worth_holding,
+    echo_tag, is_echo, join_changes_presence, jump_past_pruned_outbox, pending_access_check,
+    presence_audience, prune_log_through, user_tag, worth_holding,
 };
 use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{
@@ -694,8 +694,25 @@ impl WorkspaceHub {
         }
         pair.server
             .send_with_str(serde_json::to_string(&ControlMessage::Live { seq: last })?)?;
-        self.broadcast_presence(Some(&pair.server))?;
+        self.tell_presence_after_join(&pair.server, open_of_user)?;
         Response::from_websocket(pair.client)
+    }
+
+    /// Tells a socket that just opened who is on the board. Another socket of someone already
+    /// listed changes nobody's list (`domain::hub::join_changes_presence`): it gets the last list as
+    /// it was sent to everyone, without reading every socket's attachment.
+    fn tell_presence_after_join(
+        &self,
+        joined: &WebSocket,
+        other_sockets_of_person: usize,
+    ) -> Result<()> {
+        if !join_changes_presence(other_sockets_of_person)
+            && let Some(list) = self.last_presence.borrow().as_deref()
+        {
+            let _ = joined.send_with_str(list);
+            return Ok(());
+        }
+        self.broadcast_presence(Some(joined))
     }
 
     /// Tells who is on the board now (`stream.presence`): every socket when the list changed, else
