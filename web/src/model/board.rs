@@ -442,6 +442,29 @@ pub const MIX_ORDER: [BlockStatus; 6] = [
     BlockStatus::Planned,
 ];
 
+/// A container's status mix as one CSS background: a left-to-right bar with a stop per status present
+/// (in [`MIX_ORDER`], as wide as its share of the tasks). One element per container instead of one
+/// per status keeps a far-out view of hundreds of frames cheap to build and to paint. `None` when the
+/// container holds no task.
+pub fn mix_gradient(mix: &[usize; 6]) -> Option<String> {
+    let total: usize = mix.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let mut stops = Vec::new();
+    let mut before = 0;
+    for (n, status) in MIX_ORDER.iter().enumerate() {
+        if mix[n] == 0 {
+            continue;
+        }
+        let from = before as f64 * 100.0 / total as f64;
+        before += mix[n];
+        let to = before as f64 * 100.0 / total as f64;
+        stops.push(format!("var(--s-{}) {from:.1}% {to:.1}%", status.as_str()));
+    }
+    Some(format!("linear-gradient(to right,{})", stops.join(",")))
+}
+
 pub fn status_order(status: BlockStatus) -> u8 {
     match status {
         BlockStatus::Done => 0,

@@ -234,7 +234,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                 let workspace = workspace.clone();
                 let cleanup_live = live.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let snapshot = match api::board(&workspace).await {
+                    let snapshot = match crate::prefetch::board(&workspace).await {
                         Ok(snapshot) => snapshot,
                         Err(failure) => {
                             failed.set(Some(failure));
@@ -242,7 +242,9 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                         }
                     };
                     let seq = snapshot.seq;
-                    let shared = Rc::new(RefCell::new(Engine::new(Board::from_snapshot(snapshot))));
+                    let board = Board::from_snapshot(snapshot);
+                    crate::perf::mark("board:mapped");
+                    let shared = Rc::new(RefCell::new(Engine::new(board)));
                     crate::perf::mark("board:built");
                     shared.borrow_mut().fit_pending = true;
                     engine.set(Some(SharedEngine(shared.clone())));
