@@ -686,9 +686,17 @@ impl DrawContext<'_> {
     fn block(&self, block: &BoardBlock) -> Html {
         let level = block.level.as_str();
         let selected = self.engine.is_selected(&block.id);
+        // Drawn at its rectangle's size: a container a child sticks out of is drawn grown to hold it.
+        let size = self
+            .engine
+            .rects
+            .get(&block.id)
+            .map_or((block.size.width, block.size.height), |rect| {
+                (rect.width, rect.height)
+            });
         let style = format!(
             "left:{:.1}px;top:{:.1}px;width:{:.1}px;height:{:.1}px",
-            block.position.x, block.position.y, block.size.width, block.size.height
+            block.position.x, block.position.y, size.0, size.1
         );
         let kids = self
             .children
@@ -1161,10 +1169,11 @@ fn pointer_down(engine: &mut Engine, event: &web_sys::Event) -> Effects {
         if let Some(grip) = closest(event, "[data-resize]") {
             if let Some(id) = block_id_of(&grip)
                 && !engine.read_only
-                && let Some(block) = engine.board.blocks.get(&id)
+                && let Some(rect) = engine.rects.get(&id)
             {
+                // From the size it is drawn at (grown when a child sticks out of it).
                 engine.gesture = Gesture::Resize {
-                    size: (block.size.width, block.size.height),
+                    size: (rect.width, rect.height),
                     id,
                     start: point,
                 };

@@ -286,8 +286,10 @@ impl Board {
         })
     }
 
-    /// Every block's world rectangle, computed in one pass (parents before children).
+    /// Every block's world rectangle as drawn, computed in one pass (parents before children). A
+    /// container a child sticks out of is drawn grown to hold it ([`super::layout::drawn_sizes`]).
     pub fn absolute_rects(&self) -> HashMap<BlockId, Rect> {
+        let grown = super::layout::drawn_sizes(self);
         let children = self.children_map();
         let mut rects = HashMap::with_capacity(self.blocks.len());
         let mut stack: Vec<(BlockId, f64, f64)> = self
@@ -305,11 +307,12 @@ impl Board {
             let Some(block) = self.blocks.get(&id) else {
                 continue;
             };
+            let size = grown.get(&id).copied().unwrap_or(block.size);
             let rect = Rect {
                 x: origin_x + block.position.x,
                 y: origin_y + block.position.y,
-                width: block.size.width,
-                height: block.size.height,
+                width: size.width,
+                height: size.height,
             };
             if let Some(kids) = children.get(&id) {
                 for kid in kids {

@@ -310,6 +310,42 @@ fn containers_grow_to_hold_their_children_and_never_shrink() {
 }
 
 #[test]
+fn a_container_a_child_sticks_out_of_is_drawn_grown_to_hold_it() {
+    let mut board = sample();
+    assert!(
+        crate::model::layout::drawn_sizes(&board).is_empty(),
+        "every child fits: everything is drawn as stored"
+    );
+    // The server put task 3 below module 2's bottom (module 280 x 200 at 20,50 in frame 1, 640 x 420).
+    let mut task = board.blocks[&id(3)].clone();
+    task.position = Position { x: 10.0, y: 380.0 };
+    board.force_block(task);
+    let drawn = crate::model::layout::drawn_sizes(&board);
+    let module = drawn[&id(2)];
+    assert_eq!(
+        (module.width, module.height),
+        (280.0, 472.0),
+        "the task's bottom (452) plus the padding; the width it already had"
+    );
+    let frame = drawn[&id(1)];
+    assert_eq!(
+        (frame.width, frame.height),
+        (640.0, 542.0),
+        "the grown module pushes its frame down in turn"
+    );
+    assert_eq!(drawn.len(), 2, "frame 4 and its task are untouched");
+    let rects = board.absolute_rects();
+    assert_eq!(rects[&id(2)].height, 472.0);
+    assert_eq!(rects[&id(1)].height, 542.0);
+    assert_eq!(rects[&id(4)].height, 420.0);
+    assert_eq!(
+        board.blocks[&id(2)].size.height,
+        200.0,
+        "drawing changes no stored size"
+    );
+}
+
+#[test]
 fn a_block_dropped_on_a_sibling_lands_in_free_space() {
     let board = sample();
     // Task 5 dropped into module 2 right on top of task 3 (10,40): it moves to a free slot.
