@@ -8,7 +8,10 @@
 //! It also prints where the load went, from the page's performance timeline (the snapshot request, its
 //! parse, building the board, the first render: `web/src/perf.rs`); `BENCH_UI_TIMELINE=1` prints the
 //! whole timeline (requests and marks, in ms of the page's life).
-//! `BENCH_UI_SIZES=5000` (comma-separated, multiples of 100) runs other sizes.
+//! `BENCH_UI_SIZES=5000` (comma-separated, multiples of 100) runs other sizes. It also prints the slow
+//! frames per phase of the script, the frames that missed a display frame (> 25 ms), and the canvas's
+//! renders during the script; `BENCH_UI_CSS='.block { box-shadow: none }'` adds style rules before the
+//! script, to try what a paint costs without rebuilding the board (ADR 22).
 
 use std::io::Write;
 use std::time::Instant;
