@@ -22,6 +22,4 @@ pub mod pages;
 #[cfg(target_arch = "wasm32")]
 pub mod perf;
 #[cfg(target_arch = "wasm32")]
-pub mod prefetch;
-#[cfg(target_arch = "wasm32")]
 pub mod router;

@@ -8,12 +8,6 @@ fn main() {
             web::crash::show_problem(&problem);
             return;
         }
-        // Opening a board with a stored session: its snapshot loads while the app checks who this is.
-        if let web::router::Route::Workspace(workspace) = web::router::Route::current()
-            && web::api::token().is_some()
-        {
-            web::prefetch::start(workspace);
-        }
         yew::Renderer::<web::app::App>::new().render();
     });
 }

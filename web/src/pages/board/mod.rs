@@ -234,7 +234,7 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                 let workspace = workspace.clone();
                 let cleanup_live = live.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let snapshot = match crate::prefetch::board(&workspace).await {
+                    let snapshot = match api::board(&workspace).await {
                         Ok(snapshot) => snapshot,
                         Err(failure) => {
                             failed.set(Some(failure));
