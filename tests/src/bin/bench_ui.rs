@@ -8,7 +8,10 @@
 //! It also prints where the load went, from the page's performance timeline (the snapshot request, its
 //! parse, building the board, the first render: `web/src/perf.rs`); `BENCH_UI_TIMELINE=1` prints the
 //! whole timeline (requests and marks, in ms of the page's life).
-//! `BENCH_UI_SIZES=5000` (comma-separated, multiples of 100) runs other sizes.
+//! `BENCH_UI_SIZES=5000` (comma-separated, multiples of 100) runs other sizes. It also prints the slow
+//! frames per phase of the script, the frames that missed a display frame (> 25 ms), and the canvas's
+//! renders during the script; `BENCH_UI_CSS='.block { box-shadow: none }'` adds style rules before the
+//! script, to try what a paint costs without rebuilding the board (ADR 22).
 
 use std::io::Write;
 use std::time::Instant;
@@ -163,7 +166,15 @@ function frame(now) {
   } else {
     const gaps = [];
     for (let i = 2; i < times.length; i++) gaps.push(times[i] - times[i - 1]);
-    done(gaps);
+    // The canvas's renders during the script: each from its start to its DOM changes being in place.
+    const renders = [];
+    let started = null;
+    for (const mark of performance.getEntriesByType('mark')) {
+      if (mark.startTime < times[0]) continue;
+      if (mark.name === 'canvas:render') started = mark.startTime;
+      if (mark.name === 'canvas:committed' && started !== null) { renders.push(mark.startTime - started); started = null; }
+    }
+    done({ gaps, renders });
   }
 }
 requestAnimationFrame(frame);
@@ -318,16 +329,56 @@ async fn bench_board_of(frames: usize) {
         .screenshot(&format!("bench-ui-{blocks}-start"))
         .await;
 
+    // `BENCH_UI_CSS`: extra style rules for the scripted pan and zoom, to try what a paint costs (e.g.
+    // `.block { box-shadow: none }`) without rebuilding the board.
+    if let Ok(css) = std::env::var("BENCH_UI_CSS") {
+        println!("  with extra CSS: {css}");
+        browser
+            .client
+            .execute(
+                "const style = document.createElement('style'); style.textContent = arguments[0]; \
+                 document.head.appendChild(style);",
+                vec![serde_json::Value::String(css)],
+            )
+            .await
+            .expect("the extra CSS is added");
+    }
     let value = browser
         .client
         .execute_async(SCRIPT, Vec::new())
         .await
         .expect("the scripted pan and zoom runs");
-    let mut gaps: Vec<f64> = value
+    let renders: Vec<f64> = value["renders"]
+        .as_array()
+        .expect("render durations")
+        .iter()
+        .filter_map(|ms| ms.as_f64())
+        .collect();
+    let mut gaps: Vec<f64> = value["gaps"]
         .as_array()
         .expect("frame intervals")
         .iter()
         .filter_map(|gap| gap.as_f64())
+        .collect();
+    // Which part of the script the slow frames fall in (the script's steps, in order; the interval
+    // `n` ends the frame that dispatched step `n + 1`).
+    let phases = [
+        ("zoom in", 60),
+        ("pan close", 180),
+        ("zoom out", 60),
+        ("pan far", 120),
+    ];
+    let mut first = 0;
+    let split: Vec<String> = phases
+        .iter()
+        .map(|(name, steps)| {
+            let last = (first + steps).min(gaps.len());
+            let phase = &gaps[first.min(last)..last];
+            first = last;
+            let slow = phase.iter().filter(|gap| **gap > 16.7).count();
+            let worst = phase.iter().copied().fold(0.0, f64::max);
+            format!("{name} {slow}/{} (max {worst:.0} ms)", phase.len())
+        })
         .collect();
     gaps.sort_by(f64::total_cmp);
     let at = |q: f64| gaps[((gaps.len() as f64 - 1.0) * q).round() as usize];
@@ -343,6 +394,21 @@ async fn bench_board_of(frames: usize) {
         "frames over 16.7 ms: {slow} of {} ({:.1} %)   (goal at 20,000: ≤ 1 %)",
         gaps.len(),
         slow as f64 * 100.0 / gaps.len().max(1) as f64
+    );
+    println!("  slow frames by phase: {}", split.join("   "));
+    // A frame interval is a whole number of display frames give or take the timer's jitter: 16.8 ms is
+    // a frame on time, 33 ms one that missed a frame. This counts the misses.
+    let missed = gaps.iter().filter(|gap| **gap > 16.7 * 1.5).count();
+    println!(
+        "  frames that missed the display's next frame (interval > 25 ms): {missed} of {} ({:.1} %)",
+        gaps.len(),
+        missed as f64 * 100.0 / gaps.len().max(1) as f64
+    );
+    println!(
+        "  canvas renders during the script: {}   total {:.0} ms   longest {:.0} ms (render start to DOM committed)",
+        renders.len(),
+        renders.iter().sum::<f64>(),
+        renders.iter().copied().fold(0.0, f64::max)
     );
     browser.screenshot(&format!("bench-ui-{blocks}")).await;
     browser.close().await;

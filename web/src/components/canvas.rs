@@ -29,8 +29,8 @@ use crate::model::presence::OpenMarker;
 use crate::model::rollup::RolledEdge;
 use crate::model::routing::{self, EdgeEnds};
 use crate::model::{
-    self, Board, Detail, DetailIndexes, MIX_ORDER, Rect, Redraw, RenderKey, SpatialIndex, Summary,
-    View, drop_target, render_key,
+    self, Board, Detail, DetailIndexes, Rect, Redraw, RenderKey, SpatialIndex, Summary, View,
+    drop_target, render_key,
 };
 
 enum Gesture {
@@ -80,6 +80,11 @@ pub struct Engine {
     /// What the far-out levels of detail draw, indexed on its own.
     detail_indexes: DetailIndexes,
     pub summaries: HashMap<BlockId, Summary>,
+    /// The rectangle every block lies in (`None`: an empty board): a view beyond it misses nothing.
+    content: Option<Rect>,
+    /// The top-level blocks (the minimap's frames), found once per board change rather than by a walk
+    /// over every block in each render.
+    roots: Vec<BlockId>,
     derived_version: u64,
     pub view: View,
     pub viewport: (f64, f64),
@@ -160,6 +165,8 @@ impl Engine {
             index: std::cell::OnceCell::new(),
             detail_indexes: DetailIndexes::default(),
             summaries: HashMap::new(),
+            content: None,
+            roots: Vec::new(),
             derived_version: u64::MAX,
             view: View::default(),
             viewport: (1200.0, 700.0),
@@ -218,12 +225,21 @@ impl Engine {
             return;
         }
         self.rects = self.board.absolute_rects();
+        crate::perf::mark("derived:rects");
         self.index = std::cell::OnceCell::new();
         self.detail_indexes = DetailIndexes::build(&self.board, &self.rects);
+        crate::perf::mark("derived:indexes");
         self.summaries = self.board.summaries();
-        self.minimap = self
+        crate::perf::mark("derived:summaries");
+        self.content = self.board.bounds(&self.rects);
+        self.roots = self
             .board
-            .bounds(&self.rects)
+            .children(None)
+            .into_iter()
+            .map(|block| block.id.clone())
+            .collect();
+        self.minimap = self
+            .content
             .map(|bounds| MiniMap::fit(&bounds, MINIMAP_SIZE.0, MINIMAP_SIZE.1));
         self.derived_version = self.board.version;
         self.update_key();
@@ -428,6 +444,7 @@ fn apply_view(shared: &Rc<RefCell<Engine>>) {
             &engine.render_area,
             &wanted,
             &visible,
+            engine.content.as_ref(),
         ) {
             Redraw::Nothing => false,
             Redraw::Now => {
@@ -605,8 +622,9 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         .minimap
         .filter(|_| engine.minimap_shown)
         .map(|map| {
-            let frames = engine.board.children(None).into_iter().filter_map(|frame| {
-                let area = map.to_map(engine.rects.get(&frame.id)?);
+            let frames = engine.roots.iter().filter_map(|id| {
+                let frame = engine.board.blocks.get(id)?;
+                let area = map.to_map(engine.rects.get(id)?);
                 Some(html! {
                     <div key={frame.id.to_string()} class="minimap-frame" title={frame.title.clone()}
                         style={format!("left:{:.1}px;top:{:.1}px;width:{:.1}px;height:{:.1}px",
@@ -668,9 +686,17 @@ impl DrawContext<'_> {
     fn block(&self, block: &BoardBlock) -> Html {
         let level = block.level.as_str();
         let selected = self.engine.is_selected(&block.id);
+        // Drawn at its rectangle's size: a container a child sticks out of is drawn grown to hold it.
+        let size = self
+            .engine
+            .rects
+            .get(&block.id)
+            .map_or((block.size.width, block.size.height), |rect| {
+                (rect.width, rect.height)
+            });
         let style = format!(
             "left:{:.1}px;top:{:.1}px;width:{:.1}px;height:{:.1}px",
-            block.position.x, block.position.y, block.size.width, block.size.height
+            block.position.x, block.position.y, size.0, size.1
         );
         let kids = self
             .children
@@ -737,13 +763,9 @@ impl DrawContext<'_> {
                             <span class="block-count">{ counts }</span>
                             { crate::components::slot(github) }
                         </div>
-                        if far && summary.tasks > 0 {
-                            <div class="mix" title="Task status mix">
-                                { for MIX_ORDER.iter().enumerate().filter(|(n, _)| summary.mix[*n] > 0).map(|(n, status)| {
-                                    html! { <span class={classes!("mix-part", status.as_str())}
-                                        style={format!("flex-grow:{}", summary.mix[n])}></span> }
-                                }) }
-                            </div>
+                        if let Some(gradient) = far.then(|| model::mix_gradient(&summary.mix)).flatten() {
+                            <div class="mix" title="Task status mix" data-testid="status-mix"
+                                style={format!("background:{gradient}")}></div>
                         }
                     </>
                 }
@@ -1147,10 +1169,11 @@ fn pointer_down(engine: &mut Engine, event: &web_sys::Event) -> Effects {
         if let Some(grip) = closest(event, "[data-resize]") {
             if let Some(id) = block_id_of(&grip)
                 && !engine.read_only
-                && let Some(block) = engine.board.blocks.get(&id)
+                && let Some(rect) = engine.rects.get(&id)
             {
+                // From the size it is drawn at (grown when a child sticks out of it).
                 engine.gesture = Gesture::Resize {
-                    size: (block.size.width, block.size.height),
+                    size: (rect.width, rect.height),
                     id,
                     start: point,
                 };

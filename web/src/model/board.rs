@@ -301,8 +301,10 @@ impl Board {
         })
     }
 
-    /// Every block's world rectangle, computed in one pass (parents before children).
+    /// Every block's world rectangle as drawn, computed in one pass (parents before children). A
+    /// container a child sticks out of is drawn grown to hold it ([`super::layout::drawn_sizes`]).
     pub fn absolute_rects(&self) -> HashMap<BlockId, Rect> {
+        let grown = super::layout::drawn_sizes(self);
         let children = self.children_map();
         let mut rects = HashMap::with_capacity(self.blocks.len());
         let mut stack: Vec<(BlockId, f64, f64)> = self
@@ -320,11 +322,12 @@ impl Board {
             let Some(block) = self.blocks.get(&id) else {
                 continue;
             };
+            let size = grown.get(&id).copied().unwrap_or(block.size);
             let rect = Rect {
                 x: origin_x + block.position.x,
                 y: origin_y + block.position.y,
-                width: block.size.width,
-                height: block.size.height,
+                width: size.width,
+                height: size.height,
             };
             if let Some(kids) = children.get(&id) {
                 for kid in kids {
@@ -456,6 +459,29 @@ pub const MIX_ORDER: [BlockStatus; 6] = [
     BlockStatus::Blocked,
     BlockStatus::Planned,
 ];
+
+/// A container's status mix as one CSS background: a left-to-right bar with a stop per status present
+/// (in [`MIX_ORDER`], as wide as its share of the tasks). One element per container instead of one
+/// per status keeps a far-out view of hundreds of frames cheap to build and to paint. `None` when the
+/// container holds no task.
+pub fn mix_gradient(mix: &[usize; 6]) -> Option<String> {
+    let total: usize = mix.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let mut stops = Vec::new();
+    let mut before = 0;
+    for (n, status) in MIX_ORDER.iter().enumerate() {
+        if mix[n] == 0 {
+            continue;
+        }
+        let from = before as f64 * 100.0 / total as f64;
+        before += mix[n];
+        let to = before as f64 * 100.0 / total as f64;
+        stops.push(format!("var(--s-{}) {from:.1}% {to:.1}%", status.as_str()));
+    }
+    Some(format!("linear-gradient(to right,{})", stops.join(",")))
+}
 
 pub fn status_order(status: BlockStatus) -> u8 {
     match status {

@@ -350,20 +350,56 @@ pub enum Redraw {
 
 /// Decides whether a moved view must re-render now, later, or not at all. `drawn` and `drawn_area` are
 /// the key and area of the last render; `wanted` is the key of the current view and `visible` the world
-/// rectangle the viewport shows.
+/// rectangle the viewport shows; `content` is the rectangle every block lies in (`None`: an empty board).
+///
+/// Blocks can only be missing where the board has blocks: a view that shows space beyond the board's
+/// edge (zoomed far out, or panned past it) needs the drawn area to cover only the part of the view
+/// that overlaps the board. And when the drawn area already holds the whole board at this detail and
+/// this label size, a moved view draws nothing new at all: far out, where a view sees most of a large
+/// board, a pan then costs no render (each such render rebuilds hundreds of frames and their lines).
 pub fn redraw_for(
     drawn: Option<&RenderKey>,
     drawn_area: &Rect,
     wanted: &RenderKey,
     visible: &Rect,
+    content: Option<&Rect>,
 ) -> Redraw {
-    match drawn {
-        Some(drawn) if drawn == wanted => Redraw::Nothing,
-        Some(drawn) if drawn.detail == wanted.detail && drawn_area.covers(visible) => {
-            Redraw::WhenSettled
-        }
-        _ => Redraw::Now,
+    let Some(drawn) = drawn else {
+        return Redraw::Now;
+    };
+    if drawn == wanted {
+        return Redraw::Nothing;
     }
+    if drawn.detail != wanted.detail {
+        return Redraw::Now;
+    }
+    let Some(content) = content else {
+        // Nothing on the board: nothing can be missing.
+        return Redraw::WhenSettled;
+    };
+    if drawn_area.covers(content) {
+        return if drawn.zoom_band == wanted.zoom_band {
+            Redraw::Nothing
+        } else {
+            Redraw::WhenSettled
+        };
+    }
+    match overlap(visible, content) {
+        Some(needed) if !drawn_area.covers(&needed) => Redraw::Now,
+        _ => Redraw::WhenSettled,
+    }
+}
+
+/// The part two rectangles share (`None` when they do not overlap).
+pub fn overlap(a: &Rect, b: &Rect) -> Option<Rect> {
+    let (x, y) = (a.x.max(b.x), a.y.max(b.y));
+    let (right, bottom) = (a.right().min(b.right()), a.bottom().min(b.bottom()));
+    (right > x && bottom > y).then_some(Rect {
+        x,
+        y,
+        width: right - x,
+        height: bottom - y,
+    })
 }
 
 /// The blocks to draw: those in `area` whose level the detail shows, plus their ancestors (a child is

@@ -1,6 +1,8 @@
 //! Containers that fit: a frame or module grows to hold what is put in it, and a block dropped into a
 //! new parent lands in free space there, never under a sibling.
 
+use std::collections::HashMap;
+
 use domain::board::{Position, Size};
 use domain::ids::BlockId;
 
@@ -24,6 +26,64 @@ pub fn grown_to_fit(board: &Board, container: &BlockId) -> Option<Size> {
         height: height.ceil(),
     };
     (size.width > block.size.width || size.height > block.size.height).then_some(size)
+}
+
+/// The containers that must be drawn larger than their stored size because a child sticks out of them
+/// (placed by the server below the last row, by an API client or a webhook, with no board there to
+/// grow the parent), with the size they are drawn at: the child's edge plus [`CONTAINER_PADDING`]. A
+/// child that fits changes nothing, so a board laid out by hand is drawn exactly as stored. A grown
+/// module can push out of its frame in turn: each pass carries growth one level up (levels nest three
+/// deep). Drawing only: the stored size changes when someone resizes or drops into the container.
+pub fn drawn_sizes(board: &Board) -> HashMap<BlockId, Size> {
+    let mut grown: HashMap<BlockId, Size> = HashMap::new();
+    for _ in 0..4 {
+        let mut changed = false;
+        for block in board.blocks.values().filter(|block| !block.archived) {
+            let Some((parent_id, parent)) = block
+                .parent_id
+                .as_ref()
+                .and_then(|id| Some((id, board.blocks.get(id)?)))
+            else {
+                continue;
+            };
+            // Nearly always nothing has grown: skip the lookups (this pass runs over every block of
+            // the board on each change).
+            let grown_size = |id: &BlockId, stored: Size| {
+                if grown.is_empty() {
+                    stored
+                } else {
+                    grown.get(id).copied().unwrap_or(stored)
+                }
+            };
+            let size = grown_size(&block.id, block.size);
+            let current = grown_size(parent_id, parent.size);
+            let (right, bottom) = (
+                block.position.x + size.width,
+                block.position.y + size.height,
+            );
+            if right > current.width || bottom > current.height {
+                let wider = |edge: f64, now: f64| {
+                    if edge > now {
+                        (edge + CONTAINER_PADDING).ceil()
+                    } else {
+                        now
+                    }
+                };
+                grown.insert(
+                    parent_id.clone(),
+                    Size {
+                        width: wider(right, current.width),
+                        height: wider(bottom, current.height),
+                    },
+                );
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    grown
 }
 
 /// The size a container gets when resized to `wanted`: never so small that a child sticks out.

@@ -307,6 +307,42 @@ fn containers_grow_to_hold_their_children_and_never_shrink() {
 }
 
 #[test]
+fn a_container_a_child_sticks_out_of_is_drawn_grown_to_hold_it() {
+    let mut board = sample();
+    assert!(
+        crate::model::layout::drawn_sizes(&board).is_empty(),
+        "every child fits: everything is drawn as stored"
+    );
+    // The server put task 3 below module 2's bottom (module 280 x 200 at 20,50 in frame 1, 640 x 420).
+    let mut task = board.blocks[&id(3)].clone();
+    task.position = Position { x: 10.0, y: 380.0 };
+    board.force_block(task);
+    let drawn = crate::model::layout::drawn_sizes(&board);
+    let module = drawn[&id(2)];
+    assert_eq!(
+        (module.width, module.height),
+        (280.0, 472.0),
+        "the task's bottom (452) plus the padding; the width it already had"
+    );
+    let frame = drawn[&id(1)];
+    assert_eq!(
+        (frame.width, frame.height),
+        (640.0, 542.0),
+        "the grown module pushes its frame down in turn"
+    );
+    assert_eq!(drawn.len(), 2, "frame 4 and its task are untouched");
+    let rects = board.absolute_rects();
+    assert_eq!(rects[&id(2)].height, 472.0);
+    assert_eq!(rects[&id(1)].height, 542.0);
+    assert_eq!(rects[&id(4)].height, 420.0);
+    assert_eq!(
+        board.blocks[&id(2)].size.height,
+        200.0,
+        "drawing changes no stored size"
+    );
+}
+
+#[test]
 fn a_block_dropped_on_a_sibling_lands_in_free_space() {
     let board = sample();
     // Task 5 dropped into module 2 right on top of task 3 (10,40): it moves to a free slot.
@@ -475,15 +511,34 @@ fn a_moving_view_renders_only_when_the_drawn_blocks_fall_short() {
         zoom: 1.0,
     };
     let (drawn, area) = render_key(&view, 1280.0, 800.0);
+    // A board that reaches far beyond the view on every side.
+    let board_everywhere = Rect {
+        x: -100_000.0,
+        y: -100_000.0,
+        width: 200_000.0,
+        height: 200_000.0,
+    };
     let visible = |view: &View| view.visible_world(1280.0, 800.0);
     let wanted = |view: &View| render_key(view, 1280.0, 800.0).0;
     assert_eq!(
-        redraw_for(None, &area, &drawn, &visible(&view)),
+        redraw_for(
+            None,
+            &area,
+            &drawn,
+            &visible(&view),
+            Some(&board_everywhere)
+        ),
         Redraw::Now,
         "nothing is drawn yet"
     );
     assert_eq!(
-        redraw_for(Some(&drawn), &area, &drawn, &visible(&view)),
+        redraw_for(
+            Some(&drawn),
+            &area,
+            &drawn,
+            &visible(&view),
+            Some(&board_everywhere)
+        ),
         Redraw::Nothing
     );
     // Zooming out a little changes the zoom band and the cells, but the drawn area still covers
@@ -492,14 +547,26 @@ fn a_moving_view_renders_only_when_the_drawn_blocks_fall_short() {
     out.zoom_at(640.0, 400.0, 0.7);
     assert_ne!(wanted(&out), drawn);
     assert_eq!(
-        redraw_for(Some(&drawn), &area, &wanted(&out), &visible(&out)),
+        redraw_for(
+            Some(&drawn),
+            &area,
+            &wanted(&out),
+            &visible(&out),
+            Some(&board_everywhere)
+        ),
         Redraw::WhenSettled
     );
     // Panning past the over-scan would show missing blocks: render now.
     let mut far = view;
     far.pan_x -= 3000.0;
     assert_eq!(
-        redraw_for(Some(&drawn), &area, &wanted(&far), &visible(&far)),
+        redraw_for(
+            Some(&drawn),
+            &area,
+            &wanted(&far),
+            &visible(&far),
+            Some(&board_everywhere)
+        ),
         Redraw::Now
     );
     // A new level of detail renders now, even though the area still covers the viewport.
@@ -514,8 +581,126 @@ fn a_moving_view_renders_only_when_the_drawn_blocks_fall_short() {
     assert_ne!(wanted(&out).detail, near_key.detail);
     assert!(near_area.covers(&visible(&out)));
     assert_eq!(
-        redraw_for(Some(&near_key), &near_area, &wanted(&out), &visible(&out)),
+        redraw_for(
+            Some(&near_key),
+            &near_area,
+            &wanted(&out),
+            &visible(&out),
+            Some(&board_everywhere)
+        ),
         Redraw::Now
+    );
+}
+
+#[test]
+fn a_view_beyond_the_board_renders_only_for_what_the_board_holds_there() {
+    let view = View {
+        pan_x: 0.0,
+        pan_y: 0.0,
+        zoom: 0.05,
+    };
+    let (drawn, area) = render_key(&view, 1280.0, 800.0);
+    let visible = |view: &View| view.visible_world(1280.0, 800.0);
+    let wanted = |view: &View| render_key(view, 1280.0, 800.0).0;
+    // The board is a 4,000-unit square at the origin: the drawn area holds all of it.
+    let board = Rect {
+        x: 0.0,
+        y: 0.0,
+        width: 4000.0,
+        height: 4000.0,
+    };
+    assert!(area.covers(&board));
+    // Panned far away at the same zoom: the view leaves the drawn area, but every block is drawn
+    // already, so no render at all.
+    let mut far = view;
+    far.pan_x -= 3000.0;
+    assert_ne!(wanted(&far), drawn);
+    assert!(!area.covers(&visible(&far)));
+    assert_eq!(
+        redraw_for(
+            Some(&drawn),
+            &area,
+            &wanted(&far),
+            &visible(&far),
+            Some(&board)
+        ),
+        Redraw::Nothing
+    );
+    // Zoomed out a little (a new label size): once the view rests.
+    let mut out = view;
+    out.zoom_at(640.0, 400.0, 0.6);
+    assert_ne!(wanted(&out).zoom_band, drawn.zoom_band);
+    assert_eq!(
+        redraw_for(
+            Some(&drawn),
+            &area,
+            &wanted(&out),
+            &visible(&out),
+            Some(&board)
+        ),
+        Redraw::WhenSettled
+    );
+    // A board larger than the drawn area: a view that leaves the drawn area where the board has
+    // blocks renders now; one that leaves it only over empty space waits.
+    let tall = Rect {
+        x: 0.0,
+        y: 0.0,
+        width: 4000.0,
+        height: 400_000.0,
+    };
+    let mut down = view;
+    down.pan_y -= 3000.0;
+    assert_eq!(
+        redraw_for(
+            Some(&drawn),
+            &area,
+            &wanted(&down),
+            &visible(&down),
+            Some(&tall)
+        ),
+        Redraw::Now
+    );
+    let mut up = view;
+    up.pan_y += 3000.0;
+    assert!(!area.covers(&visible(&up)));
+    assert_eq!(
+        redraw_for(
+            Some(&drawn),
+            &area,
+            &wanted(&up),
+            &visible(&up),
+            Some(&tall)
+        ),
+        Redraw::WhenSettled
+    );
+    // A new level of detail always renders now.
+    let mut near = view;
+    near.zoom_at(640.0, 400.0, 8.0);
+    assert_eq!(
+        redraw_for(
+            Some(&drawn),
+            &area,
+            &wanted(&near),
+            &visible(&near),
+            Some(&board)
+        ),
+        Redraw::Now
+    );
+    assert_eq!(
+        redraw_for(None, &area, &drawn, &visible(&view), Some(&board)),
+        Redraw::Now
+    );
+}
+
+#[test]
+fn a_status_mix_is_one_gradient_with_a_stop_per_status_present() {
+    assert_eq!(mix_gradient(&[0; 6]), None, "no task, no bar");
+    // Indexed by MIX_ORDER: done, pr_ready, in_progress, ready, blocked, planned.
+    assert_eq!(
+        mix_gradient(&[1, 0, 0, 2, 0, 1]).as_deref(),
+        Some(
+            "linear-gradient(to right,var(--s-done) 0.0% 25.0%,var(--s-ready) 25.0% 75.0%,var(--s-planned) 75.0% 100.0%)"
+        )
     );
 }
 

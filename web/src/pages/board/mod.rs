@@ -242,7 +242,9 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
                         }
                     };
                     let seq = snapshot.seq;
-                    let shared = Rc::new(RefCell::new(Engine::new(Board::from_snapshot(snapshot))));
+                    let board = Board::from_snapshot(snapshot);
+                    crate::perf::mark("board:mapped");
+                    let shared = Rc::new(RefCell::new(Engine::new(board)));
                     crate::perf::mark("board:built");
                     shared.borrow_mut().fit_pending = true;
                     engine.set(Some(SharedEngine(shared.clone())));
