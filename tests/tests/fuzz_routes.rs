@@ -50,7 +50,7 @@ use serde_json::{Value, json};
 
 /// Requests per operation when `FUZZ_EXAMPLES` is not set: enough to reach every variant a few
 /// times, small enough for the whole fuzz to stay within a few minutes on two cores.
-const DEFAULT_EXAMPLES_PER_OPERATION: usize = 12;
+const DEFAULT_EXAMPLES_PER_OPERATION: usize = 10;
 
 /// Operations sent no request at all (see the module's documentation).
 const NOT_FUZZED: &[Operation] = &[

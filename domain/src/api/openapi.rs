@@ -171,7 +171,8 @@ fn operation_error_codes(operation: Operation) -> &'static [ErrorCode] {
         CreateAccount => &[QuotaExceeded],
         AddAccountMember | AddWorkspaceMember => &[QuotaExceeded, RuleViolated],
         RemoveAccountMember | RemoveWorkspaceMember => &[RuleViolated],
-        CreateWorkspace => &[QuotaExceeded],
+        // `accountId` can name an account the caller does not belong to.
+        CreateWorkspace => &[QuotaExceeded, NotFound],
         GetWorkspace | ListWorkspaceMembers | GetBoard | GetBlock | ListPipelines | ListRuns
         | GetRun | GetWorkspaceSpend | ListBlockGithub | GetBlockForecast => &[],
         UpdateWorkspace | DeleteWorkspace => &[Conflict],
