@@ -905,6 +905,7 @@ impl SpendGrouping {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetLimitRequest {
+    #[schemars(pattern(crate::api::body::DOLLARS_PATTERN))]
     pub limit_usd: String,
 }
 
@@ -919,13 +920,18 @@ impl SetLimitRequest {
     }
 }
 
+/// The longest model id an account may price (`PUT /accounts/:id/models/:model`).
+pub const MAX_CUSTOM_MODEL_ID_CHARS: usize = 200;
+
 /// `PUT /accounts/:id/models/:model`: the price of a model the built-in catalog does not know.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PriceModelRequest {
     pub provider: Provider,
     /// US dollars per million input tokens, as a decimal string (`"0"` for a local model).
+    #[schemars(pattern(crate::api::body::DOLLARS_PATTERN))]
     pub input_usd_per_million: String,
+    #[schemars(pattern(crate::api::body::DOLLARS_PATTERN))]
     pub output_usd_per_million: String,
     #[serde(default)]
     pub context_window: Option<u64>,
@@ -960,7 +966,8 @@ impl PriceModelRequest {
                 "the context window and the maximum output must be positive token counts",
             ));
         }
-        if model.is_empty() || model.len() > 200 {
+        // Characters, as the path parameter's published `maxLength` counts them.
+        if model.is_empty() || model.chars().count() > MAX_CUSTOM_MODEL_ID_CHARS {
             problems.push(crate::problem::FieldProblem::new(
                 "model",
                 "a model id is 1 to 200 characters",

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod board_ui;
 pub mod browser;
+pub mod contract;
 pub mod events;
 pub mod fake_github;
 pub mod github_app;

@@ -212,7 +212,7 @@ async fn an_account_connects_github_links_a_frame_imports_issues_and_follows_pul
             json!({ "repository": "someone-else/private" }),
         )
         .await;
-    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.status, 404, "{}", refused.body);
     let linked = admin
         .put_json(
             &format!("/workspaces/{workspace}/blocks/{frame}/repo"),

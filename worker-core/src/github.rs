@@ -663,7 +663,25 @@ pub async fn link_repository<S: Store, R: Runtime>(
     let block = get_block(store, &context.workspace_id, block_id)
         .await?
         .ok_or_else(|| ApiError::not_found("This block"))?;
+    // A board rule and a repository the installation cannot see are not shapes the schema can
+    // state: 422 and 404, never a 400 for a well-formed request.
+    if block.level != domain::board::Level::Frame {
+        return Err(ApiError::rule_violated(
+            "repository_on_frame_only",
+            "Only frames (services) link a repository; link the service this block belongs to."
+                .to_owned(),
+        ));
+    }
     let visible = visible_repositories(store, account).await?;
+    if let Ok(repository) = domain::github::app::RepositoryFullName::parse(&request.repository)
+        && !visible
+            .iter()
+            .any(|(_, full_name)| repository.same_repository(full_name))
+    {
+        return Err(ApiError::not_found(
+            "This repository (the GitHub App's installation cannot see it; grant it access on GitHub)",
+        ));
+    }
     let link = validate_repository_link(block.level, &request.as_domain(), &visible)
         .map_err(ApiError::invalid_fields)?;
     let view = RepositoryLinkView {

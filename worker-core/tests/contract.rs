@@ -252,7 +252,7 @@ fn create_block_refuses_what_the_rules_forbid_and_changes_nothing() {
         ),
         (
             child("task", &BlockId::from_random([7; 8])),
-            ErrorCode::ValidationFailed,
+            ErrorCode::NotFound,
             "parentId",
         ),
         (
@@ -267,6 +267,8 @@ fn create_block_refuses_what_the_rules_forbid_and_changes_nothing() {
         let details = error.details.clone().unwrap();
         match code {
             ErrorCode::RuleViolated => assert_eq!(rule_of(&error), what),
+            // An unknown block is a 404 naming the field.
+            ErrorCode::NotFound => assert_eq!(details["field"], what),
             _ => assert_eq!(details["problems"][0]["field"], what),
         }
     }
@@ -400,7 +402,9 @@ fn reparent_moves_a_block_and_refuses_cycles_levels_and_stale_revisions() {
         &reparent(Some(&BlockId::from_random([3; 8])), 2),
     ))
     .unwrap_err();
-    assert_eq!(missing.details.unwrap()["problems"][0]["field"], "parentId");
+    // An unknown block is a 404 naming the field.
+    assert_eq!(missing.code, ErrorCode::NotFound);
+    assert_eq!(missing.details.unwrap()["field"], "parentId");
     let top = block_on(board::reparent_block(
         &f.store,
         &f.runtime,
@@ -518,7 +522,8 @@ fn edges_refuse_self_duplicates_cycles_and_missing_ends() {
         &edge(&a.id, &BlockId::from_random([4; 8])),
     ))
     .unwrap_err();
-    assert_eq!(missing.details.unwrap()["problems"][0]["field"], "to");
+    assert_eq!(missing.code, ErrorCode::NotFound);
+    assert_eq!(missing.details.unwrap()["field"], "to");
 
     block_on(board::delete_edge(
         &f.store,
@@ -838,7 +843,8 @@ fn a_create_that_loses_to_the_parents_delete_is_refused_with_the_missing_parent(
     ));
     assert_eq!(deleted.unwrap().value.block_ids, vec![top.id.clone()]);
     let error = created.unwrap_err();
-    assert_eq!(error.details.unwrap()["problems"][0]["field"], "parentId");
+    assert_eq!(error.code, ErrorCode::NotFound);
+    assert_eq!(error.details.unwrap()["field"], "parentId");
     let (blocks, _, seq) = block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
     assert!(blocks.is_empty());
     assert_eq!(seq, 2);

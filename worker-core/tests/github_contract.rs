@@ -202,7 +202,10 @@ fn linking_validates_against_the_installations_repositories_and_records_the_stat
     let events_before = fixture.count("events");
     let task = fixture.create(json!({"level": "task", "parentId": frame.id, "title": "t"}));
     let events_before = events_before + 1;
-    for (block, repository) in [(&frame.id, "acme/secret"), (&task.id, REPOSITORY)] {
+    for (block, repository, code) in [
+        (&frame.id, "acme/secret", ErrorCode::NotFound),
+        (&task.id, REPOSITORY, ErrorCode::RuleViolated),
+    ] {
         let error = block_on(github::link_repository(
             fixture.store(),
             &fixture.runtime,
@@ -216,7 +219,7 @@ fn linking_validates_against_the_installations_repositories_and_records_the_stat
             "https://github.com",
         ))
         .unwrap_err();
-        assert_eq!(error.code, ErrorCode::ValidationFailed);
+        assert_eq!(error.code, code, "{repository}: {error}");
     }
     assert_eq!(fixture.count("events"), events_before);
     assert_eq!(fixture.count("github_block_links"), 1);

@@ -5,7 +5,7 @@
 use domain::access::AccountRole;
 use domain::api::auth::{ApiTokenInfo, User};
 use domain::api::workspaces::{Account, AccountKind, UserRef};
-use domain::api::{ApiError, ErrorCode, FieldProblem};
+use domain::api::{ApiError, ErrorCode};
 use domain::ids::{AccountId, ApiTokenId, UserId};
 use domain::limits::{QuotaKind, Quotas, quota_exceeded};
 use serde::Deserialize;
@@ -308,11 +308,13 @@ pub async fn resolve_user(db: &Db, user: &UserRef) -> Result<UserRow, ApiError> 
         ),
         (None, None) => ("userId", None),
     };
+    // A well-formed id or login that names nobody: 404 (the schema states the shape, not who exists).
     row.ok_or_else(|| {
-        ApiError::invalid_fields(vec![FieldProblem::new(
-            field,
-            "names no user; they must sign in once before they can be added",
-        )])
+        ApiError::new(
+            domain::api::ErrorCode::NotFound,
+            format!("`{field}` names no user; they must sign in once before they can be added."),
+        )
+        .with_details(serde_json::json!({ "field": field }))
     })
 }
 

@@ -22,6 +22,7 @@ pub struct User {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevLoginRequest {
+    #[schemars(length(min = 1, max = 39), pattern(super::body::LOGIN_PATTERN))]
     pub login: String,
 }
 

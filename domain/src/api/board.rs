@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::body::Problems;
-use super::error::{ApiError, FieldProblem};
+use super::error::ApiError;
 use super::workspaces::Workspace;
 use crate::board::{
     Block, BlockStatus, BoardBlock, BoardEdge, Level, Position, RuleViolation, Size,
@@ -122,6 +122,7 @@ impl CreateBlockRequest {
 /// `PATCH /workspaces/:id/blocks/:blockId`: the fields to change, and the `rev` they were based on.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(transform = super::body::schema_rules::changes_a_block_field)]
 pub struct UpdateBlockRequest {
     pub rev: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +213,7 @@ impl UpdateBlockRequest {
 /// `POST /workspaces/:id/blocks/:blockId/reparent`. `parentId: null` makes a frame top-level.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(transform = super::body::schema_rules::parent_id_present)]
 pub struct ReparentRequest {
     #[serde(deserialize_with = "required_nullable")]
     #[schemars(with = "Option<BlockId>")]
@@ -339,11 +341,14 @@ pub fn rule_error(violation: &crate::board::RuleViolation) -> ApiError {
 }
 
 /// A path or body id that names no block of this workspace.
+/// A 404: the id is well-formed (the schema's pattern) but names nothing the caller can see, which
+/// no schema can state.
 pub fn missing_block(field: &str) -> ApiError {
-    ApiError::invalid_fields(vec![FieldProblem::new(
-        field,
-        "names no block of this workspace",
-    )])
+    ApiError::new(
+        super::ErrorCode::NotFound,
+        format!("`{field}` names no block of this workspace, or one you do not have access to."),
+    )
+    .with_details(serde_json::json!({ "field": field }))
 }
 
 #[cfg(test)]

@@ -4,6 +4,74 @@ use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, ErrorCode, FieldProblem};
 
+/// What `/openapi.json` says of a GitHub login (`validate_login`'s rule): letters, digits and single
+/// inner hyphens.
+pub const LOGIN_PATTERN: &str = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$";
+/// What `/openapi.json` says of a dollar amount (`MicroDollars::parse_dollars`): digits, at most six
+/// decimals, no sign or exponent (at most 13 whole digits, so it fits in micro-dollars).
+pub const DOLLARS_PATTERN: &str = r"^\s*[0-9]{1,13}(\.[0-9]{0,6})?\s*$";
+
+/// Schema transforms for the cross-field rules a validator enforces, so `/openapi.json` states
+/// them too (a request that matches the schema is never refused for a rule it does not state).
+pub mod schema_rules {
+    use schemars::Schema;
+    use serde_json::{Value, json};
+
+    fn push_required(schema: &mut Schema, field: &str) {
+        if let Some(Value::Array(required)) = schema.get_mut("required") {
+            required.push(json!(field));
+        } else {
+            schema.insert("required".to_owned(), json!([field]));
+        }
+    }
+
+    /// `parentId` must be sent (`null` is a value: top level).
+    pub fn parent_id_present(schema: &mut Schema) {
+        push_required(schema, "parentId");
+    }
+
+    /// A member is named by exactly one of `userId` and `login` (the other absent or null).
+    pub fn user_id_or_login(schema: &mut Schema) {
+        schema.insert(
+            "oneOf".to_owned(),
+            json!([
+                { "required": ["userId"], "properties": { "userId": { "type": "string" }, "login": { "enum": [null], "nullable": true } } },
+                { "required": ["login"], "properties": { "login": { "type": "string" }, "userId": { "enum": [null], "nullable": true } } }
+            ]),
+        );
+    }
+
+    /// A block patch changes at least one field besides `rev` (`repoUrl: null` unlinks, so it
+    /// counts; any other field counts when it is not null).
+    pub fn changes_a_block_field(schema: &mut Schema) {
+        let mut branches: Vec<Value> = [
+            ("title", "string"),
+            ("description", "string"),
+            ("requirements", "string"),
+            ("status", "string"),
+            ("position", "object"),
+            ("size", "object"),
+            ("archived", "boolean"),
+        ]
+        .into_iter()
+        .map(|(field, kind)| json!({ "required": [field], "properties": { field: { "type": kind } } }))
+        .collect();
+        branches.push(json!({ "required": ["repoUrl"] }));
+        schema.insert("anyOf".to_owned(), Value::Array(branches));
+    }
+
+    /// A workspace patch changes at least one of `name` and `accessMode`.
+    pub fn name_or_access_mode(schema: &mut Schema) {
+        schema.insert(
+            "anyOf".to_owned(),
+            json!([
+                { "required": ["name"], "properties": { "name": { "type": "string" } } },
+                { "required": ["accessMode"], "properties": { "accessMode": { "type": "string" } } }
+            ]),
+        );
+    }
+}
+
 /// The largest request body any route accepts.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 

@@ -88,12 +88,18 @@ pub fn parse_page(page: Option<&str>, per_page: Option<&str>) -> Result<(u32, u3
     }
 }
 
+/// What `/openapi.json` says of a repository's `owner/name` (`RepositoryFullName::parse`'s rule:
+/// an owner of letters, digits and inner dashes up to 39 characters, a name of letters, digits,
+/// `-`, `_` and `.` up to 100, never `.` or `..`).
+pub const REPOSITORY_PATTERN: &str = r"^\s*[A-Za-z0-9]([A-Za-z0-9-]{0,37}[A-Za-z0-9])?/([A-Za-z0-9_-][A-Za-z0-9._-]{0,99}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,98}|\.\.[A-Za-z0-9._-]{1,98})\s*$";
+
 /// `PUT /workspaces/:id/blocks/:blockId/repo`: link a frame to a repository its account's
 /// installation can see, optionally a folder inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LinkRepositoryRequest {
     /// `owner/name`.
+    #[schemars(pattern(REPOSITORY_PATTERN))]
     pub repository: String,
     #[serde(default)]
     pub sub_directory: Option<String>,

@@ -74,10 +74,12 @@ impl UserRef {
 /// with a role, or changes their role.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(transform = super::body::schema_rules::user_id_or_login)]
 pub struct AddMemberRequest<Role> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 39), pattern(super::body::LOGIN_PATTERN))]
     pub login: Option<String>,
     pub role: Role,
 }
@@ -151,6 +153,7 @@ impl CreateWorkspaceRequest {
 /// `PATCH /workspaces/:id`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(transform = super::body::schema_rules::name_or_access_mode)]
 pub struct UpdateWorkspaceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = NAME_MAX_CHARS), pattern(r"\S"))]

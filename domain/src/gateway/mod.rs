@@ -127,6 +127,43 @@ pub fn account_config_reusable(read_at_ms: i64, now_ms: i64) -> bool {
     (0..ACCOUNT_CONFIG_REUSE_MS).contains(&(now_ms - read_at_ms))
 }
 
+/// What `/openapi.json` says of a `POST /v1/chat/completions` body: an OpenAI Chat Completions
+/// request. Only the fields the gateway reads are named; the rest go to the provider as sent, and
+/// the dialect's own rules (translated to the model's provider) answer `validation_failed`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ChatCompletionsRequestShape {
+    /// The model; it must be the one the gateway token was minted for.
+    #[schemars(length(min = 1))]
+    pub model: String,
+    #[schemars(length(min = 1))]
+    pub messages: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Capped at the model's output limit; filled in when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
+}
+
+/// What `/openapi.json` says of a `POST /v1/messages` body: an Anthropic Messages request (only the
+/// fields the gateway reads are named; see [`ChatCompletionsRequestShape`]).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MessagesRequestShape {
+    #[schemars(length(min = 1))]
+    pub model: String,
+    #[schemars(length(min = 1))]
+    pub messages: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
+}
+
+/// What `/openapi.json` says of a provider base URL ([`call::check_base_url`]'s rule).
+pub const BASE_URL_PATTERN: &str =
+    r"^(https://.+|http://(localhost|127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|\[::1\])([:/].*)?)$";
+
 /// `POST /workspaces/:id/gateway-tokens`: a token for a person's own tools, benchmarks and CLIs.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -138,6 +175,7 @@ pub struct CreateGatewayTokenRequest {
     pub block_id: Option<BlockId>,
     /// How long the token lives (60 to 86400 seconds; default 3600).
     #[serde(default)]
+    #[schemars(range(min = MIN_TOKEN_TTL_SECONDS, max = MAX_TOKEN_TTL_SECONDS))]
     pub ttl_seconds: Option<i64>,
 }
 
@@ -156,8 +194,12 @@ pub struct GatewayTokenCreated {
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetProviderRequest {
+    /// 8 to 512 characters, without surrounding blanks.
+    #[schemars(length(min = 8, max = 512), pattern(r"^\S(.*\S)?$"))]
     pub api_key: String,
+    /// `https://…`, or `http://` on a loopback host (localhost, 127.x.y.z, [::1]).
     #[serde(default)]
+    #[schemars(pattern(BASE_URL_PATTERN))]
     pub base_url: Option<String>,
 }
 

@@ -54,7 +54,7 @@ pub use view::{JobOutcome, JobOutcomeFailure, JobOutcomeView, JobOutput};
 /// How many past failures a step keeps for the board.
 pub const FAILURE_HISTORY_LIMIT: usize = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// A step is being worked on, or is about to be retried.

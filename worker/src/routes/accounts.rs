@@ -1,10 +1,10 @@
 //! `/accounts`: personal and organisation accounts and their members.
 
 use domain::access::AccountRole;
+use domain::api::ApiError;
 use domain::api::workspaces::{
     Account, AccountKind, AccountMember, AddAccountMemberRequest, CreateAccountRequest,
 };
-use domain::api::{ApiError, FieldProblem};
 use domain::event::Actor;
 use domain::ids::{AccountId, UserId};
 use worker_core::accounts::{RemoveRefusal, remove_account_member};
@@ -60,10 +60,11 @@ pub async fn add_member(context: &RequestContext) -> HandlerResult {
     let request: AddAccountMemberRequest = context.json()?;
     request.validate()?;
     if account.kind == AccountKind::Personal {
-        return Err(ApiError::invalid_fields(vec![FieldProblem::new(
-            "body",
-            "a personal account has exactly one member; create an organisation with POST /accounts to share",
-        )]));
+        return Err(ApiError::rule_violated(
+            "personal_account_has_one_member",
+            "A personal account has exactly one member; create an organisation with POST /accounts to share."
+                .to_owned(),
+        ));
     }
     let user = people::resolve_user(&context.db, &request.user()).await?;
     let now = now_ms();
@@ -101,10 +102,11 @@ pub async fn remove_member(context: &RequestContext) -> HandlerResult {
     let not_a_member = || ApiError::not_found("This member of the account");
     let user_id = UserId::parse(context.param("userId")).map_err(|_| not_a_member())?;
     if account.kind == AccountKind::Personal {
-        return Err(ApiError::invalid_fields(vec![FieldProblem::new(
-            "userId",
-            "a personal account always keeps its one member; remove people from an organisation account",
-        )]));
+        return Err(ApiError::rule_violated(
+            "personal_account_has_one_member",
+            "A personal account always keeps its one member; remove people from an organisation account."
+                .to_owned(),
+        ));
     }
     let actor = Actor::User {
         id: context.caller().user.id.clone(),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use domain::access::AccountRole;
 use domain::api::workspaces::Account;
-use domain::api::{ApiError, FieldProblem};
+use domain::api::{ApiError, ErrorCode, FieldProblem};
 use domain::gateway::call::key_last4;
 use domain::gateway::{
     CreateGatewayTokenRequest, GatewayClaims, GatewayTokenCreated, ProviderInfo,
@@ -167,10 +167,12 @@ pub async fn create_gateway_token(context: &RequestContext) -> HandlerResult {
     let workspace = &context.workspace().workspace;
     let custom = spend::custom_models(&context.db, &workspace.account_id).await?;
     if resolve_model(&request.model, &custom).is_none() {
-        return Err(ApiError::invalid_fields(vec![FieldProblem::new(
-            "model",
-            "the catalog has no such model; see GET /models, or price it with PUT /accounts/:id/models/:model",
-        )]));
+        // A well-formed name the catalog does not hold: 404, like any id that names nothing.
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "The catalog has no such model; see GET /models, or price it with PUT /accounts/:id/models/:model.",
+        )
+        .with_details(serde_json::json!({ "field": "model" })));
     }
     let now = now_seconds();
     let jti = crate::ids::random_hex::<8>()?;
@@ -218,10 +220,11 @@ pub async fn block_forecast(context: &RequestContext) -> HandlerResult {
     let pipeline = worker_core::runs::get_pipeline(&context.db, &workspace.id, pipeline_key)
         .await?
         .ok_or_else(|| {
-            ApiError::invalid_fields(vec![FieldProblem::new(
-                "pipeline",
-                "one of `build`, `quick`, or the id of one of this workspace's pipelines",
-            )])
+            ApiError::new(
+                ErrorCode::NotFound,
+                "This pipeline does not exist: name `build`, `quick`, or the id of one of this workspace's pipelines.",
+            )
+            .with_details(serde_json::json!({ "field": "pipeline" }))
         })?
         .pipeline();
     let custom = spend::custom_models(&context.db, &workspace.account_id).await?;
@@ -232,10 +235,11 @@ pub async fn block_forecast(context: &RequestContext) -> HandlerResult {
         )])
     })?;
     let model = resolve_model(model_id, &custom).ok_or_else(|| {
-        ApiError::invalid_fields(vec![FieldProblem::new(
-            "model",
-            "the catalog has no such model",
-        )])
+        ApiError::new(
+            ErrorCode::NotFound,
+            "The catalog has no such model; see GET /models.",
+        )
+        .with_details(serde_json::json!({ "field": "model" }))
     })?;
     let kinds: Vec<&str> = pipeline
         .steps
