@@ -569,17 +569,27 @@ async fn reopen_a_run_panel(browser: &Browser, task: &str) {
     // By keyboard (focus the card, Enter selects it), so a card the gestures moved under another
     // block or out of view still opens.
     if let Some(id) = target.as_str() {
+        // The fit re-renders the cards: focus the card once it is the one in the page now, and press
+        // Enter only when it holds the focus (a key pressed while focus is elsewhere goes nowhere).
         browser
-            .client
-            .execute(
-                &format!("document.querySelector(\"[data-block-id='{id}']\").focus()"),
-                Vec::new(),
+            .wait_until(
+                "the task's card holds the keyboard focus",
+                &format!(
+                    "const card = document.querySelector(\"[data-block-id='{id}']\"); \
+                     if (card && document.activeElement !== card) card.focus(); \
+                     return !!card && document.activeElement === card;"
+                ),
             )
-            .await
-            .unwrap();
+            .await;
         browser.press(fantoccini::key::Key::Enter.into(), &[]).await;
         browser
-            .wait_for(&format!("{} [data-testid='run-panel']", panel_of(id)))
+            .wait_until(
+                "the task's run panel is open",
+                &format!(
+                    "return !!document.querySelector(\"{} [data-testid='run-panel']\")",
+                    panel_of(id)
+                ),
+            )
             .await;
     }
 }
