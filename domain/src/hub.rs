@@ -173,9 +173,103 @@ pub fn sweep_window(now: i64) -> SweepWindow {
     }
 }
 
+/// Who gets the `stream.presence` list after a socket joined, left, or changed the block it has
+/// open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceAudience {
+    /// The list changed: every socket gets it.
+    Everyone,
+    /// The list is the one every socket already has; only the socket that just joined needs it.
+    Joiner,
+    /// Nothing changed that anyone needs to hear.
+    Nobody,
+}
+
+/// Every socket gets the presence list only when it differs from the list last sent to everyone
+/// (`last_sent_to_everyone`, `None` when unknown, say after the hub woke from hibernation); a
+/// socket that just joined always gets it. A person's tenth tab, or a reconnect, changes nobody's
+/// list: sending it to every socket anyway made opening n sockets cost n² frames (1,000 sockets:
+/// a million frames of up to a hundred people each), which starved the hub.
+pub fn presence_audience(
+    last_sent_to_everyone: Option<&str>,
+    list: &str,
+    someone_joined: bool,
+) -> PresenceAudience {
+    match (last_sent_to_everyone == Some(list), someone_joined) {
+        (false, _) => PresenceAudience::Everyone,
+        (true, true) => PresenceAudience::Joiner,
+        (true, false) => PresenceAudience::Nobody,
+    }
+}
+
+/// Whether a socket joining can change the presence list: only when its person had no socket open
+/// yet. A new socket has no block open, and a person already listed (with or without blocks) is not
+/// listed again for it — so the hub hands the joiner the last list without rebuilding it from every
+/// socket's attachment (which made opening n sockets cost n² reads).
+pub fn join_changes_presence(other_open_sockets_of_person: usize) -> bool {
+    other_open_sockets_of_person == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_persons_first_socket_can_change_the_presence_list() {
+        use crate::stream::{PresentPerson, presence_list};
+        let person = |user: &str, block: Option<&str>| PresentPerson {
+            login: user.to_owned(),
+            user_id: user.to_owned(),
+            block_id: block.map(|block| crate::ids::BlockId::parse(block).unwrap()),
+        };
+        let block = "blk_00000000000000aa";
+        // Whatever the person's other sockets have open, one more socket with nothing open leaves
+        // the list as it was.
+        for others in [
+            vec![person("ann", None)],
+            vec![person("ann", Some(block))],
+            vec![person("ann", None), person("ann", Some(block))],
+        ] {
+            let before = presence_list(others.clone());
+            let mut after = others.clone();
+            after.push(person("ann", None));
+            assert!(!join_changes_presence(others.len()));
+            assert_eq!(presence_list(after), before);
+        }
+        assert!(join_changes_presence(0));
+        assert_ne!(
+            presence_list([person("ann", None)]),
+            presence_list([person("ann", None), person("bob", None)])
+        );
+    }
+
+    #[test]
+    fn presence_goes_to_everyone_only_when_the_list_changed() {
+        assert_eq!(
+            presence_audience(None, "[a]", true),
+            PresenceAudience::Everyone,
+            "unknown last list: everyone, to be sure"
+        );
+        assert_eq!(
+            presence_audience(Some("[a]"), "[a,b]", true),
+            PresenceAudience::Everyone
+        );
+        assert_eq!(
+            presence_audience(Some("[a,b]"), "[a]", false),
+            PresenceAudience::Everyone,
+            "someone left"
+        );
+        assert_eq!(
+            presence_audience(Some("[a]"), "[a]", true),
+            PresenceAudience::Joiner,
+            "another tab of someone already listed"
+        );
+        assert_eq!(
+            presence_audience(Some("[a]"), "[a]", false),
+            PresenceAudience::Nobody,
+            "one of several tabs closed"
+        );
+    }
     use crate::access::WorkspaceRole;
 
     #[test]

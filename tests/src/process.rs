@@ -30,6 +30,7 @@ impl ManagedProcess {
         REGISTER_EXIT_HOOK.call_once(|| {
             // SAFETY: `kill_everything_at_exit` is an `extern "C" fn()` that only touches statics.
             unsafe { libc::atexit(kill_everything_at_exit) };
+            stop_children_when_a_panic_aborts();
         });
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -157,6 +158,21 @@ pub fn remove_at_exit(dir: PathBuf) {
         .lock()
         .unwrap_or_else(|poison| poison.into_inner())
         .push(dir);
+}
+
+/// A binary built with `panic = "abort"` (the release profile: the benchmarks) runs neither
+/// destructors nor `atexit` hooks when it panics, and workerd, a grandchild, does not die with
+/// wrangler: a failing benchmark would leave its servers running. A panic hook stops them before the
+/// abort. Test binaries unwind instead (their `Drop`s run), and must not: one failing test would stop
+/// the server its neighbours share.
+fn stop_children_when_a_panic_aborts() {
+    if cfg!(panic = "abort") {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            kill_everything_at_exit();
+        }));
+    }
 }
 
 fn signal_group(group: i32, signal: i32) {

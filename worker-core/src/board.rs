@@ -11,11 +11,10 @@ use domain::api::board::{
     CreateBlockRequest, CreateEdgeRequest, ReparentRequest, UpdateBlockRequest, missing_block,
     rule_error, stale_revision,
 };
-use domain::board::placement::free_slot;
+use domain::board::placement::append_rule;
 use domain::board::{
     Block, BlockChange, BoardBlock, BoardEdge, BoardIndex, Edge, Level, MAX_NESTING_DEPTH,
-    Position, Size, check_nesting_depth, check_new_edge, check_parent_level,
-    check_reparent_guard_size,
+    check_nesting_depth, check_new_edge, check_parent_level, check_reparent_guard_size,
 };
 use domain::event::EventPayload;
 use domain::ids::{BlockId, EdgeId, WorkspaceId};
@@ -144,62 +143,43 @@ pub async fn get_block<S: Store>(
         .transpose()
 }
 
-#[derive(Deserialize)]
-struct RectRow {
-    x: f64,
-    y: f64,
-    width: f64,
-    height: f64,
-}
+/// The INSERT of a block created without a position: SQLite places it by
+/// `domain::board::placement::append_slot` inside the write, from three indexed lookups of its
+/// siblings (the last in reading order, the lowest bottom, whether the slot beside the last is
+/// free), so no read of the siblings precedes the write. `block_params` bind ?1–?15 (?9 and ?10,
+/// the position, unused); ?16–?18 are the rule's gap, top and top-level right edge
+/// (`domain::board::placement::AppendRule`). The stored snapshot row gets the chosen x and y
+/// (`BoardBlockRow` elements 5 and 6).
+const INSERT_APPENDED_BLOCK: &str = "INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status,
+                         x, y, width, height, repo_url, archived, rev, created_at, updated_at, board_json)
+     WITH siblings AS (
+            SELECT x, y, width, height FROM blocks
+            WHERE workspace_id = ?1 AND parent_id IS ?4 AND archived = 0),
+          last AS (SELECT x, y, width FROM siblings ORDER BY y DESC, x DESC LIMIT 1),
+          beside AS (SELECT last.x + last.width + ?16 AS x, last.y AS y FROM last),
+          choice AS (
+            SELECT 0 AS rank, beside.x AS x, beside.y AS y FROM beside
+            WHERE beside.x + ?11 + ?16 <= COALESCE(
+                    (SELECT width FROM blocks WHERE workspace_id = ?1 AND id = ?4 AND ?4 IS NOT NULL), ?18)
+              AND NOT EXISTS (SELECT 1 FROM siblings s
+                              WHERE beside.x < s.x + s.width AND s.x < beside.x + ?11
+                                AND beside.y < s.y + s.height AND s.y < beside.y + ?12)
+            UNION ALL
+            SELECT 1, ?16, CASE WHEN EXISTS (SELECT 1 FROM last)
+                                THEN MAX((SELECT MAX(y + height) FROM siblings) + ?16, ?17)
+                                ELSE ?17 END),
+          slot AS (SELECT x, y FROM choice ORDER BY rank LIMIT 1)
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, slot.x, slot.y, ?11, ?12, ?13, 0, 1, ?14, ?14,
+            json_set(?15, '$[5]', slot.x, '$[6]', slot.y)
+     FROM slot WHERE {guard}";
 
-/// Where `block` (about to be created without a position) lands in its parent: the first free slot
-/// among its siblings by `domain::board::placement::free_slot`, from one read of the parent's size and
-/// its children's rectangles (indexed by `blocks_by_parent`). Only a create without a position pays for
-/// this read; a racing create may take the same slot, which overlaps two blocks but breaks no rule.
-async fn free_position<S: Store>(
-    store: &S,
-    context: &WriteContext,
-    block: &Block,
-) -> Result<Position, ApiError> {
-    let workspace = context.workspace_id.as_str();
-    let parent = block.parent_id.as_ref().map(BlockId::as_str);
-    let mut results = store
-        .read(vec![
-            Statement::new(
-                "SELECT x, y, width, height FROM blocks WHERE workspace_id = ?1 AND id = ?2",
-                &params![workspace, parent],
-            ),
-            Statement::new(
-                "SELECT x, y, width, height FROM blocks
-                 WHERE workspace_id = ?1 AND parent_id IS ?2 AND archived = 0",
-                &params![workspace, parent],
-            ),
-        ])
-        .await?;
-    let siblings: Vec<RectRow> = results.pop().ok_or_else(ApiError::internal)?.decode()?;
-    let parent_row: Vec<RectRow> = results.pop().ok_or_else(ApiError::internal)?.decode()?;
-    let siblings: Vec<(Position, Size)> = siblings
-        .into_iter()
-        .map(|row| {
-            (
-                Position { x: row.x, y: row.y },
-                Size {
-                    width: row.width,
-                    height: row.height,
-                },
-            )
-        })
-        .collect();
-    let parent_size = parent_row.first().map(|row| Size {
-        width: row.width,
-        height: row.height,
-    });
-    Ok(free_slot(
-        parent_size.filter(|_| parent.is_some()),
-        block.level,
-        block.size,
-        &siblings,
-    ))
+/// The block a `block.created` event carries (with the position the store chose for it).
+fn created_block(events: &[crate::store::OutboxEvent]) -> Option<Block> {
+    let event: domain::event::WorkspaceEvent = serde_json::from_str(&events.first()?.body).ok()?;
+    match event.payload {
+        EventPayload::BlockCreated { block } => Some(block),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -243,12 +223,7 @@ pub async fn create_block<S: Store, R: Runtime>(
     ];
     for _ in 0..MAX_ATTEMPTS {
         let now = runtime.now_ms();
-        let mut block = request.build(BlockId::from_random(runtime.random_bytes()), now);
-        if request.position.is_none() {
-            // Nobody said where (an API client, a webhook): the first free slot of its parent, not
-            // the origin, where it would cover the parent's title and its first child.
-            block.position = free_position(store, context, &block).await?;
-        }
+        let block = request.build(BlockId::from_random(runtime.random_bytes()), now);
         // The new block's parent is the one the request names.
         let parent = request.parent_id.as_ref().map(BlockId::as_str);
         // The workspace exists, and so does the parent, at a level that may hold this block (levels
@@ -273,26 +248,42 @@ pub async fn create_block<S: Store, R: Runtime>(
                 block_quota
             ],
         );
-        plan.push(
-            &format!(
-                "INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status,
-                                     x, y, width, height, repo_url, archived, rev, created_at, updated_at, board_json)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, 1, ?14, ?14, ?15 WHERE {GUARD}"
-            ),
-            &block_params(workspace, &block),
-        );
-        if let Some(committed) = events::commit(
-            store,
-            plan,
-            context,
-            EventPayload::BlockCreated {
-                block: block.clone(),
-            },
-            now,
-            block,
-        )
-        .await?
-        {
+        let placed_by_the_store = request.position.is_none();
+        if placed_by_the_store {
+            // Nobody said where (an API client, a webhook): after its last sibling, not at the
+            // origin, where it would cover the parent's title and its first child. The write itself
+            // places it; the event and the answer carry the position it chose.
+            let rule = append_rule(block.level, block.size, parent.is_some());
+            let mut bound = block_params(workspace, &block).to_vec();
+            bound.extend(params![rule.gap, rule.top, rule.top_level_right_edge]);
+            plan.push(INSERT_APPENDED_BLOCK, &bound);
+        } else {
+            plan.push(
+                &format!(
+                    "INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status,
+                                         x, y, width, height, repo_url, archived, rev, created_at, updated_at, board_json)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, 1, ?14, ?14, ?15 WHERE {GUARD}"
+                ),
+                &block_params(workspace, &block),
+            );
+        }
+        let payload = EventPayload::BlockCreated {
+            block: block.clone(),
+        };
+        let committed = if placed_by_the_store {
+            match events::commit_with_position_of(store, plan, context, payload, now, &block.id, ())
+                .await?
+            {
+                Some(committed) => Some(Committed {
+                    value: created_block(&committed.events).ok_or_else(ApiError::internal)?,
+                    events: committed.events,
+                }),
+                None => None,
+            }
+        } else {
+            events::commit(store, plan, context, payload, now, block).await?
+        };
+        if let Some(committed) = committed {
             return Ok(committed);
         }
         // Why did the guard fail? Read the workspace and the parent.

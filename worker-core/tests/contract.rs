@@ -1397,3 +1397,61 @@ fn removing_an_account_member_tells_every_workspace_of_the_account_and_keeps_the
     let undelivered = block_on(delivery::undelivered_events(&store, workspace.as_str())).unwrap();
     assert_eq!(undelivered.len(), 1, "the refusals recorded no event");
 }
+
+#[test]
+fn the_store_places_a_block_without_a_position_by_the_domain_rule_inside_the_write() {
+    use domain::board::placement::append_slot_among;
+    use domain::board::{BoardBlock, Position, Size};
+    let f = fixture();
+    let frame = f.new_frame();
+    // An irregular parent: tasks placed by hand, one of them tall, reaching down past the others.
+    for (x, y, height) in [
+        (14.0, 40.0, 72.0),
+        (228.0, 20.0, 300.0),
+        (14.0, 126.0, 72.0),
+    ] {
+        f.create(&request(
+            json!({"level": "task", "title": "by hand", "parentId": frame.id,
+            "position": {"x": x, "y": y}, "size": {"width": 200, "height": height}}),
+        ))
+        .unwrap();
+    }
+    for n in 0..6 {
+        let (blocks, _, _) = block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
+        let siblings: Vec<(Position, Size)> = blocks
+            .iter()
+            .filter(|block| block.parent_id.as_ref() == Some(&frame.id) && !block.archived)
+            .map(|block| (block.position, block.size))
+            .collect();
+        let expected = append_slot_among(
+            Some(frame.size.width),
+            Level::Task,
+            domain::board::default_size(Level::Task),
+            &siblings,
+        );
+        let committed = block_on(board::create_block(
+            &f.store,
+            &f.runtime,
+            &f.context,
+            &request(
+                json!({"level": "task", "title": format!("appended {n}"), "parentId": frame.id}),
+            ),
+        ))
+        .unwrap();
+        let block = committed.value;
+        assert_eq!(block.position, expected, "appended {n}");
+        // The stored row, the snapshot's row and the event all carry the position the write chose.
+        assert_eq!(f.block(&block.id), Some(block.clone()));
+        let (blocks, _, _) = block_on(board::snapshot(&f.store, &f.context.workspace_id)).unwrap();
+        assert!(blocks.contains(&BoardBlock::from(&block)));
+        let event: WorkspaceEvent = serde_json::from_str(&committed.events[0].body).unwrap();
+        assert_eq!(event.payload, EventPayload::BlockCreated { block });
+    }
+    // At the top level: four columns, then the next row.
+    let frames: Vec<Block> = (0..4).map(|_| f.new_frame()).collect();
+    assert_eq!(frames[2].position.y, frame.position.y, "same row");
+    assert!(
+        frames[3].position.y > frame.position.y,
+        "the fifth frame starts a row"
+    );
+}

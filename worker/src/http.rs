@@ -286,6 +286,7 @@ async fn handle(
             == Some("1");
     let auth = AuthConfig::load(&env, &db).await?;
     let limits = crate::limits::load(&env)?;
+    let configured = worker::Date::now().as_millis() as f64;
     // Dev sign-in lets anyone be anyone: a dev server answers only requests addressed to this
     // machine, so one started with `--ip 0.0.0.0` does not hand accounts to the network.
     if auth.dev_mode() {
@@ -319,10 +320,20 @@ async fn handle(
         }
     };
     let authenticated = worker::Date::now().as_millis() as f64;
+    // Where the time before the handler went: reading the configuration, the session and access
+    // read, and the rate limiter's count (writes only).
+    let mut timings = vec![
+        ("config", configured - started),
+        ("session_access", authenticated - configured),
+    ];
     if let Some(caller) = &caller
         && domain::limits::is_rate_limited(route.route)
     {
         crate::limits::count_write(&env, &caller.user.id).await?;
+        timings.push((
+            "rate_limit",
+            worker::Date::now().as_millis() as f64 - authenticated,
+        ));
     }
     let workspace = match (route.route.access, access) {
         (RouteAccess::Workspace(permission), access) => {
@@ -365,12 +376,13 @@ async fn handle(
         url,
         execution,
         deliver_events: !skip_delivery,
-        timings: RefCell::new(vec![("session_access", authenticated - started)]),
+        timings: RefCell::new(timings),
         limits,
     };
+    let pipeline_timings = context.timings.borrow().len();
     let response = dispatch(&request, &context).await?;
     let timings = context.timings.borrow();
-    if timings.len() > 1 {
+    if timings.len() > pipeline_timings {
         // Only the writes time their command; a response from the assets binding stays untouched.
         let _ = response
             .headers()

@@ -11,8 +11,9 @@ use domain::access::Permission;
 use domain::api::{ApiError, ErrorCode};
 use domain::event::{Actor, WorkspaceEvent};
 use domain::hub::{
-    AccessRecheck, PendingAccessCheck, access_recheck, client_tag, echo_key, echo_tag, is_echo,
-    jump_past_pruned_outbox, pending_access_check, prune_log_through, user_tag, worth_holding,
+    AccessRecheck, PendingAccessCheck, PresenceAudience, access_recheck, client_tag, echo_key,
+    echo_tag, is_echo, join_changes_presence, jump_past_pruned_outbox, pending_access_check,
+    presence_audience, prune_log_through, user_tag, worth_holding,
 };
 use domain::ids::{UserId, WorkspaceId};
 use domain::stream::{
@@ -24,6 +25,7 @@ use domain::stream::{
 };
 use domain::stream::{CLOSE_MESSAGE_RATE, CLOSE_TOO_MANY_STREAMS};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use worker::{
     DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result, SqlStorageValue,
     State, WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
@@ -177,6 +179,9 @@ pub async fn connect(
 pub struct WorkspaceHub {
     state: State,
     env: Env,
+    /// The presence list last sent to every socket (`domain::hub::presence_audience`); forgotten
+    /// when the hub hibernates, which costs one list sent to everyone.
+    last_presence: RefCell<Option<String>>,
 }
 
 #[derive(Deserialize)]
@@ -228,7 +233,11 @@ impl DurableObject for WorkspaceHub {
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             state.set_websocket_auto_response(&pair);
         }
-        WorkspaceHub { state, env }
+        WorkspaceHub {
+            state,
+            env,
+            last_presence: RefCell::new(None),
+        }
     }
 
     async fn fetch(&self, request: Request) -> Result<Response> {
@@ -305,7 +314,7 @@ impl DurableObject for WorkspaceHub {
                     state.person.block_id = block_id;
                     socket.serialize_attachment(&state)?;
                 }
-                return self.broadcast_presence();
+                return self.broadcast_presence(None);
             }
             Err(error) => ControlMessage::Error { error },
         };
@@ -332,7 +341,7 @@ impl DurableObject for WorkspaceHub {
         // A socket without a person is left out of the presence list (the closing one may still be
         // among the hub's sockets while this runs).
         socket.serialize_attachment(Option::<SocketState>::None)?;
-        self.broadcast_presence()
+        self.broadcast_presence(None)
     }
 
     async fn websocket_error(&self, _socket: WebSocket, error: worker::Error) -> Result<()> {
@@ -685,12 +694,30 @@ impl WorkspaceHub {
         }
         pair.server
             .send_with_str(serde_json::to_string(&ControlMessage::Live { seq: last })?)?;
-        self.broadcast_presence()?;
+        self.tell_presence_after_join(&pair.server, open_of_user)?;
         Response::from_websocket(pair.client)
     }
 
-    /// Sends every socket who is on the board now (`stream.presence`).
-    fn broadcast_presence(&self) -> Result<()> {
+    /// Tells a socket that just opened who is on the board. Another socket of someone already
+    /// listed changes nobody's list (`domain::hub::join_changes_presence`): it gets the last list as
+    /// it was sent to everyone, without reading every socket's attachment.
+    fn tell_presence_after_join(
+        &self,
+        joined: &WebSocket,
+        other_sockets_of_person: usize,
+    ) -> Result<()> {
+        if !join_changes_presence(other_sockets_of_person)
+            && let Some(list) = self.last_presence.borrow().as_deref()
+        {
+            let _ = joined.send_with_str(list);
+            return Ok(());
+        }
+        self.broadcast_presence(Some(joined))
+    }
+
+    /// Tells who is on the board now (`stream.presence`): every socket when the list changed, else
+    /// only `joined`, the socket that just opened (`domain::hub::presence_audience`).
+    fn broadcast_presence(&self, joined: Option<&WebSocket>) -> Result<()> {
         let sockets = self.state.get_websockets();
         let people = presence_list(sockets.iter().filter_map(|socket| {
             socket
@@ -700,9 +727,34 @@ impl WorkspaceHub {
                 .map(|state| state.person)
         }));
         let frame = serde_json::to_string(&ControlMessage::Presence { people })?;
-        for socket in sockets {
-            // A socket that is closing refuses the frame; the others still get it.
-            let _ = socket.send_with_str(&frame);
+        let audience = presence_audience(
+            self.last_presence.borrow().as_deref(),
+            &frame,
+            joined.is_some(),
+        );
+        match (audience, joined) {
+            (PresenceAudience::Everyone, _) => {
+                // The same JS string goes to every socket (one UTF-8 → UTF-16 copy), through the
+                // `send` every socket shares, as `flush` does.
+                let text = JsValue::from_str(&frame);
+                let send = sockets.first().and_then(|socket| {
+                    let socket: &JsValue = socket.as_ref().as_ref();
+                    Reflect::get(socket, &JsValue::from_str("send"))
+                        .ok()
+                        .map(JsCast::unchecked_into::<Function>)
+                });
+                for socket in &sockets {
+                    // A socket that is closing refuses the frame; the others still get it.
+                    if let Some(send) = &send {
+                        let _ = send.call1(socket.as_ref().as_ref(), &text);
+                    }
+                }
+                *self.last_presence.borrow_mut() = Some(frame);
+            }
+            (PresenceAudience::Joiner, Some(joined)) => {
+                let _ = joined.send_with_str(&frame);
+            }
+            (PresenceAudience::Joiner, None) | (PresenceAudience::Nobody, _) => {}
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Test-only endpoints, served only when `TEST_HOOKS=1` (never set in wrangler.toml): what the
 //! integration tests cannot observe through the API.
 //!
+//! `GET /__test/noop`: an empty 204 with no I/O (the benchmarks' floor).
 //! `GET /__test/hub/<workspace id>`: the hub's counters (`received`: events handed to it, duplicates
 //! included) and how many of the workspace's outbox events are not yet marked delivered.
 
@@ -22,6 +23,13 @@ struct CountRow {
 }
 
 pub async fn serve(env: &Env, path: &str) -> HandlerResult {
+    if path == "/__test/noop" {
+        // No I/O at all: what the platform and the worker's own request pipeline cost, the floor the
+        // benchmarks print next to their figures.
+        return Response::empty()
+            .map(|response| response.with_status(204))
+            .map_err(internal("response"));
+    }
     let workspace_id = path
         .strip_prefix("/__test/hub/")
         .ok_or_else(|| ApiError::route_not_found("GET", path))?;

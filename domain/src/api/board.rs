@@ -56,8 +56,9 @@ pub struct CreateBlockRequest {
     pub requirements: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<BlockStatus>,
-    /// Relative to the parent. Without it the block lands in the first free slot of its parent
-    /// (below the parent's title, clear of its siblings: `domain::board::placement::free_slot`).
+    /// Relative to the parent. Without it the block lands after its last sibling: beside it when it
+    /// fits, else in a new row below them all (below the parent's title, clear of its siblings:
+    /// `domain::board::placement::append_slot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,7 +88,7 @@ impl CreateBlockRequest {
 
     /// The block this request creates, with the id and time the caller chose. Missing fields take
     /// their defaults: empty texts, `planned`, the origin, the level's default size. (The create
-    /// command replaces the origin with a free slot of the parent when no position was given.)
+    /// command's write places a block given no position after its siblings instead.)
     pub fn build(&self, id: BlockId, now: i64) -> Block {
         Block {
             id,

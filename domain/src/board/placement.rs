@@ -8,6 +8,9 @@ use super::{Level, Position, Size};
 /// How many slots are tried before giving up and stacking below every sibling.
 const MAX_SLOTS: usize = 500;
 
+/// How many columns of blocks the top level of the board fills before starting the next row.
+const TOP_LEVEL_COLUMNS: usize = 4;
+
 /// The gap between slots, and the room left at the top for the parent's title, for a block of a level
 /// placed in a parent (or at the top level when `in_parent` is false).
 fn spacing(level: Level, in_parent: bool) -> (f64, f64) {
@@ -39,7 +42,7 @@ pub fn free_slot(
     let (gap, top) = spacing(level, parent_size.is_some());
     let columns = match parent_size {
         Some(parent) => ((parent.width - gap) / (size.width + gap)).floor().max(1.0) as usize,
-        None => 4,
+        None => TOP_LEVEL_COLUMNS,
     };
     for slot in 0..MAX_SLOTS {
         let candidate = Position {
@@ -81,6 +84,110 @@ pub fn free_slots(
             slot
         })
         .collect()
+}
+
+/// How [`append_slot`] places a block of a level and size: the numbers the store's SQL needs to
+/// apply the same rule inside a write (see `worker_core::board`), where reading every sibling first
+/// would cost a round trip on the response's path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AppendRule {
+    /// The gap between blocks, and left of the first column.
+    pub gap: f64,
+    /// The first row's y: below the parent's title.
+    pub top: f64,
+    /// How far right a block and the gap after it may reach at the top level of the board (as many
+    /// columns as [`free_slot`] fills there). In a parent, the parent's width.
+    pub top_level_right_edge: f64,
+}
+
+/// The rule [`append_slot`] follows for a block of `level` and `size`, in a parent or not.
+pub fn append_rule(level: Level, size: Size, in_parent: bool) -> AppendRule {
+    let (gap, top) = spacing(level, in_parent);
+    AppendRule {
+        gap,
+        top,
+        top_level_right_edge: gap + TOP_LEVEL_COLUMNS as f64 * (size.width + gap),
+    }
+}
+
+/// Where a block goes when nobody said where and the writer must not read every sibling first (a
+/// block created through the API or by a webhook): after the last sibling in reading order. Beside
+/// it in the same row when that fits in the parent (`parent_width`; `None`: the top level, as many
+/// columns as [`free_slot`] fills) and covers no sibling (`beside_last_is_free`, which the caller
+/// checks against every sibling); otherwise at the left of a new row below every sibling
+/// (`lowest_bottom`, the largest `y + height`). The first child lands where [`free_slot`] puts it.
+/// Unlike [`free_slot`] it does not fill holes further up; like it, it never covers a sibling, and
+/// it needs only the last sibling, the lowest bottom and one overlap test: three indexed lookups a
+/// store can run inside the write itself.
+pub fn append_slot(
+    parent_width: Option<f64>,
+    level: Level,
+    size: Size,
+    last: Option<(Position, Size)>,
+    lowest_bottom: f64,
+    beside_last_is_free: bool,
+) -> Position {
+    let rule = append_rule(level, size, parent_width.is_some());
+    let Some((last_position, last_size)) = last else {
+        return Position {
+            x: rule.gap,
+            y: rule.top,
+        };
+    };
+    let right_edge = parent_width.unwrap_or(rule.top_level_right_edge);
+    let beside = Position {
+        x: last_position.x + last_size.width + rule.gap,
+        y: last_position.y,
+    };
+    if beside_last_is_free && beside.x + size.width + rule.gap <= right_edge {
+        return beside;
+    }
+    Position {
+        x: rule.gap,
+        y: (lowest_bottom + rule.gap).max(rule.top),
+    }
+}
+
+/// The sibling [`append_slot`] places after: the last in reading order (the lowest row, then the
+/// rightmost in it, by their top-left corners).
+pub fn last_in_reading_order(siblings: &[(Position, Size)]) -> Option<(Position, Size)> {
+    siblings.iter().copied().max_by(|a, b| {
+        a.0.y
+            .total_cmp(&b.0.y)
+            .then_with(|| a.0.x.total_cmp(&b.0.x))
+    })
+}
+
+/// [`append_slot`] given every sibling (for tests, and for callers that hold them anyway).
+pub fn append_slot_among(
+    parent_width: Option<f64>,
+    level: Level,
+    size: Size,
+    siblings: &[(Position, Size)],
+) -> Position {
+    let last = last_in_reading_order(siblings);
+    let lowest_bottom = siblings
+        .iter()
+        .map(|(position, size)| position.y + size.height)
+        .fold(f64::MIN, f64::max);
+    let rule = append_rule(level, size, parent_width.is_some());
+    let beside_last_is_free = last.is_some_and(|(position, last_size)| {
+        let beside = Position {
+            x: position.x + last_size.width + rule.gap,
+            y: position.y,
+        };
+        !siblings
+            .iter()
+            .any(|sibling| overlaps((beside, size), *sibling))
+    });
+    append_slot(
+        parent_width,
+        level,
+        size,
+        last,
+        lowest_bottom,
+        beside_last_is_free,
+    )
 }
 
 #[cfg(test)]
@@ -162,6 +269,63 @@ mod tests {
         let siblings = [at(0.0, 0.0, 230.0, 500.0 * (72.0 + 14.0) + 100.0)];
         let slot = free_slot(Some(module), Level::Task, task, &siblings);
         assert!(!overlaps((slot, task), siblings[0]));
+    }
+
+    #[test]
+    fn appended_blocks_fill_rows_like_free_slots_on_an_orderly_board() {
+        // Blocks placed one after another (the API creating tasks, a webhook adding modules) land
+        // where the first free slot would have put them.
+        for (parent, level) in [
+            (Some(default_size(Level::Frame)), Level::Module),
+            (Some(default_size(Level::Frame)), Level::Task),
+            (Some(default_size(Level::Module)), Level::Task),
+            (None, Level::Frame),
+        ] {
+            let size = default_size(level);
+            let mut appended = Vec::new();
+            let mut filled = Vec::new();
+            for _ in 0..12 {
+                let slot = append_slot_among(parent.map(|p| p.width), level, size, &appended);
+                appended.push((slot, size));
+                let slot = free_slot(parent, level, size, &filled);
+                filled.push((slot, size));
+            }
+            assert_eq!(appended, filled, "{level:?} in {parent:?}");
+        }
+    }
+
+    #[test]
+    fn an_appended_block_never_covers_a_sibling() {
+        let frame = default_size(Level::Frame);
+        let task = default_size(Level::Task);
+        // The last sibling in reading order has a tall neighbour right of it, hanging into the row.
+        let siblings = [
+            at(14.0, 40.0, 200.0, 72.0),
+            at(228.0, 20.0, 200.0, 300.0),
+            at(14.0, 126.0, 200.0, 72.0),
+        ];
+        let slot = append_slot_among(Some(frame.width), Level::Task, task, &siblings);
+        assert!(
+            siblings
+                .iter()
+                .all(|sibling| !overlaps((slot, task), *sibling)),
+            "{slot:?} covers a sibling"
+        );
+        assert_eq!(slot, Position { x: 14.0, y: 334.0 }, "a new row below all");
+    }
+
+    #[test]
+    fn an_appended_block_that_does_not_fit_beside_the_last_starts_a_new_row() {
+        let module = default_size(Level::Module);
+        let task = default_size(Level::Task);
+        let siblings = [at(14.0, 40.0, 200.0, 72.0)];
+        let slot = append_slot_among(Some(module.width), Level::Task, task, &siblings);
+        assert_eq!(slot, Position { x: 14.0, y: 126.0 });
+        // The first child sits below the parent's title, the lowest bottom notwithstanding.
+        assert_eq!(
+            append_slot(Some(module.width), Level::Task, task, None, f64::MIN, false),
+            Position { x: 14.0, y: 40.0 }
+        );
     }
 
     #[test]

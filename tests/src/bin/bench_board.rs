@@ -350,15 +350,25 @@ async fn write_path(
         "a read of the block, then the batch",
     );
     // What any request costs under `wrangler dev` on this machine, for reading the figures above:
-    // a static file the worker hands to the assets binding (no D1), and /health (one D1 read).
+    // the worker's own pipeline with no I/O (a test hook), a static file the worker hands to the
+    // assets binding (no D1), and /health (one D1 read).
     println!("  the local platform's floor, same client, one at a time:");
-    for (path, note) in [
-        ("/config.json", "the worker, then the assets binding; no D1"),
-        ("/health", "one D1 read, no session"),
+    for (path, status, note) in [
+        (
+            "/__test/noop",
+            204,
+            "wrangler's proxy, workerd and the worker's pipeline; no I/O",
+        ),
+        (
+            "/config.json",
+            200,
+            "the worker, then the assets binding; no D1",
+        ),
+        ("/health", 200, "one D1 read, no session"),
     ] {
         let mut floor = Vec::with_capacity(WRITE_SAMPLES);
         for _ in 0..WRITE_SAMPLES {
-            floor.push(send(http.get(server.url(path)), 200).await);
+            floor.push(send(http.get(server.url(path)), status).await);
         }
         report(&format!("GET {path}"), floor, note);
     }

@@ -20,6 +20,12 @@ const CHANGES: usize = 200;
 /// The sockets belong to this many people (ten tabs each), as a live board's would: one person may
 /// not hold a thousand sockets on one workspace, and each socket needs its own single-use ticket.
 const VIEWERS: usize = 100;
+/// How many sockets are opening at any time. Fifty at once left some handshakes unanswered for
+/// good under `wrangler dev` (no line in its log, the worker never saw them finish); ten open in a
+/// steady stream.
+const OPENING_AT_ONCE: usize = 10;
+/// How long one socket may take to open (ticket, handshake, `stream.live`) before the run fails.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Per socket: when each seq arrived.
 type Arrivals = Arc<Vec<Mutex<Vec<(i64, Instant)>>>>;
@@ -60,12 +66,13 @@ async fn main() {
     );
     let mut readers = Vec::new();
     let mut opened = 0;
+    let server_ref = &server;
     while opened < SOCKETS {
-        let batch = (opened..(opened + 50).min(SOCKETS)).map(|index| {
+        let batch = (opened..(opened + OPENING_AT_ONCE).min(SOCKETS)).map(|index| {
             let base = server.base_url.clone();
             let workspace = workspace.clone();
             let viewer = viewers[index % VIEWERS].clone();
-            async move {
+            let open = async move {
                 let ticket = viewer
                     .post(
                         &format!("/workspaces/{workspace}/events/ticket"),
@@ -82,6 +89,17 @@ async fn main() {
                         .unwrap_or_else(|refused| panic!("socket {index} refused: {refused:?}"));
                 stream.wait_live().await;
                 (index, stream)
+            };
+            // A socket that never opens fails the run with the server's log, instead of hanging.
+            async move {
+                tokio::time::timeout(OPEN_TIMEOUT, open)
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!(
+                            "socket {index} did not open within {OPEN_TIMEOUT:?}; the server's log:\n{}",
+                            server_ref.log_tail(30)
+                        )
+                    })
             }
         });
         for (index, mut stream) in futures::future::join_all(batch).await {
@@ -101,7 +119,13 @@ async fn main() {
                 stream.close().await;
             }));
         }
-        opened = (opened + 50).min(SOCKETS);
+        opened = (opened + OPENING_AT_ONCE).min(SOCKETS);
+        if opened % 200 == 0 {
+            println!(
+                "  {opened} sockets open after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     let rss_open = server.workerd_rss_kib();
     println!(
@@ -115,13 +139,19 @@ async fn main() {
     for n in 0..CHANGES {
         let send = Instant::now();
         let path = format!("/workspaces/{workspace}/blocks/{frame}");
-        client
+        let answer = client
             .patch(
                 &path,
                 json!({ "rev": n + 1, "title": format!("change {n}") }),
             )
-            .await
-            .expect(200);
+            .await;
+        assert_eq!(
+            answer.status,
+            200,
+            "change {n} was answered {}; the server's log:\n{}",
+            answer.body,
+            server.log_tail(30)
+        );
         sent_at.push(send);
         answered_at.push(Instant::now());
     }
