@@ -323,9 +323,66 @@ pub fn unreadable_frame_needs_resync(text: &str, since: i64) -> bool {
         .is_some_and(|seq| seq > since)
 }
 
+/// Whether a stream ticket may still open a socket, given its holder's session generation now
+/// (`None`: the user is gone). A ticket minted before its user signed out everywhere (which bumps
+/// the generation) opens nothing, used or not.
+pub fn check_ticket_holder(
+    ticket_generation: i64,
+    current_generation: Option<i64>,
+) -> Result<(), ApiError> {
+    match current_generation {
+        None => Err(ApiError::unauthorized(
+            "The ticket's user no longer exists.",
+        )),
+        Some(current) if current != ticket_generation => Err(ApiError::unauthorized(
+            "This ticket was issued before you signed out everywhere; sign in again and get a fresh ticket.",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A ticket opens one socket: `first_use` is whether claiming its id found it unclaimed.
+pub fn check_ticket_first_use(first_use: bool) -> Result<(), ApiError> {
+    if first_use {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "This ticket was used already; get a fresh one for each connection.",
+        ))
+    }
+}
+
+/// The key under which a ticket's single use is recorded among the revoked tokens (a namespace apart
+/// from session token ids).
+pub fn ticket_use_key(jti: &str) -> String {
+    format!("ticket:{jti}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ticket_opens_a_socket_only_for_its_users_current_generation_and_only_once() {
+        assert!(check_ticket_holder(3, Some(3)).is_ok());
+        let signed_out = check_ticket_holder(3, Some(4)).unwrap_err();
+        assert_eq!(signed_out.code, crate::api::ErrorCode::Unauthorized);
+        assert!(signed_out.message.contains("signed out everywhere"));
+        assert!(
+            check_ticket_holder(3, None)
+                .unwrap_err()
+                .message
+                .contains("no longer exists")
+        );
+        assert!(check_ticket_first_use(true).is_ok());
+        assert!(
+            check_ticket_first_use(false)
+                .unwrap_err()
+                .message
+                .contains("used already")
+        );
+        assert_eq!(ticket_use_key("ab12"), "ticket:ab12");
+    }
 
     #[test]
     fn an_unreadable_event_past_what_was_applied_reloads_the_board_anything_else_is_ignored() {

@@ -104,6 +104,35 @@ pub async fn sign_in(db: &Db, profile: &Profile<'_>) -> Result<(UserId, i64), Ap
     Ok((user_id, 0))
 }
 
+#[derive(Deserialize)]
+struct StreamHolderRow {
+    login: String,
+    session_generation: i64,
+}
+
+/// A user's login and session generation, for the live stream (`None`: the user is gone).
+pub async fn stream_holder(db: &Db, user_id: &UserId) -> Result<Option<(String, i64)>, ApiError> {
+    Ok(db
+        .first::<StreamHolderRow>(
+            "SELECT login, session_generation FROM users WHERE id = ?1",
+            &params![user_id.as_str()],
+        )
+        .await?
+        .map(|row| (row.login, row.session_generation)))
+}
+
+/// Records the single use of a token under `key` until it would have expired anyway (the sweep
+/// trims it then); `false` when it was used before.
+pub async fn claim_single_use(db: &Db, key: &str, expires_at: i64) -> Result<bool, ApiError> {
+    let claimed = db
+        .run(
+            "INSERT OR IGNORE INTO revoked_sessions (jti, expires_at) VALUES (?1, ?2)",
+            &params![key, expires_at],
+        )
+        .await?;
+    Ok(claimed > 0)
+}
+
 /// Revokes one session token until it would have expired anyway, and trims revocations of expired
 /// tokens while at it.
 pub async fn revoke_session(

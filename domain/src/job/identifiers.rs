@@ -139,8 +139,10 @@ impl JobId {
 }
 
 validated_string_newtype!(
-    /// The board block a coding job works on; it names the work branch `cat/<block-id>`.
-    BlockId,
+    /// The board block a coding job works on, as the job protocol carries it (a string the harness
+    /// checks; the board's own id type is `domain::ids::BlockId`); it names the work branch
+    /// `cat/<block-id>`.
+    JobBlockId,
     |value| validate_identifier("block id", value, 100)
 );
 
@@ -231,7 +233,7 @@ fn validate_clone_url(value: &str) -> Result<(), String> {
 pub struct WorkBranch(String);
 
 impl WorkBranch {
-    pub fn for_block(block: &BlockId) -> Self {
+    pub fn for_block(block: &JobBlockId) -> Self {
         WorkBranch(format!("{WORK_BRANCH_PREFIX}{block}"))
     }
 
@@ -250,7 +252,7 @@ impl TryFrom<String> for WorkBranch {
     fn try_from(value: String) -> Result<Self, String> {
         match value.strip_prefix(WORK_BRANCH_PREFIX) {
             Some(block) => {
-                BlockId::try_from(block)?;
+                JobBlockId::try_from(block)?;
                 Ok(WorkBranch(value))
             }
             None => Err(format!(
@@ -283,7 +285,7 @@ mod tests {
         let branch = WorkBranch::try_from("cat/blk-1".to_owned()).unwrap();
         assert_eq!(
             branch,
-            WorkBranch::for_block(&BlockId::try_from("blk-1").unwrap())
+            WorkBranch::for_block(&JobBlockId::try_from("blk-1").unwrap())
         );
     }
 

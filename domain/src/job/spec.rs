@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::identifiers::{
-    BlockId, BranchName, CloneUrl, JobId, RepoSubdirectory, WorkBranch, is_id_character,
+    BranchName, CloneUrl, JobBlockId, JobId, RepoSubdirectory, WorkBranch, is_id_character,
 };
 
 /// A credential that travels inside the job. It serializes as the plain string (the worker must be
@@ -244,7 +244,7 @@ impl ForgeSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Job {
     pub id: JobId,
-    pub block_id: BlockId,
+    pub block_id: JobBlockId,
     pub mode: JobMode,
     pub repo: RepoSpec,
     pub system_prompt: String,

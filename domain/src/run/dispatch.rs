@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::JobRequest;
 use crate::job::{
-    BlockId as JobBlockId, ForgeSpec, Job, JobLimits, JobMode, LlmEndpoint, PullRequestSpec,
-    RepoSpec, ValidationSpec,
+    ForgeSpec, Job, JobBlockId, JobLimits, JobMode, LlmEndpoint, PullRequestSpec, RepoSpec,
+    ValidationSpec,
 };
 use crate::pipeline::Surface;
 

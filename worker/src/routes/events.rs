@@ -4,13 +4,16 @@ use domain::access::Permission;
 use domain::api::{ApiError, FieldProblem};
 use domain::auth::{self as tokens, Audience, Claims};
 use domain::ids::{UserId, WorkspaceId};
-use domain::stream::{EventTicket, TICKET_TTL_SECONDS};
+use domain::stream::{
+    EventTicket, TICKET_TTL_SECONDS, check_ticket_first_use, check_ticket_holder, ticket_use_key,
+};
 use worker::Request;
 
 use crate::access::load_access;
 use crate::auth::now_seconds;
 use crate::http::{HandlerResult, RequestContext, internal, json};
 use crate::hub;
+use crate::people;
 
 /// `POST /workspaces/:id/events/ticket`: a short-lived ticket bound to the caller and this workspace.
 /// Browsers cannot set headers on a WebSocket, so the stream authenticates with this instead of the
@@ -19,14 +22,8 @@ use crate::hub;
 /// every ticket minted before, used or not.
 pub async fn ticket(context: &RequestContext) -> HandlerResult {
     let now = now_seconds();
-    let generation = context
-        .db
-        .first::<GenerationRow>(
-            "SELECT session_generation FROM users WHERE id = ?1",
-            &crate::params![context.caller().user.id.as_str()],
-        )
+    let (_, generation) = people::stream_holder(&context.db, &context.caller().user.id)
         .await?
-        .map(|row| row.session_generation)
         .ok_or_else(|| ApiError::unauthorized("The account behind this token no longer exists."))?;
     let claims = Claims {
         sub: context.caller().user.id.to_string(),
@@ -109,34 +106,17 @@ pub async fn open(request: &Request, context: &RequestContext) -> HandlerResult 
         .get("clientId")
         .filter(|id| !id.is_empty() && id.len() <= 64)
         .map(String::as_str);
-    let user = context
-        .db
-        .first::<LoginRow>(
-            "SELECT login, session_generation FROM users WHERE id = ?1",
-            &crate::params![user_id.as_str()],
-        )
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("The ticket's user no longer exists."))?;
-    if user.session_generation != claims.generation {
-        return Err(ApiError::unauthorized(
-            "This ticket was issued before you signed out everywhere; sign in again and get a fresh ticket.",
-        ));
-    }
-    // Single use: the ticket's id joins the revoked tokens until it would have expired anyway (the
-    // sweep trims them), so a ticket copied from a log or a URL opens nothing.
-    let first_use = context
-        .db
-        .run(
-            "INSERT OR IGNORE INTO revoked_sessions (jti, expires_at) VALUES (?1, ?2)",
-            &crate::params![format!("ticket:{}", claims.jti), claims.exp],
-        )
-        .await?;
-    if first_use == 0 {
-        return Err(ApiError::unauthorized(
-            "This ticket was used already; get a fresh one for each connection.",
-        ));
-    }
-    let login = user.login;
+    let holder = people::stream_holder(&context.db, &user_id).await?;
+    check_ticket_holder(
+        claims.generation,
+        holder.as_ref().map(|(_, generation)| *generation),
+    )?;
+    // Single use: the ticket's id joins the revoked tokens until it would have expired anyway, so a
+    // ticket copied from a log or a URL opens nothing.
+    let first_use =
+        people::claim_single_use(&context.db, &ticket_use_key(&claims.jti), claims.exp).await?;
+    check_ticket_first_use(first_use)?;
+    let login = holder.map(|(login, _)| login).unwrap_or_default();
     hub::connect(
         &context.env,
         workspace_id.as_str(),
@@ -147,15 +127,4 @@ pub async fn open(request: &Request, context: &RequestContext) -> HandlerResult 
     )
     .await
     .map_err(internal("opening the hub socket"))
-}
-
-#[derive(serde::Deserialize)]
-struct LoginRow {
-    login: String,
-    session_generation: i64,
-}
-
-#[derive(serde::Deserialize)]
-struct GenerationRow {
-    session_generation: i64,
 }
