@@ -94,6 +94,10 @@ pub struct Block {
     pub size: Size,
     /// The repository a frame is linked to (frames only).
     pub repo_url: Option<String>,
+    /// The model this block's runs use unless a run names one (`domain::run::run_model`); `null`
+    /// leaves it to the workspace's default.
+    #[serde(default)]
+    pub model_id: Option<String>,
     pub archived: bool,
     /// Bumped by every change; a write must name the revision it was based on.
     pub rev: i64,

@@ -398,6 +398,7 @@ mod tests {
                 account_id: crate::ids::AccountId::from_random([5; 8]),
                 name: "w".to_owned(),
                 access_mode: crate::access::AccessMode::Restricted,
+                default_model_id: None,
                 created_at: 0,
                 updated_at: 0,
             },

@@ -36,7 +36,7 @@ pub const BLOCK_JSON: &str = "json_object(
     'id', id, 'level', level, 'parentId', parent_id, 'title', title, 'description', description,
     'requirements', requirements, 'status', status,
     'position', json_object('x', x, 'y', y), 'size', json_object('width', width, 'height', height),
-    'repoUrl', repo_url, 'archived', json(CASE archived WHEN 1 THEN 'true' ELSE 'false' END),
+    'repoUrl', repo_url, 'modelId', model_id, 'archived', json(CASE archived WHEN 1 THEN 'true' ELSE 'false' END),
     'rev', rev, 'createdAt', created_at, 'updatedAt', updated_at)";
 
 /// The snapshot's row for a block (`domain::board::BoardBlockRow`), for rows whose stored
@@ -405,7 +405,7 @@ pub(crate) fn push_block_row_update(
         &format!(
             "UPDATE blocks SET title = ?3, description = ?4, requirements = ?5, status = ?6, x = ?7, y = ?8,
                 width = ?9, height = ?10, repo_url = ?11, archived = ?12, rev = ?13, updated_at = ?14,
-                board_json = ?15
+                board_json = ?15, model_id = ?16
              WHERE workspace_id = ?1 AND id = ?2 AND {GUARD}"
         ),
         &params![
@@ -423,7 +423,8 @@ pub(crate) fn push_block_row_update(
             next.archived,
             next.rev,
             now,
-            board_json(next)
+            board_json(next),
+            next.model_id.clone()
         ],
     );
 }

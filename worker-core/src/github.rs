@@ -561,6 +561,7 @@ pub async fn set_block_status<S: Store, R: Runtime>(
             position: None,
             size: None,
             repo_url: None,
+            model_id: None,
             archived: None,
         };
         match crate::board::update_block(store, runtime, context, block_id, &request).await {
@@ -1057,6 +1058,7 @@ pub async fn refresh_imported_task<S: Store, R: Runtime>(
             position: None,
             size: None,
             repo_url: None,
+            model_id: None,
             archived: None,
         };
         match crate::board::update_block(store, runtime, context, block_id, &request).await {
@@ -1424,6 +1426,7 @@ impl DeliveryPlan {
                     position: None,
                     size: None,
                     repo_url: None,
+                    model_id: None,
                     archived: None,
                 };
                 self.condition(

@@ -20,7 +20,7 @@ use domain::pipeline::{BuiltInPipeline, Pipeline, PipelineDraft};
 use domain::prompt::{AncestorBrief, TaskBrief};
 use domain::run::{
     EngineSettings, RunEvent, RunRepository, RunSetup, RunState, RunStatus, StartGate,
-    gate_run_start, resolve_repository,
+    gate_run_start, resolve_repository, run_model,
 };
 use serde::{Deserialize, Serialize};
 
@@ -392,6 +392,11 @@ struct LiveRunRow {
 }
 
 #[derive(Deserialize)]
+struct DefaultModelRow {
+    default_model: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct ChainRow {
     level: String,
     title: String,
@@ -475,6 +480,10 @@ pub async fn create_run<S: Store, R: Runtime>(
                 &params![workspace, block_id.as_str()],
             ),
             Statement::new(
+                "SELECT default_model FROM workspaces WHERE id = ?1",
+                &params![workspace],
+            ),
+            Statement::new(
                 "SELECT b.id AS id, b.status AS status FROM edges e
                    JOIN blocks b ON b.workspace_id = e.workspace_id AND b.id = e.to_id
                   WHERE e.workspace_id = ?1 AND e.from_id = ?2",
@@ -484,6 +493,8 @@ pub async fn create_run<S: Store, R: Runtime>(
         .await?;
     use crate::store::Rows;
     let dependencies: Vec<DependencyRow> =
+        results.pop().ok_or_else(ApiError::internal)?.decode()?;
+    let workspace_default: Vec<DefaultModelRow> =
         results.pop().ok_or_else(ApiError::internal)?.decode()?;
     let chain: Vec<ChainRow> = results.pop().ok_or_else(ApiError::internal)?.decode()?;
     let mut ancestors = Vec::new();
@@ -536,12 +547,14 @@ pub async fn create_run<S: Store, R: Runtime>(
         Ok(StartGate::Queued { waiting_on }) => waiting_on,
         Err(refusal) => return Err(dependencies_not_done(&refusal)),
     };
-    let model_id = request
-        .model_id
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or(&defaults.model_id)
-        .to_owned();
+    let model_id = run_model(
+        request.model_id.as_deref(),
+        block.model_id.as_deref(),
+        workspace_default
+            .first()
+            .and_then(|row| row.default_model.as_deref()),
+        &defaults.model_id,
+    );
     let run_id = RunId::from_random(runtime.random_bytes());
     let now = runtime.now_ms();
     let state = RunState::new(RunSetup {
@@ -796,6 +809,7 @@ pub async fn write_block_status<S: Store, R: Runtime>(
             position: None,
             size: None,
             repo_url: None,
+            model_id: None,
             archived: None,
         };
         match update_block(store, runtime, &context, block_id, &request).await {

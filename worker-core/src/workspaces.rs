@@ -36,16 +36,32 @@ pub async fn update_workspace<S: Store, R: Runtime>(
         if let Some(access_mode) = request.access_mode {
             workspace.access_mode = access_mode;
         }
+        if let Some(model) = &request.default_model_id {
+            workspace.default_model_id = model.as_ref().map(|model| model.trim().to_owned());
+        }
         workspace.updated_at = runtime.now_ms();
         let id = workspace.id.as_str();
         let mut plan = GuardedPlan::new(
             runtime.guard_id(),
-            "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1 AND name = ?2 AND access_mode = ?3)",
-            &params![id, current.name.as_str(), current.access_mode.as_str()],
+            "EXISTS (SELECT 1 FROM workspaces
+                     WHERE id = ?1 AND name = ?2 AND access_mode = ?3 AND default_model IS ?4)",
+            &params![
+                id,
+                current.name.as_str(),
+                current.access_mode.as_str(),
+                current.default_model_id.clone()
+            ],
         );
         plan.push(
-            &format!("UPDATE workspaces SET name = ?2, access_mode = ?3, updated_at = ?4 WHERE id = ?1 AND {GUARD}"),
-            &params![id, workspace.name.as_str(), workspace.access_mode.as_str(), workspace.updated_at],
+            &format!("UPDATE workspaces SET name = ?2, access_mode = ?3, updated_at = ?4, default_model = ?5
+                      WHERE id = ?1 AND {GUARD}"),
+            &params![
+                id,
+                workspace.name.as_str(),
+                workspace.access_mode.as_str(),
+                workspace.updated_at,
+                workspace.default_model_id.clone()
+            ],
         );
         let payload = EventPayload::WorkspaceUpdated {
             workspace: workspace.clone(),
@@ -74,6 +90,7 @@ struct WorkspaceRow {
     account_id: String,
     name: String,
     access_mode: String,
+    default_model: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -85,7 +102,8 @@ pub async fn read_workspace<S: Store>(
 ) -> Result<Option<Workspace>, ApiError> {
     let row: Option<WorkspaceRow> = store
         .first(crate::store::Statement::new(
-            "SELECT id, account_id, name, access_mode, created_at, updated_at FROM workspaces WHERE id = ?1",
+            "SELECT id, account_id, name, access_mode, default_model, created_at, updated_at
+             FROM workspaces WHERE id = ?1",
             &params![id.as_str()],
         ))
         .await?;
@@ -99,6 +117,7 @@ pub async fn read_workspace<S: Store>(
         name: row.name,
         access_mode: domain::access::AccessMode::parse(&row.access_mode)
             .ok_or_else(ApiError::internal)?,
+        default_model_id: row.default_model,
         created_at: row.created_at,
         updated_at: row.updated_at,
     }))

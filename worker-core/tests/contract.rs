@@ -568,6 +568,7 @@ fn workspace_and_membership_changes_record_their_events() {
         account_id: AccountId::from_random([0xbb; 8]),
         name: "Board".to_owned(),
         access_mode: AccessMode::Account,
+        default_model_id: None,
         created_at: 1,
         updated_at: 1,
     };
@@ -579,6 +580,7 @@ fn workspace_and_membership_changes_record_their_events() {
         &UpdateWorkspaceRequest {
             name: Some(" New ".to_owned()),
             access_mode: Some(AccessMode::Restricted),
+            default_model_id: None,
         },
     ))
     .unwrap();
@@ -1093,6 +1095,7 @@ fn a_rename_racing_a_switch_to_restricted_keeps_both() {
         &UpdateWorkspaceRequest {
             name: None,
             access_mode: Some(AccessMode::Restricted),
+            default_model_id: None,
         },
     ))
     .unwrap();
@@ -1105,6 +1108,7 @@ fn a_rename_racing_a_switch_to_restricted_keeps_both() {
         &UpdateWorkspaceRequest {
             name: Some("Renamed".to_owned()),
             access_mode: None,
+            default_model_id: None,
         },
     ))
     .unwrap();

@@ -390,3 +390,79 @@ fn a_run_writes_the_block_status_through_the_board_command() {
     .unwrap();
     assert!(unchanged.events.is_empty(), "no change, no event");
 }
+
+#[test]
+fn a_run_uses_the_requested_model_else_the_blocks_else_the_workspaces_else_the_deployments() {
+    let f = fixture();
+    let ws = &f.context.workspace_id;
+    let first = f.task();
+    let second = f.sibling_task(&first);
+    let third = f.sibling_task(&first);
+    let fourth = f.sibling_task(&first);
+    // The block's own choice, set (and read back) through the board's update command.
+    let chosen = block_on(board::update_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &second.id,
+        &body(json!({"rev": second.rev, "modelId": " claude-sonnet-4 "})),
+    ))
+    .unwrap()
+    .value;
+    assert_eq!(chosen.model_id.as_deref(), Some("claude-sonnet-4"));
+    assert_eq!(
+        block_on(board::get_block(&f.store, ws, &second.id))
+            .unwrap()
+            .unwrap()
+            .model_id
+            .as_deref(),
+        Some("claude-sonnet-4")
+    );
+    let model_of = |block: &Block, request: serde_json::Value| {
+        f.start(&block.id, request).unwrap().record.model_id
+    };
+    assert_eq!(
+        model_of(&first, json!({"pipelineId": "quick"})),
+        "scripted-model"
+    );
+    assert_eq!(
+        model_of(&second, json!({"pipelineId": "quick"})),
+        "claude-sonnet-4"
+    );
+
+    // A workspace default applies to blocks without a choice of their own.
+    let current = block_on(worker_core::workspaces::read_workspace(&f.store, ws))
+        .unwrap()
+        .unwrap();
+    let updated = block_on(worker_core::workspaces::update_workspace(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &current,
+        &body(json!({"defaultModelId": "gpt-4o"})),
+    ))
+    .unwrap()
+    .value;
+    assert_eq!(updated.default_model_id.as_deref(), Some("gpt-4o"));
+    assert_eq!(updated.name, current.name, "only the fields sent change");
+    assert_eq!(model_of(&third, json!({"pipelineId": "quick"})), "gpt-4o");
+    assert_eq!(
+        model_of(&fourth, json!({"pipelineId": "quick", "modelId": "o3"})),
+        "o3",
+        "the run's own choice wins"
+    );
+
+    // Clearing the block's choice (`null`) leaves it to the workspace again.
+    let cleared = block_on(board::update_block(
+        &f.store,
+        &f.runtime,
+        &f.context,
+        &second.id,
+        &body(json!({"rev": chosen.rev, "modelId": null})),
+    ))
+    .unwrap();
+    assert_eq!(cleared.value.model_id, None);
+    let change = cleared.events.last().unwrap();
+    let event: serde_json::Value = serde_json::from_str(&change.body).unwrap();
+    assert_eq!(event["data"]["changes"], json!({"modelId": null}));
+}

@@ -35,6 +35,7 @@ pub struct WorkspaceRow {
     pub account_id: String,
     pub name: String,
     pub access_mode: String,
+    pub default_model: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub account_role: Option<String>,
@@ -58,6 +59,7 @@ impl WorkspaceRow {
                     .map_err(internal("stored account id"))?,
                 name: self.name,
                 access_mode,
+                default_model_id: self.default_model,
                 created_at: self.created_at,
                 updated_at: self.updated_at,
             },
@@ -67,7 +69,7 @@ impl WorkspaceRow {
 }
 
 pub const WORKSPACE_COLUMNS: &str =
-    "w.id, w.account_id, w.name, w.access_mode, w.created_at, w.updated_at";
+    "w.id, w.account_id, w.name, w.access_mode, w.default_model, w.created_at, w.updated_at";
 
 /// Loads a workspace with the user's effective role, in one query.
 pub async fn load_access(

@@ -225,6 +225,7 @@ struct SessionWorkspaceRow {
     account_id: Option<String>,
     workspace_name: Option<String>,
     access_mode: Option<String>,
+    default_model: Option<String>,
     created_at: Option<i64>,
     updated_at: Option<i64>,
     account_role: Option<String>,
@@ -244,6 +245,7 @@ impl SessionWorkspaceRow {
                 account_id,
                 name,
                 access_mode,
+                default_model: self.default_model,
                 created_at: self.created_at.unwrap_or_default(),
                 updated_at: self.updated_at.unwrap_or_default(),
                 account_role: self.account_role,
@@ -316,7 +318,7 @@ pub async fn authenticate_for_workspace(
                         u.session_generation AS session_generation,
                         EXISTS (SELECT 1 FROM revoked_sessions WHERE jti = ?2) AS revoked,
                         w.id AS workspace_id, w.account_id AS account_id, w.name AS workspace_name,
-                        w.access_mode AS access_mode, w.created_at AS created_at, w.updated_at AS updated_at,
+                        w.access_mode AS access_mode, w.default_model AS default_model, w.created_at AS created_at, w.updated_at AS updated_at,
                         (SELECT role FROM memberships WHERE account_id = w.account_id AND user_id = u.id) AS account_role,
                         (SELECT role FROM workspace_members WHERE workspace_id = w.id AND user_id = u.id) AS workspace_role
                  FROM users u LEFT JOIN workspaces w ON w.id = ?3 WHERE u.id = ?1";

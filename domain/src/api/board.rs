@@ -101,6 +101,7 @@ impl CreateBlockRequest {
             position: self.position.unwrap_or(Position { x: 0.0, y: 0.0 }),
             size: self.size.unwrap_or_else(|| default_size(self.level)),
             repo_url: self.repo_url.clone(),
+            model_id: None,
             archived: false,
             rev: 1,
             created_at: now,
@@ -148,6 +149,15 @@ pub struct UpdateBlockRequest {
     )]
     #[schemars(with = "Option<String>", length(min = 1, max = REPO_URL_MAX_CHARS), pattern(REPO_URL_PATTERN))]
     pub repo_url: Option<Option<String>>,
+    /// The model this block's runs use (an id from `GET /models`); `null` leaves it to the
+    /// workspace's default; absent leaves it as it is.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>", length(min = 1, max = crate::api::runs::MAX_MODEL_ID_CHARS), pattern(r"\S"))]
+    pub model_id: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived: Option<bool>,
 }
@@ -167,6 +177,14 @@ impl UpdateBlockRequest {
         if let Some(Some(url)) = &self.repo_url {
             check_repo_url(&mut problems, url);
         }
+        if let Some(Some(model)) = &self.model_id {
+            problems.text(
+                "modelId",
+                model.trim(),
+                1,
+                crate::api::runs::MAX_MODEL_ID_CHARS,
+            );
+        }
         let changes_something = self.title.is_some()
             || self.description.is_some()
             || self.requirements.is_some()
@@ -174,6 +192,7 @@ impl UpdateBlockRequest {
             || self.position.is_some()
             || self.size.is_some()
             || self.repo_url.is_some()
+            || self.model_id.is_some()
             || self.archived.is_some();
         if !changes_something {
             problems.add("body", "name at least one field to change besides `rev`");
@@ -191,6 +210,10 @@ impl UpdateBlockRequest {
             position: self.position,
             size: self.size,
             repo_url: self.repo_url.clone(),
+            model_id: self
+                .model_id
+                .as_ref()
+                .map(|model| model.as_ref().map(|model| model.trim().to_owned())),
             archived: self.archived,
         }
     }
@@ -318,7 +341,7 @@ fn check_repo_url(problems: &mut Problems, url: &str) {
 }
 
 /// For a field where absent, `null` and a value mean three different things.
-fn present_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -609,6 +632,7 @@ mod tests {
             position: None,
             size: None,
             repo_url: None,
+            model_id: None,
             archived: None,
         };
         // A client that builds this type must not clear a frame's repository by accident.

@@ -117,6 +117,10 @@ pub struct Workspace {
     pub account_id: AccountId,
     pub name: String,
     pub access_mode: AccessMode,
+    /// The model runs use when neither the run nor its block names one; `null`: the deployment's
+    /// default (`RUN_DEFAULT_MODEL`).
+    #[serde(default)]
+    pub default_model_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -160,6 +164,15 @@ pub struct UpdateWorkspaceRequest {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_mode: Option<AccessMode>,
+    /// The model runs use when neither the run nor its block names one (an id from `GET /models`);
+    /// `null` goes back to the deployment's default; absent leaves it as it is.
+    #[serde(
+        default,
+        deserialize_with = "crate::api::board::present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>", length(min = 1, max = crate::api::runs::MAX_MODEL_ID_CHARS), pattern(r"\S"))]
+    pub default_model_id: Option<Option<String>>,
 }
 
 impl UpdateWorkspaceRequest {
@@ -168,10 +181,18 @@ impl UpdateWorkspaceRequest {
         if let Some(name) = &self.name {
             problems.text("name", name.trim(), 1, NAME_MAX_CHARS);
         }
-        if self.name.is_none() && self.access_mode.is_none() {
+        if let Some(Some(model)) = &self.default_model_id {
+            problems.text(
+                "defaultModelId",
+                model.trim(),
+                1,
+                crate::api::runs::MAX_MODEL_ID_CHARS,
+            );
+        }
+        if self.name.is_none() && self.access_mode.is_none() && self.default_model_id.is_none() {
             return Err(ApiError::invalid_fields(vec![FieldProblem::new(
                 "body",
-                "name at least one of `name` or `accessMode` to change",
+                "name at least one of `name`, `accessMode` or `defaultModelId` to change",
             )]));
         }
         problems.finish()

@@ -47,6 +47,14 @@ pub struct BlockFieldChanges {
     )]
     #[schemars(with = "Option<String>")]
     pub repo_url: Option<Option<String>>,
+    /// `null` when the write cleared the block's model (its runs use the workspace's default).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_or_null"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub model_id: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived: Option<bool>,
 }
@@ -79,6 +87,7 @@ impl BlockChange {
                 position: changed(&before.position, &after.position),
                 size: changed(&before.size, &after.size),
                 repo_url: changed(&before.repo_url, &after.repo_url),
+                model_id: changed(&before.model_id, &after.model_id),
                 archived: changed(&before.archived, &after.archived),
             },
         }
@@ -138,6 +147,9 @@ impl BlockFieldChanges {
         if let Some(requirements) = &self.requirements {
             block.requirements = requirements.clone();
         }
+        if let Some(model_id) = &self.model_id {
+            block.model_id = model_id.clone();
+        }
         self.apply_to_drawn_fields(DrawnFields {
             title: &mut block.title,
             status: &mut block.status,
@@ -190,6 +202,7 @@ mod tests {
                 height: 200.0,
             },
             repo_url: Some("https://github.com/acme/billing".into()),
+            model_id: None,
             archived: false,
             rev: 3,
             created_at: 1,

@@ -214,3 +214,39 @@ mod tests {
         assert!(refusal.message().contains("\"queue\": true"));
     }
 }
+
+/// The model a new run uses: the one the request names, else the block's own choice, else the
+/// workspace's default, else the deployment's (`RUN_DEFAULT_MODEL`). A blank choice counts as none.
+pub fn run_model(
+    requested: Option<&str>,
+    block_model: Option<&str>,
+    workspace_default: Option<&str>,
+    deployment_default: &str,
+) -> String {
+    [requested, block_model, workspace_default]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|model| !model.is_empty())
+        .unwrap_or(deployment_default.trim())
+        .to_owned()
+}
+
+#[cfg(test)]
+mod model_choice_tests {
+    use super::run_model;
+
+    #[test]
+    fn a_run_takes_the_requested_model_then_the_blocks_then_the_workspaces_then_the_deployments() {
+        let deployment = "gpt-4o-mini";
+        assert_eq!(run_model(Some("a"), Some("b"), Some("c"), deployment), "a");
+        assert_eq!(run_model(None, Some("b"), Some("c"), deployment), "b");
+        assert_eq!(run_model(None, None, Some(" c "), deployment), "c");
+        assert_eq!(run_model(None, None, None, deployment), deployment);
+        assert_eq!(
+            run_model(Some("  "), Some(""), None, deployment),
+            deployment,
+            "a blank choice is no choice"
+        );
+    }
+}

@@ -45,7 +45,7 @@ pub use dispatch::{
 };
 pub use engine::apply;
 pub use gating::{
-    DependenciesNotDone, Refusal, RefusalCode, StartGate, check_input, gate_run_start,
+    DependenciesNotDone, Refusal, RefusalCode, StartGate, check_input, gate_run_start, run_model,
 };
 pub use job_id::RunJobId;
 pub use summary::{RunSummary, StepSummary};

@@ -89,6 +89,17 @@ pub fn Panel(props: &PanelProps) -> Html {
         })
     };
     let loaded = full.as_ref().filter(|block| block.id == id);
+    let choose_model = {
+        let id = id.clone();
+        let unchanged = loaded.and_then(|block| block.model_id.clone());
+        queue.callback(move |model: String| Command::Edit {
+            id: id.clone(),
+            edit: Edit {
+                model_id: (unchanged.as_ref() != Some(&model)).then_some(Some(model)),
+                ..Edit::default()
+            },
+        })
+    };
     let status_changed = {
         let id = id.clone();
         let queue = queue.clone();
@@ -212,7 +223,9 @@ pub fn Panel(props: &PanelProps) -> Html {
             // stopping in the run's controls.
             if level == Level::Task && !deleted {
                 <RunPanel engine={props.engine.clone()} workspace_id={props.workspace_id.clone()}
-                    block_id={id.clone()} tick={props.tick} read_only={props.read_only} on_run={props.on_run.clone()} />
+                    block_id={id.clone()} tick={props.tick} read_only={props.read_only} on_run={props.on_run.clone()}
+                    block_model={loaded.and_then(|block| block.model_id.clone())}
+                    on_choose_model={choose_model} />
             }
             <div class="deps">
                 <h3>{ "Depends on" }</h3>

@@ -35,6 +35,10 @@ pub struct RunPanelProps {
     pub read_only: bool,
     /// A run as the API answered it: the page stores it on the board.
     pub on_run: Callback<RunRecord>,
+    /// The task's own model choice (`modelId`), once its whole record is loaded.
+    pub block_model: Option<String>,
+    /// Saves a model picked here as the task's choice, which its runs then use.
+    pub on_choose_model: Callback<String>,
 }
 
 fn explain(failure: &ApiFailure) -> String {
@@ -58,10 +62,11 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
     let problem = use_state(|| None::<String>);
     let busy = use_state(|| false);
     let feedback = use_state(String::new);
-    let (account, run, spend, titles) = {
+    let (account, workspace_default, run, spend, titles) = {
         let engine = props.engine.0.borrow();
         (
             engine.board.workspace.account_id.clone(),
+            engine.board.workspace.default_model_id.clone(),
             engine.board.runs.get(&props.block_id).cloned(),
             engine.board.spend.block(&props.block_id),
             engine
@@ -78,8 +83,23 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
     {
         let (choice, workspace, account) =
             (choice.clone(), props.workspace_id.clone(), account.clone());
+        let preferred = props.block_model.clone().or(workspace_default);
         use_effect_with(props.block_id.clone(), move |_| {
-            load_choices(choice, workspace, account);
+            load_choices(choice, workspace, account, preferred);
+        });
+    }
+    // The task's own choice arrives with its whole record (or changes under us): show it.
+    {
+        let choice = choice.clone();
+        use_effect_with(props.block_model.clone(), move |block_model| {
+            if let Some(model) = block_model
+                && choice.model.as_ref() != Some(model)
+            {
+                choice.set(Choice {
+                    model: Some(model.clone()),
+                    ..(*choice).clone()
+                });
+            }
         });
     }
     // The forecast for the chosen pipeline and model.
@@ -326,10 +346,12 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
             })
         };
         let pick_model = {
-            let choice = choice.clone();
+            let (choice, on_choose_model) = (choice.clone(), props.on_choose_model.clone());
             Callback::from(move |event: Event| {
                 let value = event.target_unchecked_into::<HtmlSelectElement>().value();
-                choice.set(Choice { model: Some(value), ..(*choice).clone() });
+                choice.set(Choice { model: Some(value.clone()), ..(*choice).clone() });
+                // The pick is the task's choice from now on, for every later run too.
+                on_choose_model.emit(value);
             })
         };
         let headroom = props.engine.0.borrow().board.spend.headroom();
@@ -373,9 +395,12 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
                         }) }
                     </select>
                 </label>
-                <label class="field">
-                    <span>{ "Model" }</span>
-                    <select onchange={pick_model} data-testid="run-model" disabled={no_models}>
+                <label class="field" title="Saved on this task: its runs use this model">
+                    <span>{ "Model (this task's)" }</span>
+                    <select onchange={pick_model} data-testid="run-model" disabled={no_models || props.read_only}>
+                        if let Some(model) = choice.model.as_ref().filter(|model| !choice.models.iter().any(|listing| &listing.model.id == *model)) {
+                            <option value={model.clone()} selected=true>{ format!("{model} (not in the catalog)") }</option>
+                        }
                         { for choice.models.iter().map(|listing| html! {
                             <option value={listing.model.id.clone()} selected={Some(&listing.model.id) == choice.model.as_ref()}>
                                 { if listing.usable_now { listing.model.display_name.clone() }
@@ -417,11 +442,16 @@ mod futures_call {
         Pin<Box<dyn Future<Output = Result<domain::api::runs::RunRecord, crate::api::ApiFailure>>>>;
 }
 
-fn load_choices(choice: UseStateHandle<Choice>, workspace: WorkspaceId, account: AccountId) {
+fn load_choices(
+    choice: UseStateHandle<Choice>,
+    workspace: WorkspaceId,
+    account: AccountId,
+    preferred: Option<String>,
+) {
     wasm_bindgen_futures::spawn_local(async move {
         let pipelines = api::pipelines(&workspace).await.unwrap_or_default();
         let models = api::models(&account).await.unwrap_or_default();
-        let model = runs::default_model(&models);
+        let model = runs::initial_model(preferred.as_deref(), None, &models);
         let pipeline = pipelines
             .first()
             .map(|pipeline| pipeline.id.clone())

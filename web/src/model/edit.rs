@@ -13,6 +13,8 @@ pub struct Edit {
     pub requirements: Option<String>,
     pub status: Option<BlockStatus>,
     pub repo_url: Option<Option<String>>,
+    /// `Some(None)` clears the block's model (its runs use the workspace's default).
+    pub model_id: Option<Option<String>>,
 }
 
 impl Edit {
@@ -20,9 +22,10 @@ impl Edit {
         self == &Edit::default()
     }
 
-    /// Whether the edit touches the long texts, which the board's short form does not hold.
-    pub fn touches_long_texts(&self) -> bool {
-        self.description.is_some() || self.requirements.is_some()
+    /// Whether the edit touches fields the board's short form does not hold (the long texts, the
+    /// model): undoing it needs the whole block as it was.
+    pub fn touches_fields_off_the_board(&self) -> bool {
+        self.description.is_some() || self.requirements.is_some() || self.model_id.is_some()
     }
 
     /// The block as the board shows it while the server has not answered yet.
@@ -55,6 +58,10 @@ impl Edit {
                 .requirements
                 .as_ref()
                 .and(full.map(|full| full.requirements.clone())),
+            model_id: self
+                .model_id
+                .as_ref()
+                .and(full.map(|full| full.model_id.clone())),
         }
     }
 
@@ -69,6 +76,7 @@ impl Edit {
             position: None,
             size: None,
             repo_url: self.repo_url.clone(),
+            model_id: self.model_id.clone(),
             archived: None,
         }
     }
@@ -160,7 +168,7 @@ mod tests {
             description: Some("new".into()),
             ..Edit::default()
         };
-        assert!(edit.touches_long_texts());
+        assert!(edit.touches_fields_off_the_board());
         assert_eq!(edit.inverse(&before, None).description, None);
         let mut full = Block {
             id: before.id.clone(),
@@ -173,6 +181,7 @@ mod tests {
             position: before.position,
             size: before.size,
             repo_url: None,
+            model_id: None,
             archived: false,
             rev: before.rev,
             created_at: 0,
@@ -186,6 +195,21 @@ mod tests {
         );
         full.title = "Theirs".into();
         assert_eq!(rollback_target(before.clone(), Some(&full)).title, "Theirs");
+        // The model is not on the board either: choosing one is undone to the block's old choice.
+        let choose = Edit {
+            model_id: Some(Some("claude-sonnet-4".into())),
+            ..Edit::default()
+        };
+        assert!(choose.touches_fields_off_the_board());
+        full.model_id = Some("gpt-4o-mini".into());
+        assert_eq!(
+            choose.inverse(&before, Some(&full)).model_id,
+            Some(Some("gpt-4o-mini".into()))
+        );
+        assert_eq!(
+            choose.request(4).model_id,
+            Some(Some("claude-sonnet-4".into()))
+        );
         assert_eq!(rollback_target(before.clone(), None), before);
     }
 

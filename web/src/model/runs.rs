@@ -451,6 +451,20 @@ pub fn default_model(models: &[CatalogListing]) -> Option<String> {
         .map(|listing| listing.model.id.clone())
 }
 
+/// The model a task's start form shows first: the task's own choice, else the workspace's default,
+/// else [`default_model`]. A choice the catalog does not list is still shown: the server decides
+/// whether it can run.
+pub fn initial_model(
+    block_model: Option<&str>,
+    workspace_default: Option<&str>,
+    models: &[CatalogListing],
+) -> Option<String> {
+    block_model
+        .or(workspace_default)
+        .map(str::to_owned)
+        .or_else(|| default_model(models))
+}
+
 /// How a forecast compares with what is left of the budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForecastFit {
@@ -960,5 +974,21 @@ mod tests {
             Some("x")
         );
         assert_eq!(default_model(&[]), None);
+        let models = [mini.clone(), listing("scripted", true, true)];
+        assert_eq!(
+            initial_model(Some("o3"), Some("gpt-4o"), &models).as_deref(),
+            Some("o3"),
+            "the task's own choice first"
+        );
+        assert_eq!(
+            initial_model(None, Some("gpt-4o"), &models).as_deref(),
+            Some("gpt-4o"),
+            "then the workspace's default"
+        );
+        assert_eq!(
+            initial_model(None, None, &models),
+            default_model(&models),
+            "then the account's"
+        );
     }
 }

@@ -122,6 +122,7 @@ fn WorkspaceCard(props: &CardProps) -> Html {
             let request = UpdateWorkspaceRequest {
                 name: Some(input.trim().to_owned()),
                 access_mode: None,
+                default_model_id: None,
             };
             let (app, id, renaming) = (app.clone(), id.clone(), renaming.clone());
             wasm_bindgen_futures::spawn_local(async move {

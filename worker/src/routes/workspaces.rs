@@ -42,6 +42,7 @@ pub async fn create(context: &RequestContext) -> HandlerResult {
         account_id: account.id.clone(),
         name: request.name.trim().to_owned(),
         access_mode: request.access_mode.unwrap_or(AccessMode::Account),
+        default_model_id: None,
         created_at: now,
         updated_at: now,
     };

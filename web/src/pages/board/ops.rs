@@ -543,8 +543,9 @@ impl Ops {
         in_lane(&self.lanes, &id.clone(), move |turn| {
             wasm_bindgen_futures::spawn_local(async move {
                 let _turn = turn;
-                // The long texts are not on the board: read what they were, so undo can put them back.
-                let full = if edit.touches_long_texts() {
+                // The long texts and the model are not on the board: read what they were, so undo can
+                // put them back.
+                let full = if edit.touches_fields_off_the_board() {
                     api::block(&ops.workspace, &id).await.ok()
                 } else {
                     None
