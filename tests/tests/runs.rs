@@ -1308,3 +1308,73 @@ async fn a_runner_killed_mid_job_is_retried_then_fails_the_step_with_harness_shu
         .await
         .expect(200);
 }
+
+#[tokio::test]
+async fn a_run_uses_its_tasks_model_else_the_workspaces_default() {
+    let _door = DOOR.read().await;
+    let board = board(2).await;
+    let (task, dependency) = (&board.tasks[0], &board.tasks[1]);
+    // A dependency that is not done keeps the runs queued: nothing is dispatched.
+    board
+        .client
+        .post(
+            &board.path("/edges"),
+            json!({ "from": task, "to": dependency }),
+        )
+        .await
+        .expect(201);
+    let rev = board
+        .client
+        .get(&board.path(&format!("/blocks/{task}")))
+        .await
+        .expect(200)["rev"]
+        .as_i64()
+        .unwrap();
+    let chosen = board
+        .client
+        .patch(
+            &board.path(&format!("/blocks/{task}")),
+            json!({ "rev": rev, "modelId": "claude-sonnet-4" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(chosen["modelId"], "claude-sonnet-4");
+    let queue_a_run = || async {
+        let run = board
+            .client
+            .post(
+                &board.path(&format!("/blocks/{task}/runs")),
+                json!({ "pipelineId": "quick", "queue": true }),
+            )
+            .await
+            .expect(201);
+        let run_id = run["id"].as_str().unwrap().to_owned();
+        board
+            .client
+            .post(&board.path(&format!("/runs/{run_id}/cancel")), json!(null))
+            .await
+            .expect(200);
+        run["modelId"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(queue_a_run().await, "claude-sonnet-4");
+
+    let workspace = board
+        .client
+        .patch(
+            &format!("/workspaces/{}", board.workspace),
+            json!({ "defaultModelId": "gpt-4o" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(workspace["defaultModelId"], "gpt-4o");
+    assert_eq!(workspace["name"], "runs", "only the fields sent change");
+    board
+        .client
+        .patch(
+            &board.path(&format!("/blocks/{task}")),
+            json!({ "rev": chosen["rev"], "modelId": null }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(queue_a_run().await, "gpt-4o");
+}
