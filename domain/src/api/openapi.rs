@@ -115,8 +115,10 @@ fn operation(route: &RouteSpec, generator: &mut schemars::SchemaGenerator) -> Va
 pub fn error_statuses(route: &RouteSpec) -> Vec<(u16, Vec<ErrorCode>)> {
     use ErrorCode::*;
     // Every route: the dev sign-in answers loopback only (403), and the database or the server's
-    // configuration can fail (503), and a bug is a 500 with the request id.
-    let mut codes = vec![Forbidden, Internal, Unavailable];
+    // configuration can fail (503), and a bug is a 500 with the request id. The random source can
+    // fail on any of them too (503 `entropy_unavailable`, retryable): every request loads the
+    // signing key, which dev mode draws on a deployment's first request, and writes draw ids.
+    let mut codes = vec![Forbidden, Internal, Unavailable, EntropyUnavailable];
     if route.access != RouteAccess::Public {
         codes.extend([Unauthorized, AuthNotConfigured]);
     }
