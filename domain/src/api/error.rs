@@ -187,6 +187,13 @@ impl ApiError {
         self.code.status()
     }
 
+    /// Whether repeating the same request may succeed: a rate limit (429) or a failure on our side
+    /// (5xx: the database, the random source, a provider). The run engine retries an inline step
+    /// that failed so; anything else is the request's own fault and fails the step for good.
+    pub fn is_transient(&self) -> bool {
+        self.status() == 429 || self.status() >= 500
+    }
+
     pub fn route_not_found(method: &str, path: &str) -> Self {
         ApiError::new(
             ErrorCode::NotFound,
@@ -348,6 +355,17 @@ mod tests {
             error.response_headers(),
             vec![("retry-after", "1".to_owned())]
         );
+    }
+
+    #[test]
+    fn server_side_failures_and_rate_limits_are_transient_the_callers_own_are_not() {
+        assert!(ApiError::entropy_unavailable().is_transient());
+        assert!(ApiError::internal().is_transient());
+        assert!(ApiError::new(ErrorCode::RateLimited, "slow down").is_transient());
+        assert!(ApiError::new(ErrorCode::UpstreamFailed, "provider down").is_transient());
+        assert!(!ApiError::invalid_fields(vec![]).is_transient());
+        assert!(!ApiError::new(ErrorCode::ModelNotAllowed, "no").is_transient());
+        assert!(!ApiError::new(ErrorCode::BudgetExhausted, "no room").is_transient());
     }
 
     #[test]
