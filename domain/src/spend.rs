@@ -496,6 +496,9 @@ pub enum RequestShapeError {
     MissingModel,
     BadMaxTokens,
     MissingMessages,
+    /// `stream` is there but neither a boolean nor null (`"stream": "yes"`): refused rather than
+    /// read as `false`, like any other wrongly typed field.
+    BadStream,
 }
 
 impl RequestShapeError {
@@ -505,6 +508,7 @@ impl RequestShapeError {
             RequestShapeError::MissingModel => "model",
             RequestShapeError::BadMaxTokens => "max_tokens",
             RequestShapeError::MissingMessages => "messages",
+            RequestShapeError::BadStream => "stream",
         }
     }
 
@@ -516,6 +520,7 @@ impl RequestShapeError {
                 "`max_tokens` (or `max_completion_tokens`) must be a positive integer."
             }
             RequestShapeError::MissingMessages => "`messages` must be a non-empty array.",
+            RequestShapeError::BadStream => "`stream` must be true or false (or left out: false).",
         }
     }
 }
@@ -549,10 +554,10 @@ pub fn read_request_shape(body: &Value) -> Result<RequestShape, RequestShapeErro
                 .ok_or(RequestShapeError::BadMaxTokens)?,
         ),
     };
-    let stream = object
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let stream = match object.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(value) => value.as_bool().ok_or(RequestShapeError::BadStream)?,
+    };
     let image_parts = messages.iter().map(count_image_parts).sum();
     Ok(RequestShape {
         model,
@@ -1182,6 +1187,14 @@ mod tests {
             (
                 json!({"model": "m", "messages": [{}], "max_tokens": "lots"}),
                 RequestShapeError::BadMaxTokens,
+            ),
+            (
+                json!({"model": "m", "messages": [{}], "stream": "yes"}),
+                RequestShapeError::BadStream,
+            ),
+            (
+                json!({"model": "m", "messages": [{}], "stream": 1}),
+                RequestShapeError::BadStream,
             ),
         ];
         for (body, expected) in cases {

@@ -2,14 +2,16 @@
 //! subset the document uses, a seeded generator of values that match a schema, and the small random
 //! source both share. The route fuzzer (`tests/fuzz_routes.rs`) is built on it.
 //!
-//! Written here rather than taken from a crate: the document mixes OpenAPI 3.0 (`nullable`, tuple
-//! `items`) and 3.1 keywords, which general validators treat differently, and a generator of
-//! *valid* values needs the same reading of the schema as the validator.
+//! Written here rather than taken from a crate: a generator of *valid* values needs the same reading
+//! of the schema as the validator. The document is OpenAPI 3.1, whose schemas are JSON Schema
+//! 2020-12: null is a type (`type: ["string", "null"]`, or a `{"type": "null"}` branch), a tuple is
+//! `prefixItems`. OpenAPI 3.0's `nullable` is not read (the document must not use it; a domain test
+//! holds it to that), so a schema that still did would refuse null here and the fuzzer would say so.
 //!
-//! Supported keywords: `$ref` (`#/components/schemas/…`), `type` (one name or a list), `nullable`,
-//! `enum`, `const`, `properties`, `required`, `additionalProperties` (bool or schema), `items` (one
-//! schema, or a list for a tuple), `prefixItems`, `minItems`, `maxItems`, `minLength`, `maxLength`,
-//! `pattern`, `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `anyOf`, `oneOf`,
+//! Supported keywords: `$ref` (`#/components/schemas/…`), `type` (one name or a list), `enum`,
+//! `const`, `properties`, `required`, `additionalProperties` (bool or schema), `items`,
+//! `prefixItems`, `minItems`, `maxItems`, `minLength`, `maxLength`, `pattern`, `minimum`,
+//! `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `anyOf`, `oneOf`,
 //! `allOf`. Annotations (`description`, `format`, `default`, `title`, `examples`) are ignored.
 
 use std::collections::HashMap;
@@ -140,9 +142,6 @@ impl Contract {
             let target = self.resolve(schema);
             self.validate_at(target, value, at, depth + 1, problems);
         }
-        if value.is_null() && keywords.get("nullable") == Some(&Value::Bool(true)) {
-            return;
-        }
         if let Some(types) = keywords.get("type") {
             let names: Vec<&str> = match types {
                 Value::String(name) => vec![name.as_str()],
@@ -243,15 +242,13 @@ impl Contract {
             {
                 problems.push(format!("{at}: {count} items is too many"));
             }
-            let tuple = keywords
-                .get("prefixItems")
-                .or_else(|| keywords.get("items").filter(|items| items.is_array()))
-                .and_then(Value::as_array);
+            let tuple = keywords.get("prefixItems").and_then(Value::as_array);
             for (index, item) in items.iter().enumerate() {
                 let item_at = format!("{at}/{index}");
+                // 2020-12: `items` is the schema of every item after the `prefixItems`.
                 let item_schema = match tuple {
-                    Some(positions) => positions.get(index),
-                    None => keywords.get("items"),
+                    Some(positions) if index < positions.len() => positions.get(index),
+                    _ => keywords.get("items"),
                 };
                 if let Some(item_schema) = item_schema {
                     self.validate_at(item_schema, item, &item_at, depth + 1, problems);
@@ -347,7 +344,7 @@ impl Contract {
                 // Prefer a real value to null: null says little about the route.
                 let real: Vec<&Value> = branches
                     .iter()
-                    .filter(|branch| self.resolve(branch).get("enum") != Some(&json!([null])))
+                    .filter(|branch| !is_null_only(self.resolve(branch)))
                     .collect();
                 let branch = if real.is_empty() {
                     &branches[0]
@@ -400,10 +397,7 @@ impl Contract {
             }
             "boolean" => json!(rng.chance(50)),
             "array" => {
-                let tuple = keywords
-                    .get("prefixItems")
-                    .or_else(|| keywords.get("items").filter(|items| items.is_array()))
-                    .and_then(Value::as_array);
+                let tuple = keywords.get("prefixItems").and_then(Value::as_array);
                 if let Some(positions) = tuple {
                     return Value::Array(
                         positions
@@ -546,6 +540,13 @@ fn pattern_candidates(pattern: &str, rng: &mut Rng) -> Vec<String> {
     candidates
 }
 
+/// A schema that allows only null (`{"type": "null"}`, `{"const": null}`, `{"enum": [null]}`).
+pub fn is_null_only(schema: &Value) -> bool {
+    schema.get("type") == Some(&json!("null"))
+        || schema.get("const") == Some(&Value::Null)
+        || schema.get("enum") == Some(&json!([null]))
+}
+
 fn type_matches(name: &str, value: &Value) -> bool {
     match name {
         "object" => value.is_object(),
@@ -598,9 +599,11 @@ mod tests {
                     "properties": {
                         "name": { "type": "string", "minLength": 1, "maxLength": 5, "pattern": "\\S" },
                         "id": { "$ref": "#/components/schemas/Id" },
-                        "parent": { "anyOf": [{ "$ref": "#/components/schemas/Id" }, { "enum": [null], "nullable": true }] },
+                        "parent": { "anyOf": [{ "$ref": "#/components/schemas/Id" }, { "type": "null" }] },
+                        "note": { "type": ["string", "null"] },
+                        "legacy": { "type": "string", "nullable": true },
                         "size": { "type": "number", "minimum": 1.0, "maximum": 10.0 },
-                        "row": { "type": "array", "items": [{ "type": "string" }, { "type": "integer" }], "minItems": 2, "maxItems": 2 }
+                        "row": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "integer" }], "minItems": 2, "maxItems": 2 }
                     }
                 }
             }}
@@ -608,12 +611,13 @@ mod tests {
     }
 
     #[test]
-    fn the_validator_reads_refs_nullable_tuples_and_limits() {
+    fn the_validator_reads_refs_null_types_tuples_and_limits() {
         let contract = contract();
         let thing = json!({ "$ref": "#/components/schemas/Thing" });
         assert!(contract.matches(
             &thing,
-            &json!({ "name": "ab", "id": "blk_0123456789abcdef", "parent": null, "row": ["x", 2] })
+            &json!({ "name": "ab", "id": "blk_0123456789abcdef", "parent": null, "note": null,
+                     "legacy": "x", "row": ["x", 2] })
         ));
         for bad in [
             json!({ "name": "abcdef", "id": "blk_0123456789abcdef" }),
@@ -624,6 +628,9 @@ mod tests {
             json!({ "name": "a", "id": "blk_0123456789abcdef", "size": 11 }),
             json!({ "name": "a", "id": "blk_0123456789abcdef", "row": ["x", 2.5] }),
             json!({ "name": "a", "id": "blk_0123456789abcdef", "parent": "x" }),
+            json!({ "name": "a", "id": "blk_0123456789abcdef", "note": 3 }),
+            // OpenAPI 3.0's `nullable` is not 3.1: it does not let null through.
+            json!({ "name": "a", "id": "blk_0123456789abcdef", "legacy": null }),
         ] {
             assert!(!contract.matches(&thing, &bad), "{bad} should not match");
         }

@@ -15,6 +15,9 @@
 //!   match it is never accepted (a limit the schema states but the server does not enforce);
 //! - a 405 carries `Allow` with exactly the path's methods; the WebSocket route answers a plain
 //!   GET with 426 `upgrade_required`;
+//! - a service's repository on an `https://` host outside `REPO_ALLOWED_HOSTS` (created or
+//!   changed) is refused with 400 `validation_failed` naming `repoUrl` (a deployment's rule, which
+//!   the schema cannot state);
 //! - a rejected write changes nothing: the board snapshot (with its event seq), the workspace list
 //!   and the account list are the same before and after it.
 //!
@@ -42,7 +45,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use cat_tests::api::{Client, unique_login};
-use cat_tests::contract::{Contract, Rng, short};
+use cat_tests::contract::{Contract, Rng, is_null_only, short};
 use cat_tests::github_app;
 use domain::api::Operation;
 use domain::api::routes::ROUTES;
@@ -539,7 +542,7 @@ fn push_number_out_of_range(
         Some(branches) => branches
             .iter()
             .map(|branch| contract.resolve(branch).clone())
-            .find(|branch| branch["enum"] != json!([null]))
+            .find(|branch| !is_null_only(branch))
             .unwrap_or(schema.clone()),
         None => schema,
     };
@@ -797,7 +800,12 @@ impl Fuzzer {
         }
     }
 
-    async fn run_probe(&mut self, operation: Operation, operation_doc: &Value, probe: Probe) {
+    async fn run_probe(
+        &mut self,
+        operation: Operation,
+        operation_doc: &Value,
+        probe: Probe,
+    ) -> Reply {
         let is_write = probe.method != "GET";
         let before = if is_write {
             Some(self.world.state().await)
@@ -830,6 +838,104 @@ impl Fuzzer {
                         short(&before),
                         short(&after)
                     ),
+                );
+            }
+        }
+        reply
+    }
+
+    /// The repository-link rule the schema cannot state (the hosts are the deployment's
+    /// `REPO_ALLOWED_HOSTS`): a service created with, or changed to, an `https://` repository on
+    /// another host is refused with the documented 400 `validation_failed` naming `repoUrl`, and
+    /// changes nothing.
+    async fn repository_on_a_host_not_allowed(&mut self, paths: &serde_json::Map<String, Value>) {
+        let elsewhere = self
+            .rng
+            .pick(&[
+                "https://git.internal.example/acme/shop",
+                "https://169.254.169.254/latest/meta-data",
+                "https://github.com.evil.example/acme/shop",
+                "https://gitlab.com/acme/shop",
+            ])
+            .to_string();
+        let workspace = self.world.workspace.clone();
+        let frame = self.world.frame.clone();
+        let frame_rev = self
+            .world
+            .member
+            .get(&format!("/workspaces/{workspace}/blocks/{frame}"))
+            .await
+            .expect(200)["rev"]
+            .clone();
+        let probes = [
+            (
+                Operation::CreateBlock,
+                "POST",
+                "/workspaces/{id}/blocks",
+                format!("/workspaces/{workspace}/blocks"),
+                json!({ "level": "frame", "title": "elsewhere", "repoUrl": elsewhere }),
+            ),
+            (
+                Operation::UpdateBlock,
+                "PATCH",
+                "/workspaces/{id}/blocks/{blockId}",
+                format!("/workspaces/{workspace}/blocks/{frame}"),
+                json!({ "rev": frame_rev, "repoUrl": elsewhere }),
+            ),
+        ];
+        for (operation, method, template, path, body) in probes {
+            let operation_doc = paths[template][method.to_ascii_lowercase()].clone();
+            let body_schema =
+                &operation_doc["requestBody"]["content"]["application/json"]["schema"];
+            let probe = Probe {
+                method: method.to_owned(),
+                path,
+                query: Vec::new(),
+                body: Some(body.to_string()),
+                // The schema admits any `https://` URL: this refusal is the deployment's rule.
+                schema_valid: false,
+                schema_invalid: false,
+                label: format!("repoUrl {elsewhere} (a host not allowed)"),
+                throwaway_caller: false,
+                token: None,
+            };
+            if !self.contract.matches(body_schema, &body) {
+                let reply = Reply {
+                    status: 0,
+                    headers: Default::default(),
+                    body: Value::Null,
+                    content_type: String::new(),
+                };
+                self.fail(
+                    &probe,
+                    &reply,
+                    "the probe's body should match the published schema".into(),
+                );
+                continue;
+            }
+            let reply = self.run_probe(operation, &operation_doc, probe).await;
+            let names_the_link = reply.body["error"]["details"]["problems"]
+                .as_array()
+                .is_some_and(|problems| problems.iter().any(|p| p["field"] == "repoUrl"));
+            if reply.status != 400
+                || reply.body["error"]["code"] != "validation_failed"
+                || !names_the_link
+            {
+                let probe = Probe {
+                    method: method.to_owned(),
+                    path: template.to_owned(),
+                    query: Vec::new(),
+                    body: None,
+                    schema_valid: false,
+                    schema_invalid: false,
+                    label: format!("repoUrl {elsewhere} (a host not allowed)"),
+                    throwaway_caller: false,
+                    token: None,
+                };
+                self.fail(
+                    &probe,
+                    &reply,
+                    "expected 400 validation_failed naming repoUrl".into(),
                 );
             }
         }
@@ -978,6 +1084,7 @@ async fn every_route_keeps_its_published_contract_under_fuzzing() {
         ROUTES.len(),
         "the document and the route table differ"
     );
+    fuzzer.repository_on_a_host_not_allowed(&paths).await;
     // Destructive routes go last, so the rest run against the whole seeded world.
     let mut routes: Vec<_> = ROUTES.iter().collect();
     routes.sort_by_key(|route| route.method == domain::api::Method::Delete);

@@ -149,3 +149,106 @@ async fn the_board_is_served_at_the_root_and_for_client_side_routes() {
     assert_eq!(wasm.status(), 200);
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
 }
+
+/// Arms the worker's test hook: its next `draws` random draws (ids, tokens, nonces, guards — not
+/// request ids) fail as the runtime's crypto source can.
+async fn fail_next_random_draws(draws: u32) {
+    let armed = client()
+        .post(server().url(&format!("/__test/entropy?failNextDraws={draws}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(armed.status(), 200, "the entropy hook is served");
+}
+
+#[track_caller]
+fn assert_entropy_unavailable(answer: &cat_tests::api::Answer, what: &str) {
+    assert_eq!(answer.status, 503, "{what}: {}", answer.body);
+    assert_eq!(answer.code(), Some("entropy_unavailable"), "{what}");
+    assert_eq!(answer.body["error"]["details"]["retryable"], true, "{what}");
+    assert_eq!(answer.header("retry-after").as_deref(), Some("1"), "{what}");
+}
+
+// Every other test in this binary draws nothing once the deployment's dev key is loaded (this
+// test signs in before it arms the hook), so the armed failures are this test's alone.
+#[tokio::test]
+async fn a_failed_random_source_is_a_retryable_503_that_changes_nothing_and_the_worker_survives() {
+    use cat_tests::api::{Client, unique_login};
+    use serde_json::json;
+
+    let owner = Client::sign_in(server(), &unique_login("entropy")).await;
+    let workspace = owner.create_workspace("Entropy").await;
+    let frame = owner.create_block(&workspace, "frame", None, "F").await;
+    let board_before = owner.board(&workspace).await;
+    let tokens_before = owner.get("/auth/tokens").await.expect(200);
+
+    // A board write (the core's command draws the block's id first).
+    fail_next_random_draws(1).await;
+    let refused = owner
+        .post(
+            &format!("/workspaces/{workspace}/blocks"),
+            json!({ "level": "module", "parentId": frame, "title": "M" }),
+        )
+        .await;
+    assert_entropy_unavailable(&refused, "create block");
+    assert_eq!(
+        owner.board(&workspace).await,
+        board_before,
+        "the refused write changed nothing (no block, no seq)"
+    );
+    // The isolate survived: the same write, repeated, commits.
+    let module = owner
+        .post(
+            &format!("/workspaces/{workspace}/blocks"),
+            json!({ "level": "module", "parentId": frame, "title": "M" }),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        owner.board(&workspace).await["seq"],
+        board_before["seq"].as_i64().unwrap() + 1,
+        "the retry took the very next seq"
+    );
+    assert_eq!(module["parentId"], json!(frame));
+
+    // A worker-side secret (an API token's id and value).
+    fail_next_random_draws(1).await;
+    let refused = owner.post("/auth/tokens", json!({ "name": "ci" })).await;
+    assert_entropy_unavailable(&refused, "mint an API token");
+    assert_eq!(
+        owner.get("/auth/tokens").await.expect(200),
+        tokens_before,
+        "no token was stored"
+    );
+    owner
+        .post("/auth/tokens", json!({ "name": "ci" }))
+        .await
+        .expect(201);
+
+    // A live-stream ticket, and a first sign-in (the session's id is drawn before the user row).
+    fail_next_random_draws(1).await;
+    let refused = owner
+        .post(
+            &format!("/workspaces/{workspace}/events/ticket"),
+            json!(null),
+        )
+        .await;
+    assert_entropy_unavailable(&refused, "event ticket");
+    fail_next_random_draws(1).await;
+    let newcomer = unique_login("entropy-new");
+    let refused = Client::anonymous(server())
+        .post("/auth/dev-login", json!({ "login": newcomer }))
+        .await;
+    assert_entropy_unavailable(&refused, "first sign-in");
+    let signed_in = Client::sign_in(server(), &newcomer).await;
+    assert!(
+        signed_in.get("/auth/me").await.expect(200)["accounts"]
+            .as_array()
+            .is_some_and(|accounts| accounts.len() == 1),
+        "the retried sign-in made the user once, with one personal account"
+    );
+
+    fail_next_random_draws(0).await;
+    let health = client().get(server().url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the worker still serves everyone");
+}

@@ -66,7 +66,7 @@ pub async fn remove_account_member<S: Store, R: Runtime>(
         .await?;
     let now = runtime.now_ms();
     let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
+        runtime.guard_id()?,
         "EXISTS (SELECT 1 FROM memberships WHERE account_id = ?1 AND user_id = ?2)
          AND (NOT EXISTS (SELECT 1 FROM memberships WHERE account_id = ?1 AND user_id = ?2 AND role = 'admin')
               OR (SELECT COUNT(*) FROM memberships WHERE account_id = ?1 AND role = 'admin' AND user_id <> ?2) > 0)",

@@ -223,7 +223,7 @@ pub async fn create_block<S: Store, R: Runtime>(
     ];
     for _ in 0..MAX_ATTEMPTS {
         let now = runtime.now_ms();
-        let block = request.build(BlockId::from_random(runtime.random_bytes()), now);
+        let block = request.build(BlockId::from_random(runtime.random_bytes()?), now);
         // The new block's parent is the one the request names.
         let parent = request.parent_id.as_ref().map(BlockId::as_str);
         // The workspace exists, and so does the parent, at a level that may hold this block (levels
@@ -237,7 +237,7 @@ pub async fn create_block<S: Store, R: Runtime>(
                                 AND {PARENT_CHAIN_LENGTH} < ?5))"
         );
         let mut plan = GuardedPlan::new(
-            runtime.guard_id(),
+            runtime.guard_id()?,
             &precondition,
             &params![
                 workspace,
@@ -368,7 +368,7 @@ pub async fn update_block<S: Store, R: Runtime>(
     let now = runtime.now_ms();
     let next = request.apply(&current, now);
     let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
+        runtime.guard_id()?,
         "EXISTS (SELECT 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2 AND rev = ?3)",
         &params![workspace, block_id.as_str(), current.rev],
     );
@@ -542,7 +542,7 @@ pub async fn reparent_block<S: Store, R: Runtime>(
 
         let now = runtime.now_ms();
         let next = request.apply(&current, now);
-        let mut plan = GuardedPlan::new(runtime.guard_id(), &precondition, &precondition_params);
+        let mut plan = GuardedPlan::new(runtime.guard_id()?, &precondition, &precondition_params);
         plan.push(
             &format!(
                 "UPDATE blocks SET parent_id = ?3, x = ?4, y = ?5, rev = ?6, updated_at = ?7, board_json = ?8
@@ -645,7 +645,7 @@ pub async fn delete_block<S: Store, R: Runtime>(
                   AND (from_id IN subtree OR to_id IN subtree)) = ?4"
         );
         let mut plan = GuardedPlan::new(
-            runtime.guard_id(),
+            runtime.guard_id()?,
             &precondition,
             &params![
                 workspace,
@@ -770,7 +770,7 @@ pub async fn create_edge<S: Store, R: Runtime>(
 
         let now = runtime.now_ms();
         let edge = Edge {
-            id: EdgeId::from_random(runtime.random_bytes()),
+            id: EdgeId::from_random(runtime.random_bytes()?),
             from: request.from.clone(),
             to: request.to.clone(),
             created_at: now,
@@ -779,7 +779,7 @@ pub async fn create_edge<S: Store, R: Runtime>(
         let precondition = "(SELECT edges_rev FROM workspaces WHERE id = ?1) = ?2
             AND (SELECT COUNT(*) FROM blocks WHERE workspace_id = ?1 AND id IN (?3, ?4)) = 2";
         let mut plan = GuardedPlan::new(
-            runtime.guard_id(),
+            runtime.guard_id()?,
             precondition,
             &params![workspace, edges_rev, edge.from.as_str(), edge.to.as_str()],
         );
@@ -826,7 +826,7 @@ pub async fn delete_edge<S: Store, R: Runtime>(
 ) -> Result<Committed<()>, ApiError> {
     let workspace = context.workspace_id.as_str();
     let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
+        runtime.guard_id()?,
         "EXISTS (SELECT 1 FROM edges WHERE workspace_id = ?1 AND id = ?2)",
         &params![workspace, edge_id.as_str()],
     );

@@ -1,5 +1,6 @@
 //! Who writes, where, and with which clock and randomness.
 
+use domain::api::ApiError;
 use domain::event::Actor;
 use domain::ids::WorkspaceId;
 use domain::limits::WriteLimits;
@@ -34,19 +35,42 @@ impl WriteContext {
     }
 }
 
+/// The runtime's cryptographic random source failed (in workerd, e.g. `crypto.getRandomValues`
+/// refused outside a request). An id, token or guard from anything weaker (the clock, a counter)
+/// would be guessable or collide, so a draw that fails stops the command before it writes anything,
+/// and the caller is told to retry (`ApiError::entropy_unavailable`, 503 with `Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntropyUnavailable;
+
+impl std::fmt::Display for EntropyUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the cryptographic random source failed")
+    }
+}
+
+impl std::error::Error for EntropyUnavailable {}
+
+impl From<EntropyUnavailable> for ApiError {
+    fn from(_: EntropyUnavailable) -> Self {
+        ApiError::entropy_unavailable()
+    }
+}
+
 /// The clock and the random source. The worker uses the runtime's; tests use fixed ones.
 pub trait Runtime {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
-    /// Eight fresh random bytes (ids are a prefix and their hex).
-    fn random_bytes(&self) -> [u8; 8];
+    /// Eight fresh random bytes (ids are a prefix and their hex), or [`EntropyUnavailable`]: never
+    /// a fallback.
+    fn random_bytes(&self) -> Result<[u8; 8], EntropyUnavailable>;
 
     /// A random id for a plan's guard row.
-    fn guard_id(&self) -> String {
-        self.random_bytes()
+    fn guard_id(&self) -> Result<String, EntropyUnavailable> {
+        Ok(self
+            .random_bytes()?
             .iter()
             .map(|byte| format!("{byte:02x}"))
-            .collect()
+            .collect())
     }
 }
 

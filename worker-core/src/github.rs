@@ -502,7 +502,7 @@ async fn change_block_state<S: Store, R: Runtime>(
         }
         let now = runtime.now_ms();
         let mut plan = GuardedPlan::new(
-            runtime.guard_id(),
+            runtime.guard_id()?,
             &format!(
                 "EXISTS (SELECT 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2) AND {STATE_UNCHANGED}"
             ),
@@ -911,8 +911,15 @@ pub async fn import_issues<S: Store, R: Runtime>(
         &siblings,
         plan.create.len(),
     );
+    // Every task's id and guard are drawn before the first one is written: a random source that
+    // fails part-way must not leave half an import behind a 503.
+    let draws = plan
+        .create
+        .iter()
+        .map(|_| Ok((runtime.random_bytes()?, runtime.guard_id()?)))
+        .collect::<Result<Vec<_>, crate::context::EntropyUnavailable>>()?;
     let mut events = Vec::new();
-    for (index, issue) in plan.create.iter().enumerate() {
+    for ((index, issue), (block_bytes, guard_id)) in plan.create.iter().enumerate().zip(draws) {
         let now = runtime.now_ms();
         let request = domain::api::board::CreateBlockRequest {
             level: Level::Task,
@@ -925,7 +932,7 @@ pub async fn import_issues<S: Store, R: Runtime>(
             size: None,
             repo_url: None,
         };
-        let block = request.build(BlockId::from_random(runtime.random_bytes()), now);
+        let block = request.build(BlockId::from_random(block_bytes), now);
         let state = BlockGithub {
             issue: Some(IssueLinkView {
                 repository: link.full_name.clone(),
@@ -936,7 +943,7 @@ pub async fn import_issues<S: Store, R: Runtime>(
             ..BlockGithub::empty(block.id.clone())
         };
         let mut guarded = GuardedPlan::new(
-            runtime.guard_id(),
+            guard_id,
             "EXISTS (SELECT 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2 AND level = 'frame')
              AND NOT EXISTS (SELECT 1 FROM github_imported_issues
                              WHERE workspace_id = ?1 AND repository_id = ?3 AND issue_number = ?4)",
@@ -1480,7 +1487,7 @@ impl DeliveryPlan {
     ) -> Result<Option<(Vec<OutboxEvent>, Vec<(WorkspaceId, BlockId)>)>, ApiError> {
         let now = runtime.now_ms();
         let mut plan = GuardedPlan::new(
-            runtime.guard_id(),
+            runtime.guard_id()?,
             &self.conditions.join(" AND "),
             &self.guard_params,
         );

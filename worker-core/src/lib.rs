@@ -24,5 +24,5 @@ pub mod sqlite;
 pub mod store;
 pub mod workspaces;
 
-pub use context::{Committed, Runtime, WriteContext};
+pub use context::{Committed, EntropyUnavailable, Runtime, WriteContext};
 pub use store::{GuardedPlan, OutboxEvent, Param, PlanOutcome, Rows, Statement, Store};

@@ -25,7 +25,7 @@ use domain::run::{
 use serde::{Deserialize, Serialize};
 
 use crate::board::{MAX_ATTEMPTS, get_block, update_block};
-use crate::context::{Committed, Runtime, WriteContext};
+use crate::context::{Committed, EntropyUnavailable, Runtime, WriteContext};
 use crate::events;
 use crate::params;
 use crate::store::{GUARD, GuardedPlan, Statement, Store};
@@ -126,13 +126,13 @@ fn built_in_is_fixed(id: &str) -> ApiError {
 }
 
 /// A custom pipeline's id: `pip_` and 16 hex characters.
-fn pipeline_id<R: Runtime>(runtime: &R) -> String {
+fn pipeline_id<R: Runtime>(runtime: &R) -> Result<String, EntropyUnavailable> {
     let hex: String = runtime
-        .random_bytes()
+        .random_bytes()?
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
-    format!("pip_{hex}")
+    Ok(format!("pip_{hex}"))
 }
 
 pub async fn create_pipeline<S: Store, R: Runtime>(
@@ -142,7 +142,7 @@ pub async fn create_pipeline<S: Store, R: Runtime>(
     draft: &PipelineDraft,
 ) -> Result<PipelineView, ApiError> {
     let pipeline = draft.validate().map_err(invalid_pipeline)?;
-    let id = pipeline_id(runtime);
+    let id = pipeline_id(runtime)?;
     let now = runtime.now_ms();
     let definition = serde_json::to_string(&pipeline).map_err(|_| ApiError::internal())?;
     let changed = store
@@ -555,7 +555,7 @@ pub async fn create_run<S: Store, R: Runtime>(
             .and_then(|row| row.default_model.as_deref()),
         &defaults.model_id,
     );
-    let run_id = RunId::from_random(runtime.random_bytes());
+    let run_id = RunId::from_random(runtime.random_bytes()?);
     let now = runtime.now_ms();
     let state = RunState::new(RunSetup {
         run_id: run_id.clone(),
@@ -606,7 +606,7 @@ pub async fn create_run<S: Store, R: Runtime>(
     // The block still exists and has no live run (the unique index says the same; the guard makes
     // the answer a clear 409 instead of a constraint error).
     let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
+        runtime.guard_id()?,
         "EXISTS (SELECT 1 FROM blocks WHERE workspace_id = ?1 AND id = ?2)
          AND NOT EXISTS (SELECT 1 FROM runs WHERE workspace_id = ?1 AND block_id = ?2 AND live = 1)",
         &params![workspace, block_id.as_str()],
@@ -699,7 +699,7 @@ pub async fn record_run_event<S: Store, R: Runtime>(
     let run_id = record.run_id.as_str().to_owned();
     let run_seq = i64::try_from(record.run_seq).unwrap_or(i64::MAX);
     let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
+        runtime.guard_id()?,
         "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)
          AND NOT EXISTS (SELECT 1 FROM run_events WHERE run_id = ?2 AND run_seq = ?3)",
         &params![workspace_id.as_str(), run_id.as_str(), run_seq],

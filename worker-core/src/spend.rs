@@ -170,6 +170,13 @@ pub enum ReserveRefused {
     Failed(ApiError),
 }
 
+impl From<crate::context::EntropyUnavailable> for ReserveRefused {
+    /// No reservation id or guard could be drawn: nothing was reserved, and the call may be retried.
+    fn from(unavailable: crate::context::EntropyUnavailable) -> Self {
+        ReserveRefused::Failed(unavailable.into())
+    }
+}
+
 impl From<ReserveRefused> for ApiError {
     fn from(refused: ReserveRefused) -> Self {
         match refused {
@@ -191,11 +198,11 @@ pub async fn reserve<S: Store, R: Runtime>(
 ) -> Result<Reservation, ReserveRefused> {
     let now = runtime.now_ms();
     let period = BillingPeriod::containing(now);
-    let id = format!("rsv_{}", runtime.guard_id());
+    let id = format!("rsv_{}", runtime.guard_id()?);
     let account = attribution.account.as_str();
     let key = period.key();
     let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
+        runtime.guard_id()?,
         "EXISTS (SELECT 1 FROM accounts WHERE id = ?1) AND (
              NOT EXISTS (SELECT 1 FROM spend_limits WHERE account_id = ?1)
              OR EXISTS (SELECT 1 FROM spend_overrides WHERE account_id = ?1 AND period = ?2)
@@ -284,7 +291,7 @@ pub async fn settle<S: Store, R: Runtime>(
     let cost = micros(outcome.call.cost);
     let id = reservation.id.as_str();
     let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
+        runtime.guard_id()?,
         "NOT EXISTS (SELECT 1 FROM spend_ledger WHERE id = ?1)",
         &params![id],
     );

@@ -42,7 +42,7 @@ pub async fn update_workspace<S: Store, R: Runtime>(
         workspace.updated_at = runtime.now_ms();
         let id = workspace.id.as_str();
         let mut plan = GuardedPlan::new(
-            runtime.guard_id(),
+            runtime.guard_id()?,
             "EXISTS (SELECT 1 FROM workspaces
                      WHERE id = ?1 AND name = ?2 AND access_mode = ?3 AND default_model IS ?4)",
             &params![
@@ -134,7 +134,7 @@ pub async fn set_member<S: Store, R: Runtime>(
     let workspace = context.workspace_id.as_str();
     let now = runtime.now_ms();
     let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
+        runtime.guard_id()?,
         // A new member needs a free slot (`QuotaKind::MembersPerWorkspace`); a role change does not.
         "EXISTS (SELECT 1 FROM workspaces WHERE id = ?1) AND EXISTS (SELECT 1 FROM users WHERE id = ?2)
          AND (EXISTS (SELECT 1 FROM workspace_members WHERE workspace_id = ?1 AND user_id = ?2)
@@ -196,7 +196,7 @@ pub async fn remove_member<S: Store, R: Runtime>(
 ) -> Result<Committed<()>, ApiError> {
     let workspace = context.workspace_id.as_str();
     let mut plan = GuardedPlan::new(
-        runtime.guard_id(),
+        runtime.guard_id()?,
         "EXISTS (SELECT 1 FROM workspace_members WHERE workspace_id = ?1 AND user_id = ?2)",
         &params![workspace, user_id.as_str()],
     );

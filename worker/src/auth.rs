@@ -385,11 +385,18 @@ async fn authenticate_api_token(token: &str, db: &Db) -> Result<Caller, ApiError
     })
 }
 
-/// Mints a session token for `user_id` at its current generation.
+/// A fresh session token's id (`jti`). Sign-ins draw it before they write anything (a first
+/// sign-in creates the user), so a failed random source leaves nothing behind its 503.
+pub fn session_jti() -> Result<String, crate::ids::EntropyUnavailable> {
+    crate::ids::random_hex::<16>()
+}
+
+/// Mints a session token for `user_id` at its current generation, with id `jti` ([`session_jti`]).
 pub fn issue_session(
     key: &[u8],
     user_id: &UserId,
     generation: i64,
+    jti: String,
 ) -> Result<(String, i64), ApiError> {
     let now = now_seconds();
     let claims = Claims {
@@ -398,7 +405,7 @@ pub fn issue_session(
         iat: now,
         exp: now + SESSION_TTL_SECONDS,
         generation,
-        jti: crate::ids::random_hex::<16>()?,
+        jti,
         ws: None,
     };
     Ok((tokens::sign(key, &claims), claims.exp))

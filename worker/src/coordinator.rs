@@ -582,7 +582,9 @@ impl RunCoordinator {
             Err(error) => RunInput::InlineFailed {
                 now_ms: now(),
                 call_id: request.job_id.clone(),
-                transient: error.status() >= 500 || error.status() == 429,
+                // A failed random draw (503 `entropy_unavailable`) lands here too: the attempt
+                // fails as transient and the step retries with its backoff.
+                transient: error.is_transient(),
                 detail: error.message,
             },
         }

@@ -145,11 +145,11 @@ async fn route(
 ) -> HandlerResult {
     match match_route(method, path) {
         Err(RouteMiss::NotFound)
-            if method == "GET"
+            if (method == "GET" || method == "POST")
                 && path.starts_with("/__test/")
                 && crate::test_hooks::enabled(&env) =>
         {
-            crate::test_hooks::serve(&env, path).await
+            crate::test_hooks::serve(&env, &request, method, path).await
         }
         Ok(route) => handle(request, env, execution, request_id.to_owned(), route).await,
         Err(RouteMiss::NotFound) if method == "GET" || method == "HEAD" => {

@@ -49,8 +49,7 @@ async fn cipher_key(env: &Env) -> Result<CryptoKey, ApiError> {
 
 /// Seals a provider key for storage.
 pub async fn seal(env: &Env, plaintext: &str) -> Result<String, ApiError> {
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).map_err(internal("random nonce"))?;
+    let nonce = crate::ids::random_bytes::<12>()?;
     let key = cipher_key(env).await?;
     let params = AesGcmParams::new("AES-GCM", &Uint8Array::from(nonce.as_slice()));
     let data = plaintext.as_bytes().to_vec();

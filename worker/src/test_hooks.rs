@@ -4,10 +4,15 @@
 //! `GET /__test/noop`: an empty 204 with no I/O (the benchmarks' floor).
 //! `GET /__test/hub/<workspace id>`: the hub's counters (`received`: events handed to it, duplicates
 //! included) and how many of the workspace's outbox events are not yet marked delivered.
+//!
+//! `POST /__test/entropy?failNextDraws=N`: the isolate's next `N` random draws (ids, tokens, nonces,
+//! guards; not request ids) fail as the runtime's crypto source can, so a test sees the request that
+//! needed one answered 503 `entropy_unavailable` and the isolate still serving the next. The count
+//! is per isolate (wrangler dev runs one), and `N = 0` disarms it.
 
 use domain::api::ApiError;
 use serde::Deserialize;
-use worker::{Env, Response};
+use worker::{Env, Request, Response};
 
 use crate::http::{HandlerResult, internal};
 use crate::params;
@@ -22,7 +27,13 @@ struct CountRow {
     count: i64,
 }
 
-pub async fn serve(env: &Env, path: &str) -> HandlerResult {
+pub async fn serve(env: &Env, request: &Request, method: &str, path: &str) -> HandlerResult {
+    if method == "POST" && path == "/__test/entropy" {
+        return fail_next_draws(request);
+    }
+    if method != "GET" {
+        return Err(ApiError::route_not_found(method, path));
+    }
     if path == "/__test/noop" {
         // No I/O at all: what the platform and the worker's own request pipeline cost, the floor the
         // benchmarks print next to their figures.
@@ -45,4 +56,22 @@ pub async fn serve(env: &Env, path: &str) -> HandlerResult {
         .await?;
     stats["undelivered"] = undelivered.map_or(0, |row| row.count).into();
     Response::from_json(&stats).map_err(internal("stats JSON"))
+}
+
+/// Arms the random source's injected failures (see the module documentation).
+fn fail_next_draws(request: &Request) -> HandlerResult {
+    let url = request.url().map_err(internal("the hook's URL"))?;
+    let draws = url
+        .query_pairs()
+        .find(|(name, _)| name == "failNextDraws")
+        .and_then(|(_, value)| value.parse::<u32>().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                domain::api::ErrorCode::ValidationFailed,
+                "POST /__test/entropy needs `?failNextDraws=<count>` (a whole number; 0 disarms).",
+            )
+        })?;
+    crate::ids::fail_next_draws(draws);
+    Response::from_json(&serde_json::json!({ "failNextDraws": draws }))
+        .map_err(internal("the hook's answer"))
 }

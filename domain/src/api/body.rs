@@ -35,8 +35,8 @@ pub mod schema_rules {
         schema.insert(
             "oneOf".to_owned(),
             json!([
-                { "required": ["userId"], "properties": { "userId": { "type": "string" }, "login": { "enum": [null], "nullable": true } } },
-                { "required": ["login"], "properties": { "login": { "type": "string" }, "userId": { "enum": [null], "nullable": true } } }
+                { "required": ["userId"], "properties": { "userId": { "type": "string" }, "login": { "type": "null" } } },
+                { "required": ["login"], "properties": { "login": { "type": "string" }, "userId": { "type": "null" } } }
             ]),
         );
     }

@@ -60,10 +60,13 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// The caller made too many changes in a short time (`Retry-After` says when to try again).
     RateLimited,
+    /// The server's cryptographic random source failed, so it could not make the id, token or
+    /// nonce this request needs; nothing was changed. Retry (`Retry-After` says when).
+    EntropyUnavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -86,6 +89,7 @@ impl ErrorCode {
         ErrorCode::GithubNotConfigured,
         ErrorCode::QuotaExceeded,
         ErrorCode::RateLimited,
+        ErrorCode::EntropyUnavailable,
     ];
 
     /// The HTTP status this code is sent with.
@@ -109,7 +113,8 @@ impl ErrorCode {
             ErrorCode::UpstreamFailed => 502,
             ErrorCode::AuthNotConfigured
             | ErrorCode::Unavailable
-            | ErrorCode::GithubNotConfigured => 503,
+            | ErrorCode::GithubNotConfigured
+            | ErrorCode::EntropyUnavailable => 503,
         }
     }
 
@@ -137,9 +142,14 @@ impl ErrorCode {
             ErrorCode::GithubNotConfigured => "github_not_configured",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::EntropyUnavailable => "entropy_unavailable",
         }
     }
 }
+
+/// How long a caller is asked to wait (`Retry-After`) before repeating a request that failed on
+/// the random source: a draw that fails is the runtime's passing trouble, not the request's.
+pub const ENTROPY_UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// An error as the API reports it. Build one with the constructors, then serialize it wrapped in an
 /// [`ErrorEnvelope`].
@@ -175,6 +185,13 @@ impl ApiError {
 
     pub fn status(&self) -> u16 {
         self.code.status()
+    }
+
+    /// Whether repeating the same request may succeed: a rate limit (429) or a failure on our side
+    /// (5xx: the database, the random source, a provider). The run engine retries an inline step
+    /// that failed so; anything else is the request's own fault and fails the step for good.
+    pub fn is_transient(&self) -> bool {
+        self.status() == 429 || self.status() >= 500
     }
 
     pub fn route_not_found(method: &str, path: &str) -> Self {
@@ -228,6 +245,11 @@ impl ApiError {
                 ("upgrade", "websocket".to_owned()),
                 ("connection", "Upgrade".to_owned()),
             ],
+            // Retryable: a failed draw says nothing about the next one.
+            ErrorCode::EntropyUnavailable => vec![(
+                "retry-after",
+                ENTROPY_UNAVAILABLE_RETRY_AFTER_SECONDS.to_string(),
+            )],
             _ => Vec::new(),
         }
     }
@@ -264,6 +286,20 @@ impl ApiError {
     pub fn rule_violated(rule: &str, message: String) -> Self {
         ApiError::new(ErrorCode::RuleViolated, message)
             .with_details(serde_json::json!({ "rule": rule }))
+    }
+
+    /// The random source failed: the request stopped before it changed anything, and is safe to
+    /// repeat (a 503 with `Retry-After`).
+    pub fn entropy_unavailable() -> Self {
+        ApiError::new(
+            ErrorCode::EntropyUnavailable,
+            "The server's random source failed, so it could not make the id or token this request \
+             needs; nothing was changed. Try again in a moment.",
+        )
+        .with_details(serde_json::json!({
+            "retryable": true,
+            "retryAfterSeconds": ENTROPY_UNAVAILABLE_RETRY_AFTER_SECONDS
+        }))
     }
 
     pub fn internal() -> Self {
@@ -306,6 +342,30 @@ mod tests {
                 .contains(&("upgrade", "websocket".to_owned()))
         );
         assert!(ApiError::not_found("x").response_headers().is_empty());
+    }
+
+    #[test]
+    fn a_failed_random_source_is_a_retryable_503_that_says_nothing_changed() {
+        let error = ApiError::entropy_unavailable();
+        assert_eq!(error.status(), 503);
+        assert_eq!(error.code.as_str(), "entropy_unavailable");
+        assert!(error.message.contains("nothing was changed"));
+        assert_eq!(error.details.as_ref().unwrap()["retryable"], true);
+        assert_eq!(
+            error.response_headers(),
+            vec![("retry-after", "1".to_owned())]
+        );
+    }
+
+    #[test]
+    fn server_side_failures_and_rate_limits_are_transient_the_callers_own_are_not() {
+        assert!(ApiError::entropy_unavailable().is_transient());
+        assert!(ApiError::internal().is_transient());
+        assert!(ApiError::new(ErrorCode::RateLimited, "slow down").is_transient());
+        assert!(ApiError::new(ErrorCode::UpstreamFailed, "provider down").is_transient());
+        assert!(!ApiError::invalid_fields(vec![]).is_transient());
+        assert!(!ApiError::new(ErrorCode::ModelNotAllowed, "no").is_transient());
+        assert!(!ApiError::new(ErrorCode::BudgetExhausted, "no room").is_transient());
     }
 
     #[test]

@@ -1,4 +1,8 @@
 //! The OpenAPI 3.1 document, generated from [`ROUTES`](super::routes::ROUTES).
+//!
+//! 3.1's schemas are JSON Schema 2020-12, so they are generated as such (`type: [..., "null"]`,
+//! `prefixItems`, `const`), never with 3.0's `nullable` or tuple `items`: one dialect, the one the
+//! document declares.
 
 use schemars::SchemaGenerator;
 use schemars::generate::SchemaSettings;
@@ -9,7 +13,7 @@ use super::routes::{Operation, ROUTES, RouteAccess, RouteSpec};
 
 /// Builds the whole document. Every route in the table appears exactly once.
 pub fn document() -> Value {
-    let mut generator = SchemaSettings::openapi3().into_generator();
+    let mut generator = schema_settings().into_generator();
     let mut paths = Map::new();
     for route in ROUTES.iter() {
         let operation = operation(route, &mut generator);
@@ -35,6 +39,18 @@ pub fn document() -> Value {
             "schemas": schemas
         }
     })
+}
+
+/// JSON Schema 2020-12 (OpenAPI 3.1's dialect), with the definitions where OpenAPI keeps them. A
+/// flattened body's closed set of fields stays `additionalProperties: false` (also 2020-12) rather
+/// than `unevaluatedProperties`, which fewer tools read.
+fn schema_settings() -> SchemaSettings {
+    SchemaSettings::draft2020_12()
+        .with(|settings| {
+            settings.definitions_path = "/components/schemas".into();
+            settings.meta_schema = None;
+        })
+        .with_transform(schemars::transform::ReplaceUnevaluatedProperties::default())
 }
 
 /// `/workspaces/:id` becomes `/workspaces/{id}`.
@@ -115,8 +131,10 @@ fn operation(route: &RouteSpec, generator: &mut schemars::SchemaGenerator) -> Va
 pub fn error_statuses(route: &RouteSpec) -> Vec<(u16, Vec<ErrorCode>)> {
     use ErrorCode::*;
     // Every route: the dev sign-in answers loopback only (403), and the database or the server's
-    // configuration can fail (503), and a bug is a 500 with the request id.
-    let mut codes = vec![Forbidden, Internal, Unavailable];
+    // configuration can fail (503), and a bug is a 500 with the request id. The random source can
+    // fail on any of them too (503 `entropy_unavailable`, retryable): every request loads the
+    // signing key, which dev mode draws on a deployment's first request, and writes draw ids.
+    let mut codes = vec![Forbidden, Internal, Unavailable, EntropyUnavailable];
     if route.access != RouteAccess::Public {
         codes.extend([Unauthorized, AuthNotConfigured]);
     }
@@ -638,6 +656,41 @@ mod tests {
             .unwrap();
         assert_eq!(model["in"], "query");
         assert_eq!(model["required"], true);
+    }
+
+    /// Every schema speaks OpenAPI 3.1's dialect (JSON Schema 2020-12), as the document declares:
+    /// no 3.0 `nullable`, no 3.0 tuple `items: [..]`, no boolean `exclusiveMinimum`.
+    #[test]
+    fn the_document_is_openapi_3_1_throughout() {
+        fn walk(value: &Value, at: &str) {
+            match value {
+                Value::Object(keywords) => {
+                    for (key, inner) in keywords {
+                        let inner_at = format!("{at}/{key}");
+                        assert_ne!(key, "nullable", "3.0's `nullable` at {inner_at}");
+                        if key == "items" {
+                            assert!(!inner.is_array(), "3.0 tuple `items` at {inner_at}");
+                        }
+                        if key == "exclusiveMinimum" || key == "exclusiveMaximum" {
+                            assert!(inner.is_number(), "3.0 boolean bound at {inner_at}");
+                        }
+                        walk(inner, &inner_at);
+                    }
+                }
+                Value::Array(items) => {
+                    for (index, inner) in items.iter().enumerate() {
+                        walk(inner, &format!("{at}/{index}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let document = document();
+        assert_eq!(document["openapi"], "3.1.0");
+        walk(&document, "");
+        // An optional field is its type or null, the 3.1 way.
+        let update = document["components"]["schemas"]["UpdateBlockRequest"].to_string();
+        assert!(update.contains("\"null\""), "{update}");
     }
 
     #[test]

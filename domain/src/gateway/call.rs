@@ -320,6 +320,22 @@ mod tests {
     }
 
     #[test]
+    fn a_wrongly_typed_stream_is_a_400_naming_the_field_and_null_means_false() {
+        for dialect in [Dialect::OpenAi, Dialect::Anthropic] {
+            let body = json!({"model": "gpt-4o-mini", "stream": "yes", "max_tokens": 10,
+                "messages": [{"role": "user", "content": "hi"}]});
+            let error = plan_call(dialect, &claims("gpt-4o-mini"), &body, &[]).unwrap_err();
+            assert_eq!(error.code, ErrorCode::ValidationFailed);
+            assert_eq!(error.status(), 400);
+            assert_eq!(error.details.unwrap()["problems"][0]["field"], "stream");
+        }
+        let body = json!({"model": "gpt-4o-mini", "stream": null,
+            "messages": [{"role": "user", "content": "hi"}]});
+        let planned = plan_call(Dialect::OpenAi, &claims("gpt-4o-mini"), &body, &[]).unwrap();
+        assert!(!planned.stream);
+    }
+
+    #[test]
     fn a_call_is_planned_with_max_tokens_usage_and_a_bound() {
         let body = json!({"model": "gpt-4o-mini", "stream": true,
             "messages": [{"role": "user", "content": "hi"}]});

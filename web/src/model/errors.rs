@@ -32,7 +32,9 @@ pub fn human_error(status: u16, code: Option<ErrorCode>, server_message: &str) -
         Some(ErrorCode::PayloadTooLarge) => {
             "That is too much text to save in one field. Shorten it and try again.".to_owned()
         }
-        Some(ErrorCode::Unavailable | ErrorCode::AuthNotConfigured) => {
+        Some(
+            ErrorCode::Unavailable | ErrorCode::AuthNotConfigured | ErrorCode::EntropyUnavailable,
+        ) => {
             "The server is not available right now, so your change was not saved. Try again in a moment."
                 .to_owned()
         }

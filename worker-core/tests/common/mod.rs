@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use domain::ids::{AccountId, UserId, WorkspaceId};
-use worker_core::Runtime;
 use worker_core::sqlite::SqliteStore;
+use worker_core::{EntropyUnavailable, Runtime};
 
 /// A clock the test owns and a counter as the random source. A ticking clock moves one millisecond
 /// per reading (so every write gets a distinct time); a fixed one moves only when the test sets it.
@@ -19,6 +19,8 @@ pub struct TestRuntime {
     pub now: Cell<i64>,
     pub counter: Cell<u64>,
     ticking: bool,
+    /// While set, every draw fails as a runtime's crypto source can (`EntropyUnavailable`).
+    pub entropy_fails: Cell<bool>,
 }
 
 impl TestRuntime {
@@ -27,6 +29,7 @@ impl TestRuntime {
             now: Cell::new(start_ms),
             counter: Cell::new(1),
             ticking: true,
+            entropy_fails: Cell::new(false),
         }
     }
 
@@ -35,6 +38,7 @@ impl TestRuntime {
             now: Cell::new(at_ms),
             counter: Cell::new(1),
             ticking: false,
+            entropy_fails: Cell::new(false),
         }
     }
 }
@@ -47,9 +51,12 @@ impl Runtime for TestRuntime {
         self.now.get()
     }
 
-    fn random_bytes(&self) -> [u8; 8] {
+    fn random_bytes(&self) -> Result<[u8; 8], EntropyUnavailable> {
+        if self.entropy_fails.get() {
+            return Err(EntropyUnavailable);
+        }
         self.counter.set(self.counter.get() + 1);
-        self.counter.get().to_be_bytes()
+        Ok(self.counter.get().to_be_bytes())
     }
 }
 

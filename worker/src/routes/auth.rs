@@ -11,7 +11,7 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 
-use crate::auth::{Credential, GithubConfig, issue_session, now_ms, now_seconds};
+use crate::auth::{Credential, GithubConfig, issue_session, now_ms, now_seconds, session_jti};
 use crate::http::{HandlerResult, RequestContext, internal, json, no_content};
 use crate::ids::random_id_bytes;
 use crate::people::{self, accounts_of};
@@ -37,8 +37,10 @@ pub async fn dev_login(context: &RequestContext) -> HandlerResult {
         name: None,
         avatar_url: None,
     };
+    let jti = session_jti()?;
     let (user_id, generation) = people::sign_in(&context.db, &profile).await?;
-    let (token, expires_at) = issue_session(context.auth.signing_key()?, &user_id, generation)?;
+    let (token, expires_at) =
+        issue_session(context.auth.signing_key()?, &user_id, generation, jti)?;
     json(200, &SessionToken { token, expires_at })
 }
 
@@ -346,8 +348,9 @@ pub async fn github_callback(request: &Request, context: &RequestContext) -> Han
         name: github_user.name,
         avatar_url: github_user.avatar_url,
     };
+    let jti = session_jti()?;
     let (user_id, generation) = people::sign_in(&context.db, &profile).await?;
-    let (token, _) = issue_session(context.auth.signing_key()?, &user_id, generation)?;
+    let (token, _) = issue_session(context.auth.signing_key()?, &user_id, generation, jti)?;
     let clear =
         format!("{OAUTH_NONCE_COOKIE}=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0");
     // A board served from another origin (BOARD_ORIGINS) receives the token there; the fragment
