@@ -1,3 +1,4 @@
+use crate::model::fast_hash::FastSet;
 use std::collections::HashSet;
 
 use super::*;
@@ -1106,7 +1107,7 @@ fn an_edge_goes_around_unrelated_blocks_but_not_its_own_containers() {
     );
     let rects = board.absolute_rects();
     let index = SpatialIndex::build(&rects);
-    let drawn: HashSet<BlockId> = rects.keys().cloned().collect();
+    let drawn: FastSet<BlockId> = rects.keys().cloned().collect();
     let obstacles = unrelated_blocks_near(&board, &index, &rects, &drawn, &id(5), &id(7));
     let expected: HashSet<_> = [rects[&id(3)], rects[&id(6)]]
         .iter()
@@ -1155,11 +1156,11 @@ fn far_out_the_draw_walks_only_the_levels_it_shows() {
     let frames = indexes
         .for_detail(Detail::Frames, &all)
         .query(&everywhere, &rects);
-    assert_eq!(frames, HashSet::from([id(1), id(4)]));
+    assert_eq!(frames, FastSet::from_iter([id(1), id(4)]));
     let modules = indexes
         .for_detail(Detail::Modules, &all)
         .query(&everywhere, &rects);
-    assert_eq!(modules, HashSet::from([id(1), id(2), id(4)]));
+    assert_eq!(modules, FastSet::from_iter([id(1), id(2), id(4)]));
     assert_eq!(
         indexes
             .for_detail(Detail::Tasks, &all)
