@@ -51,12 +51,21 @@ fn seed_sql(workspace: &str, frames: usize) -> (String, usize) {
                title: String,
                geometry: (f64, f64, f64, f64),
                status: &str| {
+        let parent_json = parent.map_or("null".to_owned(), |parent| {
+            format!("\"{}\"", block_id(parent))
+        });
         let parent = parent.map_or("NULL".to_owned(), |parent| {
             format!("'{}'", block_id(parent))
         });
         let (x, y, width, height) = geometry;
+        // The snapshot's row, stored with the block as every write stores it (`board_json`), so the
+        // server answers as it does for a board people made.
+        let board_json = format!(
+            "[\"{}\",\"{level}\",{parent_json},\"{title}\",\"{status}\",{x:?},{y:?},{width:?},{height:?},null,false,1,{now}]",
+            block_id(id)
+        );
         format!(
-            "('{workspace}','{}','{level}',{parent},'{title}','','','{status}',{x},{y},{width},{height},NULL,0,1,{now},{now})",
+            "('{workspace}','{}','{level}',{parent},'{title}','','','{status}',{x},{y},{width},{height},NULL,0,1,{now},{now},'{board_json}')",
             block_id(id)
         )
     };
@@ -118,7 +127,7 @@ fn seed_sql(workspace: &str, frames: usize) -> (String, usize) {
     }
     let mut sql = String::new();
     for chunk in rows.chunks(200) {
-        sql.push_str("INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status, x, y, width, height, repo_url, archived, rev, created_at, updated_at) VALUES ");
+        sql.push_str("INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status, x, y, width, height, repo_url, archived, rev, created_at, updated_at, board_json) VALUES ");
         sql.push_str(&chunk.join(","));
         sql.push_str(";\n");
     }
@@ -128,15 +137,16 @@ fn seed_sql(workspace: &str, frames: usize) -> (String, usize) {
         .enumerate()
         .filter(|(n, _)| n % 3 == 0)
         .map(|(n, pair)| {
+            let (from, to) = (block_id(pair[1]), block_id(pair[0]));
             format!(
-                "('{workspace}','edg_{n:016x}','{}','{}',{now})",
-                block_id(pair[1]),
-                block_id(pair[0])
+                "('{workspace}','edg_{n:016x}','{from}','{to}',{now},'[\"edg_{n:016x}\",\"{from}\",\"{to}\",{now}]')"
             )
         })
         .collect();
     for chunk in edges.chunks(500) {
-        sql.push_str("INSERT INTO edges (workspace_id, id, from_id, to_id, created_at) VALUES ");
+        sql.push_str(
+            "INSERT INTO edges (workspace_id, id, from_id, to_id, created_at, board_json) VALUES ",
+        );
         sql.push_str(&chunk.join(","));
         sql.push_str(";\n");
     }
@@ -306,6 +316,8 @@ async fn bench_board_of(frames: usize) {
                  wasmStart: wasm ? wasm.startTime : null, wasmEnd: wasm ? wasm.responseEnd : null,
                  boardStart: board ? board.startTime : null, boardEnd: board ? board.responseEnd : null,
                  boardBytes: board ? board.encodedBodySize : null,
+                 boardServer: board && board.serverTiming
+                   ? board.serverTiming.map(t => `${t.name} ${t.duration.toFixed(0)} ms`).join(', ') : null,
                  fetched: at['board:fetched'] ?? null, parsed: at['board:parsed'] ?? null,
                  built: at['board:built'] ?? null, rendered: at['board:first-render'] ?? null,
                };"#,
@@ -319,13 +331,14 @@ async fn bench_board_of(frames: usize) {
         _ => "?".to_owned(),
     };
     println!(
-        "  where it went (page clock): html by {}   wasm fetched {}   snapshot request {} ({} KB)   parse {}   build the board {}   first render {}   then first frame at {}",
+        "  where it went (page clock): html by {}   wasm fetched {}   snapshot request {} ({} KB; server: {})   parse {}   build the board {}   first render {}   then first frame at {}",
         ms("html").map_or("?".to_owned(), |at| format!("{at:.0} ms")),
         span("wasmStart", "wasmEnd"),
         span("boardStart", "boardEnd"),
         breakdown["boardBytes"]
             .as_f64()
             .map_or("?".to_owned(), |bytes| format!("{:.0}", bytes / 1024.0)),
+        breakdown["boardServer"].as_str().unwrap_or("?"),
         span("fetched", "parsed"),
         span("parsed", "built"),
         span("built", "rendered"),
