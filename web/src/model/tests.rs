@@ -106,6 +106,23 @@ fn a_childs_position_is_relative_to_its_parent() {
 }
 
 #[test]
+fn a_block_whose_parent_is_missing_is_placed_as_if_at_the_top_level() {
+    // A module whose frame this board does not hold (deleted while its event was on the way).
+    let board = board(
+        vec![
+            block(1, Level::Frame, None, 100.0, 100.0, 1),
+            block(2, Level::Module, Some(7), 20.0, 50.0, 1),
+            block(3, Level::Task, Some(2), 10.0, 40.0, 1),
+        ],
+        vec![],
+    );
+    let rects = board.absolute_rects();
+    assert_eq!(rects.len(), 3);
+    assert_eq!((rects[&id(2)].x, rects[&id(2)].y), (20.0, 50.0));
+    assert_eq!((rects[&id(3)].x, rects[&id(3)].y), (30.0, 90.0));
+}
+
+#[test]
 fn events_apply_in_order_and_replays_are_skipped() {
     let mut board = sample();
     let before = full(&board.blocks[&id(3)]);
