@@ -27,6 +27,18 @@ macro_rules! define_id {
 
             /// Parses an id, checking its prefix and shape.
             pub fn parse(text: &str) -> Result<Self, IdError> {
+                Self::check(text)?;
+                Ok($name(text.to_owned()))
+            }
+
+            /// [`Self::parse`] of a string the caller owns, kept as the id without a copy (a board
+            /// snapshot decodes tens of thousands of ids).
+            pub fn parse_owned(text: String) -> Result<Self, IdError> {
+                Self::check(&text)?;
+                Ok($name(text))
+            }
+
+            fn check(text: &str) -> Result<(), IdError> {
                 let rest = text
                     .strip_prefix($prefix)
                     .and_then(|rest| rest.strip_prefix('_'))
@@ -34,7 +46,7 @@ macro_rules! define_id {
                 let well_formed = rest.len() == RANDOM_HEX_LEN
                     && rest.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
                 if well_formed {
-                    Ok($name(text.to_owned()))
+                    Ok(())
                 } else {
                     Err(IdError { kind: $what, expected_prefix: $prefix })
                 }
@@ -60,7 +72,7 @@ macro_rules! define_id {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let text = String::deserialize(deserializer)?;
-                $name::parse(&text).map_err(serde::de::Error::custom)
+                $name::parse_owned(text).map_err(serde::de::Error::custom)
             }
         }
 

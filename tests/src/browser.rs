@@ -404,6 +404,20 @@ impl Browser {
             .collect()
     }
 
+    /// Sends one Chrome DevTools Protocol command to the page (chromedriver's `goog/cdp/execute`) and
+    /// returns its result: the benchmarks read the browser's own counters (script, style, layout time)
+    /// and CPU profiles this way.
+    pub async fn cdp(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.client
+            .issue_cmd(Cdp {
+                body: json!({ "cmd": method, "params": params }).to_string(),
+            })
+            .await
+            .unwrap_or_else(|error| {
+                panic!("chromedriver runs the DevTools command {method}: {error}")
+            })
+    }
+
     /// Ends the WebDriver session (closing Chromium) before the driver is stopped.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
@@ -455,6 +469,29 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
         (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+/// A DevTools Protocol command through chromedriver.
+#[derive(Debug)]
+struct Cdp {
+    body: String,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.clone()))
     }
 }
 

@@ -210,6 +210,12 @@ async fn send_for_bytes(
         .binary()
         .await
         .map_err(ApiFailure::from_transport)?;
+    answer(path, status, bytes)
+}
+
+/// A response's status and body as [`send_for_bytes`] answers them: the body, or the failure it
+/// describes.
+fn answer(path: &str, status: u16, bytes: Vec<u8>) -> Result<(u16, Vec<u8>), ApiFailure> {
     if (200..300).contains(&status) {
         return Ok((status, bytes));
     }
@@ -244,6 +250,40 @@ async fn call<T: DeserializeOwned>(
 }
 
 const NO_BODY: Option<&()> = None;
+
+/// Where `index.html` leaves the board snapshot request it started while the app loaded.
+const PREFETCH_KEY: &str = "__catFactoryBoardPrefetch";
+
+/// The answer to the `GET` of `path` that `index.html` started before the app loaded (ADR 24), taken
+/// once: `None` when there is none, or it was for another URL or token than this call would use
+/// (a `config.json` the page reads differently, a token changed since), or it did not complete — the
+/// caller then sends its own request.
+async fn prefetched(path: &str) -> Option<Result<(u16, Vec<u8>), ApiFailure>> {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+    let window = web_sys::window()?;
+    let key = wasm_bindgen::JsValue::from_str(PREFETCH_KEY);
+    let pending = js_sys::Reflect::get(&window, &key).ok()?;
+    let pending = pending.dyn_into::<js_sys::Promise>().ok()?;
+    let _ = js_sys::Reflect::delete_property(&window, &key);
+    let started = JsFuture::from(pending).await.ok()?;
+    let field = |name: &str| js_sys::Reflect::get(&started, &wasm_bindgen::JsValue::from_str(name));
+    let url = field("url").ok()?.as_string()?;
+    let token_sent = field("token").ok()?.as_string()?;
+    if url != api_origin().url(path) || Some(token_sent) != token() {
+        return None;
+    }
+    let response = field("response").ok()?.dyn_into::<js_sys::Promise>().ok()?;
+    let response = JsFuture::from(response)
+        .await
+        .ok()?
+        .dyn_into::<web_sys::Response>()
+        .ok()?;
+    let status = response.status();
+    let body = JsFuture::from(response.array_buffer().ok()?).await.ok()?;
+    let bytes = js_sys::Uint8Array::new(&body).to_vec();
+    Some(answer(path, status, bytes))
+}
 
 /// `GET /health`. A degraded server answers 503 with a health body, which is still a health report.
 pub async fn health() -> Result<HealthResponse, ApiFailure> {
@@ -292,7 +332,10 @@ pub async fn update_workspace(
 
 pub async fn board(id: &WorkspaceId) -> Result<BoardSnapshot, ApiFailure> {
     let path = format!("/workspaces/{id}/board");
-    let (status, bytes) = send_for_bytes(Method::GET, &path, NO_BODY).await?;
+    let (status, bytes) = match prefetched(&path).await {
+        Some(answer) => answer?,
+        None => send_for_bytes(Method::GET, &path, NO_BODY).await?,
+    };
     crate::perf::mark("board:fetched");
     let snapshot = serde_json::from_slice(&bytes).map_err(|error| ApiFailure {
         status,

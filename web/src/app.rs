@@ -42,6 +42,10 @@ pub struct AppState {
     pub route: Route,
     pub session: Session,
     pub workspaces: Vec<WorkspaceView>,
+    /// Whether `/workspaces` has answered since sign-in (the list may still be empty, or have failed
+    /// to load). The board page waits for it: the person's role there comes from this list, and a
+    /// board drawn before it would show a viewer editing controls for a moment.
+    pub workspaces_loaded: bool,
     pub toasts: Vec<Toast>,
     next_toast: u32,
 }
@@ -52,6 +56,8 @@ pub enum Action {
     SignedIn(Rc<Me>),
     SignedOut,
     Workspaces(Vec<WorkspaceView>),
+    /// `/workspaces` failed: nothing to list, but nothing to wait for either.
+    WorkspacesUnavailable,
     /// A workspace was created or renamed (here or live).
     WorkspaceSaved(WorkspaceView),
     Toast(ToastKind, String),
@@ -69,8 +75,13 @@ impl Reducible for AppState {
             Action::SignedOut => {
                 next.session = Session::SignedOut;
                 next.workspaces.clear();
+                next.workspaces_loaded = false;
             }
-            Action::Workspaces(list) => next.workspaces = list,
+            Action::Workspaces(list) => {
+                next.workspaces = list;
+                next.workspaces_loaded = true;
+            }
+            Action::WorkspacesUnavailable => next.workspaces_loaded = true,
             Action::WorkspaceSaved(view) => {
                 match next
                     .workspaces
@@ -122,7 +133,10 @@ pub fn load_session(app: AppContext) {
                 app.dispatch(Action::SignedIn(Rc::new(me)));
                 match api::workspaces().await {
                     Ok(list) => app.dispatch(Action::Workspaces(list)),
-                    Err(failure) => toast_error(&app, failure.message),
+                    Err(failure) => {
+                        toast_error(&app, failure.message);
+                        app.dispatch(Action::WorkspacesUnavailable);
+                    }
                 }
             }
             Err(failure) => {
@@ -169,6 +183,7 @@ pub fn App() -> Html {
                 Session::SignedOut
             },
             workspaces: Vec::new(),
+            workspaces_loaded: false,
             toasts: Vec::new(),
             next_toast: 0,
         }

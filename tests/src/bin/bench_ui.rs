@@ -11,7 +11,9 @@
 //! `BENCH_UI_SIZES=5000` (comma-separated, multiples of 100) runs other sizes. It also prints the slow
 //! frames per phase of the script, the frames that missed a display frame (> 25 ms), and the canvas's
 //! renders during the script; `BENCH_UI_CSS='.block { box-shadow: none }'` adds style rules before the
-//! script, to try what a paint costs without rebuilding the board (ADR 22).
+//! script, to try what a paint costs without rebuilding the board (ADR 22). It prints the browser's
+//! own counters for the load (script, style, layout time: DevTools' `Performance.getMetrics`), and
+//! `BENCH_UI_PROFILE=1` adds the load's CPU profile, summed by function (ADR 24).
 
 use std::io::Write;
 use std::time::Instant;
@@ -49,12 +51,21 @@ fn seed_sql(workspace: &str, frames: usize) -> (String, usize) {
                title: String,
                geometry: (f64, f64, f64, f64),
                status: &str| {
+        let parent_json = parent.map_or("null".to_owned(), |parent| {
+            format!("\"{}\"", block_id(parent))
+        });
         let parent = parent.map_or("NULL".to_owned(), |parent| {
             format!("'{}'", block_id(parent))
         });
         let (x, y, width, height) = geometry;
+        // The snapshot's row, stored with the block as every write stores it (`board_json`), so the
+        // server answers as it does for a board people made.
+        let board_json = format!(
+            "[\"{}\",\"{level}\",{parent_json},\"{title}\",\"{status}\",{x:?},{y:?},{width:?},{height:?},null,false,1,{now}]",
+            block_id(id)
+        );
         format!(
-            "('{workspace}','{}','{level}',{parent},'{title}','','','{status}',{x},{y},{width},{height},NULL,0,1,{now},{now})",
+            "('{workspace}','{}','{level}',{parent},'{title}','','','{status}',{x},{y},{width},{height},NULL,0,1,{now},{now},'{board_json}')",
             block_id(id)
         )
     };
@@ -116,7 +127,7 @@ fn seed_sql(workspace: &str, frames: usize) -> (String, usize) {
     }
     let mut sql = String::new();
     for chunk in rows.chunks(200) {
-        sql.push_str("INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status, x, y, width, height, repo_url, archived, rev, created_at, updated_at) VALUES ");
+        sql.push_str("INSERT INTO blocks (workspace_id, id, level, parent_id, title, description, requirements, status, x, y, width, height, repo_url, archived, rev, created_at, updated_at, board_json) VALUES ");
         sql.push_str(&chunk.join(","));
         sql.push_str(";\n");
     }
@@ -126,15 +137,16 @@ fn seed_sql(workspace: &str, frames: usize) -> (String, usize) {
         .enumerate()
         .filter(|(n, _)| n % 3 == 0)
         .map(|(n, pair)| {
+            let (from, to) = (block_id(pair[1]), block_id(pair[0]));
             format!(
-                "('{workspace}','edg_{n:016x}','{}','{}',{now})",
-                block_id(pair[1]),
-                block_id(pair[0])
+                "('{workspace}','edg_{n:016x}','{from}','{to}',{now},'[\"edg_{n:016x}\",\"{from}\",\"{to}\",{now}]')"
             )
         })
         .collect();
     for chunk in edges.chunks(500) {
-        sql.push_str("INSERT INTO edges (workspace_id, id, from_id, to_id, created_at) VALUES ");
+        sql.push_str(
+            "INSERT INTO edges (workspace_id, id, from_id, to_id, created_at, board_json) VALUES ",
+        );
         sql.push_str(&chunk.join(","));
         sql.push_str(";\n");
     }
@@ -234,6 +246,23 @@ async fn bench_board_of(frames: usize) {
     // Sign in on the start page (a token in the URL is accepted only from a sign-in this tab began),
     // then time opening the board: the session stays in localStorage.
     browser.dev_sign_in(&server.url("/"), "bench-ui").await;
+    // The browser's own counters (script, style and layout time) around the load, and with
+    // `BENCH_UI_PROFILE=1` a CPU profile of it (what the page's script spent its time in).
+    browser
+        .cdp("Performance.enable", serde_json::json!({}))
+        .await;
+    let metrics_before = browser_metrics(&browser).await;
+    let profiling = std::env::var_os("BENCH_UI_PROFILE").is_some();
+    if profiling {
+        browser.cdp("Profiler.enable", serde_json::json!({})).await;
+        browser
+            .cdp(
+                "Profiler.setSamplingInterval",
+                serde_json::json!({ "interval": 250 }),
+            )
+            .await;
+        browser.cdp("Profiler.start", serde_json::json!({})).await;
+    }
     let loading = Instant::now();
     browser
         .client
@@ -247,6 +276,12 @@ async fn bench_board_of(frames: usize) {
         )
         .await;
     let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
+    let profile = if profiling {
+        Some(browser.cdp("Profiler.stop", serde_json::json!({})).await)
+    } else {
+        None
+    };
+    let metrics_after = browser_metrics(&browser).await;
     // The page's own figure: from navigation start to the first frame after the board was drawn
     // (without the WebDriver round trips the wall clock above includes).
     let page_ms = browser
@@ -281,6 +316,8 @@ async fn bench_board_of(frames: usize) {
                  wasmStart: wasm ? wasm.startTime : null, wasmEnd: wasm ? wasm.responseEnd : null,
                  boardStart: board ? board.startTime : null, boardEnd: board ? board.responseEnd : null,
                  boardBytes: board ? board.encodedBodySize : null,
+                 boardServer: board && board.serverTiming
+                   ? board.serverTiming.map(t => `${t.name} ${t.duration.toFixed(0)} ms`).join(', ') : null,
                  fetched: at['board:fetched'] ?? null, parsed: at['board:parsed'] ?? null,
                  built: at['board:built'] ?? null, rendered: at['board:first-render'] ?? null,
                };"#,
@@ -294,18 +331,41 @@ async fn bench_board_of(frames: usize) {
         _ => "?".to_owned(),
     };
     println!(
-        "  where it went (page clock): html by {}   wasm fetched {}   snapshot request {} ({} KB)   parse {}   build the board {}   first render {}   then first frame at {}",
+        "  where it went (page clock): html by {}   wasm fetched {}   snapshot request {} ({} KB; server: {})   parse {}   build the board {}   first render {}   then first frame at {}",
         ms("html").map_or("?".to_owned(), |at| format!("{at:.0} ms")),
         span("wasmStart", "wasmEnd"),
         span("boardStart", "boardEnd"),
         breakdown["boardBytes"]
             .as_f64()
             .map_or("?".to_owned(), |bytes| format!("{:.0}", bytes / 1024.0)),
+        breakdown["boardServer"].as_str().unwrap_or("?"),
         span("fetched", "parsed"),
         span("parsed", "built"),
         span("built", "rendered"),
         page_ms.map_or("?".to_owned(), |at| format!("{at:.0} ms")),
     );
+    // The counters restart with the new document, or carry on from the sign-in page's: either way the
+    // difference (or, after a restart, the value) is the board page's.
+    let spent = |name: &str| {
+        let after = metrics_after.get(name).copied().unwrap_or_default();
+        let before = metrics_before.get(name).copied().unwrap_or_default();
+        (if after >= before {
+            after - before
+        } else {
+            after
+        }) * 1000.0
+    };
+    println!(
+        "  the browser's main thread during the load: tasks {:.0} ms   script {:.0} ms   style {:.0} ms   layout {:.0} ms   ({} DOM nodes at the end)",
+        spent("TaskDuration"),
+        spent("ScriptDuration"),
+        spent("RecalcStyleDuration"),
+        spent("LayoutDuration"),
+        metrics_after.get("Nodes").copied().unwrap_or_default()
+    );
+    if let Some(profile) = profile {
+        print_profile(&profile["profile"]);
+    }
     let timeline = browser
         .client
         .execute(
@@ -414,4 +474,63 @@ async fn bench_board_of(frames: usize) {
     browser.close().await;
     drop(server);
     let _ = std::fs::remove_dir_all(state);
+}
+
+/// The page's `Performance.getMetrics` counters by name (durations in seconds).
+async fn browser_metrics(browser: &Browser) -> std::collections::HashMap<String, f64> {
+    let value = browser
+        .cdp("Performance.getMetrics", serde_json::json!({}))
+        .await;
+    value["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|metric| {
+            Some((
+                metric["name"].as_str()?.to_owned(),
+                metric["value"].as_f64()?,
+            ))
+        })
+        .collect()
+}
+
+/// The functions the load's CPU profile found the page in most often (self time), top 25.
+fn print_profile(profile: &serde_json::Value) {
+    let (Some(nodes), Some(start), Some(end)) = (
+        profile["nodes"].as_array(),
+        profile["startTime"].as_f64(),
+        profile["endTime"].as_f64(),
+    ) else {
+        println!("  (no CPU profile)");
+        return;
+    };
+    let samples: f64 = nodes
+        .iter()
+        .filter_map(|node| node["hitCount"].as_f64())
+        .sum();
+    let per_sample_ms = (end - start) / 1000.0 / samples.max(1.0);
+    let mut by_function: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    for node in nodes {
+        let frame = &node["callFrame"];
+        let name = frame["functionName"].as_str().unwrap_or_default();
+        let url = frame["url"].as_str().unwrap_or_default();
+        let file = url.rsplit('/').next().unwrap_or_default();
+        let key = if name.is_empty() {
+            format!("(anonymous) {file}")
+        } else if file.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name} {file}")
+        };
+        *by_function.entry(key).or_default() += node["hitCount"].as_f64().unwrap_or_default();
+    }
+    let mut top: Vec<(String, f64)> = by_function.into_iter().collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!(
+        "  CPU profile of the load ({:.0} ms, {samples:.0} samples), self time by function:",
+        (end - start) / 1000.0
+    );
+    for (name, hits) in top.into_iter().take(25) {
+        println!("    {:>7.1} ms  {name}", hits * per_sample_ms);
+    }
 }

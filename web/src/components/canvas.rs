@@ -9,8 +9,9 @@
 //! in view, not the board's size. Dragging a block moves its element with a CSS transform too; the
 //! board changes once, on drop.
 
+use crate::model::fast_hash::{FastMap, FastSet};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use domain::board::{BoardBlock, Edge, Level, Position, Size};
@@ -73,13 +74,13 @@ enum Gesture {
 /// Everything the canvas mutates outside Yew's render cycle.
 pub struct Engine {
     pub board: Board,
-    pub rects: HashMap<BlockId, Rect>,
+    pub rects: FastMap<BlockId, Rect>,
     /// Every block, indexed on first use (hit tests, the closest level of detail, routing): a large
     /// board opens far out, where only `detail_indexes` is needed, so its load does not build this.
     index: std::cell::OnceCell<SpatialIndex>,
     /// What the far-out levels of detail draw, indexed on its own.
     detail_indexes: DetailIndexes,
-    pub summaries: HashMap<BlockId, Summary>,
+    pub summaries: FastMap<BlockId, Summary>,
     /// The rectangle every block lies in (`None`: an empty board): a view beyond it misses nothing.
     content: Option<Rect>,
     /// The top-level blocks (the minimap's frames), found once per board change rather than by a walk
@@ -137,7 +138,7 @@ pub struct Engine {
 #[derive(Default)]
 struct RouteCache {
     layout: Option<(u64, Detail)>,
-    paths: HashMap<EdgeId, ((f64, f64), String)>,
+    paths: FastMap<EdgeId, ((f64, f64), String)>,
     /// A render that ran out of its routing budget asks for another one shortly (kept here so it is
     /// not cancelled by being dropped).
     follow_up: Option<Timeout>,
@@ -161,10 +162,10 @@ impl Engine {
     pub fn new(board: Board) -> Engine {
         let mut engine = Engine {
             board,
-            rects: HashMap::new(),
+            rects: FastMap::default(),
             index: std::cell::OnceCell::new(),
             detail_indexes: DetailIndexes::default(),
-            summaries: HashMap::new(),
+            summaries: FastMap::default(),
             content: None,
             roots: Vec::new(),
             derived_version: u64::MAX,
@@ -567,7 +568,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
     // Until the canvas has measured itself and fitted the board into view, the view is a guess: draw
     // nothing rather than a full-detail corner of a large board that is thrown away a frame later.
     let drawn = if engine.fit_pending {
-        HashSet::new()
+        FastSet::default()
     } else {
         model::blocks_to_draw(
             &engine.board,
@@ -578,7 +579,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         )
     };
     crate::perf::mark("canvas:chose-blocks");
-    let mut children: HashMap<Option<&BlockId>, Vec<&BoardBlock>> = HashMap::new();
+    let mut children: FastMap<Option<&BlockId>, Vec<&BoardBlock>> = FastMap::default();
     for id in &drawn {
         if let Some(block) = engine.board.blocks.get(id) {
             let parent = block
@@ -618,9 +619,10 @@ pub fn Canvas(props: &CanvasProps) -> Html {
         engine.view.css_transform()
     );
     let empty = engine.board.blocks.is_empty();
+    // Not before the fit either: the first (measuring) render stays cheap.
     let minimap = engine
         .minimap
-        .filter(|_| engine.minimap_shown)
+        .filter(|_| engine.minimap_shown && !engine.fit_pending)
         .map(|map| {
             let frames = engine.roots.iter().filter_map(|id| {
                 let frame = engine.board.blocks.get(id)?;
@@ -677,7 +679,7 @@ pub fn Canvas(props: &CanvasProps) -> Html {
 struct DrawContext<'a> {
     engine: &'a Engine,
     queue: &'a CommandQueue,
-    children: &'a HashMap<Option<&'a BlockId>, Vec<&'a BoardBlock>>,
+    children: &'a FastMap<Option<&'a BlockId>, Vec<&'a BoardBlock>>,
     detail: Detail,
     open_markers: &'a BTreeMap<BlockId, OpenMarker>,
 }
@@ -848,7 +850,7 @@ fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
 
-fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_scale: f64) -> Html {
+fn draw_edges(engine: &Engine, drawn: &FastSet<BlockId>, detail: Detail, label_scale: f64) -> Html {
     let shown = |id: &BlockId| {
         engine
             .board
@@ -905,7 +907,7 @@ fn draw_edges(engine: &Engine, drawn: &HashSet<BlockId>, detail: Detail, label_s
     if routes.layout != layout {
         *routes = RouteCache {
             layout,
-            paths: HashMap::new(),
+            paths: FastMap::default(),
             follow_up: None,
         };
     }

@@ -1,7 +1,8 @@
 //! The board of one workspace as the browser holds it: blocks and edges, live events applied in order,
 //! and the summaries the far-out views draw.
 
-use std::collections::{HashMap, HashSet};
+use crate::model::fast_hash::{FastMap, FastSet};
+use std::collections::HashMap;
 
 use domain::api::board::BoardSnapshot;
 use domain::api::runs::RunRecord;
@@ -32,18 +33,18 @@ pub enum Applied {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Board {
     pub workspace: Workspace,
-    pub blocks: HashMap<BlockId, BoardBlock>,
-    pub edges: HashMap<EdgeId, Edge>,
+    pub blocks: FastMap<BlockId, BoardBlock>,
+    pub edges: FastMap<EdgeId, Edge>,
     /// The last event sequence number reflected here (resume the stream from it).
     pub seq: i64,
     /// Bumped on every change, so views can tell cheaply whether they are stale.
     pub version: u64,
     /// The latest run of each task (loaded after the snapshot, kept live by `run.*` events).
-    pub runs: HashMap<BlockId, RunRecord>,
+    pub runs: FastMap<BlockId, RunRecord>,
     /// What was spent this month, per block and in all (kept live by `spend.changed`).
     pub spend: super::spend::SpendTally,
     /// Each block's GitHub state (loaded after the snapshot, kept live by `block.github`).
-    pub github: HashMap<BlockId, domain::api::github::BlockGithub>,
+    pub github: FastMap<BlockId, domain::api::github::BlockGithub>,
 }
 
 impl Board {
@@ -65,9 +66,9 @@ impl Board {
                 .collect(),
             seq: snapshot.seq,
             version: 0,
-            runs: HashMap::new(),
+            runs: FastMap::default(),
             spend: super::spend::SpendTally::default(),
-            github: HashMap::new(),
+            github: FastMap::default(),
         }
     }
 
@@ -108,7 +109,7 @@ impl Board {
 
     /// Removes a block, its subtree and every edge touching them.
     pub fn remove_subtree(&mut self, root: &BlockId) -> Applied {
-        let doomed: HashSet<BlockId> = self.subtree(root).into_iter().collect();
+        let doomed: FastSet<BlockId> = self.subtree(root).into_iter().collect();
         if doomed.is_empty() {
             return Applied::Ignored;
         }
@@ -162,7 +163,7 @@ impl Board {
                 for id in deleted_edge_ids {
                     changed |= self.edges.remove(id).is_some();
                 }
-                let gone: HashSet<&BlockId> = deleted_block_ids.iter().collect();
+                let gone: FastSet<&BlockId> = deleted_block_ids.iter().collect();
                 let before = self.edges.len();
                 self.edges
                     .retain(|_, edge| !gone.contains(&edge.from) && !gone.contains(&edge.to));
@@ -240,8 +241,8 @@ impl Board {
         out
     }
 
-    fn children_map(&self) -> HashMap<BlockId, Vec<BlockId>> {
-        let mut map: HashMap<BlockId, Vec<BlockId>> = HashMap::new();
+    fn children_map(&self) -> FastMap<BlockId, Vec<BlockId>> {
+        let mut map: FastMap<BlockId, Vec<BlockId>> = FastMap::default();
         for block in self.blocks.values() {
             if let Some(parent) = &block.parent_id {
                 map.entry(parent.clone())
@@ -301,46 +302,55 @@ impl Board {
         })
     }
 
-    /// Every block's world rectangle as drawn, computed in one pass (parents before children). A
-    /// container a child sticks out of is drawn grown to hold it ([`super::layout::drawn_sizes`]).
-    pub fn absolute_rects(&self) -> HashMap<BlockId, Rect> {
+    /// Every block's world rectangle as drawn. A container a child sticks out of is drawn grown to hold
+    /// it ([`super::layout::drawn_sizes`]).
+    ///
+    /// Each block's origin is the sum of its ancestors' positions, found by walking up from the block
+    /// (levels nest three deep, so two or three lookups), with no map of children and no copied ids but
+    /// the key each rectangle is stored under: a 20,000-block board's load runs this over every block.
+    /// A block whose parent is missing is placed as if it were at the top level.
+    pub fn absolute_rects(&self) -> FastMap<BlockId, Rect> {
         let grown = super::layout::drawn_sizes(self);
-        let children = self.children_map();
-        let mut rects = HashMap::with_capacity(self.blocks.len());
-        let mut stack: Vec<(BlockId, f64, f64)> = self
-            .blocks
-            .values()
-            .filter(|block| {
-                block
+        let mut rects = FastMap::with_capacity_and_hasher(
+            self.blocks.len(),
+            std::hash::BuildHasherDefault::default(),
+        );
+        for block in self.blocks.values() {
+            let (mut x, mut y) = (block.position.x, block.position.y);
+            let mut parent = block.parent_id.as_ref().and_then(|id| self.blocks.get(id));
+            let mut steps = 0;
+            while let Some(ancestor) = parent {
+                x += ancestor.position.x;
+                y += ancestor.position.y;
+                steps += 1;
+                if steps > 64 {
+                    break;
+                }
+                parent = ancestor
                     .parent_id
                     .as_ref()
-                    .is_none_or(|parent| !self.blocks.contains_key(parent))
-            })
-            .map(|block| (block.id.clone(), 0.0, 0.0))
-            .collect();
-        while let Some((id, origin_x, origin_y)) = stack.pop() {
-            let Some(block) = self.blocks.get(&id) else {
-                continue;
-            };
-            let size = grown.get(&id).copied().unwrap_or(block.size);
-            let rect = Rect {
-                x: origin_x + block.position.x,
-                y: origin_y + block.position.y,
-                width: size.width,
-                height: size.height,
-            };
-            if let Some(kids) = children.get(&id) {
-                for kid in kids {
-                    stack.push((kid.clone(), rect.x, rect.y));
-                }
+                    .and_then(|id| self.blocks.get(id));
             }
-            rects.insert(id, rect);
+            let size = if grown.is_empty() {
+                block.size
+            } else {
+                grown.get(&block.id).copied().unwrap_or(block.size)
+            };
+            rects.insert(
+                block.id.clone(),
+                Rect {
+                    x,
+                    y,
+                    width: size.width,
+                    height: size.height,
+                },
+            );
         }
         rects
     }
 
     /// The bounds of everything on the board.
-    pub fn bounds(&self, rects: &HashMap<BlockId, Rect>) -> Option<Rect> {
+    pub fn bounds(&self, rects: &FastMap<BlockId, Rect>) -> Option<Rect> {
         rects.values().copied().reduce(|a, b| a.union(&b))
     }
 
@@ -365,8 +375,8 @@ impl Board {
 
     /// For every frame and module: how many modules and tasks lie under it and their status mix, in one
     /// pass over the board (the far-out views draw these instead of the blocks themselves).
-    pub fn summaries(&self) -> HashMap<BlockId, Summary> {
-        let mut summaries: HashMap<BlockId, Summary> = HashMap::new();
+    pub fn summaries(&self) -> FastMap<BlockId, Summary> {
+        let mut summaries: FastMap<BlockId, Summary> = FastMap::default();
         for block in self.blocks.values() {
             if block.archived || block.level == Level::Frame {
                 continue;
@@ -379,7 +389,9 @@ impl Board {
                 if !summaries.contains_key(id) {
                     summaries.insert(id.clone(), Summary::default());
                 }
-                let summary = summaries.get_mut(id).expect("inserted above");
+                let Some(summary) = summaries.get_mut(id) else {
+                    break;
+                };
                 match block.level {
                     Level::Module => summary.modules += 1,
                     Level::Task => {
@@ -405,7 +417,7 @@ impl Board {
     /// ([`super::drop_target::drop_target`]) over every block at every level of detail.
     pub fn drop_target(
         &self,
-        rects: &HashMap<BlockId, Rect>,
+        rects: &FastMap<BlockId, Rect>,
         x: f64,
         y: f64,
         dragged: &BlockId,

@@ -4,6 +4,7 @@
 //! between the copied blocks; a dependency to a block outside the copy is left behind. Pasted blocks
 //! are created parents first under new ids, the same way an undone deletion comes back.
 
+use crate::model::fast_hash::FastSet;
 use std::collections::{HashMap, HashSet};
 
 use domain::board::{BoardBlock, Edge, Position, check_parent_level};
@@ -22,7 +23,7 @@ pub struct Clip {
 impl Clip {
     /// The blocks whose parent is not in the copy.
     pub fn roots(&self) -> Vec<&BoardBlock> {
-        let ids: HashSet<&BlockId> = self.blocks.iter().map(|block| &block.id).collect();
+        let ids: FastSet<&BlockId> = self.blocks.iter().map(|block| &block.id).collect();
         self.blocks
             .iter()
             .filter(|block| {
@@ -100,7 +101,7 @@ pub fn paste_plan(
             Some(block)
         }
     });
-    let root_ids: HashSet<BlockId> = clip.roots().iter().map(|root| root.id.clone()).collect();
+    let root_ids: FastSet<BlockId> = clip.roots().iter().map(|root| root.id.clone()).collect();
     // Per target container: where the first root landed, and where that root was.
     let mut landings: HashMap<Option<BlockId>, (Position, Position)> = HashMap::new();
     let mut planned = Vec::with_capacity(clip.blocks.len());

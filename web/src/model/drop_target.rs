@@ -2,7 +2,7 @@
 //! connecting and double-clicking, and that the tests check. (There used to be two, which broke ties
 //! differently.)
 
-use std::collections::HashMap;
+use crate::model::fast_hash::FastMap;
 
 use domain::board::{Level, check_parent_level};
 use domain::ids::BlockId;
@@ -16,7 +16,7 @@ use super::{Board, Rect};
 pub fn block_under_point(
     board: &Board,
     candidates: impl IntoIterator<Item = BlockId>,
-    rects: &HashMap<BlockId, Rect>,
+    rects: &FastMap<BlockId, Rect>,
     (x, y): (f64, f64),
     exclude: Option<&BlockId>,
     shown: impl Fn(Level) -> bool,
@@ -50,7 +50,7 @@ pub fn block_under_point(
 pub fn drop_target(
     board: &Board,
     candidates: impl IntoIterator<Item = BlockId>,
-    rects: &HashMap<BlockId, Rect>,
+    rects: &FastMap<BlockId, Rect>,
     point: (f64, f64),
     dragged: &BlockId,
     shown: impl Fn(Level) -> bool,

@@ -1,7 +1,8 @@
 //! Canvas geometry: rectangles, the spatial index, the view transform, level of detail, what to draw
 //! and when to redraw, edge curves.
 
-use std::collections::{HashMap, HashSet};
+use crate::model::fast_hash::{FastMap, FastSet};
+use std::collections::HashSet;
 
 use domain::board::{Edge, Level, Size};
 use domain::ids::{BlockId, EdgeId};
@@ -74,35 +75,45 @@ impl Rect {
 #[derive(Debug, Default)]
 pub struct SpatialIndex {
     cell: f64,
-    buckets: HashMap<(i32, i32), Vec<BlockId>>,
+    buckets: FastMap<(i32, i32), Vec<BlockId>>,
 }
 
 impl SpatialIndex {
     pub const CELL: f64 = 1024.0;
 
-    pub fn build(rects: &HashMap<BlockId, Rect>) -> SpatialIndex {
+    pub fn build(rects: &FastMap<BlockId, Rect>) -> SpatialIndex {
         Self::build_where(rects, |_| true)
     }
 
     /// An index of only the blocks `keep` accepts (e.g. the frames: far out, a query then walks the
     /// few hundred frames instead of every task of a large board).
     pub fn build_where(
-        rects: &HashMap<BlockId, Rect>,
+        rects: &FastMap<BlockId, Rect>,
         keep: impl Fn(&BlockId) -> bool,
     ) -> SpatialIndex {
-        let mut index = SpatialIndex {
-            cell: Self::CELL,
-            buckets: HashMap::new(),
-        };
+        let mut index = SpatialIndex::empty();
         for (id, rect) in rects.iter().filter(|(id, _)| keep(id)) {
-            let (x0, y0, x1, y1) = index.cells(rect);
-            for cx in x0..=x1 {
-                for cy in y0..=y1 {
-                    index.buckets.entry((cx, cy)).or_default().push(id.clone());
-                }
-            }
+            index.insert(id, rect);
         }
         index
+    }
+
+    /// An index holding nothing yet.
+    pub fn empty() -> SpatialIndex {
+        SpatialIndex {
+            cell: Self::CELL,
+            buckets: FastMap::default(),
+        }
+    }
+
+    /// Adds a block at `rect` to every cell it overlaps.
+    pub fn insert(&mut self, id: &BlockId, rect: &Rect) {
+        let (x0, y0, x1, y1) = self.cells(rect);
+        for cx in x0..=x1 {
+            for cy in y0..=y1 {
+                self.buckets.entry((cx, cy)).or_default().push(id.clone());
+            }
+        }
     }
 
     /// The inclusive cell range a rectangle covers (clamped, so a huge rectangle stays cheap).
@@ -117,9 +128,9 @@ impl SpatialIndex {
     }
 
     /// Every block whose rectangle overlaps `area`.
-    pub fn query(&self, area: &Rect, rects: &HashMap<BlockId, Rect>) -> HashSet<BlockId> {
+    pub fn query(&self, area: &Rect, rects: &FastMap<BlockId, Rect>) -> FastSet<BlockId> {
         let (x0, y0, x1, y1) = self.cells(area);
-        let mut found = HashSet::new();
+        let mut found = FastSet::default();
         if (x1 - x0 + 1) as i64 * (y1 - y0 + 1) as i64 > self.buckets.len() as i64 {
             // Zoomed far out: walking the buckets is cheaper than walking the empty cells.
             for ids in self.buckets.values() {
@@ -149,14 +160,25 @@ pub struct DetailIndexes {
 }
 
 impl DetailIndexes {
-    pub fn build(board: &Board, rects: &HashMap<BlockId, Rect>) -> DetailIndexes {
-        let level_of = |id: &BlockId| board.blocks.get(id).map(|block| block.level);
-        DetailIndexes {
-            frames: SpatialIndex::build_where(rects, |id| level_of(id) == Some(Level::Frame)),
-            frames_and_modules: SpatialIndex::build_where(rects, |id| {
-                matches!(level_of(id), Some(Level::Frame | Level::Module))
-            }),
+    /// One pass over the blocks (their level is at hand there), indexing only the frames and modules.
+    pub fn build(board: &Board, rects: &FastMap<BlockId, Rect>) -> DetailIndexes {
+        let mut indexes = DetailIndexes {
+            frames: SpatialIndex::empty(),
+            frames_and_modules: SpatialIndex::empty(),
+        };
+        for block in board.blocks.values() {
+            if block.level == Level::Task {
+                continue;
+            }
+            let Some(rect) = rects.get(&block.id) else {
+                continue;
+            };
+            if block.level == Level::Frame {
+                indexes.frames.insert(&block.id, rect);
+            }
+            indexes.frames_and_modules.insert(&block.id, rect);
         }
+        indexes
     }
 
     /// The index holding exactly what `detail` can draw (`all` holds every block).
@@ -407,11 +429,11 @@ pub fn overlap(a: &Rect, b: &Rect) -> Option<Rect> {
 pub fn blocks_to_draw(
     board: &Board,
     index: &SpatialIndex,
-    rects: &HashMap<BlockId, Rect>,
+    rects: &FastMap<BlockId, Rect>,
     area: &Rect,
     detail: Detail,
-) -> HashSet<BlockId> {
-    let mut draw = HashSet::new();
+) -> FastSet<BlockId> {
+    let mut draw = FastSet::default();
     for id in index.query(area, rects) {
         let Some(block) = board.blocks.get(&id) else {
             continue;
@@ -435,7 +457,7 @@ pub fn blocks_to_draw(
 
 /// The edges to draw: both ends drawn at this detail, and at least one end in view (an edge between two
 /// off-screen blocks is skipped).
-pub fn edges_to_draw<'a>(board: &'a Board, drawn: &HashSet<BlockId>) -> Vec<&'a Edge> {
+pub fn edges_to_draw<'a>(board: &'a Board, drawn: &FastSet<BlockId>) -> Vec<&'a Edge> {
     let mut edges: Vec<&Edge> = board
         .edges
         .values()
@@ -448,7 +470,7 @@ pub fn edges_to_draw<'a>(board: &'a Board, drawn: &HashSet<BlockId>) -> Vec<&'a 
 /// Side-by-side lanes for edges that would otherwise be drawn on top of each other: dependencies both
 /// ways between the same two blocks get lanes 1 and -1 (drawn apart, across the line's direction);
 /// every other edge keeps lane 0.
-pub fn coincident_lanes(edges: &[&Edge]) -> HashMap<EdgeId, i8> {
+pub fn coincident_lanes(edges: &[&Edge]) -> FastMap<EdgeId, i8> {
     let pairs: HashSet<(&BlockId, &BlockId)> =
         edges.iter().map(|edge| (&edge.from, &edge.to)).collect();
     edges

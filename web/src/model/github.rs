@@ -5,7 +5,7 @@
 //! A block's GitHub state arrives whole in every `block.github` event and in
 //! `GET /workspaces/:id/github/blocks` on load, so the board keeps the latest per block.
 
-use std::collections::HashMap;
+use crate::model::fast_hash::FastMap;
 
 use domain::api::ErrorCode;
 use domain::api::github::{BlockGithub, GithubInstallationView, PullRequestView};
@@ -26,7 +26,7 @@ pub struct GithubLine {
 }
 
 /// Stores a block's state as a `block.github` event or the load carried it. `true` when it changed.
-pub fn store_state(states: &mut HashMap<BlockId, BlockGithub>, state: BlockGithub) -> bool {
+pub fn store_state(states: &mut FastMap<BlockId, BlockGithub>, state: BlockGithub) -> bool {
     if states.get(&state.block_id) == Some(&state) {
         return false;
     }
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn the_latest_state_replaces_the_older_and_an_identical_one_changes_nothing() {
-        let mut states = HashMap::new();
+        let mut states = FastMap::default();
         let first = state_with(Some(pull_request(PullRequestState::Open, "pending", &[])));
         assert!(store_state(&mut states, first.clone()));
         assert!(!store_state(&mut states, first));

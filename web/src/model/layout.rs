@@ -1,7 +1,7 @@
 //! Containers that fit: a frame or module grows to hold what is put in it, and a block dropped into a
 //! new parent lands in free space there, never under a sibling.
 
-use std::collections::HashMap;
+use crate::model::fast_hash::FastMap;
 
 use domain::board::{Position, Size};
 use domain::ids::BlockId;
@@ -34,8 +34,8 @@ pub fn grown_to_fit(board: &Board, container: &BlockId) -> Option<Size> {
 /// child that fits changes nothing, so a board laid out by hand is drawn exactly as stored. A grown
 /// module can push out of its frame in turn: each pass carries growth one level up (levels nest three
 /// deep). Drawing only: the stored size changes when someone resizes or drops into the container.
-pub fn drawn_sizes(board: &Board) -> HashMap<BlockId, Size> {
-    let mut grown: HashMap<BlockId, Size> = HashMap::new();
+pub fn drawn_sizes(board: &Board) -> FastMap<BlockId, Size> {
+    let mut grown: FastMap<BlockId, Size> = FastMap::default();
     for _ in 0..4 {
         let mut changed = false;
         for block in board.blocks.values().filter(|block| !block.archived) {

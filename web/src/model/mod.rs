@@ -11,6 +11,7 @@
 //! - `selection`: one block or several (shift-click, marquee);
 //! - `clipboard`: what a copy holds (subtrees and the edges inside them) and where a paste lands;
 //! - `commands` and `keys`: what the page can be asked to do, and which key asks for what;
+//! - `fast_hash`: the cheap hasher of the maps keyed by ids (a large board's load is mostly map work);
 //! - `finder`: which blocks match a title typed into Ctrl+K, best first;
 //! - `menu`: what the context menu offers on a block or on empty canvas;
 //! - `minimap`: the whole board drawn small, and the view a click on it asks for;
@@ -35,6 +36,7 @@ pub mod config;
 pub mod drop_target;
 pub mod edit;
 pub mod errors;
+pub mod fast_hash;
 pub mod finder;
 mod geometry;
 pub mod github;
@@ -51,6 +53,7 @@ pub mod spend;
 pub mod undo;
 
 pub use board::*;
+pub use fast_hash::{FastMap, FastSet};
 pub use geometry::*;
 pub use selection::blocks_in_marquee;
 

@@ -8,8 +8,9 @@
 //! route costs a few thousand grid steps whatever the board's size; the canvas routes only the edges
 //! it draws and caches the routes per board version and level of detail.
 
+use crate::model::fast_hash::{FastMap, FastSet};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 
 use domain::ids::{BlockId, EdgeId};
 
@@ -123,7 +124,7 @@ pub struct EdgeEnds<'a> {
 /// Spreads the edges that meet a block on the same side along that side, in the order of where their
 /// other ends are, so lines into one block fan out instead of meeting in one point (and two edges both
 /// ways between the same blocks are drawn apart). Returns each edge's offsets at its `from` and `to`.
-pub fn port_offsets(edges: &[EdgeEnds<'_>]) -> HashMap<EdgeId, (f64, f64)> {
+pub fn port_offsets(edges: &[EdgeEnds<'_>]) -> FastMap<EdgeId, (f64, f64)> {
     // (block, side) → [(position of the other end along the side, edge index, is the `from` end)]
     type PortUse = (f64, usize, bool);
     let mut groups: HashMap<(&BlockId, Side), Vec<PortUse>> = HashMap::new();
@@ -177,15 +178,15 @@ const SEARCH_MARGIN: f64 = 160.0;
 pub fn unrelated_blocks_near(
     board: &Board,
     index: &SpatialIndex,
-    rects: &HashMap<BlockId, Rect>,
-    drawn: &HashSet<BlockId>,
+    rects: &FastMap<BlockId, Rect>,
+    drawn: &FastSet<BlockId>,
     from: &BlockId,
     to: &BlockId,
 ) -> Vec<Rect> {
     let (Some(from_rect), Some(to_rect)) = (rects.get(from), rects.get(to)) else {
         return Vec::new();
     };
-    let mut related: HashSet<&BlockId> = HashSet::new();
+    let mut related: FastSet<&BlockId> = FastSet::default();
     for end in [from, to] {
         let mut current = board.blocks.get(end);
         for _ in 0..64 {

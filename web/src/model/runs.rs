@@ -5,7 +5,7 @@
 //! The panel and the canvas only draw what these functions decide; every rule here is plain data in,
 //! plain data out, so it is tested without a browser.
 
-use std::collections::HashMap;
+use crate::model::fast_hash::FastMap;
 
 use domain::api::ErrorCode;
 use domain::api::runs::RunRecord;
@@ -18,8 +18,8 @@ use domain::run::{
 use domain::spend::{CatalogListing, MicroDollars, catalog_model};
 
 /// The latest run of each block, from `GET /workspaces/:id/runs` (newest first).
-pub fn latest_per_block(runs: Vec<RunRecord>) -> HashMap<BlockId, RunRecord> {
-    let mut latest: HashMap<BlockId, RunRecord> = HashMap::new();
+pub fn latest_per_block(runs: Vec<RunRecord>) -> FastMap<BlockId, RunRecord> {
+    let mut latest: FastMap<BlockId, RunRecord> = FastMap::default();
     for run in runs {
         let newer = latest.get(&run.block_id).is_none_or(|held| {
             (run.created_at, run.id.as_str()) > (held.created_at, held.id.as_str())
@@ -33,7 +33,7 @@ pub fn latest_per_block(runs: Vec<RunRecord>) -> HashMap<BlockId, RunRecord> {
 
 /// Whether a run event names a run the board does not hold yet (someone started one, or the board
 /// loaded before it existed): the page then fetches that run once with `GET …/runs/:id`.
-pub fn needs_fetch(runs: &HashMap<BlockId, RunRecord>, event: &RunEventRecord) -> bool {
+pub fn needs_fetch(runs: &FastMap<BlockId, RunRecord>, event: &RunEventRecord) -> bool {
     runs.get(&event.block_id)
         .is_none_or(|held| held.id != event.run_id)
 }
@@ -41,7 +41,7 @@ pub fn needs_fetch(runs: &HashMap<BlockId, RunRecord>, event: &RunEventRecord) -
 /// Stores a run the API answered with (a start, an action's answer, a fetch), unless the board
 /// already holds something newer for its block: a later run, or this run with a later change (live
 /// events that arrived while the request was out). Returns whether it was stored.
-pub fn store_run(runs: &mut HashMap<BlockId, RunRecord>, run: RunRecord) -> bool {
+pub fn store_run(runs: &mut FastMap<BlockId, RunRecord>, run: RunRecord) -> bool {
     let keep_held = runs.get(&run.block_id).is_some_and(|held| {
         (held.created_at, held.id.as_str()) > (run.created_at, run.id.as_str())
             || (held.id == run.id && held.summary.updated_at_ms > run.summary.updated_at_ms)
@@ -65,7 +65,7 @@ pub enum RunApplied {
 /// the event says (never counts), so an event that the fetched run already reflects changes nothing
 /// when it is applied again.
 pub fn apply_run_event(
-    runs: &mut HashMap<BlockId, RunRecord>,
+    runs: &mut FastMap<BlockId, RunRecord>,
     event: &RunEventRecord,
     at_ms: i64,
 ) -> RunApplied {
@@ -587,8 +587,8 @@ mod tests {
         }
     }
 
-    fn held(run: RunRecord) -> HashMap<BlockId, RunRecord> {
-        HashMap::from([(run.block_id.clone(), run)])
+    fn held(run: RunRecord) -> FastMap<BlockId, RunRecord> {
+        FastMap::from_iter([(run.block_id.clone(), run)])
     }
 
     #[test]
@@ -605,7 +605,7 @@ mod tests {
 
     #[test]
     fn an_answer_older_than_what_the_stream_told_is_not_stored_over_it() {
-        let mut runs = HashMap::new();
+        let mut runs = FastMap::default();
         assert!(store_run(&mut runs, quick_run(1, 1, "running", 10)));
         // The stream moved the run on while a request was out.
         apply_run_event(

@@ -1,6 +1,6 @@
 //! Selecting several blocks: shift-click toggles one, a marquee takes what it covers.
 
-use std::collections::HashMap;
+use crate::model::fast_hash::FastMap;
 
 use domain::board::Level;
 use domain::ids::{BlockId, EdgeId};
@@ -58,7 +58,7 @@ impl Selection {
 pub fn blocks_in_marquee(
     board: &Board,
     index: &SpatialIndex,
-    rects: &HashMap<BlockId, Rect>,
+    rects: &FastMap<BlockId, Rect>,
     area: &Rect,
     shown: impl Fn(Level) -> bool,
 ) -> Vec<BlockId> {

@@ -1,7 +1,7 @@
 //! What has been spent, as the board shows it: per block (the run panel) and for the whole workspace
 //! this month (the toolbar), loaded from the spend routes and kept live by `spend.changed` events.
 
-use std::collections::HashMap;
+use crate::model::fast_hash::FastMap;
 
 use domain::ids::BlockId;
 use domain::spend::{AccountSpend, MicroDollars, SettledCall, SpendLine};
@@ -9,7 +9,7 @@ use domain::spend::{AccountSpend, MicroDollars, SettledCall, SpendLine};
 /// The workspace's spend this month and the account's budget, when the person may see it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpendTally {
-    pub by_block: HashMap<BlockId, BlockSpend>,
+    pub by_block: FastMap<BlockId, BlockSpend>,
     /// Everything the workspace spent this month (calls tied to no block included).
     pub workspace: MicroDollars,
     /// The account's budget (`None`: not loaded, or the person is not a member of the account).

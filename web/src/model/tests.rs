@@ -1,3 +1,4 @@
+use crate::model::fast_hash::FastSet;
 use std::collections::HashSet;
 
 use super::*;
@@ -104,6 +105,23 @@ fn a_childs_position_is_relative_to_its_parent() {
     let rects = board.absolute_rects();
     assert_eq!(rects[&id(3)].x, 130.0);
     assert_eq!(rects[&id(5)].x, 5010.0);
+}
+
+#[test]
+fn a_block_whose_parent_is_missing_is_placed_as_if_at_the_top_level() {
+    // A module whose frame this board does not hold (deleted while its event was on the way).
+    let board = board(
+        vec![
+            block(1, Level::Frame, None, 100.0, 100.0, 1),
+            block(2, Level::Module, Some(7), 20.0, 50.0, 1),
+            block(3, Level::Task, Some(2), 10.0, 40.0, 1),
+        ],
+        vec![],
+    );
+    let rects = board.absolute_rects();
+    assert_eq!(rects.len(), 3);
+    assert_eq!((rects[&id(2)].x, rects[&id(2)].y), (20.0, 50.0));
+    assert_eq!((rects[&id(3)].x, rects[&id(3)].y), (30.0, 90.0));
 }
 
 #[test]
@@ -1108,7 +1126,7 @@ fn an_edge_goes_around_unrelated_blocks_but_not_its_own_containers() {
     );
     let rects = board.absolute_rects();
     let index = SpatialIndex::build(&rects);
-    let drawn: HashSet<BlockId> = rects.keys().cloned().collect();
+    let drawn: FastSet<BlockId> = rects.keys().cloned().collect();
     let obstacles = unrelated_blocks_near(&board, &index, &rects, &drawn, &id(5), &id(7));
     let expected: HashSet<_> = [rects[&id(3)], rects[&id(6)]]
         .iter()
@@ -1157,11 +1175,11 @@ fn far_out_the_draw_walks_only_the_levels_it_shows() {
     let frames = indexes
         .for_detail(Detail::Frames, &all)
         .query(&everywhere, &rects);
-    assert_eq!(frames, HashSet::from([id(1), id(4)]));
+    assert_eq!(frames, FastSet::from_iter([id(1), id(4)]));
     let modules = indexes
         .for_detail(Detail::Modules, &all)
         .query(&everywhere, &rects);
-    assert_eq!(modules, HashSet::from([id(1), id(2), id(4)]));
+    assert_eq!(modules, FastSet::from_iter([id(1), id(2), id(4)]));
     assert_eq!(
         indexes
             .for_detail(Detail::Tasks, &all)

@@ -10,7 +10,7 @@
 //! step that named the old ids is rewritten to the new ones ([`UndoStack::remap_block`],
 //! [`UndoStack::remap_edge`]), so the undo after that one still finds its block.
 
-use std::collections::HashMap;
+use crate::model::fast_hash::FastMap;
 
 use domain::api::board::{CreateBlockRequest, CreateEdgeRequest};
 use domain::board::{BoardBlock, Edge, Position};
@@ -176,7 +176,7 @@ impl UndoStack {
 /// re-created parents first, so a child's parent already has its new id).
 pub fn recreate_request(
     block: &BoardBlock,
-    new_ids: &HashMap<BlockId, BlockId>,
+    new_ids: &FastMap<BlockId, BlockId>,
 ) -> CreateBlockRequest {
     let parent = block
         .parent_id
@@ -198,7 +198,7 @@ pub fn recreate_request(
 /// The request that re-creates a deleted edge between the (possibly re-created) blocks.
 pub fn recreate_edge_request(
     edge: &Edge,
-    new_ids: &HashMap<BlockId, BlockId>,
+    new_ids: &FastMap<BlockId, BlockId>,
 ) -> CreateEdgeRequest {
     let map = |id: &BlockId| new_ids.get(id).unwrap_or(id).clone();
     CreateEdgeRequest {
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_deleted_subtree_is_recreated_parents_first_under_new_ids() {
-        let mut new_ids = HashMap::new();
+        let mut new_ids = FastMap::default();
         let frame = recreate_request(&block(1, None), &new_ids);
         assert_eq!(frame.parent_id, None);
         new_ids.insert(id(1), id(11));

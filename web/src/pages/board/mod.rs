@@ -362,7 +362,10 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         );
     }
 
-    let Some(shared) = (*engine).clone() else {
+    // The board waits for the workspace list too: the person's role (a viewer's read-only board)
+    // comes from it, and the snapshot may now arrive first (`index.html` starts it early).
+    let shared = (*engine).clone().filter(|_| app.workspaces_loaded);
+    let Some(shared) = shared else {
         return match &*failed {
             // A board the caller may not see answers 404, whether or not it exists.
             Some(failure) if failure.status == 404 || failure.status == 403 => {

@@ -5,8 +5,9 @@
 //! Every method here runs from the command queue, so no event handler holds the engine while it does;
 //! each method still keeps its own borrows to single statements.
 
+use crate::model::fast_hash::FastMap;
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use domain::api::ErrorCode;
@@ -46,7 +47,7 @@ type LaneJob = Box<dyn FnOnce(LaneTurn)>;
 
 #[derive(Default)]
 pub struct WriteLanes {
-    waiting: RefCell<HashMap<BlockId, VecDeque<LaneJob>>>,
+    waiting: RefCell<FastMap<BlockId, VecDeque<LaneJob>>>,
 }
 
 /// Held by the write whose turn it is; dropping it starts the next write to the same block.
@@ -842,7 +843,7 @@ impl Ops {
     fn recreate(&self, blocks: Vec<BoardBlock>, edges: Vec<Edge>, how: Recreate) {
         let ops = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let mut new_ids: HashMap<BlockId, BlockId> = HashMap::new();
+            let mut new_ids: FastMap<BlockId, BlockId> = FastMap::default();
             let mut roots = Vec::new();
             for block in &blocks {
                 let request = undo::recreate_request(block, &new_ids);
