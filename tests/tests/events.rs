@@ -897,6 +897,11 @@ async fn a_ticket_opens_one_stream_and_dies_with_sign_out_everywhere() {
         .post("/auth/sessions/revoke-all", json!(null))
         .await
         .expect(204);
+    assert_eq!(
+        wait_closed(&mut first).await,
+        Some(domain::stream::CLOSE_SIGNED_OUT),
+        "signing out everywhere closes the streams already open, not only future ones"
+    );
     let refused = EventStream::open_with_ticket(&client.base_url, &ws, &unused, None, None)
         .await
         .err()
