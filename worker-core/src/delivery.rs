@@ -90,6 +90,55 @@ pub async fn workspaces_with_missed_events<S: Store>(
     Ok(rows.into_iter().map(|row| row.workspace_id).collect())
 }
 
+/// A workspace the sweep could not redeliver this time, and why; the next sweep tries it again.
+#[derive(Debug)]
+pub struct SweepFailure {
+    pub workspace_id: String,
+    pub error: ApiError,
+}
+
+/// Redelivers what inline delivery missed, one workspace at a time: `deliver` hands a workspace's
+/// events to its hub and answers the last seq the hub broadcast, which is then marked delivered. A
+/// workspace whose events cannot be read, delivered or marked is reported and left to the next
+/// sweep; the others go on (one broken workspace must not stop redelivery, or the caller's
+/// pruning, for everyone).
+pub async fn redeliver_missed<S, D, F>(
+    store: &S,
+    window: SweepWindow,
+    now: i64,
+    mut deliver: D,
+) -> Result<Vec<SweepFailure>, ApiError>
+where
+    S: Store,
+    D: FnMut(String, Vec<OutboxEvent>) -> F,
+    F: std::future::Future<Output = Result<i64, ApiError>>,
+{
+    let mut failures = Vec::new();
+    for workspace_id in workspaces_with_missed_events(store, window).await? {
+        let events = match undelivered_events(store, &workspace_id).await {
+            Ok(events) => events,
+            Err(error) => {
+                failures.push(SweepFailure {
+                    workspace_id,
+                    error,
+                });
+                continue;
+            }
+        };
+        let outcome = match deliver(workspace_id.clone(), events).await {
+            Ok(last_seq) => mark_delivered(store, &workspace_id, last_seq, now).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = outcome {
+            failures.push(SweepFailure {
+                workspace_id,
+                error,
+            });
+        }
+    }
+    Ok(failures)
+}
+
 /// A workspace's first undelivered events, oldest first, one bounded page.
 pub async fn undelivered_events<S: Store>(
     store: &S,

@@ -1025,6 +1025,72 @@ fn the_sweep_sees_only_events_that_inline_delivery_did_not_mark() {
 }
 
 #[test]
+fn one_workspace_the_sweep_cannot_deliver_does_not_stop_the_others() {
+    let f = fixture();
+    // Three workspaces with one missed event each: the seeded one and two more of the same owner.
+    let mut contexts = vec![f.context.clone()];
+    for name in ["second", "third"] {
+        let id = WorkspaceId::from_random([name.len() as u8; 8]);
+        f.store
+            .connection()
+            .execute_batch(&format!(
+                "INSERT INTO workspaces (id, account_id, name, access_mode, created_by, created_at, updated_at)
+                 SELECT '{id}', account_id, '{name}', 'account', created_by, 1, 1 FROM workspaces
+                  WHERE id = '{}'",
+                f.context.workspace_id
+            ))
+            .unwrap();
+        contexts.push(WriteContext {
+            workspace_id: id,
+            ..f.context.clone()
+        });
+    }
+    for context in &contexts {
+        block_on(board::create_block(
+            &f.store,
+            &f.runtime,
+            context,
+            &frame("F"),
+        ))
+        .unwrap();
+    }
+    let later = f.runtime.now_ms() + domain::hub::SWEEP_SETTLE_MS + 1;
+    let broken = contexts[1].workspace_id.to_string();
+    let mut offered = Vec::new();
+    let failures = block_on(delivery::redeliver_missed(
+        &f.store,
+        sweep_window(later),
+        later,
+        |workspace_id, events| {
+            offered.push(workspace_id.clone());
+            let broken = workspace_id == broken;
+            async move {
+                if broken {
+                    Err(ApiError::new(ErrorCode::Unavailable, "the hub is down"))
+                } else {
+                    Ok(events.last().unwrap().seq)
+                }
+            }
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        offered.len(),
+        3,
+        "every workspace was offered, after the failing one too"
+    );
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].workspace_id, broken);
+    // The two that were delivered are marked; only the broken one is left for the next sweep.
+    let missed = block_on(delivery::workspaces_with_missed_events(
+        &f.store,
+        sweep_window(later),
+    ))
+    .unwrap();
+    assert_eq!(missed, vec![broken]);
+}
+
+#[test]
 fn gap_fills_and_sweeps_read_the_outbox_in_pages_bounded_by_bytes() {
     let f = fixture();
     // 80 events of about 20 KB each (1.6 MB): more than one page of outbox text.

@@ -31,19 +31,30 @@ fn window(env: &Env) -> domain::hub::SweepWindow {
 async fn sweep(env: &Env) -> Result<(), domain::api::ApiError> {
     let db = Db::from_env(env)?;
     let window = window(env);
-    // Each workspace on its own: one whose events cannot be read or delivered is logged and left
-    // to the next sweep, and the others (and the pruning below) go on.
-    match delivery::workspaces_with_missed_events(&db, window).await {
-        Ok(workspaces) => {
-            for workspace_id in workspaces {
-                match delivery::undelivered_events(&db, &workspace_id).await {
-                    Ok(events) => {
-                        crate::delivery::deliver_and_mark(env, &workspace_id, &events).await
-                    }
-                    Err(error) => worker::console_error!(
-                        "sweep: reading the missed events of {workspace_id} failed: {error}"
-                    ),
-                }
+    // Each workspace on its own (`worker_core::delivery::redeliver_missed`): one whose events cannot
+    // be read or delivered is logged and left to the next sweep, and the others (and the pruning
+    // below) go on.
+    let redelivered =
+        delivery::redeliver_missed(&db, window, now_ms(), |workspace_id, events| async move {
+            crate::hub::deliver(env, &workspace_id, &events)
+                .await
+                .map(|answer| answer.last_seq)
+                .ok_or_else(|| {
+                    domain::api::ApiError::new(
+                        domain::api::ErrorCode::Unavailable,
+                        "the workspace's hub did not take the events",
+                    )
+                })
+        })
+        .await;
+    match redelivered {
+        Ok(failures) => {
+            for failure in failures {
+                worker::console_error!(
+                    "sweep: redelivering the missed events of {} failed: {}",
+                    failure.workspace_id,
+                    failure.error
+                );
             }
         }
         Err(error) => worker::console_error!("sweep: listing missed events failed: {error}"),
