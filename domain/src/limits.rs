@@ -278,12 +278,20 @@ impl RepositoryLinkPolicy {
 }
 
 impl WriteLimits {
-    /// Checks a block's new repository link (`repoUrl`); Err is the 400 naming the field.
+    /// Checks a block's new repository link (`repoUrl`), which already has the published shape
+    /// (`https://…` or `local:<name>`; the request's validation answers 400 otherwise). What is left
+    /// is this deployment's rule, which no schema can state (its allowed hosts, whether it has a
+    /// local forge): Err is 422 `rule_violated` (`repository_not_allowed`) naming the field.
     pub fn check_repository_link(&self, url: Option<&str>) -> Result<(), ApiError> {
         match url.map(|url| self.repository_links.check(url)) {
-            Some(Err(problem)) => Err(ApiError::invalid_fields(vec![
-                crate::problem::FieldProblem::new("repoUrl", problem),
-            ])),
+            Some(Err(problem)) => Err(ApiError::new(
+                crate::api::ErrorCode::RuleViolated,
+                format!("repoUrl {problem}"),
+            )
+            .with_details(serde_json::json!({
+                "rule": "repository_not_allowed",
+                "field": "repoUrl",
+            }))),
             _ => Ok(()),
         }
     }
@@ -367,6 +375,30 @@ mod tests {
         assert_eq!(
             error.response_headers(),
             vec![("retry-after", WRITE_RATE_PERIOD_SECONDS.to_string())]
+        );
+    }
+
+    #[test]
+    fn a_well_formed_link_the_deployment_does_not_allow_is_a_rule_violation_naming_the_field() {
+        let limits = WriteLimits::default();
+        assert!(limits.check_repository_link(None).is_ok());
+        assert!(
+            limits
+                .check_repository_link(Some("https://github.com/acme/shop"))
+                .is_ok()
+        );
+        let refused = limits
+            .check_repository_link(Some("https://internal.corp/acme/shop"))
+            .unwrap_err();
+        assert_eq!(refused.code, crate::api::ErrorCode::RuleViolated);
+        assert_eq!(refused.status(), 422);
+        let details = refused.details.unwrap();
+        assert_eq!(details["rule"], "repository_not_allowed");
+        assert_eq!(details["field"], "repoUrl");
+        assert!(
+            refused.message.contains("internal.corp"),
+            "{}",
+            refused.message
         );
     }
 

@@ -16,8 +16,9 @@
 //! - a 405 carries `Allow` with exactly the path's methods; the WebSocket route answers a plain
 //!   GET with 426 `upgrade_required`;
 //! - a service's repository on an `https://` host outside `REPO_ALLOWED_HOSTS` (created or
-//!   changed) is refused with 400 `validation_failed` naming `repoUrl` (a deployment's rule, which
-//!   the schema cannot state);
+//!   changed) matches the schema and is refused with 422 `rule_violated`
+//!   (`repository_not_allowed`, naming `repoUrl`): a deployment's rule, which the schema cannot
+//!   state, is a documented rule, never a 400;
 //! - a rejected write changes nothing: the board snapshot (with its event seq), the workspace list
 //!   and the account list are the same before and after it.
 //!
@@ -846,8 +847,8 @@ impl Fuzzer {
 
     /// The repository-link rule the schema cannot state (the hosts are the deployment's
     /// `REPO_ALLOWED_HOSTS`): a service created with, or changed to, an `https://` repository on
-    /// another host is refused with the documented 400 `validation_failed` naming `repoUrl`, and
-    /// changes nothing.
+    /// another host matches the schema and is refused with the documented 422 `rule_violated`
+    /// (`repository_not_allowed`, naming `repoUrl`), and changes nothing.
     async fn repository_on_a_host_not_allowed(&mut self, paths: &serde_json::Map<String, Value>) {
         let elsewhere = self
             .rng
@@ -892,8 +893,9 @@ impl Fuzzer {
                 path,
                 query: Vec::new(),
                 body: Some(body.to_string()),
-                // The schema admits any `https://` URL: this refusal is the deployment's rule.
-                schema_valid: false,
+                // The schema admits any `https://` URL: this refusal is the deployment's rule, so
+                // the request is schema-valid and must never be a 400.
+                schema_valid: true,
                 schema_invalid: false,
                 label: format!("repoUrl {elsewhere} (a host not allowed)"),
                 throwaway_caller: false,
@@ -914,11 +916,11 @@ impl Fuzzer {
                 continue;
             }
             let reply = self.run_probe(operation, &operation_doc, probe).await;
-            let names_the_link = reply.body["error"]["details"]["problems"]
-                .as_array()
-                .is_some_and(|problems| problems.iter().any(|p| p["field"] == "repoUrl"));
-            if reply.status != 400
-                || reply.body["error"]["code"] != "validation_failed"
+            let details = &reply.body["error"]["details"];
+            let names_the_link =
+                details["rule"] == "repository_not_allowed" && details["field"] == "repoUrl";
+            if reply.status != 422
+                || reply.body["error"]["code"] != "rule_violated"
                 || !names_the_link
             {
                 let probe = Probe {
@@ -935,7 +937,7 @@ impl Fuzzer {
                 self.fail(
                     &probe,
                     &reply,
-                    "expected 400 validation_failed naming repoUrl".into(),
+                    "expected 422 rule_violated (repository_not_allowed) naming repoUrl".into(),
                 );
             }
         }

@@ -173,13 +173,11 @@ async fn a_service_links_only_https_repositories_on_allowed_hosts() {
     }
     let frame = client.create_block(&ws, "frame", None, "svc").await;
     let before = client.board(&ws).await;
+    // Not a link's shape at all (the published pattern refuses it): 400 naming the field.
     for refused in [
         "file:///etc/passwd",
         "http://github.com/acme/shop",
         "/srv/forge/shop.git",
-        "https://169.254.169.254/latest/meta-data",
-        "https://internal.corp/acme/shop",
-        "https://token@github.com/acme/shop",
     ] {
         let created = client
             .post(
@@ -199,6 +197,33 @@ async fn a_service_links_only_https_repositories_on_allowed_hosts() {
             )
             .await;
         assert_refused(&linked, 400, "validation_failed");
+    }
+    // The right shape, but this deployment's rule refuses it (a host it does not allow, or
+    // credentials in the URL): 422 rule_violated naming the rule and the field.
+    for refused in [
+        "https://169.254.169.254/latest/meta-data",
+        "https://internal.corp/acme/shop",
+        "https://token@github.com/acme/shop",
+    ] {
+        let created = client
+            .post(
+                &format!("/workspaces/{ws}/blocks"),
+                json!({ "level": "frame", "title": "no", "repoUrl": refused }),
+            )
+            .await;
+        assert_refused(&created, 422, "rule_violated");
+        assert_eq!(
+            created.body["error"]["details"]["rule"], "repository_not_allowed",
+            "{refused}"
+        );
+        assert_eq!(created.body["error"]["details"]["field"], "repoUrl");
+        let linked = client
+            .patch(
+                &format!("/workspaces/{ws}/blocks/{frame}"),
+                json!({ "rev": 1, "repoUrl": refused }),
+            )
+            .await;
+        assert_refused(&linked, 422, "rule_violated");
     }
     assert_eq!(
         client.board(&ws).await,
