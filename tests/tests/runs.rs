@@ -320,6 +320,14 @@ impl Board {
         format!("/workspaces/{}{rest}", self.workspace)
     }
 
+    /// Makes `from` depend on `to` (an edge of the board).
+    async fn depends_on(&self, from: &str, to: &str) {
+        self.client
+            .post(&self.path("/edges"), json!({ "from": from, "to": to }))
+            .await
+            .expect(201);
+    }
+
     async fn run(&self, run_id: &str) -> Value {
         self.client
             .get(&self.path(&format!("/runs/{run_id}")))
@@ -556,14 +564,7 @@ async fn a_task_waits_for_its_dependencies_and_a_queued_run_starts_when_the_last
     let board = board(3).await;
     let (task, first, second) = (&board.tasks[0], &board.tasks[1], &board.tasks[2]);
     for dependency in [first, second] {
-        board
-            .client
-            .post(
-                &board.path("/edges"),
-                json!({ "from": task, "to": dependency }),
-            )
-            .await
-            .expect(201);
+        board.depends_on(task, dependency).await;
     }
     let refused = board
         .client
@@ -711,14 +712,7 @@ async fn a_quick_run_opens_a_pull_request_merge_finishes_it_and_starts_the_queue
     let setup = setup();
     let board = board(2).await;
     let (task, dependent) = (&board.tasks[0], &board.tasks[1]);
-    board
-        .client
-        .post(
-            &board.path("/edges"),
-            json!({ "from": dependent, "to": task }),
-        )
-        .await
-        .expect(201);
+    board.depends_on(dependent, task).await;
     let queued = board
         .client
         .post(
@@ -924,14 +918,7 @@ async fn a_build_run_goes_through_every_step_with_a_rework_round_and_an_approval
     ])
     .await;
     let (task, dependent) = (&board.tasks[0], &board.tasks[1]);
-    board
-        .client
-        .post(
-            &board.path("/edges"),
-            json!({ "from": dependent, "to": task }),
-        )
-        .await
-        .expect(201);
+    board.depends_on(dependent, task).await;
     let queued_id = board
         .client
         .post(
@@ -1315,14 +1302,7 @@ async fn a_run_uses_its_tasks_model_else_the_workspaces_default() {
     let board = board(2).await;
     let (task, dependency) = (&board.tasks[0], &board.tasks[1]);
     // A dependency that is not done keeps the runs queued: nothing is dispatched.
-    board
-        .client
-        .post(
-            &board.path("/edges"),
-            json!({ "from": task, "to": dependency }),
-        )
-        .await
-        .expect(201);
+    board.depends_on(task, dependency).await;
     let rev = board
         .client
         .get(&board.path(&format!("/blocks/{task}")))
