@@ -128,7 +128,7 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 let path = self.screenshot(&format!("timeout-{}", slug(what))).await;
-                let console = match self.client.issue_cmd(BrowserLog).await {
+                let console = match self.client.issue_cmd(ChromedriverPost::browser_log()).await {
                     Ok(entries) => entries.to_string(),
                     Err(error) => format!("(no console: {error})"),
                 };
@@ -388,7 +388,7 @@ impl Browser {
     pub async fn console(&self) -> Vec<ConsoleEntry> {
         let value = self
             .client
-            .issue_cmd(BrowserLog)
+            .issue_cmd(ChromedriverPost::browser_log())
             .await
             .expect("chromedriver hands out the browser's console log");
         serde_json::from_value(value).expect("console entries are {level, message}")
@@ -409,7 +409,8 @@ impl Browser {
     /// and CPU profiles this way.
     pub async fn cdp(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
         self.client
-            .issue_cmd(Cdp {
+            .issue_cmd(ChromedriverPost {
+                path: "goog/cdp/execute",
                 body: json!({ "cmd": method, "params": params }).to_string(),
             })
             .await
@@ -451,42 +452,34 @@ impl ConsoleEntry {
     }
 }
 
-/// chromedriver's `POST /session/{id}/se/log`: the browser's console since the last call.
+/// A chromedriver command outside the WebDriver standard: a `POST` to `session/{id}/<path>` with
+/// `body` — the browser's console since the last call (`se/log`), or a DevTools Protocol command
+/// (`goog/cdp/execute`).
 #[derive(Debug)]
-struct BrowserLog;
-
-impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
-    }
-}
-
-/// A DevTools Protocol command through chromedriver.
-#[derive(Debug)]
-struct Cdp {
+struct ChromedriverPost {
+    path: &'static str,
     body: String,
 }
 
-impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+impl ChromedriverPost {
+    fn browser_log() -> Self {
+        ChromedriverPost {
+            path: "se/log",
+            body: r#"{"type":"browser"}"#.to_owned(),
+        }
+    }
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ChromedriverPost {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
