@@ -513,7 +513,7 @@ async fn random_gestures_over_a_board_with_a_run_panel_open_never_break_it() {
     // Every 20 gestures the task's run panel is opened again, so the gestures land on it too.
     let fix = board.fix.clone();
     for round in 0..(gestures / 20) {
-        reopen_a_run_panel(&browser, &fix).await;
+        reopen_a_run_panel(&browser, &board.client, &board.workspace, &fix).await;
         play_random_gestures(
             &browser,
             &mut rng,
@@ -532,9 +532,12 @@ async fn random_gestures_over_a_board_with_a_run_panel_open_never_break_it() {
     browser.close().await;
 }
 
-/// Closes what the gestures opened, fits the board, and opens a task's run panel: `task`'s, or
-/// another task's when the gestures deleted it (none, when they deleted every task).
-async fn reopen_a_run_panel(browser: &Browser, task: &str) {
+/// Closes what the gestures opened and opens a task's run panel the way a person finds a task the
+/// gestures moved, hid under another block or left too small to see: "Find a block" (Ctrl+K), its
+/// title, and a pick. `task`'s panel, or another task's when the gestures deleted it (none, when
+/// they deleted every task). (Fit then Enter on the card is not enough: when the gestures spread the
+/// blocks out, Fit zooms out past the level where tasks are drawn at all.)
+async fn reopen_a_run_panel(browser: &Browser, client: &Client, workspace: &str, task: &str) {
     for _ in 0..3 {
         browser
             .press(fantoccini::key::Key::Escape.into(), &[])
@@ -546,52 +549,76 @@ async fn reopen_a_run_panel(browser: &Browser, task: &str) {
             "return !document.querySelector('.modal-backdrop')",
         )
         .await;
-    browser
-        .client
-        .execute(
-            "document.querySelector(\"[data-testid='zoom-fit']\").click()",
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    let target = browser
-        .client
-        .execute(
-            &format!(
-                "const t = document.querySelector(\"[data-block-id='{task}']\") \
-                   ?? document.querySelector(\"[data-testid='block-task']\"); \
-                 return t ? t.dataset.blockId : null;"
-            ),
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    // By keyboard (focus the card, Enter selects it), so a card the gestures moved under another
-    // block or out of view still opens.
-    if let Some(id) = target.as_str() {
-        // The fit re-renders the cards: focus the card once it is the one in the page now, and press
-        // Enter only when it holds the focus (a key pressed while focus is elsewhere goes nowhere).
+    let snapshot = client.snapshot(workspace).await;
+    let tasks: Vec<_> = snapshot
+        .blocks
+        .iter()
+        .filter(|block| block.level.as_str() == "task" && !block.archived)
+        .collect();
+    let Some(target) = tasks
+        .iter()
+        .find(|block| block.id.to_string() == task)
+        .or(tasks.first())
+    else {
+        return;
+    };
+    // Ctrl+K answers only while the focus is on the board, not in a field: put it on the canvas
+    // first (a person would click there), and press again if the first press went nowhere.
+    let mut open = false;
+    for _ in 0..20 {
         browser
-            .wait_until(
-                "the task's card holds the keyboard focus",
-                &format!(
-                    "const card = document.querySelector(\"[data-block-id='{id}']\"); \
-                     if (card && document.activeElement !== card) card.focus(); \
-                     return !!card && document.activeElement === card;"
-                ),
+            .client
+            .execute(
+                "if (!document.querySelector(\"[data-testid='finder-input']\")) \
+                   document.querySelector(\"[aria-label='Board canvas']\")?.focus();",
+                Vec::new(),
             )
-            .await;
-        browser.press(fantoccini::key::Key::Enter.into(), &[]).await;
-        browser
-            .wait_until(
-                "the task's run panel is open",
-                &format!(
-                    "return !!document.querySelector(\"{} [data-testid='run-panel']\")",
-                    panel_of(id)
-                ),
+            .await
+            .unwrap();
+        browser.press('k', &[fantoccini::key::Key::Control]).await;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let focused = browser
+            .client
+            .execute(
+                "return document.activeElement?.dataset?.testid === 'finder-input'",
+                Vec::new(),
             )
-            .await;
+            .await
+            .unwrap();
+        if focused == Value::Bool(true) {
+            open = true;
+            break;
+        }
     }
+    assert!(
+        open,
+        "Ctrl+K on the board opens the finder with the focus in it"
+    );
+    browser.type_text(&target.title).await;
+    // The task itself when its title is among the results, else the first task listed (tasks the
+    // gestures made share the title "New task").
+    let picked = browser
+        .wait_until(
+            "the finder lists the task",
+            &format!(
+                "const rows = [...document.querySelectorAll(\"[data-testid='finder-result']\")]; \
+                 const row = rows.find(r => r.dataset.blockId === '{}') \
+                   ?? rows.find(r => r.querySelector('.level-tag.task')); \
+                 if (!row) return null; row.click(); return row.dataset.blockId;",
+                target.id
+            ),
+        )
+        .await;
+    let id = picked.as_str().expect("a picked task's id").to_owned();
+    browser
+        .wait_until(
+            "the task's run panel is open",
+            &format!(
+                "return !!document.querySelector(\"{} [data-testid='run-panel']\")",
+                panel_of(&id)
+            ),
+        )
+        .await;
 }
 
 /// The run panel's own buttons, pressed between gestures when they are there (never Start: a run
