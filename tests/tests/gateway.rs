@@ -2,7 +2,9 @@
 //! calls are forwarded, metered and settled; wrong-model, forged and expired tokens are refused;
 //! the provider key appears in no response, log line or event; 50 concurrent calls against a budget
 //! that fits only some leave the ledger at or under the limit; an override and the month rolling
-//! over lift the cap; an upstream that dies mid-stream settles and ends with a clean error event.
+//! over lift the cap; an upstream that dies mid-stream settles and ends with a clean error event;
+//! both wire formats (OpenAI Chat Completions and Anthropic Messages) are served and spoken upstream,
+//! each translated to the other, streamed and not.
 
 use std::time::{Duration, Instant};
 
@@ -51,8 +53,14 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|_| Vec::new()).await
+}
+
+/// [`setup`], with more of the worker's variables, chosen knowing the scripted model's address.
+async fn setup_with(more_vars: impl FnOnce(&ScriptedModel) -> Vec<(String, String)>) -> Setup {
     let model = ScriptedModel::start_with(responder).await;
     let mut options = ServerOptions::default();
+    options.vars.extend(more_vars(&model));
     options
         .vars
         .push(("GATEWAY_OPENAI_BASE_URL".into(), model.base_url.clone()));
@@ -554,4 +562,238 @@ async fn an_upstream_that_dies_mid_stream_settles_and_ends_with_a_clean_error() 
     );
     let ledger_sum = tokio::task::block_in_place(|| setup.ledger_sum());
     assert_eq!(spend["budget"]["spent"], ledger_sum);
+}
+
+/// The deployment's Anthropic key in the dialect test; it must never come back out either.
+const ANTHROPIC_KEY: &str = "sk-ant-test-deployment-key-4c1d";
+
+/// The text of an OpenAI stream's deltas, and whether it ended with `[DONE]`.
+fn openai_stream_text(stream: &str) -> (String, bool) {
+    let mut text = String::new();
+    let mut done = false;
+    for data in stream.lines().filter_map(|line| line.strip_prefix("data: ")) {
+        if data.trim() == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(data).expect("each chunk is JSON");
+        if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(piece);
+        }
+    }
+    (text, done)
+}
+
+/// The text of an Anthropic stream's `text_delta`s, and whether it ended with `message_stop`.
+fn anthropic_stream_text(stream: &str) -> (String, bool) {
+    let mut text = String::new();
+    let mut stopped = false;
+    for data in stream.lines().filter_map(|line| line.strip_prefix("data: ")) {
+        let event: Value = serde_json::from_str(data).expect("each event is JSON");
+        match event["type"].as_str() {
+            Some("content_block_delta") => {
+                if let Some(piece) = event["delta"]["text"].as_str() {
+                    text.push_str(piece);
+                }
+            }
+            Some("message_stop") => stopped = true,
+            _ => {}
+        }
+    }
+    (text, stopped)
+}
+
+async fn post_stream(server: &WorkerServer, path: &str, token: &str, body: Value) -> String {
+    let answer = reqwest::Client::new()
+        .post(server.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{path}");
+    answer.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn both_wire_formats_are_served_and_spoken_upstream_translated_streamed_and_not() {
+    // The scripted model serves both dialects: Chat Completions under `/v1/chat/completions`, and
+    // Messages under `/v1/messages` (an Anthropic base URL has no `/v1`).
+    let setup = setup_with(|model| {
+        vec![
+            (
+                "GATEWAY_ANTHROPIC_BASE_URL".into(),
+                model.base_url.trim_end_matches("/v1").to_owned(),
+            ),
+            ("GATEWAY_ANTHROPIC_API_KEY".into(), ANTHROPIC_KEY.into()),
+        ]
+    })
+    .await;
+    put(
+        &setup.admin,
+        &format!("/accounts/{}/models/scripted-claude", setup.account),
+        json!({ "provider": "anthropic", "inputUsdPerMillion": "1",
+                "outputUsdPerMillion": "1", "maxOutputTokens": 50 }),
+    )
+    .await
+    .expect(200);
+    let claude = setup.token("scripted-claude").await;
+    let openai = setup.token("scripted").await;
+    let anthropic_client = |token: &str| Client::anonymous(&setup.server).with_token(token);
+    let mut seen = Vec::new();
+
+    // 1. Messages in, Messages upstream.
+    let answer = anthropic_client(&claude)
+        .post(
+            "/v1/messages",
+            json!({ "model": "scripted-claude", "max_tokens": 20, "system": "Be brief.",
+                    "messages": [{ "role": "user", "content": prompt("native") }] }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(answer["content"][0]["type"], "text");
+    assert_eq!(answer["content"][0]["text"], "scripted answer");
+    assert_eq!(answer["usage"]["output_tokens"], 7);
+    seen.push(answer.to_string());
+    let upstream = setup.model.wait_for_requests(1).await;
+    assert_eq!(upstream[0].path, "/v1/messages");
+    assert_eq!(upstream[0].api_key.as_deref(), Some(ANTHROPIC_KEY));
+    assert_eq!(
+        upstream[0].authorization, None,
+        "Anthropic's key goes in x-api-key, and no gateway token goes upstream"
+    );
+    assert_eq!(upstream[0].body["system"], "Be brief.");
+    assert_eq!(upstream[0].body["max_tokens"], 20);
+
+    // 2. Messages in, Messages upstream, streamed.
+    let stream = post_stream(
+        &setup.server,
+        "/v1/messages",
+        &claude,
+        json!({ "model": "scripted-claude", "stream": true, "max_tokens": 20,
+                "messages": [{ "role": "user", "content": prompt("native-stream") }] }),
+    )
+    .await;
+    assert_eq!(
+        anthropic_stream_text(&stream),
+        ("scripted answer".to_owned(), true),
+        "{stream}"
+    );
+    seen.push(stream);
+
+    // 3. Chat Completions in, Messages upstream: the system message becomes `system`.
+    let answer = chat(
+        &setup.server,
+        &claude,
+        json!({ "model": "scripted-claude", "max_tokens": 20,
+                "messages": [{ "role": "system", "content": "Be brief." },
+                             { "role": "user", "content": prompt("translated") }] }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "scripted answer"
+    );
+    assert_eq!(answer["usage"]["prompt_tokens"], 100);
+    assert_eq!(answer["usage"]["completion_tokens"], 7);
+    seen.push(answer.to_string());
+    let upstream = setup.model.wait_for_requests(3).await;
+    assert_eq!(upstream[2].path, "/v1/messages");
+    assert_eq!(upstream[2].body["system"], "Be brief.");
+    assert_eq!(
+        upstream[2].body["messages"].as_array().map(Vec::len),
+        Some(1),
+        "only the user's message is a message in Anthropic's format"
+    );
+
+    // 4. Chat Completions in, Messages upstream, streamed.
+    let stream = post_stream(
+        &setup.server,
+        "/v1/chat/completions",
+        &claude,
+        json!({ "model": "scripted-claude", "stream": true, "max_tokens": 20,
+                "messages": [{ "role": "user", "content": prompt("translated-stream") }] }),
+    )
+    .await;
+    assert_eq!(
+        openai_stream_text(&stream),
+        ("scripted answer".to_owned(), true),
+        "{stream}"
+    );
+    seen.push(stream);
+
+    // 5. Messages in, Chat Completions upstream (the OpenAI-compatible model), plain and streamed.
+    let answer = anthropic_client(&openai)
+        .post(
+            "/v1/messages",
+            json!({ "model": "scripted", "max_tokens": 20, "system": "Be brief.",
+                    "messages": [{ "role": "user", "content": prompt("reverse") }] }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(answer["type"], "message");
+    assert_eq!(answer["content"][0]["text"], "scripted answer");
+    assert_eq!(answer["usage"]["input_tokens"], 200);
+    seen.push(answer.to_string());
+    let upstream = setup.model.wait_for_requests(5).await;
+    assert_eq!(upstream[4].path, "/v1/chat/completions");
+    assert_eq!(
+        upstream[4].authorization.as_deref(),
+        Some(format!("Bearer {PROVIDER_KEY}").as_str())
+    );
+    assert_eq!(
+        upstream[4].body["messages"][0],
+        json!({ "role": "system", "content": "Be brief." }),
+        "Anthropic's `system` is the first message in Chat Completions"
+    );
+    let stream = post_stream(
+        &setup.server,
+        "/v1/messages",
+        &openai,
+        json!({ "model": "scripted", "stream": true, "max_tokens": 20,
+                "messages": [{ "role": "user", "content": prompt("reverse-stream") }] }),
+    )
+    .await;
+    assert_eq!(
+        anthropic_stream_text(&stream),
+        ("scripted answer".to_owned(), true),
+        "{stream}"
+    );
+    seen.push(stream);
+
+    // Every call was metered and settled, whichever way it was translated: 100 input tokens per
+    // message upstream plus 7 output tokens, at 1 µ$ each.
+    let ledger = setup.wait_for_ledger_rows(6).await;
+    let mut costs: Vec<(String, u64, String)> = ledger
+        .iter()
+        .map(|row| {
+            (
+                row["model"].as_str().unwrap().to_owned(),
+                row["cost_micros"].as_u64().unwrap(),
+                row["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64, String)> = [
+        ("scripted-claude", 107),
+        ("scripted-claude", 107),
+        ("scripted-claude", 107),
+        ("scripted-claude", 107),
+        ("scripted", 207),
+        ("scripted", 107),
+    ]
+    .into_iter()
+    .map(|(model, cost)| (model.to_owned(), cost, "completed".to_owned()))
+    .collect();
+    costs.sort();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(costs, expected);
+    for body in &seen {
+        assert!(
+            !body.contains(ANTHROPIC_KEY) && !body.contains(PROVIDER_KEY),
+            "a response carried a key: {body}"
+        );
+    }
 }

@@ -88,17 +88,8 @@ pub fn plan_call(
         (Dialect::OpenAi, Dialect::OpenAi) | (Dialect::Anthropic, Dialect::Anthropic) => request,
         (Dialect::OpenAi, Dialect::Anthropic) => openai_request_to_anthropic(&request)
             .map_err(|error| invalid(&error.field, &error.message))?,
-        (Dialect::Anthropic, Dialect::OpenAi) => {
-            if shape.stream {
-                return Err(invalid(
-                    "stream",
-                    "streaming an OpenAI-compatible model through /v1/messages is not supported; \
-                     call /v1/chat/completions, or set `stream` to false",
-                ));
-            }
-            anthropic_request_to_openai(&request)
-                .map_err(|error| invalid(&error.field, &error.message))?
-        }
+        (Dialect::Anthropic, Dialect::OpenAi) => anthropic_request_to_openai(&request)
+            .map_err(|error| invalid(&error.field, &error.message))?,
     };
     let mut upstream = upstream;
     if upstream_dialect == Dialect::OpenAi && shape.stream {
@@ -397,6 +388,20 @@ mod tests {
             planned.usage_of(&json!({})).output_tokens,
             planned.bound.max_output_tokens
         );
+    }
+
+    #[test]
+    fn an_anthropic_caller_streams_an_openai_model_with_usage_asked_for() {
+        let body = json!({"model": "gpt-4o-mini", "max_tokens": 100, "stream": true,
+            "system": "be brief", "messages": [{"role": "user", "content": "hi"}]});
+        let planned =
+            plan_call(Dialect::Anthropic, &claims("gpt-4o-mini"), &body, &[]).unwrap();
+        assert_eq!(planned.upstream_dialect, Dialect::OpenAi);
+        assert!(planned.stream);
+        let sent: Value = serde_json::from_str(&planned.upstream_body).unwrap();
+        assert_eq!(sent["stream"], true);
+        assert_eq!(sent["stream_options"]["include_usage"], true);
+        assert_eq!(sent["messages"][0]["role"], "system");
     }
 
     #[test]

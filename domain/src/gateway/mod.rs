@@ -7,7 +7,10 @@
 //! Provider keys never leave the worker.
 
 pub mod call;
+#[cfg(test)]
+mod fixture_tests;
 pub mod meter;
+pub mod stream;
 pub mod translate;
 
 use serde::{Deserialize, Serialize};

@@ -9,7 +9,6 @@
 
 use serde_json::{Map, Value, json};
 
-use super::meter::SseEvent;
 
 /// Why a body could not be translated; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +207,7 @@ fn copy(from: &Value, to: &mut Map<String, Value>, from_field: &str, to_field: &
 }
 
 /// Anthropic `stop_reason` → OpenAI `finish_reason`.
-fn finish_reason(stop_reason: Option<&str>) -> Value {
+pub(super) fn finish_reason(stop_reason: Option<&str>) -> Value {
     match stop_reason {
         Some("end_turn" | "stop_sequence") => json!("stop"),
         Some("max_tokens") => json!("length"),
@@ -220,7 +219,7 @@ fn finish_reason(stop_reason: Option<&str>) -> Value {
 }
 
 /// OpenAI `finish_reason` → Anthropic `stop_reason`.
-fn stop_reason(finish_reason: Option<&str>) -> Value {
+pub(super) fn stop_reason(finish_reason: Option<&str>) -> Value {
     match finish_reason {
         Some("length") => json!("max_tokens"),
         Some("tool_calls" | "function_call") => json!("tool_use"),
@@ -457,135 +456,10 @@ pub fn openai_answer_to_anthropic(answer: &Value) -> Value {
     })
 }
 
-/// Turns an Anthropic event stream into OpenAI `chat.completion.chunk` events, one upstream event
-/// at a time, so a caller speaking OpenAI can stream from a Claude model.
-#[derive(Debug, Default)]
-pub struct AnthropicToOpenAiStream {
-    id: String,
-    model: String,
-    input_tokens: u64,
-    output_tokens: u64,
-    /// Anthropic numbers content blocks across text and tool use; OpenAI numbers tool calls alone.
-    tool_call_index_by_block: Vec<(u64, u64)>,
-    tool_calls_started: u64,
-}
-
-impl AnthropicToOpenAiStream {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn chunk(&self, delta: Value, finish_reason: Value) -> String {
-        let body = json!({
-            "id": self.id, "object": "chat.completion.chunk", "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        });
-        format!("data: {body}\n\n")
-    }
-
-    /// The OpenAI server-sent events (already framed) that one Anthropic event becomes.
-    pub fn translate(&mut self, event: &SseEvent) -> String {
-        let Ok(body) = serde_json::from_str::<Value>(&event.data) else {
-            return String::new();
-        };
-        match body.get("type").and_then(Value::as_str) {
-            Some("message_start") => {
-                let message = body.get("message");
-                self.id = message
-                    .and_then(|m| m.get("id"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned();
-                self.model = message
-                    .and_then(|m| m.get("model"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned();
-                let usage = message.and_then(|m| m.get("usage"));
-                let count = |field: &str| {
-                    usage
-                        .and_then(|u| u.get(field))
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0)
-                };
-                self.input_tokens = count("input_tokens")
-                    + count("cache_creation_input_tokens")
-                    + count("cache_read_input_tokens");
-                self.output_tokens = count("output_tokens");
-                self.chunk(json!({"role": "assistant", "content": ""}), Value::Null)
-            }
-            Some("content_block_start") => {
-                let block = body.get("content_block");
-                if block.and_then(|b| b.get("type")).and_then(Value::as_str) != Some("tool_use") {
-                    return String::new();
-                }
-                let block_index = body.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let call_index = self.tool_calls_started;
-                self.tool_calls_started += 1;
-                self.tool_call_index_by_block
-                    .push((block_index, call_index));
-                self.chunk(
-                    json!({"tool_calls": [{
-                        "index": call_index,
-                        "id": block.and_then(|b| b.get("id")).cloned().unwrap_or_default(),
-                        "type": "function",
-                        "function": {"name": block.and_then(|b| b.get("name")).cloned().unwrap_or_default(), "arguments": ""},
-                    }]}),
-                    Value::Null,
-                )
-            }
-            Some("content_block_delta") => {
-                let delta = body.get("delta");
-                match delta.and_then(|d| d.get("type")).and_then(Value::as_str) {
-                    Some("text_delta") => self.chunk(
-                        json!({"content": delta.and_then(|d| d.get("text")).cloned().unwrap_or_default()}),
-                        Value::Null,
-                    ),
-                    Some("input_json_delta") => {
-                        let block_index = body.get("index").and_then(Value::as_u64).unwrap_or(0);
-                        let call_index = self
-                            .tool_call_index_by_block
-                            .iter()
-                            .find(|(block, _)| *block == block_index)
-                            .map_or(0, |(_, call)| *call);
-                        self.chunk(
-                            json!({"tool_calls": [{"index": call_index, "function": {"arguments": delta.and_then(|d| d.get("partial_json")).cloned().unwrap_or_default()}}]}),
-                            Value::Null,
-                        )
-                    }
-                    _ => String::new(),
-                }
-            }
-            Some("message_delta") => {
-                if let Some(output) = body.pointer("/usage/output_tokens").and_then(Value::as_u64) {
-                    self.output_tokens = output;
-                }
-                self.chunk(
-                    json!({}),
-                    finish_reason(body.pointer("/delta/stop_reason").and_then(Value::as_str)),
-                )
-            }
-            Some("message_stop") => {
-                let usage = json!({
-                    "id": self.id, "object": "chat.completion.chunk", "model": self.model, "choices": [],
-                    "usage": {"prompt_tokens": self.input_tokens, "completion_tokens": self.output_tokens,
-                              "total_tokens": self.input_tokens + self.output_tokens},
-                });
-                format!("data: {usage}\n\ndata: [DONE]\n\n")
-            }
-            Some("error") => {
-                let error = json!({"error": body.get("error").cloned().unwrap_or_default()});
-                format!("data: {error}\n\n")
-            }
-            _ => String::new(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::meter::{Dialect, SseSplitter, StreamMeter, usage_of_answer};
+    use crate::gateway::meter::{Dialect, usage_of_answer};
     use crate::spend::TokenUsage;
 
     fn openai_conversation() -> Value {
@@ -720,77 +594,6 @@ mod tests {
                 input_tokens: 100,
                 output_tokens: 20
             })
-        );
-    }
-
-    #[test]
-    fn an_anthropic_stream_becomes_an_openai_stream_with_the_same_usage() {
-        let upstream = concat!(
-            "event: message_start\n",
-            "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-sonnet-4-20250514\",\"usage\":{\"input_tokens\":50,\"output_tokens\":1}}}\n\n",
-            "event: content_block_start\n",
-            "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
-            "event: content_block_delta\n",
-            "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me look.\"}}\n\n",
-            "event: content_block_start\n",
-            "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"read_file\",\"input\":{}}}\n\n",
-            "event: content_block_delta\n",
-            "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"path\\\": \\\"a.rs\\\"}\"}}\n\n",
-            "event: message_delta\n",
-            "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":30}}\n\n",
-            "event: message_stop\n",
-            "data: {\"type\":\"message_stop\"}\n\n",
-        );
-        let mut splitter = SseSplitter::new();
-        let mut translator = AnthropicToOpenAiStream::new();
-        let translated: String = splitter
-            .push(upstream.as_bytes())
-            .iter()
-            .map(|event| translator.translate(event))
-            .collect();
-        let mut meter = StreamMeter::new(Dialect::OpenAi);
-        meter.push(translated.as_bytes());
-        assert!(meter.finished());
-        assert_eq!(
-            meter.reported_usage(),
-            Some(TokenUsage {
-                input_tokens: 50,
-                output_tokens: 30
-            })
-        );
-        let chunks: Vec<Value> = SseSplitter::new()
-            .push(translated.as_bytes())
-            .into_iter()
-            .filter(|event| event.data != "[DONE]")
-            .map(|event| serde_json::from_str(&event.data).unwrap())
-            .collect();
-        let text: String = chunks
-            .iter()
-            .filter_map(|chunk| {
-                chunk
-                    .pointer("/choices/0/delta/content")
-                    .and_then(Value::as_str)
-            })
-            .collect();
-        assert_eq!(text, "Let me look.");
-        let arguments: String = chunks
-            .iter()
-            .filter_map(|chunk| {
-                chunk
-                    .pointer("/choices/0/delta/tool_calls/0/function/arguments")
-                    .and_then(Value::as_str)
-            })
-            .collect();
-        assert_eq!(arguments, "{\"path\": \"a.rs\"}");
-        assert!(
-            chunks.iter().any(
-                |chunk| chunk.pointer("/choices/0/delta/tool_calls/0/index") == Some(&json!(0))
-            )
-        );
-        assert!(
-            chunks.iter().any(
-                |chunk| chunk.pointer("/choices/0/finish_reason") == Some(&json!("tool_calls"))
-            )
         );
     }
 }

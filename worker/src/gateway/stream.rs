@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use domain::api::ApiError;
 use domain::gateway::meter::{Dialect, SseSplitter, StreamMeter};
-use domain::gateway::translate::AnthropicToOpenAiStream;
+use domain::gateway::stream::StreamTranslator;
 use domain::spend::{CallStatus, TokenUsage};
 use futures_channel::oneshot;
 use futures_util::Stream;
@@ -30,8 +30,8 @@ struct StreamReport {
 struct MeteredStream {
     upstream: Pin<Box<ByteStream>>,
     meter: StreamMeter,
-    /// For an OpenAI caller of an Anthropic model: the events, re-framed as OpenAI chunks.
-    translation: Option<(SseSplitter, AnthropicToOpenAiStream)>,
+    /// When the caller speaks the other dialect: the events, re-framed in the caller's.
+    translation: Option<(SseSplitter, StreamTranslator)>,
     bound: domain::spend::CallBound,
     error_event: Box<dyn Fn(&str) -> String>,
     report: Option<oneshot::Sender<StreamReport>>,
@@ -168,12 +168,8 @@ pub async fn forward(env: &Env, execution: &worker::Context, prepared: Prepared)
         }
     };
     let (sender, receiver) = oneshot::channel();
-    let translation = match (planned.upstream_dialect, planned.caller_dialect) {
-        (Dialect::Anthropic, Dialect::OpenAi) => {
-            Some((SseSplitter::new(), AnthropicToOpenAiStream::new()))
-        }
-        _ => None,
-    };
+    let translation = StreamTranslator::between(planned.upstream_dialect, planned.caller_dialect)
+        .map(|translator| (SseSplitter::new(), translator));
     let error_planned = planned.clone();
     let metered = MeteredStream {
         upstream: Box::pin(upstream_body),
