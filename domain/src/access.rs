@@ -122,6 +122,16 @@ pub fn effective_role(
     from_account.max(workspace_role)
 }
 
+/// Whether someone may add, re-role and remove an account's members: its admins, and only in an
+/// organisation (a personal account has exactly one member, its owner). The board offers the account's
+/// members in its sharing dialog exactly when this holds.
+pub fn manages_account_members(
+    kind: crate::api::workspaces::AccountKind,
+    role: AccountRole,
+) -> bool {
+    kind == crate::api::workspaces::AccountKind::Org && role == AccountRole::Admin
+}
+
 /// How a refused request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denial {
@@ -148,6 +158,17 @@ mod tests {
     use super::*;
     use AccessMode::*;
     use WorkspaceRole::*;
+
+    #[test]
+    fn only_an_organisations_admins_manage_its_members() {
+        use crate::api::workspaces::AccountKind;
+        assert!(manages_account_members(AccountKind::Org, AccountRole::Admin));
+        assert!(!manages_account_members(AccountKind::Org, AccountRole::Member));
+        assert!(!manages_account_members(
+            AccountKind::Personal,
+            AccountRole::Admin
+        ));
+    }
 
     #[test]
     fn effective_role_table() {

@@ -212,6 +212,7 @@ impl Fixture {
                 format!("/accounts/{}/members", self.org_account),
                 Some(json!({ "login": self.stranger.login, "role": "member" })),
             ),
+            ListAccountMembers => (format!("/accounts/{}/members", self.org_account), None),
             CreateWorkspace => ("/workspaces".into(), Some(json!({ "name": "new" }))),
             GetWorkspace | DeleteWorkspace => (ws, None),
             UpdateWorkspace => (ws, Some(json!({ "name": "renamed" }))),
@@ -409,6 +410,7 @@ fn expected_status(route: &RouteSpec, persona: Persona) -> u16 {
             | Operation::ListGithubInstallations
             | Operation::DeleteGithubInstallation
             | Operation::RemoveAccountMember
+            | Operation::ListAccountMembers
     ) {
         // Only the organisation's admin is in it; everyone else must not learn it exists.
         return if persona == Persona::Admin {
@@ -499,6 +501,39 @@ async fn account_mode_workspaces_are_visible_to_account_members_and_listed() {
         )
         .await
         .expect(200);
+    // Everyone in the account sees who else is in it (the board's sharing dialog lists them for
+    // admins); nobody else learns the account exists.
+    let listed = colleague
+        .get(&format!("/accounts/{org}/members"))
+        .await
+        .expect(200);
+    let roles: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| {
+            (
+                member["user"]["login"].as_str().unwrap().to_owned(),
+                member["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = vec![
+        (admin.login.clone(), "admin".to_owned()),
+        (colleague.login.clone(), "member".to_owned()),
+    ];
+    expected.sort_by_key(|(login, _)| login.to_lowercase());
+    assert_eq!(roles, expected, "the account's members, by login");
+    assert_eq!(
+        outsider
+            .get(&format!("/accounts/{org}/members"))
+            .await
+            .expect(404)
+            .get("error")
+            .and_then(|error| error.get("code"))
+            .and_then(Value::as_str),
+        Some("not_found")
+    );
     let open = admin
         .post("/workspaces", json!({ "name": "open", "accountId": org }))
         .await

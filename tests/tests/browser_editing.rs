@@ -519,6 +519,17 @@ async fn titles_stay_readable_at_twenty_percent() {
     let login = unique_login("zoomer");
     let client = Client::sign_in(server, &login).await;
     let board = seed_board(&client, "Far out").await;
+    // One service with a name too long for its box at any zoom: it must end with an ellipsis and
+    // show whole on hover, never run over its neighbour.
+    let long_name = "Payments, refunds and chargebacks in every region and currency we sell in";
+    let rev = block_json(&client, &board.workspace, &board.frames[1]).await["rev"].clone();
+    client
+        .patch(
+            &format!("/workspaces/{}/blocks/{}", board.workspace, board.frames[1]),
+            json!({ "rev": rev, "title": long_name }),
+        )
+        .await
+        .expect(200);
     let browser = Browser::start().await;
     open_board(&browser, server, &login, &board.workspace).await;
     let canvas = browser.wait_for("[data-testid='canvas']").await;
@@ -555,6 +566,37 @@ async fn titles_stay_readable_at_twenty_percent() {
         )
         .await;
     println!("frame title heights on screen at 20 %: {sizes}");
+    // No title is clipped without an ellipsis and its full text on hover, none runs out of its
+    // service's box, and no two overprint each other.
+    let problems = browser
+        .client
+        .execute(
+            "const out = []; \
+             const heads = [...document.querySelectorAll('.frame > .block-head .block-title')]; \
+             const boxes = heads.map(t => t.getBoundingClientRect()); \
+             heads.forEach((t, i) => { \
+               const frame = t.closest('.frame').getBoundingClientRect(); const r = boxes[i]; \
+               if (r.left < frame.left - 1 || r.right > frame.right + 1) out.push('outside its box: ' + t.textContent); \
+               if (t.scrollWidth > t.clientWidth + 1) { \
+                 if (getComputedStyle(t).textOverflow !== 'ellipsis') out.push('clipped without an ellipsis: ' + t.textContent); \
+                 if (t.title !== t.textContent) out.push('no full title on hover: ' + t.textContent); \
+               } \
+               boxes.forEach((o, j) => { if (j > i && r.left < o.right && o.left < r.right && r.top < o.bottom && o.top < r.bottom) \
+                 out.push('overprints: ' + t.textContent + ' / ' + heads[j].textContent); }); \
+             }); \
+             const long = heads.find(t => t.textContent.startsWith('Payments, refunds')); \
+             if (!long) out.push('the long service name is not drawn'); \
+             else if (long.scrollWidth <= long.clientWidth) out.push('the long service name is not shortened'); \
+             return out;",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        problems,
+        json!([]),
+        "service names at 20 % are readable, whole on hover, and apart"
+    );
     // Tasks are not drawn this far out: their dependencies roll up into service-to-service lines with
     // a count (checkout → payments for "Add to cart → Charge a card", payments → checkout for
     // "Refund → Checkout page"; "Remove from cart → Place order" stays inside checkout).
@@ -641,6 +683,19 @@ async fn a_member_added_in_the_members_dialog_sees_the_board_live() {
             &format!("return !!document.querySelector(\"[data-testid='member'][data-login='{guest_login}']\")"),
         )
         .await;
+    // The board is in the owner's personal account: it has no members to manage beyond its owner.
+    assert_eq!(
+        alice
+            .client
+            .execute(
+                "return !!document.querySelector(\"[data-testid='account-member-section']\")",
+                Vec::new(),
+            )
+            .await
+            .unwrap(),
+        json!(false),
+        "a personal account's members are not offered"
+    );
     alice.screenshot("members-dialog").await;
     alice
         .wait_for("[data-testid='members-close']")
@@ -672,6 +727,119 @@ async fn a_member_added_in_the_members_dialog_sees_the_board_live() {
     assert_page_healthy(&bob, "opening a shared board").await;
     alice.close().await;
     bob.close().await;
+}
+
+#[tokio::test]
+async fn an_organisations_admin_adds_and_removes_account_members_from_the_sharing_dialog() {
+    let server = WorkerServer::shared();
+    let admin_login = unique_login("orgowner");
+    let admin = Client::sign_in(server, &admin_login).await;
+    let colleague = Client::sign_in(server, &unique_login("teammate")).await;
+    let org = admin
+        .post("/accounts", json!({ "name": "Acme" }))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let workspace = admin
+        .post("/workspaces", json!({ "name": "Acme board", "accountId": org }))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    colleague
+        .get(&format!("/workspaces/{workspace}"))
+        .await
+        .expect(404);
+
+    let browser = Browser::start().await;
+    open_board(&browser, server, &admin_login, &workspace).await;
+    browser
+        .wait_for("[data-testid='open-members']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the account's members are listed, the admin among them",
+            &format!(
+                "return !!document.querySelector(\"[data-testid='account-member-section'] \
+                   [data-testid='account-member'][data-login='{admin_login}']\")"
+            ),
+        )
+        .await;
+    let login = browser
+        .wait_for("[data-testid='account-member-login']")
+        .await;
+    login.send_keys(&colleague.login).await.unwrap();
+    browser
+        .wait_for("[data-testid='account-member-add']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let row = format!(
+        "[data-testid='account-member'][data-login='{}']",
+        colleague.login
+    );
+    browser
+        .wait_until(
+            "the colleague is listed as a member of the account",
+            &format!(
+                "return document.querySelector(\"{row} [data-testid='account-member-role']\")?.value === 'member'"
+            ),
+        )
+        .await;
+    browser.screenshot("members-dialog-account").await;
+    // In the account, the colleague opens its (unrestricted) board.
+    assert_eq!(
+        colleague
+            .get(&format!("/workspaces/{workspace}"))
+            .await
+            .expect(200)["role"],
+        "member"
+    );
+    browser
+        .wait_for(&format!("{row} [data-testid='account-member-remove']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the colleague is gone from the list",
+            &format!("return !document.querySelector(\"{row}\")"),
+        )
+        .await;
+    colleague
+        .get(&format!("/workspaces/{workspace}"))
+        .await
+        .expect(404);
+    // The last admin cannot remove themselves: the refusal is explained, the list unchanged.
+    browser
+        .wait_for(&format!(
+            "[data-testid='account-member'][data-login='{admin_login}'] [data-testid='account-member-remove']"
+        ))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let message = browser
+        .wait_until(
+            "removing the last admin is refused in words",
+            "return document.querySelector(\"[data-testid='account-members-error']\")?.textContent",
+        )
+        .await;
+    let message = message.as_str().unwrap_or_default();
+    assert!(
+        message.contains("last admin") && !message.contains("last_account_admin"),
+        "the refusal in words, no raw API code: {message}"
+    );
+    assert_page_healthy(&browser, "managing the account's members").await;
+    browser.close().await;
 }
 
 #[tokio::test]

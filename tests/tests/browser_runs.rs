@@ -295,6 +295,26 @@ async fn a_person_runs_a_task_to_a_merged_pull_request_and_answers_a_question_fr
     open_panel(&browser, fix).await;
     choose(&browser, fix, "run-pipeline", "quick").await;
     choose(&browser, fix, "run-model", "scripted").await;
+    // The owner makes it the workspace's default, for every task without a model of its own.
+    click(
+        &browser,
+        &format!("{} [data-testid='run-model-make-default']", panel_of(fix)),
+    )
+    .await;
+    browser
+        .wait_for(&format!(
+            "{} [data-testid='run-model-is-default']",
+            panel_of(fix)
+        ))
+        .await;
+    assert_eq!(
+        board
+            .client
+            .get(&format!("/workspaces/{}", board.workspace))
+            .await
+            .expect(200)["defaultModelId"],
+        "scripted"
+    );
     let forecast = format!(
         "{} [data-testid='run-forecast'][data-state='ready']",
         panel_of(fix)

@@ -19,8 +19,8 @@ use domain::api::runs::{
     AnswerDecisionRequest, CreateRunRequest, GiveApprovalRequest, PipelineView, RunRecord,
 };
 use domain::api::workspaces::{
-    AddWorkspaceMemberRequest, CreateWorkspaceRequest, UpdateWorkspaceRequest, WorkspaceMember,
-    WorkspaceView,
+    AccountMember, AddAccountMemberRequest, AddWorkspaceMemberRequest, CreateWorkspaceRequest,
+    UpdateWorkspaceRequest, WorkspaceMember, WorkspaceView,
 };
 use domain::api::{CLIENT_ID_HEADER, ErrorCode, ErrorEnvelope};
 use domain::board::{Block, Edge};
@@ -463,6 +463,38 @@ pub async fn remove_member(workspace: &WorkspaceId, user: &UserId) -> Result<(),
     send(
         Method::DELETE,
         &format!("/workspaces/{workspace}/members/{user}"),
+        NO_BODY,
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn account_members(account: &AccountId) -> Result<Vec<AccountMember>, ApiFailure> {
+    call(
+        Method::GET,
+        &format!("/accounts/{account}/members"),
+        NO_BODY,
+    )
+    .await
+}
+
+/// Adds someone to an account, or changes their role there (account admins).
+pub async fn add_account_member(
+    account: &AccountId,
+    request: &AddAccountMemberRequest,
+) -> Result<AccountMember, ApiFailure> {
+    call(
+        Method::POST,
+        &format!("/accounts/{account}/members"),
+        Some(request),
+    )
+    .await
+}
+
+pub async fn remove_account_member(account: &AccountId, user: &UserId) -> Result<(), ApiFailure> {
+    send(
+        Method::DELETE,
+        &format!("/accounts/{account}/members/{user}"),
         NO_BODY,
     )
     .await

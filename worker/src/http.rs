@@ -408,6 +408,7 @@ async fn dispatch(request: &Request, context: &RequestContext) -> HandlerResult 
         Operation::CreateAccount => accounts::create(context).await,
         Operation::ListAccounts => accounts::list(context).await,
         Operation::AddAccountMember => accounts::add_member(context).await,
+        Operation::ListAccountMembers => accounts::list_members(context).await,
         Operation::ListWorkspaces => workspaces::list(context).await,
         Operation::CreateWorkspace => workspaces::create(context).await,
         Operation::GetWorkspace => workspaces::get(context).await,

@@ -4,7 +4,7 @@
 
 use domain::access::AccountRole;
 use domain::api::auth::{ApiTokenInfo, User};
-use domain::api::workspaces::{Account, AccountKind, UserRef};
+use domain::api::workspaces::{Account, AccountKind, AccountMember, UserRef};
 use domain::api::{ApiError, ErrorCode};
 use domain::ids::{AccountId, ApiTokenId, UserId};
 use domain::limits::{QuotaKind, Quotas, quota_exceeded};
@@ -306,6 +306,37 @@ pub async fn account_of(
         .await?;
     row.ok_or_else(|| ApiError::not_found("This account"))?
         .into_account()
+}
+
+#[derive(Deserialize)]
+struct AccountMemberRow {
+    id: String,
+    login: String,
+    name: Option<String>,
+    avatar_url: Option<String>,
+    role: String,
+}
+
+/// The members of an account, by login.
+pub async fn account_members(
+    db: &Db,
+    account_id: &AccountId,
+) -> Result<Vec<AccountMember>, ApiError> {
+    let rows: Vec<AccountMemberRow> = db
+        .all(
+            "SELECT u.id, u.login, u.name, u.avatar_url, m.role FROM memberships m
+             JOIN users u ON u.id = m.user_id WHERE m.account_id = ?1 ORDER BY u.login COLLATE NOCASE",
+            &params![account_id.as_str()],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(AccountMember {
+                role: AccountRole::parse(&row.role).ok_or_else(ApiError::internal)?,
+                user: user(&row.id, row.login, row.name, row.avatar_url)?,
+            })
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]

@@ -113,6 +113,7 @@ pub enum Operation {
     GithubWebhook,
     ListBlockGithub,
     RemoveAccountMember,
+    ListAccountMembers,
 }
 
 /// Who may call a route.
@@ -386,6 +387,10 @@ pub static ROUTES: LazyLock<Vec<RouteSpec>> = LazyLock::new(|| {
             "Remove someone from an account (account admins only; never its last admin). Their open \
              live streams of the account's workspaces where they lose access close with code 4403",
             request: None, success: 204),
+        route!(Get "/accounts/:id/members" => ListAccountMembers, SIGNED_IN,
+            "The members of an account and their roles, by login (any member of the account; 404 for \
+             everyone else)",
+            request: None, success: 200, Vec<AccountMember>),
     ]
 });
 

@@ -254,10 +254,21 @@ impl Engine {
         changed
     }
 
+    /// Fit: the whole board, or the selected block's service when the whole board would be too
+    /// small to show tasks ([`View::fit_keeping_tasks`]).
     pub fn fit_all(&mut self) {
         self.measure();
+        let focus = self.selected.as_ref().and_then(|id| {
+            let service = self.board.service_of(id)?;
+            Some((*self.rects.get(&service)?, *self.rects.get(id)?))
+        });
         self.view = match self.board.bounds(&self.rects) {
-            Some(bounds) => View::fit(&bounds, self.viewport.0, self.viewport.1, 1.0),
+            Some(bounds) => View::fit_keeping_tasks(
+                &bounds,
+                focus.as_ref().map(|(service, block)| (service, block)),
+                self.viewport.0,
+                self.viewport.1,
+            ),
             None => View::default(),
         };
     }

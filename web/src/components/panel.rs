@@ -39,6 +39,9 @@ pub struct PanelProps {
     pub on_github: Callback<domain::api::github::BlockGithub>,
     /// Tasks an issue import created: the page puts them on the board.
     pub on_imported: Callback<Vec<Block>>,
+    /// The caller may change the workspace's settings (its default model, from the run panel).
+    #[prop_or_default]
+    pub manages_settings: bool,
     /// Folded to a narrow strip (the fields stay in the page, hidden, so nothing typed is lost).
     #[prop_or_default]
     pub collapsed: bool,
@@ -225,7 +228,7 @@ pub fn Panel(props: &PanelProps) -> Html {
                 <RunPanel engine={props.engine.clone()} workspace_id={props.workspace_id.clone()}
                     block_id={id.clone()} tick={props.tick} read_only={props.read_only} on_run={props.on_run.clone()}
                     block_model={loaded.and_then(|block| block.model_id.clone())}
-                    on_choose_model={choose_model} />
+                    on_choose_model={choose_model} manages_settings={props.manages_settings} />
             }
             <div class="deps">
                 <h3>{ "Depends on" }</h3>

@@ -11,6 +11,7 @@ use domain::api::runs::{
     AnswerDecisionRequest, ApprovalVerdictKind, CreateRunRequest, GiveApprovalRequest,
     PipelineView, RunRecord,
 };
+use domain::api::workspaces::UpdateWorkspaceRequest;
 use domain::ids::{AccountId, BlockId, WorkspaceId};
 use domain::run::{StepStatus, StepSummary};
 use domain::spend::{CatalogListing, Forecast};
@@ -39,6 +40,9 @@ pub struct RunPanelProps {
     pub block_model: Option<String>,
     /// Saves a model picked here as the task's choice, which its runs then use.
     pub on_choose_model: Callback<String>,
+    /// The caller may change the workspace's settings: offer the chosen model as its default.
+    #[prop_or_default]
+    pub manages_settings: bool,
 }
 
 fn explain(failure: &ApiFailure) -> String {
@@ -380,6 +384,41 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
             </div>
         });
         let no_models = choice.models.is_empty();
+        let workspace_default = props.engine.0.borrow().board.workspace.default_model_id.clone();
+        let default_line = if runs::offer_as_workspace_default(
+            choice.model.as_deref(),
+            workspace_default.as_deref(),
+            props.manages_settings && !props.read_only,
+        ) {
+            let make_default = {
+                let (model, workspace, problem) =
+                    (choice.model.clone(), props.workspace_id.clone(), problem.clone());
+                Callback::from(move |_: MouseEvent| {
+                    let request = UpdateWorkspaceRequest {
+                        name: None,
+                        access_mode: None,
+                        default_model_id: Some(model.clone()),
+                    };
+                    let (workspace, problem) = (workspace.clone(), problem.clone());
+                    // The workspace's change comes back on the live stream, which updates the board.
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if let Err(failure) = api::update_workspace(&workspace, &request).await {
+                            problem.set(Some(explain(&failure)));
+                        }
+                    });
+                })
+            };
+            html! {
+                <button class="link small" onclick={make_default} data-testid="run-model-make-default"
+                    title="Tasks without a model of their own use the workspace's default">
+                    { "Make it the workspace's default" }
+                </button>
+            }
+        } else if choice.model.is_some() && choice.model == workspace_default {
+            html! { <p class="muted small" data-testid="run-model-is-default">{ "The workspace's default model." }</p> }
+        } else {
+            Html::default()
+        };
         html! {
             <div class="run-start" data-testid="run-start-form">
                 <label class="field">
@@ -409,6 +448,7 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
                         }) }
                     </select>
                 </label>
+                { default_line }
                 { forecast_line }
                 <button class="button primary" onclick={start(false)} disabled={*busy || choice.pipeline.is_empty()}
                     data-testid="run-start">{ if run.is_some() { "Start a new run" } else { "Start the run" } }</button>

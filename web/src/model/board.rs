@@ -350,6 +350,20 @@ impl Board {
     }
 
     /// The bounds of everything on the board.
+    /// The service (root frame) a block is in: itself when it is one. `None` for a block not on the
+    /// board.
+    pub fn service_of(&self, id: &BlockId) -> Option<BlockId> {
+        let mut current = self.blocks.get(id)?;
+        // Bounded by the block count, so a parent cycle (never written by the server) cannot hang.
+        for _ in 0..self.blocks.len() {
+            match current.parent_id.as_ref().and_then(|parent| self.blocks.get(parent)) {
+                Some(parent) => current = parent,
+                None => break,
+            }
+        }
+        Some(current.id.clone())
+    }
+
     pub fn bounds(&self, rects: &FastMap<BlockId, Rect>) -> Option<Rect> {
         rects.values().copied().reduce(|a, b| a.union(&b))
     }

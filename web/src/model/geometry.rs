@@ -242,6 +242,40 @@ impl View {
         }
     }
 
+    /// What Fit shows: the whole board, unless a block is selected (its panel open, someone working
+    /// on it) and the whole board fits only at a zoom too far out to draw tasks. Then Fit shows the
+    /// selected block's service whole if tasks stay drawn, else the selected block itself, centred,
+    /// at the farthest zoom that still draws tasks (closer if the block is small). `focus` is the
+    /// selected block's service (its root frame) and the block.
+    pub fn fit_keeping_tasks(
+        board: &Rect,
+        focus: Option<(&Rect, &Rect)>,
+        width: f64,
+        height: f64,
+    ) -> View {
+        let whole = View::fit(board, width, height, 1.0);
+        let Some((service, block)) = focus else {
+            return whole;
+        };
+        if whole.zoom >= TASKS_FROM_ZOOM {
+            return whole;
+        }
+        let service = View::fit(service, width, height, 1.0);
+        if service.zoom >= TASKS_FROM_ZOOM {
+            return service;
+        }
+        let block_view = View::fit(block, width, height, 1.0);
+        if block_view.zoom >= TASKS_FROM_ZOOM {
+            return block_view;
+        }
+        let zoom = TASKS_FROM_ZOOM;
+        View {
+            zoom,
+            pan_x: width / 2.0 - (block.x + block.width / 2.0) * zoom,
+            pan_y: height / 2.0 - (block.y + block.height / 2.0) * zoom,
+        }
+    }
+
     /// The world rectangle a viewport of `width`×`height` pixels shows.
     pub fn visible_world(&self, width: f64, height: f64) -> Rect {
         let (x, y) = self.to_world(0.0, 0.0);
@@ -286,11 +320,14 @@ pub enum Detail {
     Tasks,
 }
 
+/// The farthest zoom at which tasks are drawn ([`Detail::Tasks`]).
+pub const TASKS_FROM_ZOOM: f64 = 0.5;
+
 impl Detail {
     pub fn at(zoom: f64) -> Detail {
         if zoom < 0.22 {
             Detail::Frames
-        } else if zoom < 0.5 {
+        } else if zoom < TASKS_FROM_ZOOM {
             Detail::Modules
         } else {
             Detail::Tasks

@@ -465,6 +465,17 @@ pub fn initial_model(
         .or_else(|| default_model(models))
 }
 
+/// Whether the run panel offers to make the chosen model the workspace's default (for every task
+/// without its own choice): only to someone who may change the workspace's settings, and only when
+/// the choice is not the default already.
+pub fn offer_as_workspace_default(
+    chosen: Option<&str>,
+    workspace_default: Option<&str>,
+    manages_settings: bool,
+) -> bool {
+    manages_settings && chosen.is_some() && chosen != workspace_default
+}
+
 /// How a forecast compares with what is left of the budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForecastFit {
@@ -941,6 +952,28 @@ mod tests {
             Some("42s")
         );
         assert_eq!(elapsed_text(None, None, 43_000), None);
+    }
+
+    #[test]
+    fn a_workspace_admin_is_offered_the_chosen_model_as_the_workspace_default() {
+        assert!(offer_as_workspace_default(Some("gpt-4o"), None, true));
+        assert!(offer_as_workspace_default(
+            Some("gpt-4o"),
+            Some("gpt-4o-mini"),
+            true
+        ));
+        assert!(
+            !offer_as_workspace_default(Some("gpt-4o"), Some("gpt-4o"), true),
+            "already the default"
+        );
+        assert!(
+            !offer_as_workspace_default(Some("gpt-4o"), None, false),
+            "not someone who may change the workspace's settings"
+        );
+        assert!(
+            !offer_as_workspace_default(None, None, true),
+            "nothing chosen"
+        );
     }
 
     #[test]

@@ -1202,3 +1202,54 @@ fn far_out_the_draw_walks_only_the_levels_it_shows() {
         );
     }
 }
+
+#[test]
+fn a_block_s_service_is_its_root_frame() {
+    let board = sample();
+    assert_eq!(board.service_of(&id(3)), Some(id(1)), "a task in a module");
+    assert_eq!(board.service_of(&id(5)), Some(id(4)), "a task in a frame");
+    assert_eq!(board.service_of(&id(1)), Some(id(1)), "a frame is its own service");
+    assert_eq!(board.service_of(&id(9)), None, "not on the board");
+}
+
+#[test]
+fn fit_with_a_block_selected_keeps_tasks_drawn() {
+    let rect = |x: f64, y: f64, width: f64, height: f64| Rect {
+        x,
+        y,
+        width,
+        height,
+    };
+    let (width, height) = (1280.0, 640.0);
+    let wide_board = rect(0.0, 0.0, 12_000.0, 3_000.0);
+    let service = rect(4_000.0, 1_000.0, 900.0, 500.0);
+    let task = rect(4_100.0, 1_100.0, 200.0, 80.0);
+    // Nothing selected: the whole board, however far out.
+    let whole = View::fit_keeping_tasks(&wide_board, None, width, height);
+    assert_eq!(whole, View::fit(&wide_board, width, height, 1.0));
+    assert_eq!(Detail::at(whole.zoom), Detail::Frames);
+    // A task selected: its service whole, with tasks drawn.
+    let view = View::fit_keeping_tasks(&wide_board, Some((&service, &task)), width, height);
+    assert_eq!(view, View::fit(&service, width, height, 1.0));
+    assert_eq!(Detail::at(view.zoom), Detail::Tasks);
+    // A small board fits whole even with a block selected.
+    let small_board = rect(0.0, 0.0, 1_000.0, 500.0);
+    let view = View::fit_keeping_tasks(&small_board, Some((&small_board, &task)), width, height);
+    assert_eq!(view, View::fit(&small_board, width, height, 1.0));
+    // A service too big to show with its tasks: the selected task, centred, tasks still drawn.
+    let huge_service = rect(0.0, 0.0, 8_000.0, 2_500.0);
+    let view = View::fit_keeping_tasks(&wide_board, Some((&huge_service, &task)), width, height);
+    assert_eq!(view, View::fit(&task, width, height, 1.0));
+    assert_eq!(Detail::at(view.zoom), Detail::Tasks);
+    // The huge service itself selected: centred on it at the farthest zoom that draws tasks.
+    let view = View::fit_keeping_tasks(
+        &wide_board,
+        Some((&huge_service, &huge_service)),
+        width,
+        height,
+    );
+    assert_eq!(view.zoom, TASKS_FROM_ZOOM);
+    assert_eq!(Detail::at(view.zoom), Detail::Tasks);
+    let (center_x, center_y) = view.to_world(width / 2.0, height / 2.0);
+    assert!((center_x - 4_000.0).abs() < 1e-6 && (center_y - 1_250.0).abs() < 1e-6);
+}

@@ -47,6 +47,15 @@ pub async fn list(context: &RequestContext) -> HandlerResult {
     )
 }
 
+/// `GET /accounts/:id/members`: the account's members, for anyone in it (404 for everyone else, so a
+/// stranger does not learn the account exists).
+pub async fn list_members(context: &RequestContext) -> HandlerResult {
+    let hidden = || ApiError::not_found("This account");
+    let account_id = AccountId::parse(context.param("id")).map_err(|_| hidden())?;
+    people::account_of(&context.db, &context.caller().user.id, &account_id).await?;
+    json(200, &people::account_members(&context.db, &account_id).await?)
+}
+
 /// `POST /accounts/:id/members`: account admins add people or change their role.
 pub async fn add_member(context: &RequestContext) -> HandlerResult {
     let hidden = || ApiError::not_found("This account");

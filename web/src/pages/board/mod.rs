@@ -528,7 +528,8 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
         html! {
             <Panel {key} engine={shared.clone()} workspace_id={props.workspace_id.clone()}
                 block_id={id} tick={tick.0} fresh={is_fresh} queue={(*queue).clone()} {read_only}
-                collapsed={*panel_collapsed} {on_run} {on_github} {on_imported} />
+                collapsed={*panel_collapsed} {on_run} {on_github} {on_imported}
+                manages_settings={role.is_some_and(|role| role.allows(domain::access::Permission::ManageSettings))} />
         }
     });
     let confirm_dialog = confirm.as_ref().zip(confirm_text).map(|(ids, text)| {
@@ -569,8 +570,22 @@ pub fn BoardPage(props: &BoardPageProps) -> Html {
             let members_open = members_open.clone();
             Callback::from(move |_| members_open.set(false))
         };
+        // The account's members too, for whoever manages them (an admin of the organisation).
+        let account_id = shared.0.borrow().board.workspace.account_id.clone();
+        let account = match &app.session {
+            crate::app::Session::SignedIn(me) => me
+                .accounts
+                .iter()
+                .find(|account| {
+                    account.id == account_id
+                        && domain::access::manages_account_members(account.kind, account.role)
+                })
+                .cloned(),
+            _ => None,
+        };
         html! {
-            <MembersDialog workspace_id={props.workspace_id.clone()} can_manage={role == Some(WorkspaceRole::Admin)} on_close={close} />
+            <MembersDialog workspace_id={props.workspace_id.clone()} can_manage={role == Some(WorkspaceRole::Admin)}
+                {account} on_close={close} />
         }
     });
     let account_id = shared.0.borrow().board.workspace.account_id.clone();
