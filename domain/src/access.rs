@@ -162,8 +162,14 @@ mod tests {
     #[test]
     fn only_an_organisations_admins_manage_its_members() {
         use crate::api::workspaces::AccountKind;
-        assert!(manages_account_members(AccountKind::Org, AccountRole::Admin));
-        assert!(!manages_account_members(AccountKind::Org, AccountRole::Member));
+        assert!(manages_account_members(
+            AccountKind::Org,
+            AccountRole::Admin
+        ));
+        assert!(!manages_account_members(
+            AccountKind::Org,
+            AccountRole::Member
+        ));
         assert!(!manages_account_members(
             AccountKind::Personal,
             AccountRole::Admin

@@ -743,7 +743,10 @@ async fn an_organisations_admin_adds_and_removes_account_members_from_the_sharin
         .unwrap()
         .to_owned();
     let workspace = admin
-        .post("/workspaces", json!({ "name": "Acme board", "accountId": org }))
+        .post(
+            "/workspaces",
+            json!({ "name": "Acme board", "accountId": org }),
+        )
         .await
         .expect(201)["id"]
         .as_str()

@@ -571,7 +571,10 @@ const ANTHROPIC_KEY: &str = "sk-ant-test-deployment-key-4c1d";
 fn openai_stream_text(stream: &str) -> (String, bool) {
     let mut text = String::new();
     let mut done = false;
-    for data in stream.lines().filter_map(|line| line.strip_prefix("data: ")) {
+    for data in stream
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+    {
         if data.trim() == "[DONE]" {
             done = true;
             continue;
@@ -588,7 +591,10 @@ fn openai_stream_text(stream: &str) -> (String, bool) {
 fn anthropic_stream_text(stream: &str) -> (String, bool) {
     let mut text = String::new();
     let mut stopped = false;
-    for data in stream.lines().filter_map(|line| line.strip_prefix("data: ")) {
+    for data in stream
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+    {
         let event: Value = serde_json::from_str(data).expect("each event is JSON");
         match event["type"].as_str() {
             Some("content_block_delta") => {

@@ -191,9 +191,9 @@ fn operation_error_codes(operation: Operation) -> &'static [ErrorCode] {
         RemoveAccountMember | RemoveWorkspaceMember => &[RuleViolated],
         // `accountId` can name an account the caller does not belong to.
         CreateWorkspace => &[QuotaExceeded, NotFound],
-        GetWorkspace | ListWorkspaceMembers | ListAccountMembers | GetBoard | GetBlock | ListPipelines
-        | ListRuns
-        | GetRun | GetWorkspaceSpend | ListBlockGithub | GetBlockForecast => &[],
+        GetWorkspace | ListWorkspaceMembers | ListAccountMembers | GetBoard | GetBlock
+        | ListPipelines | ListRuns | GetRun | GetWorkspaceSpend | ListBlockGithub
+        | GetBlockForecast => &[],
         UpdateWorkspace | DeleteWorkspace => &[Conflict],
         CreateBlock | ReparentBlock | CreateEdge | UpdateBlock => {
             &[Conflict, RuleViolated, QuotaExceeded]

@@ -394,8 +394,7 @@ mod tests {
     fn an_anthropic_caller_streams_an_openai_model_with_usage_asked_for() {
         let body = json!({"model": "gpt-4o-mini", "max_tokens": 100, "stream": true,
             "system": "be brief", "messages": [{"role": "user", "content": "hi"}]});
-        let planned =
-            plan_call(Dialect::Anthropic, &claims("gpt-4o-mini"), &body, &[]).unwrap();
+        let planned = plan_call(Dialect::Anthropic, &claims("gpt-4o-mini"), &body, &[]).unwrap();
         assert_eq!(planned.upstream_dialect, Dialect::OpenAi);
         assert!(planned.stream);
         let sent: Value = serde_json::from_str(&planned.upstream_body).unwrap();

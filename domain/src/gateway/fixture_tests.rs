@@ -46,13 +46,21 @@ fn calls_anthropic(content: &Value) -> Vec<(String, Value)> {
         .unwrap()
         .iter()
         .filter(|block| block["type"] == "tool_use")
-        .map(|block| (block["name"].as_str().unwrap().to_owned(), block["input"].clone()))
+        .map(|block| {
+            (
+                block["name"].as_str().unwrap().to_owned(),
+                block["input"].clone(),
+            )
+        })
         .collect()
 }
 
 fn expected_calls() -> Vec<(String, Value)> {
     vec![
-        ("read_file".into(), serde_json::json!({"path": "src/greeting.rs"})),
+        (
+            "read_file".into(),
+            serde_json::json!({"path": "src/greeting.rs"}),
+        ),
         (
             "run_command".into(),
             serde_json::json!({"command": "cargo test greeting"}),
@@ -167,7 +175,9 @@ fn an_openai_stream_is_metered_and_becomes_an_anthropic_stream() {
     {
         let arguments: String = translated
             .iter()
-            .filter(|event| event["type"] == "content_block_delta" && event["index"] == start["index"])
+            .filter(|event| {
+                event["type"] == "content_block_delta" && event["index"] == start["index"]
+            })
             .filter_map(|event| event.pointer("/delta/partial_json").and_then(Value::as_str))
             .collect();
         calls.push((
@@ -195,7 +205,11 @@ fn an_anthropic_stream_is_metered_and_becomes_an_openai_stream() {
     ));
     let text: String = translated
         .iter()
-        .filter_map(|chunk| chunk.pointer("/choices/0/delta/content").and_then(Value::as_str))
+        .filter_map(|chunk| {
+            chunk
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        })
         .collect();
     assert_eq!(text, TEXT);
     let mut calls: Vec<(String, String)> = Vec::new();
@@ -208,7 +222,10 @@ fn an_anthropic_stream_is_metered_and_becomes_an_openai_stream() {
         {
             let index = call["index"].as_u64().unwrap() as usize;
             if calls.len() <= index {
-                calls.push((call["function"]["name"].as_str().unwrap().to_owned(), String::new()));
+                calls.push((
+                    call["function"]["name"].as_str().unwrap().to_owned(),
+                    String::new(),
+                ));
             }
             calls[index].1 += call["function"]["arguments"].as_str().unwrap_or_default();
         }
@@ -221,6 +238,7 @@ fn an_anthropic_stream_is_metered_and_becomes_an_openai_stream() {
     assert!(
         translated
             .iter()
-            .any(|chunk| chunk.pointer("/choices/0/finish_reason") == Some(&Value::from("tool_calls")))
+            .any(|chunk| chunk.pointer("/choices/0/finish_reason")
+                == Some(&Value::from("tool_calls")))
     );
 }

@@ -167,9 +167,14 @@ impl AnthropicToOpenAiStream {
 /// The content block an [`OpenAiToAnthropicStream`] has open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpenBlock {
-    Text { block: u64 },
+    Text {
+        block: u64,
+    },
     /// A tool call: OpenAI's index of the call, and the Anthropic block it became.
-    Tool { call: u64, block: u64 },
+    Tool {
+        call: u64,
+        block: u64,
+    },
 }
 
 /// Turns an OpenAI Chat Completions chunk stream into Anthropic Messages events, so a caller
@@ -255,17 +260,19 @@ impl OpenAiToAnthropicStream {
         }
         if !self.started {
             self.started = true;
-            out.push_str(&anthropic_event(json!({"type": "message_start", "message": {
-                "id": chunk.get("id").cloned().unwrap_or_default(),
-                "type": "message",
-                "role": "assistant",
-                "model": chunk.get("model").cloned().unwrap_or_default(),
-                "content": [],
-                "stop_reason": Value::Null,
-                "stop_sequence": Value::Null,
-                // OpenAI reports usage only at the end; the final `message_delta` carries it.
-                "usage": {"input_tokens": 0, "output_tokens": 0},
-            }})));
+            out.push_str(&anthropic_event(
+                json!({"type": "message_start", "message": {
+                    "id": chunk.get("id").cloned().unwrap_or_default(),
+                    "type": "message",
+                    "role": "assistant",
+                    "model": chunk.get("model").cloned().unwrap_or_default(),
+                    "content": [],
+                    "stop_reason": Value::Null,
+                    "stop_sequence": Value::Null,
+                    // OpenAI reports usage only at the end; the final `message_delta` carries it.
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                }}),
+            ));
         }
         if let Some(usage) = chunk.get("usage").filter(|usage| usage.is_object()) {
             let count = |field: &str| usage.get(field).and_then(Value::as_u64).unwrap_or(0);
@@ -291,8 +298,10 @@ impl OpenAiToAnthropicStream {
             let Some(OpenBlock::Text { block }) = self.open else {
                 unreachable!("a text block was just opened")
             };
-            out.push_str(&anthropic_event(json!({"type": "content_block_delta", "index": block,
-                "delta": {"type": "text_delta", "text": text}})));
+            out.push_str(&anthropic_event(
+                json!({"type": "content_block_delta", "index": block,
+                "delta": {"type": "text_delta", "text": text}}),
+            ));
         }
         for call in delta
             .and_then(|delta| delta.get("tool_calls"))
@@ -301,7 +310,8 @@ impl OpenAiToAnthropicStream {
             .flatten()
         {
             let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-            let continuing = matches!(self.open, Some(OpenBlock::Tool { call, .. }) if call == index);
+            let continuing =
+                matches!(self.open, Some(OpenBlock::Tool { call, .. }) if call == index);
             if !continuing {
                 self.open_block(
                     &mut out,
@@ -320,8 +330,10 @@ impl OpenAiToAnthropicStream {
                 .and_then(Value::as_str)
                 .filter(|arguments| !arguments.is_empty())
             {
-                out.push_str(&anthropic_event(json!({"type": "content_block_delta", "index": block,
-                    "delta": {"type": "input_json_delta", "partial_json": arguments}})));
+                out.push_str(&anthropic_event(
+                    json!({"type": "content_block_delta", "index": block,
+                    "delta": {"type": "input_json_delta", "partial_json": arguments}}),
+                ));
             }
         }
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
@@ -444,7 +456,12 @@ mod tests {
         let events: Vec<(Option<String>, Value)> = SseSplitter::new()
             .push(translated.as_bytes())
             .into_iter()
-            .map(|event| (event.event.clone(), serde_json::from_str(&event.data).unwrap()))
+            .map(|event| {
+                (
+                    event.event.clone(),
+                    serde_json::from_str(&event.data).unwrap(),
+                )
+            })
             .collect();
         for (name, body) in &events {
             assert_eq!(name.as_deref(), body["type"].as_str(), "named as typed");

@@ -9,7 +9,6 @@
 
 use serde_json::{Map, Value, json};
 
-
 /// Why a body could not be translated; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranslateError {

@@ -88,7 +88,9 @@ impl MemberSource for WorkspaceMembers {
     const TESTID: &'static str = "member";
     const HEADING: &'static str = "This workspace";
 
-    fn list(&self) -> impl Future<Output = Result<Vec<(User, WorkspaceRole)>, ApiFailure>> + 'static {
+    fn list(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(User, WorkspaceRole)>, ApiFailure>> + 'static {
         let workspace = self.0.clone();
         async move {
             let members = api::members(&workspace).await?;
@@ -132,7 +134,11 @@ impl MemberSource for AccountMembers {
         request: AddMemberRequest<AccountRole>,
     ) -> impl Future<Output = Result<(), ApiFailure>> + 'static {
         let account = self.0.clone();
-        async move { api::add_account_member(&account, &request).await.map(|_| ()) }
+        async move {
+            api::add_account_member(&account, &request)
+                .await
+                .map(|_| ())
+        }
     }
 
     fn remove(&self, user: UserId) -> impl Future<Output = Result<(), ApiFailure>> + 'static {

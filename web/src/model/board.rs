@@ -356,7 +356,11 @@ impl Board {
         let mut current = self.blocks.get(id)?;
         // Bounded by the block count, so a parent cycle (never written by the server) cannot hang.
         for _ in 0..self.blocks.len() {
-            match current.parent_id.as_ref().and_then(|parent| self.blocks.get(parent)) {
+            match current
+                .parent_id
+                .as_ref()
+                .and_then(|parent| self.blocks.get(parent))
+            {
                 Some(parent) => current = parent,
                 None => break,
             }

@@ -1208,7 +1208,11 @@ fn a_block_s_service_is_its_root_frame() {
     let board = sample();
     assert_eq!(board.service_of(&id(3)), Some(id(1)), "a task in a module");
     assert_eq!(board.service_of(&id(5)), Some(id(4)), "a task in a frame");
-    assert_eq!(board.service_of(&id(1)), Some(id(1)), "a frame is its own service");
+    assert_eq!(
+        board.service_of(&id(1)),
+        Some(id(1)),
+        "a frame is its own service"
+    );
     assert_eq!(board.service_of(&id(9)), None, "not on the board");
 }
 

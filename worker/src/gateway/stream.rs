@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use domain::api::ApiError;
-use domain::gateway::meter::{Dialect, SseSplitter, StreamMeter};
+use domain::gateway::meter::{SseSplitter, StreamMeter};
 use domain::gateway::stream::StreamTranslator;
 use domain::spend::{CallStatus, TokenUsage};
 use futures_channel::oneshot;

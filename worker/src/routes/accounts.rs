@@ -53,7 +53,10 @@ pub async fn list_members(context: &RequestContext) -> HandlerResult {
     let hidden = || ApiError::not_found("This account");
     let account_id = AccountId::parse(context.param("id")).map_err(|_| hidden())?;
     people::account_of(&context.db, &context.caller().user.id, &account_id).await?;
-    json(200, &people::account_members(&context.db, &account_id).await?)
+    json(
+        200,
+        &people::account_members(&context.db, &account_id).await?,
+    )
 }
 
 /// `POST /accounts/:id/members`: account admins add people or change their role.
