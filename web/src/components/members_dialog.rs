@@ -36,9 +36,9 @@ pub trait RoleChoice: Copy + PartialEq + 'static {
 
 impl RoleChoice for WorkspaceRole {
     const CHOICES: &'static [(Self, &'static str)] = &[
-        (WorkspaceRole::Viewer, "Viewer — can look"),
-        (WorkspaceRole::Member, "Member — can edit the board"),
-        (WorkspaceRole::Admin, "Admin — can also manage members"),
+        (WorkspaceRole::Viewer, "Viewer · can look"),
+        (WorkspaceRole::Member, "Member · edits"),
+        (WorkspaceRole::Admin, "Admin · edits, shares"),
     ];
     const DEFAULT: Self = WorkspaceRole::Member;
 
@@ -49,14 +49,8 @@ impl RoleChoice for WorkspaceRole {
 
 impl RoleChoice for AccountRole {
     const CHOICES: &'static [(Self, &'static str)] = &[
-        (
-            AccountRole::Member,
-            "Member — can edit the account's open boards",
-        ),
-        (
-            AccountRole::Admin,
-            "Admin — every board, members, budget, GitHub",
-        ),
+        (AccountRole::Member, "Member · open boards"),
+        (AccountRole::Admin, "Admin · everything"),
     ];
     const DEFAULT: Self = AccountRole::Member;
 

@@ -19,6 +19,7 @@ use web_sys::{HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use crate::api::{self, ApiFailure};
+use crate::app::{Action, AppContext};
 use crate::components::canvas::SharedEngine;
 use crate::components::slot;
 use crate::model::errors::human_error;
@@ -66,6 +67,8 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
     let problem = use_state(|| None::<String>);
     let busy = use_state(|| false);
     let feedback = use_state(String::new);
+    let app = use_context::<AppContext>();
+    let redraw = use_force_update();
     let (account, workspace_default, run, spend, titles) = {
         let engine = props.engine.0.borrow();
         (
@@ -393,17 +396,33 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
             let make_default = {
                 let (model, workspace, problem) =
                     (choice.model.clone(), props.workspace_id.clone(), problem.clone());
+                let (engine, app, redraw) = (props.engine.clone(), app.clone(), redraw.clone());
                 Callback::from(move |_: MouseEvent| {
                     let request = UpdateWorkspaceRequest {
                         name: None,
                         access_mode: None,
                         default_model_id: Some(model.clone()),
                     };
-                    let (workspace, problem) = (workspace.clone(), problem.clone());
-                    // The workspace's change comes back on the live stream, which updates the board.
+                    let (workspace, problem, engine, app, redraw) = (
+                        workspace.clone(),
+                        problem.clone(),
+                        engine.clone(),
+                        app.clone(),
+                        redraw.clone(),
+                    );
+                    // Other tabs learn it from the live stream; this one from the answer (the hub
+                    // does not echo a tab's own write back to it).
                     wasm_bindgen_futures::spawn_local(async move {
-                        if let Err(failure) = api::update_workspace(&workspace, &request).await {
-                            problem.set(Some(explain(&failure)));
+                        match api::update_workspace(&workspace, &request).await {
+                            Ok(view) => {
+                                engine.0.borrow_mut().board.set_workspace(view.workspace.clone());
+                                if let Some(app) = &app {
+                                    app.dispatch(Action::WorkspaceSaved(view));
+                                }
+                                problem.set(None);
+                                redraw.force_update();
+                            }
+                            Err(failure) => problem.set(Some(explain(&failure))),
                         }
                     });
                 })

@@ -178,8 +178,7 @@ impl Board {
             EventPayload::EdgeCreated { edge } => self.insert_edge(edge.clone()),
             EventPayload::EdgeDeleted { edge_id } => self.remove_edge(edge_id),
             EventPayload::WorkspaceUpdated { workspace } => {
-                self.workspace = workspace.clone();
-                self.version += 1;
+                self.set_workspace(workspace.clone());
                 Applied::Changed
             }
             EventPayload::SpendChanged { call } => {
@@ -350,6 +349,13 @@ impl Board {
     }
 
     /// The bounds of everything on the board.
+    /// The workspace's settings as they are now: from its event, or from this tab's own write (whose
+    /// event the hub does not echo back to it).
+    pub fn set_workspace(&mut self, workspace: Workspace) {
+        self.workspace = workspace;
+        self.version += 1;
+    }
+
     /// The service (root frame) a block is in: itself when it is one. `None` for a block not on the
     /// board.
     pub fn service_of(&self, id: &BlockId) -> Option<BlockId> {
