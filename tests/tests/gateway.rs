@@ -609,7 +609,16 @@ fn anthropic_stream_text(stream: &str) -> (String, bool) {
     (text, stopped)
 }
 
-async fn post_stream(server: &WorkerServer, path: &str, token: &str, body: Value) -> String {
+/// A streamed call of `model` through `path` with a one-message prompt tagged `tag`: the stream's text.
+async fn streamed(
+    server: &WorkerServer,
+    path: &str,
+    token: &str,
+    model: &str,
+    tag: &str,
+) -> String {
+    let body = json!({ "model": model, "stream": true, "max_tokens": 20,
+                       "messages": [{ "role": "user", "content": prompt(tag) }] });
     let answer = reqwest::Client::new()
         .post(server.url(path))
         .bearer_auth(token)
@@ -672,12 +681,12 @@ async fn both_wire_formats_are_served_and_spoken_upstream_translated_streamed_an
     assert_eq!(upstream[0].body["max_tokens"], 20);
 
     // 2. Messages in, Messages upstream, streamed.
-    let stream = post_stream(
+    let stream = streamed(
         &setup.server,
         "/v1/messages",
         &claude,
-        json!({ "model": "scripted-claude", "stream": true, "max_tokens": 20,
-                "messages": [{ "role": "user", "content": prompt("native-stream") }] }),
+        "scripted-claude",
+        "native-stream",
     )
     .await;
     assert_eq!(
@@ -714,12 +723,12 @@ async fn both_wire_formats_are_served_and_spoken_upstream_translated_streamed_an
     );
 
     // 4. Chat Completions in, Messages upstream, streamed.
-    let stream = post_stream(
+    let stream = streamed(
         &setup.server,
         "/v1/chat/completions",
         &claude,
-        json!({ "model": "scripted-claude", "stream": true, "max_tokens": 20,
-                "messages": [{ "role": "user", "content": prompt("translated-stream") }] }),
+        "scripted-claude",
+        "translated-stream",
     )
     .await;
     assert_eq!(
@@ -753,12 +762,12 @@ async fn both_wire_formats_are_served_and_spoken_upstream_translated_streamed_an
         json!({ "role": "system", "content": "Be brief." }),
         "Anthropic's `system` is the first message in Chat Completions"
     );
-    let stream = post_stream(
+    let stream = streamed(
         &setup.server,
         "/v1/messages",
         &openai,
-        json!({ "model": "scripted", "stream": true, "max_tokens": 20,
-                "messages": [{ "role": "user", "content": prompt("reverse-stream") }] }),
+        "scripted",
+        "reverse-stream",
     )
     .await;
     assert_eq!(
