@@ -10,7 +10,7 @@ use cat_tests::board_ui::{
 use cat_tests::browser::Browser;
 use cat_tests::worker::WorkerServer;
 use fantoccini::key::Key;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 async fn select_task(browser: &Browser, task: &str) {
     let (x, y) = body_point(browser, &format!("[data-block-id='{task}']")).await;
@@ -253,6 +253,27 @@ async fn the_keyboard_selects_a_blocks_dependencies_in_turn_and_delete_removes_o
         .wait_until("E selects the block's dependency", selected_edge)
         .await;
     assert_eq!(edge.as_str(), Some(board.edges[1].as_str()));
+    // The toolbar offers "Remove dependency" and still fits: text gives way, no control is pushed
+    // out of view.
+    browser.wait_for("[data-testid='delete-edge']").await;
+    let fits = browser
+        .client
+        .execute(
+            "const t = document.querySelector('.toolbar'); \
+             const right = document.documentElement.clientWidth; \
+             const out = ['delete-edge', 'zoom-fit', 'open-members', 'live-status'].filter(id => { \
+               const r = document.querySelector(`[data-testid='${id}']`).getBoundingClientRect(); \
+               return !(r.width > 0 && r.right <= right); }); \
+             return { spill: t.scrollWidth - t.clientWidth, out };",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fits,
+        json!({ "spill": 0, "out": [] }),
+        "the toolbar with an edge selected fits the window"
+    );
     // Again: the only edge stays selected (the walk wraps around), Shift+E too.
     browser.press('e', &[]).await;
     browser.press('E', &[Key::Shift]).await;
