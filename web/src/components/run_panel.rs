@@ -90,7 +90,7 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
     {
         let (choice, workspace, account) =
             (choice.clone(), props.workspace_id.clone(), account.clone());
-        let preferred = props.block_model.clone().or(workspace_default);
+        let preferred = props.block_model.clone().or(workspace_default.clone());
         use_effect_with(props.block_id.clone(), move |_| {
             load_choices(choice, workspace, account, preferred);
         });
@@ -387,7 +387,6 @@ pub fn RunPanel(props: &RunPanelProps) -> Html {
             </div>
         });
         let no_models = choice.models.is_empty();
-        let workspace_default = props.engine.0.borrow().board.workspace.default_model_id.clone();
         let default_line = if runs::offer_as_workspace_default(
             choice.model.as_deref(),
             workspace_default.as_deref(),
