@@ -530,6 +530,29 @@ async fn titles_stay_readable_at_twenty_percent() {
         )
         .await
         .expect(200);
+    // A third service to the left of checkout, whose task depends on one in payments: far out, that
+    // line has checkout in its way and must go around it, not through it.
+    let search = client
+        .create_block_at(
+            &board.workspace,
+            "frame",
+            None,
+            "Search service",
+            (-760.0, 0.0),
+        )
+        .await;
+    let indexer = client
+        .create_block_at(
+            &board.workspace,
+            "task",
+            Some(&search),
+            "Indexer",
+            (40.0, 40.0),
+        )
+        .await;
+    client
+        .create_edge(&board.workspace, &indexer, &board.tasks[6])
+        .await;
     let browser = Browser::start().await;
     open_board(&browser, server, &login, &board.workspace).await;
     let canvas = browser.wait_for("[data-testid='canvas']").await;
@@ -604,7 +627,7 @@ async fn titles_stay_readable_at_twenty_percent() {
         .wait_until(
             "dependencies roll up between the services",
             "const r = [...document.querySelectorAll(\"[data-testid='edge-rollup']\")]; \
-             return r.length === 2 ? r.map(e => [e.dataset.from, e.dataset.to, e.dataset.count]) : null;",
+             return r.length === 3 ? r.map(e => [e.dataset.from, e.dataset.to, e.dataset.count]) : null;",
         )
         .await;
     let mut pairs: Vec<(String, String, String)> = rolled
@@ -623,10 +646,31 @@ async fn titles_stay_readable_at_twenty_percent() {
     let (checkout, payments) = (board.frames[0].clone(), board.frames[1].clone());
     let mut expected = vec![
         (checkout.clone(), payments.clone(), "1".to_owned()),
-        (payments, checkout, "1".to_owned()),
+        (payments.clone(), checkout.clone(), "1".to_owned()),
+        (search.clone(), payments.clone(), "1".to_owned()),
     ];
     expected.sort();
     assert_eq!(pairs, expected);
+    // The search → payments line goes around checkout (sampled along its path on screen, against
+    // checkout's box a little inset), and its count sits on the line. The routes are computed a
+    // budget per render, so wait for the settled one.
+    let crossing = browser
+        .wait_until(
+            "the search → payments line is routed around checkout",
+            &format!(
+                "const line = document.querySelector(\"[data-testid='edge-rollup'][data-from='{search}'] .edge-line\"); \
+                 const box = document.querySelector(\"[data-block-id='{checkout}']\").getBoundingClientRect(); \
+                 if (!line) return null; \
+                 const ctm = line.getScreenCTM(); const total = line.getTotalLength(); \
+                 for (let i = 0; i <= 200; i++) {{ \
+                   const p = new DOMPoint(line.getPointAtLength(total * i / 200).x, line.getPointAtLength(total * i / 200).y).matrixTransform(ctm); \
+                   if (p.x > box.left + 2 && p.x < box.right - 2 && p.y > box.top + 2 && p.y < box.bottom - 2) return null; \
+                 }} \
+                 return total;"
+            ),
+        )
+        .await;
+    println!("the search → payments line, routed around checkout: {crossing} world px long");
     let path = browser.screenshot("board-zoom-20").await;
     assert!(path.exists());
     assert_page_healthy(&browser, "zooming out to 20 %").await;

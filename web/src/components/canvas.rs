@@ -139,6 +139,9 @@ pub struct Engine {
 struct RouteCache {
     layout: Option<(u64, Detail)>,
     paths: FastMap<EdgeId, ((f64, f64), String)>,
+    /// Far out, the rolled-up lines routed so far (between two drawn ancestors), each with the point
+    /// halfway along its route, where its count sits.
+    rollups: FastMap<(BlockId, BlockId), (String, (f64, f64))>,
     /// A render that ran out of its routing budget asks for another one shortly (kept here so it is
     /// not cancelled by being dropped).
     follow_up: Option<Timeout>,
@@ -875,6 +878,25 @@ fn draw_edges(engine: &Engine, drawn: &FastSet<BlockId>, detail: Detail, label_s
         .rollups
         .as_ref()
         .filter(|(known, version, _)| *known == detail && *version == engine.board.version);
+    let mut routes = engine.routes.borrow_mut();
+    let layout = Some((engine.board.version, detail));
+    if routes.layout != layout {
+        *routes = RouteCache {
+            layout,
+            ..RouteCache::default()
+        };
+    }
+    // One budget of detours per render for every line drawn (rolled up or direct): a view that brings
+    // many new lines into sight at once stays one frame's work, and the rest are routed by follow-up
+    // renders.
+    let mut detours_left = ROUTES_PER_RENDER;
+    let mut deferred = false;
+    // Far out, only the blocks of this level of detail are drawn: exactly what its own index holds.
+    let rollup_index = match detail {
+        Detail::Frames => Some(&engine.detail_indexes.frames),
+        Detail::Modules => Some(&engine.detail_indexes.frames_and_modules),
+        Detail::Tasks => None,
+    };
     let rolled: Html = known
         .map(|(_, _, rolled)| rolled.as_slice())
         .unwrap_or_default()
@@ -883,8 +905,25 @@ fn draw_edges(engine: &Engine, drawn: &FastSet<BlockId>, detail: Detail, label_s
         .filter_map(|edge| {
             let from = engine.rects.get(&edge.from)?;
             let to = engine.rects.get(&edge.to)?;
-            let path = model::edge_path(from, to);
-            let (mx, my) = model::edge_midpoint(from, to);
+            let ends = (edge.from.clone(), edge.to.clone());
+            let (path, (mx, my)) = match (routes.rollups.get(&ends), rollup_index) {
+                (Some(known), _) => known.clone(),
+                (None, Some(index)) if detours_left > 0 => {
+                    let route =
+                        routing::route_rollup(&engine.board, index, &engine.rects, &edge.from, &edge.to)?;
+                    if matches!(route, routing::Route::Orthogonal(_)) {
+                        detours_left -= 1;
+                    }
+                    let drawn = (route.path(), route.midpoint());
+                    routes.rollups.insert(ends, drawn.clone());
+                    drawn
+                }
+                (None, _) => {
+                    // Out of budget: the plain curve for now, routed by a follow-up render.
+                    deferred = rollup_index.is_some();
+                    (model::edge_path(from, to), model::edge_midpoint(from, to))
+                }
+            };
             let radius = 11.0 * label_scale;
             // Lines both ways between the same blocks sit side by side (across the line's direction).
             let shift = f64::from(edge.lane) * 1.2 * radius;
@@ -913,17 +952,6 @@ fn draw_edges(engine: &Engine, drawn: &FastSet<BlockId>, detail: Detail, label_s
         .filter(|edge| shown(&edge.from) && shown(&edge.to))
         .collect();
     let lanes = model::coincident_lanes(&direct_edges);
-    let mut routes = engine.routes.borrow_mut();
-    let layout = Some((engine.board.version, detail));
-    if routes.layout != layout {
-        *routes = RouteCache {
-            layout,
-            paths: FastMap::default(),
-            follow_up: None,
-        };
-    }
-    let mut detours_left = ROUTES_PER_RENDER;
-    let mut deferred = false;
     let ends: Vec<EdgeEnds> = direct_edges
         .iter()
         .filter_map(|edge| {

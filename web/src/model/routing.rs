@@ -183,6 +183,32 @@ pub fn unrelated_blocks_near(
     from: &BlockId,
     to: &BlockId,
 ) -> Vec<Rect> {
+    unrelated_near(board, index, rects, |id| drawn.contains(id), from, to)
+}
+
+/// A rolled-up dependency (far out: [`super::rollup::rolled_up_edges`]) routed around the other blocks
+/// drawn at `detail`: `index` holds exactly those ([`super::DetailIndexes::for_detail`]), so every block
+/// it finds is drawn.
+pub fn route_rollup(
+    board: &Board,
+    index: &SpatialIndex,
+    rects: &FastMap<BlockId, Rect>,
+    from: &BlockId,
+    to: &BlockId,
+) -> Option<Route> {
+    let (from_rect, to_rect) = (rects.get(from)?, rects.get(to)?);
+    let obstacles = unrelated_near(board, index, rects, |_| true, from, to);
+    Some(route_edge(from_rect, to_rect, &obstacles, (0.0, 0.0)))
+}
+
+fn unrelated_near(
+    board: &Board,
+    index: &SpatialIndex,
+    rects: &FastMap<BlockId, Rect>,
+    drawn: impl Fn(&BlockId) -> bool,
+    from: &BlockId,
+    to: &BlockId,
+) -> Vec<Rect> {
     let (Some(from_rect), Some(to_rect)) = (rects.get(from), rects.get(to)) else {
         return Vec::new();
     };
@@ -205,7 +231,7 @@ pub fn unrelated_blocks_near(
     let mut near: Vec<(&BlockId, Rect)> = index
         .query(&area, rects)
         .into_iter()
-        .filter(|id| drawn.contains(id) && !related.contains(id))
+        .filter(|id| drawn(id) && !related.contains(id))
         .filter_map(|id| {
             let block = board.blocks.get(&id)?;
             let sibling_of_related = block
@@ -247,6 +273,28 @@ impl Route {
             ),
             Route::Orthogonal(points) => rounded_path(points, 8.0),
         }
+    }
+
+    /// The point halfway along the route (where a rolled-up line's count sits).
+    pub fn midpoint(&self) -> (f64, f64) {
+        let points = self.polyline();
+        let total: f64 = points
+            .windows(2)
+            .map(|pair| distance(pair[0], pair[1]))
+            .sum();
+        let mut left = total / 2.0;
+        for pair in points.windows(2) {
+            let length = distance(pair[0], pair[1]);
+            if length >= left && length > 0.0 {
+                let t = left / length;
+                return (
+                    pair[0].0 + (pair[1].0 - pair[0].0) * t,
+                    pair[0].1 + (pair[1].1 - pair[0].1) * t,
+                );
+            }
+            left -= length;
+        }
+        points.first().copied().unwrap_or_default()
     }
 
     /// The polyline a route follows (the curve sampled), for hit tests and checks.

@@ -1257,3 +1257,59 @@ fn fit_with_a_block_selected_keeps_tasks_drawn() {
     let (center_x, center_y) = view.to_world(width / 2.0, height / 2.0);
     assert!((center_x - 4_000.0).abs() < 1e-6 && (center_y - 1_250.0).abs() < 1e-6);
 }
+
+#[test]
+fn far_out_a_rolled_up_dependency_goes_around_the_service_in_its_way() {
+    use super::rollup::rolled_up_edges;
+    use super::routing::{polyline_crosses, route_rollup};
+    // Three services in a row; a task in the first depends on a task in the third, across the second.
+    let crossing = board(
+        vec![
+            block(1, Level::Frame, None, 0.0, 0.0, 1),
+            block(2, Level::Frame, None, 700.0, 0.0, 1),
+            block(3, Level::Frame, None, 1400.0, 0.0, 1),
+            block(4, Level::Task, Some(1), 20.0, 60.0, 1),
+            block(5, Level::Task, Some(3), 20.0, 60.0, 1),
+            block(6, Level::Task, Some(2), 20.0, 60.0, 1),
+        ],
+        vec![(1, 4, 5)],
+    );
+    let rects = crossing.absolute_rects();
+    let indexes = DetailIndexes::build(&crossing, &rects);
+    let rolled = rolled_up_edges(&crossing, Detail::Frames);
+    assert_eq!(rolled.len(), 1);
+    let frames = &indexes.frames;
+    let route = route_rollup(&crossing, frames, &rects, &rolled[0].from, &rolled[0].to)
+        .expect("both services are on the board");
+    assert!(
+        !polyline_crosses(&route.polyline(), &[rects[&id(2)]]),
+        "{route:?} crosses the service in between"
+    );
+    // The count sits on the line, halfway along it.
+    let (mx, my) = route.midpoint();
+    let points = route.polyline();
+    let on_the_line = points.windows(2).any(|pair| {
+        let (a, b) = (pair[0], pair[1]);
+        let along = ((mx - a.0) * (b.1 - a.1) - (my - a.1) * (b.0 - a.0)).abs();
+        let within = mx >= a.0.min(b.0) - 1e-6
+            && mx <= a.0.max(b.0) + 1e-6
+            && my >= a.1.min(b.1) - 1e-6
+            && my <= a.1.max(b.1) + 1e-6;
+        along < 1e-6 * (1.0 + (b.0 - a.0).hypot(b.1 - a.1)) && within
+    });
+    assert!(on_the_line, "{:?} is not on {points:?}", (mx, my));
+    // Nothing in the way: the plain curve, as before.
+    let clear = board(
+        vec![
+            block(1, Level::Frame, None, 0.0, 0.0, 1),
+            block(3, Level::Frame, None, 1400.0, 0.0, 1),
+            block(4, Level::Task, Some(1), 20.0, 60.0, 1),
+            block(5, Level::Task, Some(3), 20.0, 60.0, 1),
+        ],
+        vec![(1, 4, 5)],
+    );
+    let rects = clear.absolute_rects();
+    let indexes = DetailIndexes::build(&clear, &rects);
+    let route = route_rollup(&clear, &indexes.frames, &rects, &id(1), &id(3)).unwrap();
+    assert!(matches!(route, super::routing::Route::Curve { .. }));
+}
