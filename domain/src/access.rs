@@ -129,7 +129,47 @@ pub fn manages_account_members(
     kind: crate::api::workspaces::AccountKind,
     role: AccountRole,
 ) -> bool {
-    kind == crate::api::workspaces::AccountKind::Org && role == AccountRole::Admin
+    check_account_member_change(kind, role, MemberChange::Add).is_ok()
+}
+
+/// A change to an account's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Adding someone, or changing their role.
+    Add,
+    Remove,
+}
+
+/// Whether a caller who is a member of an account (kind `kind`, their role `role`) may make `change`
+/// to its members, and the answer when not: 403 for anyone but an admin (checked first: a member
+/// learns nothing about the account's rules), then 422 `personal_account_has_one_member` for a
+/// personal account, whose one member is its owner.
+pub fn check_account_member_change(
+    kind: crate::api::workspaces::AccountKind,
+    role: AccountRole,
+    change: MemberChange,
+) -> Result<(), crate::api::ApiError> {
+    use crate::api::ApiError;
+    if role != AccountRole::Admin {
+        return Err(ApiError::forbidden(
+            "Only an admin of this account can manage its members.",
+        ));
+    }
+    if kind == crate::api::workspaces::AccountKind::Personal {
+        let message = match change {
+            MemberChange::Add => {
+                "A personal account has exactly one member; create an organisation with POST /accounts to share."
+            }
+            MemberChange::Remove => {
+                "A personal account always keeps its one member; remove people from an organisation account."
+            }
+        };
+        return Err(ApiError::rule_violated(
+            "personal_account_has_one_member",
+            message.to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// How a refused request is answered.
@@ -174,6 +214,30 @@ mod tests {
             AccountKind::Personal,
             AccountRole::Admin
         ));
+        // The refusals: a member of a personal account is told 403 (not the account's rule).
+        let code = |kind, role, change| {
+            check_account_member_change(kind, role, change)
+                .unwrap_err()
+                .code
+                .as_str()
+        };
+        for change in [MemberChange::Add, MemberChange::Remove] {
+            assert_eq!(
+                code(AccountKind::Personal, AccountRole::Member, change),
+                "forbidden"
+            );
+            assert_eq!(
+                code(AccountKind::Org, AccountRole::Member, change),
+                "forbidden"
+            );
+            assert_eq!(
+                code(AccountKind::Personal, AccountRole::Admin, change),
+                "rule_violated"
+            );
+            assert!(
+                check_account_member_change(AccountKind::Org, AccountRole::Admin, change).is_ok()
+            );
+        }
     }
 
     #[test]

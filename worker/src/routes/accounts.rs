@@ -1,6 +1,6 @@
 //! `/accounts`: personal and organisation accounts and their members.
 
-use domain::access::AccountRole;
+use domain::access::{AccountRole, MemberChange, check_account_member_change};
 use domain::api::ApiError;
 use domain::api::workspaces::{
     Account, AccountKind, AccountMember, AddAccountMemberRequest, CreateAccountRequest,
@@ -64,20 +64,9 @@ pub async fn add_member(context: &RequestContext) -> HandlerResult {
     let hidden = || ApiError::not_found("This account");
     let account_id = AccountId::parse(context.param("id")).map_err(|_| hidden())?;
     let account = people::account_of(&context.db, &context.caller().user.id, &account_id).await?;
-    if account.role != AccountRole::Admin {
-        return Err(ApiError::forbidden(
-            "Only an admin of this account can manage its members.",
-        ));
-    }
+    check_account_member_change(account.kind, account.role, MemberChange::Add)?;
     let request: AddAccountMemberRequest = context.json()?;
     request.validate()?;
-    if account.kind == AccountKind::Personal {
-        return Err(ApiError::rule_violated(
-            "personal_account_has_one_member",
-            "A personal account has exactly one member; create an organisation with POST /accounts to share."
-                .to_owned(),
-        ));
-    }
     let user = people::resolve_user(&context.db, &request.user()).await?;
     let now = now_ms();
     people::set_account_member(
@@ -106,20 +95,9 @@ pub async fn remove_member(context: &RequestContext) -> HandlerResult {
     let hidden = || ApiError::not_found("This account");
     let account_id = AccountId::parse(context.param("id")).map_err(|_| hidden())?;
     let account = people::account_of(&context.db, &context.caller().user.id, &account_id).await?;
-    if account.role != AccountRole::Admin {
-        return Err(ApiError::forbidden(
-            "Only an admin of this account can manage its members.",
-        ));
-    }
+    check_account_member_change(account.kind, account.role, MemberChange::Remove)?;
     let not_a_member = || ApiError::not_found("This member of the account");
     let user_id = UserId::parse(context.param("userId")).map_err(|_| not_a_member())?;
-    if account.kind == AccountKind::Personal {
-        return Err(ApiError::rule_violated(
-            "personal_account_has_one_member",
-            "A personal account always keeps its one member; remove people from an organisation account."
-                .to_owned(),
-        ));
-    }
     let actor = Actor::User {
         id: context.caller().user.id.clone(),
     };
