@@ -179,14 +179,22 @@ function frame(now) {
     const gaps = [];
     for (let i = 2; i < times.length; i++) gaps.push(times[i] - times[i - 1]);
     // The canvas's renders during the script: each from its start to its DOM changes being in place.
+    // The slowest one's steps too: the time from the render's start to each of its marks.
     const renders = [];
-    let started = null;
+    let started = null, steps_of = [], slowest = [];
     for (const mark of performance.getEntriesByType('mark')) {
       if (mark.startTime < times[0]) continue;
-      if (mark.name === 'canvas:render') started = mark.startTime;
-      if (mark.name === 'canvas:committed' && started !== null) { renders.push(mark.startTime - started); started = null; }
+      if (mark.name === 'canvas:render') { started = mark.startTime; steps_of = []; }
+      if (started === null) continue;
+      steps_of.push([mark.name.replace('canvas:', ''), mark.startTime - started]);
+      if (mark.name === 'canvas:committed') {
+        const took = mark.startTime - started;
+        if (renders.every(r => r < took)) slowest = steps_of;
+        renders.push(took);
+        started = null;
+      }
     }
-    done({ gaps, renders });
+    done({ gaps, renders, slowest });
   }
 }
 requestAnimationFrame(frame);
@@ -470,6 +478,14 @@ async fn bench_board_of(frames: usize) {
         renders.iter().sum::<f64>(),
         renders.iter().copied().fold(0.0, f64::max)
     );
+    // Where the longest went: each of its marks (web/src/components/canvas.rs), ms from its start.
+    let steps: Vec<String> = value["slowest"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|step| Some(format!("{} {:.0}", step[0].as_str()?, step[1].as_f64()?)))
+        .collect();
+    println!("    the longest, ms from its start to each step: {}", steps.join("   "));
     browser.screenshot(&format!("bench-ui-{blocks}")).await;
     browser.close().await;
     drop(server);
