@@ -313,6 +313,35 @@ async fn a_call_is_forwarded_metered_settled_and_never_leaks_the_key() {
         .unwrap();
     assert_eq!(scripted["usableNow"], true);
     seen_bodies.push(models.to_string());
+    // Workers AI is the `AI` binding, which `wrangler dev --local` does not have: its models are
+    // listed as not usable, and a call to one is refused before anything is reserved, saying how
+    // to bind it.
+    let workers_ai = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
+    let listed = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["id"] == workers_ai)
+        .unwrap();
+    assert_eq!(listed["provider"], "workers_ai");
+    assert_eq!(listed["usableNow"], false);
+    let refused = chat(
+        &setup.server,
+        &setup.token(workers_ai).await,
+        json!({ "model": workers_ai, "max_tokens": 20,
+                "messages": [{"role": "user", "content": "hello"}] }),
+    )
+    .await
+    .expect(503);
+    assert_eq!(refused["error"]["code"], "unavailable", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("binding = \"AI\""), "{message}");
+    let spend = setup
+        .admin
+        .get(&format!("/accounts/{}/spend", setup.account))
+        .await
+        .expect(200);
+    assert_eq!(spend["budget"]["reserved"], 0, "{spend}");
 
     // The key is in no response, no event and no line the worker logged.
     for body in &seen_bodies {

@@ -10,6 +10,7 @@ use super::translate::{
     anthropic_answer_to_openai, anthropic_request_to_openai, openai_answer_to_anthropic,
     openai_request_to_anthropic,
 };
+use super::workers_ai::{AnswerStamp, openai_request_to_workers_ai, workers_ai_answer_to_openai};
 use super::{GatewayClaims, check_model};
 use crate::api::{ApiError, ErrorCode, FieldProblem};
 use crate::spend::{
@@ -20,12 +21,12 @@ use crate::spend::{
 /// The Anthropic API version the gateway speaks upstream.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-/// The dialect a provider speaks (`None`: not reachable through HTTP from the gateway).
-pub fn provider_dialect(provider: Provider) -> Option<Dialect> {
+/// The dialect a provider speaks.
+pub fn provider_dialect(provider: Provider) -> Dialect {
     match provider {
-        Provider::OpenaiCompatible => Some(Dialect::OpenAi),
-        Provider::Anthropic => Some(Dialect::Anthropic),
-        Provider::WorkersAi => None,
+        Provider::OpenaiCompatible => Dialect::OpenAi,
+        Provider::Anthropic => Dialect::Anthropic,
+        Provider::WorkersAi => Dialect::WorkersAi,
     }
 }
 
@@ -67,12 +68,7 @@ pub fn plan_call(
              PUT /accounts/:id/models/:model (a local model at 0)",
         )
     })?;
-    let upstream_dialect = provider_dialect(model.provider).ok_or_else(|| {
-        invalid(
-            "model",
-            "this model's provider (Workers AI) is not reachable through the HTTP gateway here",
-        )
-    })?;
+    let upstream_dialect = provider_dialect(model.provider);
     let max_output_tokens = effective_max_output_tokens(shape.requested_max_output_tokens, &model);
     let mut request = body.clone();
     let object = request
@@ -84,13 +80,16 @@ pub fn plan_call(
     } else {
         object.insert("max_tokens".into(), json!(max_output_tokens));
     }
-    let upstream = match (caller_dialect, upstream_dialect) {
-        (Dialect::OpenAi, Dialect::OpenAi) | (Dialect::Anthropic, Dialect::Anthropic) => request,
-        (Dialect::OpenAi, Dialect::Anthropic) => openai_request_to_anthropic(&request)
-            .map_err(|error| invalid(&error.field, &error.message))?,
-        (Dialect::Anthropic, Dialect::OpenAi) => anthropic_request_to_openai(&request)
-            .map_err(|error| invalid(&error.field, &error.message))?,
+    let translated = match (caller_dialect, upstream_dialect) {
+        (Dialect::OpenAi, Dialect::Anthropic) => openai_request_to_anthropic(&request),
+        (Dialect::Anthropic, Dialect::OpenAi) => anthropic_request_to_openai(&request),
+        (Dialect::OpenAi, Dialect::WorkersAi) => openai_request_to_workers_ai(&request),
+        (Dialect::Anthropic, Dialect::WorkersAi) => anthropic_request_to_openai(&request)
+            .and_then(|openai| openai_request_to_workers_ai(&openai)),
+        // The same dialect (nobody calls in Workers AI's shape: there is no route for it).
+        _ => Ok(request),
     };
+    let upstream = translated.map_err(|error| invalid(&error.field, &error.message))?;
     let mut upstream = upstream;
     if upstream_dialect == Dialect::OpenAi && shape.stream {
         // Without this an OpenAI-compatible server never reports a stream's usage.
@@ -124,12 +123,25 @@ impl PlannedCall {
         })
     }
 
-    /// The answer in the caller's dialect.
-    pub fn answer_for_caller(&self, answer: &Value) -> Value {
+    /// The answer in the caller's dialect; `stamp` labels one from Workers AI, which has no id.
+    pub fn answer_for_caller(&self, answer: &Value, stamp: &AnswerStamp) -> Value {
         match (self.upstream_dialect, self.caller_dialect) {
             (Dialect::Anthropic, Dialect::OpenAi) => anthropic_answer_to_openai(answer),
             (Dialect::OpenAi, Dialect::Anthropic) => openai_answer_to_anthropic(answer),
+            (Dialect::WorkersAi, Dialect::OpenAi) => workers_ai_answer_to_openai(answer, stamp),
+            (Dialect::WorkersAi, Dialect::Anthropic) => {
+                openai_answer_to_anthropic(&workers_ai_answer_to_openai(answer, stamp))
+            }
             _ => answer.clone(),
+        }
+    }
+
+    /// What an answer made for this call is labelled with: the call's id and the model, at `now_ms`.
+    pub fn stamp(&self, call_id: &str, now_ms: i64) -> AnswerStamp {
+        AnswerStamp {
+            id: format!("chatcmpl-{call_id}"),
+            model: self.model.id.clone(),
+            created: now_ms.div_euclid(1000),
         }
     }
 
@@ -137,7 +149,7 @@ impl PlannedCall {
     /// in the caller's dialect, so an SDK reports a failure rather than a truncated answer.
     pub fn stream_error_event(&self, message: &str) -> String {
         match self.caller_dialect {
-            Dialect::OpenAi => format!(
+            Dialect::OpenAi | Dialect::WorkersAi => format!(
                 "data: {}\n\n",
                 json!({"error": {"type": "upstream_failed", "code": "upstream_failed", "message": message}})
             ),
@@ -186,12 +198,14 @@ pub fn check_base_url(url: &str) -> Result<(), String> {
 }
 
 /// The URL a call goes to: `<base>/chat/completions` for an OpenAI-compatible base (which ends in
-/// its version, such as `/v1`), `<base>/v1/messages` for Anthropic.
-pub fn upstream_url(base_url: &str, dialect: Dialect) -> String {
+/// its version, such as `/v1`), `<base>/v1/messages` for Anthropic; none for Workers AI, which is
+/// reached through its binding.
+pub fn upstream_url(base_url: &str, dialect: Dialect) -> Option<String> {
     let base = base_url.trim_end_matches('/');
     match dialect {
-        Dialect::OpenAi => format!("{base}/chat/completions"),
-        Dialect::Anthropic => format!("{base}/v1/messages"),
+        Dialect::OpenAi => Some(format!("{base}/chat/completions")),
+        Dialect::Anthropic => Some(format!("{base}/v1/messages")),
+        Dialect::WorkersAi => None,
     }
 }
 
@@ -381,7 +395,7 @@ mod tests {
                 output_tokens: 3
             }
         );
-        let translated = planned.answer_for_caller(&answer);
+        let translated = planned.answer_for_caller(&answer, &planned.stamp("res_1", 0));
         assert_eq!(translated["choices"][0]["message"]["content"], "hello");
         // No usage reported: the whole bound is charged.
         assert_eq!(
@@ -404,6 +418,41 @@ mod tests {
     }
 
     #[test]
+    fn a_workers_ai_model_is_called_in_its_own_shape_and_answers_in_the_callers() {
+        let model = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
+        let body = json!({"model": model, "max_tokens": 200, "stream": true, "system": "be brief",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]});
+        let planned = plan_call(Dialect::Anthropic, &claims(model), &body, &[]).unwrap();
+        assert_eq!(planned.upstream_dialect, Dialect::WorkersAi);
+        let sent: Value = serde_json::from_str(&planned.upstream_body).unwrap();
+        // The model is `run`'s first argument, not part of the input; no OpenAI-only options.
+        assert_eq!(
+            sent,
+            json!({"max_tokens": 200, "stream": true, "messages": [
+                {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]})
+        );
+        let answer =
+            json!({"response": "hello", "usage": {"prompt_tokens": 9, "completion_tokens": 2}});
+        assert_eq!(
+            planned.usage_of(&answer),
+            TokenUsage {
+                input_tokens: 9,
+                output_tokens: 2
+            }
+        );
+        let stamp = planned.stamp("res_9", 1_796_000_000_500);
+        assert_eq!(
+            (stamp.id.as_str(), stamp.created),
+            ("chatcmpl-res_9", 1_796_000_000)
+        );
+        let translated = planned.answer_for_caller(&answer, &stamp);
+        assert_eq!(translated["type"], "message");
+        assert_eq!(translated["content"][0]["text"], "hello");
+        assert_eq!(translated["usage"]["input_tokens"], 9);
+        assert_eq!(upstream_url("https://x", Dialect::WorkersAi), None);
+    }
+
+    #[test]
     fn plain_http_only_reaches_loopback_and_keys_show_their_last_four() {
         assert!(check_base_url("https://api.openai.com/v1").is_ok());
         assert!(check_base_url("http://127.0.0.1:11434/v1").is_ok());
@@ -413,11 +462,11 @@ mod tests {
         assert!(check_base_url("http://127.evil.com/v1").is_err());
         assert!(check_base_url("ftp://x").is_err());
         assert_eq!(
-            upstream_url("http://127.0.0.1:1/v1/", Dialect::OpenAi),
+            upstream_url("http://127.0.0.1:1/v1/", Dialect::OpenAi).unwrap(),
             "http://127.0.0.1:1/v1/chat/completions"
         );
         assert_eq!(
-            upstream_url("https://api.anthropic.com", Dialect::Anthropic),
+            upstream_url("https://api.anthropic.com", Dialect::Anthropic).unwrap(),
             "https://api.anthropic.com/v1/messages"
         );
         assert_eq!(key_last4("sk-secret-abcd"), "abcd");

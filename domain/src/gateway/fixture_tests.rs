@@ -1,13 +1,16 @@
 //! The translation against payloads in the shape the providers really send (`tests/fixtures/gateway/`):
 //! every field a real answer carries (cache token counts, `service_tier`, `logprobs`, `refusal`,
 //! `usage: null` on every chunk but the last, `ping` events, empty first argument fragments), so a
-//! field the hand-written unit tests leave out cannot break metering or a tool call.
+//! field the hand-written unit tests leave out cannot break metering or a tool call. Workers AI's
+//! follow its published schema (`response`, `tool_calls` with object arguments, OpenAI-named usage;
+//! a stream of `response` pieces with the `p` padding some models add, the usage on a late event).
 
 use serde_json::Value;
 
 use super::meter::{Dialect, SseSplitter, StreamMeter, usage_of_answer};
 use super::stream::StreamTranslator;
 use super::translate::{anthropic_answer_to_openai, openai_answer_to_anthropic};
+use super::workers_ai::{AnswerStamp, workers_ai_answer_to_openai};
 use crate::spend::TokenUsage;
 
 const OPENAI_ANSWER: &str =
@@ -18,6 +21,18 @@ const ANTHROPIC_ANSWER: &str =
     include_str!("../../tests/fixtures/gateway/anthropic_message_tool_use.json");
 const ANTHROPIC_STREAM: &str =
     include_str!("../../tests/fixtures/gateway/anthropic_message_stream_tool_use.sse");
+const WORKERS_AI_ANSWER: &str =
+    include_str!("../../tests/fixtures/gateway/workers_ai_answer_tool_calls.json");
+const WORKERS_AI_STREAM: &str =
+    include_str!("../../tests/fixtures/gateway/workers_ai_stream_text.sse");
+
+fn stamp() -> AnswerStamp {
+    AnswerStamp {
+        id: "chatcmpl-res_fixture".into(),
+        model: "@cf/meta/llama-3.3-70b-instruct-fp8-fast".into(),
+        created: 1_796_000_000,
+    }
+}
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).expect("the fixture is JSON")
@@ -122,7 +137,8 @@ fn an_anthropic_answer_is_metered_and_becomes_an_openai_one() {
 fn translate_stream(stream: &str, upstream: Dialect, caller: Dialect) -> String {
     let mut upstream_meter = StreamMeter::new(upstream);
     let mut splitter = SseSplitter::new();
-    let mut translator = StreamTranslator::between(upstream, caller).expect("different dialects");
+    let mut translator =
+        StreamTranslator::between(upstream, caller, stamp()).expect("different dialects");
     let mut out = String::new();
     for piece in stream.as_bytes().chunks(13) {
         upstream_meter.push(piece);
@@ -241,4 +257,70 @@ fn an_anthropic_stream_is_metered_and_becomes_an_openai_stream() {
             .any(|chunk| chunk.pointer("/choices/0/finish_reason")
                 == Some(&Value::from("tool_calls")))
     );
+}
+
+#[test]
+fn a_workers_ai_answer_is_metered_and_becomes_an_openai_and_an_anthropic_one() {
+    let answer = json(WORKERS_AI_ANSWER);
+    let charged = TokenUsage {
+        input_tokens: 1184,
+        output_tokens: 58,
+    };
+    assert_eq!(usage_of_answer(Dialect::WorkersAi, &answer), Some(charged));
+    let openai = workers_ai_answer_to_openai(&answer, &stamp());
+    let message = &openai["choices"][0]["message"];
+    assert_eq!(message["content"], TEXT);
+    assert_eq!(calls_openai(message), expected_calls());
+    assert_eq!(openai["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(usage_of_answer(Dialect::OpenAi, &openai), Some(charged));
+    let anthropic = openai_answer_to_anthropic(&openai);
+    assert_eq!(anthropic["content"][0]["text"], TEXT);
+    assert_eq!(calls_anthropic(&anthropic["content"]), expected_calls());
+    assert_eq!(
+        usage_of_answer(Dialect::Anthropic, &anthropic),
+        Some(charged)
+    );
+}
+
+#[test]
+fn a_workers_ai_stream_is_metered_and_becomes_an_openai_and_an_anthropic_stream() {
+    let mut meter = StreamMeter::new(Dialect::WorkersAi);
+    meter.push(WORKERS_AI_STREAM.as_bytes());
+    assert_eq!(
+        meter.reported_usage(),
+        Some(TokenUsage {
+            input_tokens: 1184,
+            output_tokens: 9
+        })
+    );
+    let openai = events(&translate_stream(
+        WORKERS_AI_STREAM,
+        Dialect::WorkersAi,
+        Dialect::OpenAi,
+    ));
+    let text: String = openai
+        .iter()
+        .filter_map(|chunk| {
+            chunk
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    assert_eq!(text, TEXT);
+    assert!(
+        openai
+            .iter()
+            .all(|chunk| chunk["id"] == "chatcmpl-res_fixture")
+    );
+    let anthropic = events(&translate_stream(
+        WORKERS_AI_STREAM,
+        Dialect::WorkersAi,
+        Dialect::Anthropic,
+    ));
+    let text: String = anthropic
+        .iter()
+        .filter_map(|event| event.pointer("/delta/text").and_then(Value::as_str))
+        .collect();
+    assert_eq!(text, TEXT);
+    assert_eq!(anthropic.last().unwrap()["type"], "message_stop");
 }

@@ -19,6 +19,9 @@ pub enum Dialect {
     OpenAi,
     /// Anthropic Messages.
     Anthropic,
+    /// Workers AI's own shape, through the `AI` binding (only ever upstream:
+    /// [`super::workers_ai`]).
+    WorkersAi,
 }
 
 /// The usage a non-streamed answer reports, if it reports any. Anthropic's cached input
@@ -31,7 +34,7 @@ pub fn usage_of_answer(dialect: Dialect, answer: &Value) -> Option<TokenUsage> {
 fn read_usage(dialect: Dialect, usage: &Value) -> Option<TokenUsage> {
     let count = |field: &str| usage.get(field).and_then(Value::as_u64);
     match dialect {
-        Dialect::OpenAi => Some(TokenUsage {
+        Dialect::OpenAi | Dialect::WorkersAi => Some(TokenUsage {
             input_tokens: count("prompt_tokens")?,
             output_tokens: count("completion_tokens").unwrap_or(0),
         }),
@@ -183,6 +186,35 @@ impl StreamMeter {
         match self.dialect {
             Dialect::OpenAi => self.observe_openai(&body),
             Dialect::Anthropic => self.observe_anthropic(&body),
+            Dialect::WorkersAi => self.observe_workers_ai(&body),
+        }
+    }
+
+    fn observe_workers_ai(&mut self, event: &Value) {
+        if let Some(error) = event.get("error") {
+            self.upstream_error = Some(error_text(error));
+            return;
+        }
+        if let Some(usage) = event
+            .get("usage")
+            .and_then(|usage| read_usage(Dialect::WorkersAi, usage))
+        {
+            self.reported_input = Some(usage.input_tokens);
+            self.reported_output = Some(usage.output_tokens);
+        }
+        self.output_bytes_seen += text_len(event.get("response"));
+        for call in event
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            self.output_bytes_seen += text_len(call.get("name"));
+            self.output_bytes_seen += call.get("arguments").map_or(0, |arguments| {
+                arguments
+                    .as_str()
+                    .map_or_else(|| arguments.to_string().len(), str::len) as u64
+            });
         }
     }
 

@@ -12,6 +12,7 @@ mod fixture_tests;
 pub mod meter;
 pub mod stream;
 pub mod translate;
+pub mod workers_ai;
 
 use serde::{Deserialize, Serialize};
 

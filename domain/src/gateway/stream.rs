@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::meter::{Dialect, SseEvent};
 use super::translate::{finish_reason, stop_reason};
+use super::workers_ai::{AnswerStamp, WorkersAiToOpenAiStream};
 
 /// What a streamed answer goes through on its way to the caller: nothing when the caller speaks
 /// the provider's dialect, else the translator from the one to the other.
@@ -14,11 +15,15 @@ use super::translate::{finish_reason, stop_reason};
 pub enum StreamTranslator {
     AnthropicToOpenAi(AnthropicToOpenAiStream),
     OpenAiToAnthropic(OpenAiToAnthropicStream),
+    WorkersAiToOpenAi(WorkersAiToOpenAiStream),
+    /// Through OpenAI's chunks: Workers AI → OpenAI → Anthropic.
+    WorkersAiToAnthropic(WorkersAiToOpenAiStream, OpenAiToAnthropicStream),
 }
 
 impl StreamTranslator {
     /// The translator for an `upstream` stream read by a `caller`, or `None` when they agree.
-    pub fn between(upstream: Dialect, caller: Dialect) -> Option<Self> {
+    /// `stamp` labels what is made from a Workers AI stream, which carries no id of its own.
+    pub fn between(upstream: Dialect, caller: Dialect, stamp: AnswerStamp) -> Option<Self> {
         match (upstream, caller) {
             (Dialect::Anthropic, Dialect::OpenAi) => Some(StreamTranslator::AnthropicToOpenAi(
                 AnthropicToOpenAiStream::new(),
@@ -26,7 +31,19 @@ impl StreamTranslator {
             (Dialect::OpenAi, Dialect::Anthropic) => Some(StreamTranslator::OpenAiToAnthropic(
                 OpenAiToAnthropicStream::new(),
             )),
-            (Dialect::OpenAi, Dialect::OpenAi) | (Dialect::Anthropic, Dialect::Anthropic) => None,
+            (Dialect::WorkersAi, Dialect::OpenAi) => Some(StreamTranslator::WorkersAiToOpenAi(
+                WorkersAiToOpenAiStream::new(stamp),
+            )),
+            (Dialect::WorkersAi, Dialect::Anthropic) => {
+                Some(StreamTranslator::WorkersAiToAnthropic(
+                    WorkersAiToOpenAiStream::new(stamp),
+                    OpenAiToAnthropicStream::new(),
+                ))
+            }
+            // Nobody calls the gateway in Workers AI's shape; a stream passes through unchanged.
+            (Dialect::OpenAi, Dialect::OpenAi)
+            | (Dialect::Anthropic, Dialect::Anthropic)
+            | (_, Dialect::WorkersAi) => None,
         }
     }
 
@@ -35,6 +52,16 @@ impl StreamTranslator {
         match self {
             StreamTranslator::AnthropicToOpenAi(translator) => translator.translate(event),
             StreamTranslator::OpenAiToAnthropic(translator) => translator.translate(event),
+            StreamTranslator::WorkersAiToOpenAi(translator) => translator
+                .events(event)
+                .iter()
+                .map(|chunk| format!("data: {}\n\n", chunk.data))
+                .collect(),
+            StreamTranslator::WorkersAiToAnthropic(to_openai, to_anthropic) => to_openai
+                .events(event)
+                .iter()
+                .map(|chunk| to_anthropic.translate(chunk))
+                .collect(),
         }
     }
 }
@@ -521,15 +548,28 @@ mod tests {
     #[test]
     fn a_stream_is_translated_only_between_different_dialects() {
         use Dialect::*;
-        assert!(StreamTranslator::between(OpenAi, OpenAi).is_none());
-        assert!(StreamTranslator::between(Anthropic, Anthropic).is_none());
+        let stamp = || AnswerStamp {
+            id: "chatcmpl-x".into(),
+            model: "m".into(),
+            created: 0,
+        };
+        assert!(StreamTranslator::between(OpenAi, OpenAi, stamp()).is_none());
+        assert!(StreamTranslator::between(Anthropic, Anthropic, stamp()).is_none());
         assert!(matches!(
-            StreamTranslator::between(Anthropic, OpenAi),
+            StreamTranslator::between(Anthropic, OpenAi, stamp()),
             Some(StreamTranslator::AnthropicToOpenAi(_))
         ));
         assert!(matches!(
-            StreamTranslator::between(OpenAi, Anthropic),
+            StreamTranslator::between(OpenAi, Anthropic, stamp()),
             Some(StreamTranslator::OpenAiToAnthropic(_))
+        ));
+        assert!(matches!(
+            StreamTranslator::between(WorkersAi, OpenAi, stamp()),
+            Some(StreamTranslator::WorkersAiToOpenAi(_))
+        ));
+        assert!(matches!(
+            StreamTranslator::between(WorkersAi, Anthropic, stamp()),
+            Some(StreamTranslator::WorkersAiToAnthropic(..))
         ));
     }
 

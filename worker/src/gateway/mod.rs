@@ -171,7 +171,10 @@ async fn forward_whole<T>(
     } = prepared;
     let (result, usage, status) = match upstream::send_whole(&endpoint, &planned).await {
         Ok(upstream_answer) => (
-            Ok(planned.answer_for_caller(&upstream_answer)),
+            Ok(planned.answer_for_caller(
+                &upstream_answer,
+                &planned.stamp(reservation.id.as_str(), started_ms),
+            )),
             planned.usage_of(&upstream_answer),
             CallStatus::Completed,
         ),

@@ -8,7 +8,6 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use domain::api::ApiError;
 use domain::gateway::meter::{SseSplitter, StreamMeter};
 use domain::gateway::stream::StreamTranslator;
 use domain::spend::{CallStatus, TokenUsage};
@@ -130,27 +129,7 @@ pub async fn forward(env: &Env, execution: &worker::Context, prepared: Prepared)
         reservation,
         started_ms,
     } = prepared;
-    let mut response = match upstream::send_streamed(&endpoint, &planned).await {
-        Ok(response) => response,
-        Err(error) => {
-            let db = Db::from_env(env)?;
-            settle(
-                &db,
-                Delivery::Now(env),
-                &planned,
-                &reservation,
-                TokenUsage::default(),
-                CallStatus::UpstreamError,
-                started_ms,
-            )
-            .await;
-            return Err(error);
-        }
-    };
-    drop(endpoint);
-    let upstream_body: Result<ByteStream, ApiError> =
-        response.stream().map_err(internal("upstream body"));
-    let upstream_body = match upstream_body {
+    let upstream_body = match upstream::send_streamed(&endpoint, &planned).await {
         Ok(body) => body,
         Err(error) => {
             let db = Db::from_env(env)?;
@@ -167,9 +146,12 @@ pub async fn forward(env: &Env, execution: &worker::Context, prepared: Prepared)
             return Err(error);
         }
     };
+    drop(endpoint);
     let (sender, receiver) = oneshot::channel();
-    let translation = StreamTranslator::between(planned.upstream_dialect, planned.caller_dialect)
-        .map(|translator| (SseSplitter::new(), translator));
+    let stamp = planned.stamp(reservation.id.as_str(), started_ms);
+    let translation =
+        StreamTranslator::between(planned.upstream_dialect, planned.caller_dialect, stamp)
+            .map(|translator| (SseSplitter::new(), translator));
     let error_planned = planned.clone();
     let metered = MeteredStream {
         upstream: Box::pin(upstream_body),

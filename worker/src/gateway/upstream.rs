@@ -1,6 +1,7 @@
 //! Reaching a provider: where it is and with which key (an account's own, else the deployment's),
 //! and sending one call. The key is read here and put in one request header; it is never logged,
-//! never part of an error, never returned.
+//! never part of an error, never returned. Workers AI has no URL and no key: it is the worker's `AI`
+//! binding, called with `run(model, input)`.
 
 use std::time::Duration;
 
@@ -12,20 +13,31 @@ use domain::gateway::call::{
 use domain::gateway::meter::Dialect;
 use domain::spend::Provider;
 use serde_json::Value;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use worker::{Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{ByteStream, Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
 use crate::auth::env_value;
 use crate::http::internal;
 use worker_core::spend::StoredProvider;
 
-/// Where a provider is and the key to call it with. Deliberately not `Debug`: the key must not
-/// end up in a log line by accident.
-pub struct ProviderEndpoint {
+/// How a call reaches its provider.
+pub enum ProviderEndpoint {
+    Http(HttpEndpoint),
+    /// Workers AI, through the `AI` binding.
+    WorkersAi(worker::Ai),
+}
+
+/// Where an HTTP provider is and the key to call it with. Deliberately not `Debug`: the key must
+/// not end up in a log line by accident.
+pub struct HttpEndpoint {
     base_url: String,
     key: Option<String>,
     dialect: Dialect,
 }
+
+/// The binding Workers AI is reached through.
+const WORKERS_AI_BINDING: &str = "AI";
 
 /// The deployment's default base URL for Anthropic.
 const ANTHROPIC_DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -36,7 +48,10 @@ fn not_configured(provider: Provider) -> ApiError {
             "set GATEWAY_OPENAI_BASE_URL (and the secret GATEWAY_OPENAI_API_KEY) for the deployment"
         }
         Provider::Anthropic => "set the secret GATEWAY_ANTHROPIC_API_KEY for the deployment",
-        Provider::WorkersAi => "Workers AI is not reachable through the HTTP gateway",
+        Provider::WorkersAi => {
+            "bind Workers AI to the worker as `AI` (`[ai] binding = \"AI\"` in wrangler.toml; it runs on \
+             Cloudflare, so a deployment has it and `wrangler dev --local` does not)"
+        }
     };
     ApiError::new(
         ErrorCode::Unavailable,
@@ -56,7 +71,13 @@ pub async fn endpoint(
     account_providers: &[StoredProvider],
     provider: Provider,
 ) -> Result<ProviderEndpoint, ApiError> {
-    let dialect = provider_dialect(provider).ok_or_else(|| not_configured(provider))?;
+    let dialect = provider_dialect(provider);
+    if provider == Provider::WorkersAi {
+        return env
+            .ai(WORKERS_AI_BINDING)
+            .map(ProviderEndpoint::WorkersAi)
+            .map_err(|_| not_configured(provider));
+    }
     if let Some((base_url, key)) =
         crate::providers::account_key(env, account_providers, provider).await?
     {
@@ -65,11 +86,11 @@ pub async fn endpoint(
         if base_url.is_empty() {
             return Err(not_configured(provider));
         }
-        return Ok(ProviderEndpoint {
+        return Ok(ProviderEndpoint::Http(HttpEndpoint {
             base_url,
             key: Some(key),
             dialect,
-        });
+        }));
     }
     let base_url = deployment_base_url(env, provider).ok_or_else(|| not_configured(provider))?;
     check_base_url(&base_url).map_err(|problem| {
@@ -86,11 +107,11 @@ pub async fn endpoint(
         ),
         Provider::WorkersAi => None,
     };
-    Ok(ProviderEndpoint {
+    Ok(ProviderEndpoint::Http(HttpEndpoint {
         base_url,
         key,
         dialect,
-    })
+    }))
 }
 
 /// The deployment's base URL for `provider`, if it has one.
@@ -110,11 +131,11 @@ pub fn deployment_configured(env: &Env, provider: Provider) -> bool {
     match provider {
         Provider::OpenaiCompatible => env_value(env, "GATEWAY_OPENAI_BASE_URL").is_some(),
         Provider::Anthropic => env_value(env, "GATEWAY_ANTHROPIC_API_KEY").is_some(),
-        Provider::WorkersAi => false,
+        Provider::WorkersAi => env.ai(WORKERS_AI_BINDING).is_ok(),
     }
 }
 
-impl ProviderEndpoint {
+impl HttpEndpoint {
     fn request(&self, body: &str) -> Result<Request, ApiError> {
         let headers = Headers::new();
         let _ = headers.set("content-type", "application/json");
@@ -129,13 +150,14 @@ impl ProviderEndpoint {
                 }
                 let _ = headers.set("anthropic-version", ANTHROPIC_VERSION);
             }
+            (Dialect::WorkersAi, _) => {}
         }
+        let url = upstream_url(&self.base_url, self.dialect).ok_or_else(ApiError::internal)?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_headers(headers)
             .with_body(Some(JsValue::from_str(body)));
-        Request::new_with_init(&upstream_url(&self.base_url, self.dialect), &init)
-            .map_err(internal("building the upstream request"))
+        Request::new_with_init(&url, &init).map_err(internal("building the upstream request"))
     }
 
     fn key(&self) -> Option<&str> {
@@ -163,6 +185,28 @@ fn retry_after_ms(response: &Response) -> Option<u64> {
 /// (nothing reached the caller yet, so a retry is invisible to it). Returns the provider's answer.
 pub async fn send_whole(
     endpoint: &ProviderEndpoint,
+    planned: &PlannedCall,
+) -> Result<Value, ApiError> {
+    match endpoint {
+        ProviderEndpoint::Http(endpoint) => send_whole_http(endpoint, planned).await,
+        ProviderEndpoint::WorkersAi(ai) => {
+            let answer = run_binding(ai, planned).await?;
+            let text = js_sys::JSON::stringify(&answer)
+                .ok()
+                .and_then(|text| text.as_string())
+                .unwrap_or_default();
+            serde_json::from_str(&text).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::UpstreamFailed,
+                    "Workers AI's answer was not a JSON object.",
+                )
+            })
+        }
+    }
+}
+
+async fn send_whole_http(
+    endpoint: &HttpEndpoint,
     planned: &PlannedCall,
 ) -> Result<Value, ApiError> {
     let mut attempt = 1;
@@ -195,15 +239,54 @@ pub async fn send_whole(
     }
 }
 
-/// Sends a streamed call once; a 2xx response is returned for its body to be streamed.
+/// Sends a streamed call once; the body of a 2xx answer is returned to be streamed.
 pub async fn send_streamed(
     endpoint: &ProviderEndpoint,
     planned: &PlannedCall,
-) -> Result<Response, ApiError> {
+) -> Result<ByteStream, ApiError> {
+    let endpoint = match endpoint {
+        ProviderEndpoint::Http(endpoint) => endpoint,
+        ProviderEndpoint::WorkersAi(ai) => {
+            let answer = run_binding(ai, planned).await?;
+            return if answer.is_instance_of::<web_sys::ReadableStream>() {
+                Ok(ByteStream::from(
+                    answer.unchecked_into::<web_sys::ReadableStream>(),
+                ))
+            } else {
+                Err(ApiError::new(
+                    ErrorCode::UpstreamFailed,
+                    "Workers AI answered a streamed call with a whole answer.",
+                ))
+            };
+        }
+    };
     let request = endpoint.request(&planned.upstream_body)?;
     match Fetch::Request(request).send().await {
-        Ok(response) if (200..300).contains(&response.status_code()) => Ok(response),
+        Ok(mut response) if (200..300).contains(&response.status_code()) => {
+            response.stream().map_err(internal("upstream body"))
+        }
         Ok(mut response) => Err(endpoint.error_of(&mut response).await),
         Err(_) => Err(upstream_error(None, "", endpoint.key())),
     }
+}
+
+/// One `AI.run(model, input)`. The input is parsed from the planned body by the JavaScript JSON
+/// parser, not serialized through serde (which would turn the tools' JSON schemas into `Map`s that
+/// the binding sends as `{}`). Not retried: the binding's errors do not say which are transient.
+async fn run_binding(ai: &worker::Ai, planned: &PlannedCall) -> Result<JsValue, ApiError> {
+    let input = js_sys::JSON::parse(&planned.upstream_body)
+        .map_err(|_| internal("the planned Workers AI input")(worker::Error::from("not JSON")))?;
+    let binding: &worker::worker_sys::Ai = ai.as_ref().unchecked_ref();
+    wasm_bindgen_futures::JsFuture::from(binding.run(&planned.model.id, input))
+        .await
+        .map_err(|error| {
+            let message = js_sys::Reflect::get(&error, &JsValue::from_str("message"))
+                .ok()
+                .and_then(|message| message.as_string())
+                .unwrap_or_else(|| "no reason given".to_owned());
+            ApiError::new(
+                ErrorCode::UpstreamFailed,
+                format!("Workers AI refused the call: {message}"),
+            )
+        })
 }
