@@ -14,6 +14,7 @@
 //! script, to try what a paint costs without rebuilding the board (ADR 22). It prints the browser's
 //! own counters for the load (script, style, layout time: DevTools' `Performance.getMetrics`), and
 //! `BENCH_UI_PROFILE=1` adds the load's CPU profile, summed by function (ADR 24).
+//! `BENCH_UI_RENDERS=1` prints every canvas render of the script, with the time to each of its marks.
 
 use std::io::Write;
 use std::time::Instant;
@@ -180,7 +181,7 @@ function frame(now) {
     for (let i = 2; i < times.length; i++) gaps.push(times[i] - times[i - 1]);
     // The canvas's renders during the script: each from its start to its DOM changes being in place.
     // The slowest one's steps too: the time from the render's start to each of its marks.
-    const renders = [];
+    const renders = [], all = [];
     let started = null, steps_of = [], slowest = [];
     for (const mark of performance.getEntriesByType('mark')) {
       if (mark.startTime < times[0]) continue;
@@ -191,10 +192,11 @@ function frame(now) {
         const took = mark.startTime - started;
         if (renders.every(r => r < took)) slowest = steps_of;
         renders.push(took);
+        all.push(steps_of);
         started = null;
       }
     }
-    done({ gaps, renders, slowest });
+    done({ gaps, renders, slowest, all });
   }
 }
 requestAnimationFrame(frame);
@@ -485,7 +487,22 @@ async fn bench_board_of(frames: usize) {
         .flatten()
         .filter_map(|step| Some(format!("{} {:.0}", step[0].as_str()?, step[1].as_f64()?)))
         .collect();
-    println!("    the longest, ms from its start to each step: {}", steps.join("   "));
+    println!(
+        "    the longest, ms from its start to each step: {}",
+        steps.join("   ")
+    );
+    // `BENCH_UI_RENDERS=1`: every render's steps, in order.
+    if std::env::var_os("BENCH_UI_RENDERS").is_some() {
+        for render in value["all"].as_array().into_iter().flatten() {
+            let steps: Vec<String> = render
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|step| Some(format!("{} {:.0}", step[0].as_str()?, step[1].as_f64()?)))
+                .collect();
+            println!("    render: {}", steps.join("   "));
+        }
+    }
     browser.screenshot(&format!("bench-ui-{blocks}")).await;
     browser.close().await;
     drop(server);

@@ -121,10 +121,10 @@ pub struct Engine {
     minimap: Option<MiniMap>,
     minimap_view: NodeRef,
     minimap_element: NodeRef,
-    /// The rolled-up dependencies for one level of detail and board version (they change only with
+    /// The rolled-up dependencies for one level of detail and layout version (they change only with
     /// the board, and a far-out render would otherwise walk every edge again).
     rollups: Option<(Detail, u64, Vec<RolledEdge>)>,
-    /// The routed paths of the edges drawn so far, for one board version and level of detail: a route
+    /// The routed paths of the edges drawn so far, for one layout version and level of detail: a route
     /// is computed the first time its edge is drawn and kept until the layout changes, so a pan costs
     /// no routing. Behind a `RefCell` because the render holds the engine shared; only the render
     /// touches it, never re-entrantly.
@@ -132,7 +132,7 @@ pub struct Engine {
     redraw: Option<Callback<()>>,
 }
 
-/// Routed edge paths for one layout (board version) and level of detail, each with the port offsets
+/// Routed edge paths for one layout (`Board::layout_version`) and level of detail, each with the port offsets
 /// it was routed for: the fan-out along a block's side is worked out over the edges drawn (a few
 /// hundred, every render), and an edge is routed again only when its ports moved.
 #[derive(Default)]
@@ -218,6 +218,10 @@ impl Engine {
 
     /// Swaps in a fresh snapshot (after a resync), keeping the view.
     pub fn replace_board(&mut self, board: Board) {
+        // The counters carry on, so nothing cached for the old board passes for the new one's.
+        let mut board = board;
+        board.version = board.version.max(self.board.version + 1);
+        board.layout_version = board.layout_version.max(self.board.layout_version + 1);
         self.board = board;
         self.derived_version = u64::MAX;
         self.refresh_derived();
@@ -225,7 +229,7 @@ impl Engine {
 
     /// Rebuilds absolute rectangles, the spatial index and the summaries after the board changed.
     pub fn refresh_derived(&mut self) {
-        if self.derived_version == self.board.version {
+        if self.derived_version == self.board.layout_version {
             return;
         }
         self.rects = self.board.absolute_rects();
@@ -245,7 +249,7 @@ impl Engine {
         self.minimap = self
             .content
             .map(|bounds| MiniMap::fit(&bounds, MINIMAP_SIZE.0, MINIMAP_SIZE.1));
-        self.derived_version = self.board.version;
+        self.derived_version = self.board.layout_version;
         self.update_key();
     }
 
@@ -315,15 +319,14 @@ impl Engine {
         }
     }
 
-    /// Computes the rolled-up dependencies for `detail` unless they are known for this board version.
+    /// Computes the rolled-up dependencies for `detail` unless they are known for this layout version.
     fn ensure_rollups(&mut self, detail: Detail) {
-        let current = self
-            .rollups
-            .as_ref()
-            .is_some_and(|(known, version, _)| *known == detail && *version == self.board.version);
+        let current = self.rollups.as_ref().is_some_and(|(known, version, _)| {
+            *known == detail && *version == self.board.layout_version
+        });
         if !current {
             let rolled = model::rollup::rolled_up_edges(&self.board, detail);
-            self.rollups = Some((detail, self.board.version, rolled));
+            self.rollups = Some((detail, self.board.layout_version, rolled));
         }
     }
 
@@ -877,9 +880,9 @@ fn draw_edges(engine: &Engine, drawn: &FastSet<BlockId>, detail: Detail, label_s
     let known = engine
         .rollups
         .as_ref()
-        .filter(|(known, version, _)| *known == detail && *version == engine.board.version);
+        .filter(|(known, version, _)| *known == detail && *version == engine.board.layout_version);
     let mut routes = engine.routes.borrow_mut();
-    let layout = Some((engine.board.version, detail));
+    let layout = Some((engine.board.layout_version, detail));
     if routes.layout != layout {
         *routes = RouteCache {
             layout,

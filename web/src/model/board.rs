@@ -39,6 +39,9 @@ pub struct Board {
     pub seq: i64,
     /// Bumped on every change, so views can tell cheaply whether they are stale.
     pub version: u64,
+    /// Bumped only when blocks or edges change: what is derived from the layout alone (rectangles,
+    /// spatial indexes, summaries, routed edges) stays valid while runs, spend and GitHub state load.
+    pub layout_version: u64,
     /// The latest run of each task (loaded after the snapshot, kept live by `run.*` events).
     pub runs: FastMap<BlockId, RunRecord>,
     /// What was spent this month, per block and in all (kept live by `spend.changed`).
@@ -48,6 +51,12 @@ pub struct Board {
 }
 
 impl Board {
+    /// Records a change to the blocks or edges.
+    fn layout_changed(&mut self) {
+        self.version += 1;
+        self.layout_version += 1;
+    }
+
     pub fn from_snapshot(snapshot: BoardSnapshot) -> Board {
         Board {
             workspace: snapshot.workspace,
@@ -66,6 +75,7 @@ impl Board {
                 .collect(),
             seq: snapshot.seq,
             version: 0,
+            layout_version: 0,
             runs: FastMap::default(),
             spend: super::spend::SpendTally::default(),
             github: FastMap::default(),
@@ -83,7 +93,7 @@ impl Board {
             return Applied::Ignored;
         }
         self.blocks.insert(block.id.clone(), block);
-        self.version += 1;
+        self.layout_changed();
         Applied::Changed
     }
 
@@ -97,14 +107,14 @@ impl Board {
         if !applied {
             return Applied::Ignored;
         }
-        self.version += 1;
+        self.layout_changed();
         Applied::Changed
     }
 
     /// Sets a block as it is known locally (an optimistic edit or a rollback), whatever its revision.
     pub fn force_block(&mut self, block: BoardBlock) {
         self.blocks.insert(block.id.clone(), block);
-        self.version += 1;
+        self.layout_changed();
     }
 
     /// Removes a block, its subtree and every edge touching them.
@@ -118,7 +128,7 @@ impl Board {
         }
         self.edges
             .retain(|_, edge| !doomed.contains(&edge.from) && !doomed.contains(&edge.to));
-        self.version += 1;
+        self.layout_changed();
         Applied::Changed
     }
 
@@ -127,7 +137,7 @@ impl Board {
             return Applied::Ignored;
         }
         self.edges.insert(edge.id.clone(), edge);
-        self.version += 1;
+        self.layout_changed();
         Applied::Changed
     }
 
@@ -135,7 +145,7 @@ impl Board {
         if self.edges.remove(id).is_none() {
             return Applied::Ignored;
         }
-        self.version += 1;
+        self.layout_changed();
         Applied::Changed
     }
 
@@ -169,7 +179,7 @@ impl Board {
                     .retain(|_, edge| !gone.contains(&edge.from) && !gone.contains(&edge.to));
                 changed |= before != self.edges.len();
                 if changed {
-                    self.version += 1;
+                    self.layout_changed();
                     Applied::Changed
                 } else {
                     Applied::Ignored

@@ -1313,3 +1313,29 @@ fn far_out_a_rolled_up_dependency_goes_around_the_service_in_its_way() {
     let route = route_rollup(&clear, &indexes.frames, &rects, &id(1), &id(3)).unwrap();
     assert!(matches!(route, super::routing::Route::Curve { .. }));
 }
+
+#[test]
+fn only_block_and_edge_changes_move_the_layout_version() {
+    // What the canvas derives from the layout (rectangles, indexes, routes: a large board's
+    // costliest work) is kept while runs, spend, GitHub state and settings arrive.
+    let mut board = sample();
+    let (version, layout) = (board.version, board.layout_version);
+    let workspace = board.workspace.clone();
+    board.set_workspace(workspace);
+    board.apply_event(&event(
+        6,
+        EventPayload::MemberChanged {
+            user_id: domain::ids::UserId::from_random([3; 8]),
+            role: None,
+        },
+    ));
+    assert!(board.version > version);
+    assert_eq!(board.layout_version, layout);
+    let mut moved = board.blocks[&id(3)].clone();
+    moved.position.x += 40.0;
+    moved.rev += 1;
+    board.upsert_block(moved);
+    assert_eq!(board.layout_version, layout + 1);
+    board.remove_subtree(&id(4));
+    assert_eq!(board.layout_version, layout + 2);
+}
