@@ -14,6 +14,8 @@ pub struct WorkerServer {
     pub persist_dir: PathBuf,
     process: ManagedProcess,
     owns_state: bool,
+    /// The configuration written for [`ServerOptions::extra_config`] (removed on drop).
+    config_file: Option<PathBuf>,
 }
 
 /// How to start a server of one's own.
@@ -28,6 +30,9 @@ pub struct ServerOptions {
     /// Listen on this port (a test that must tell others the worker's address before it starts,
     /// such as a runner's model endpoint); a free one otherwise.
     pub port: Option<u16>,
+    /// More `wrangler.toml` (such as a binding the repository's configuration leaves commented out):
+    /// the server runs on a copy of the configuration with this appended.
+    pub extra_config: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +55,7 @@ impl Default for ServerOptions {
             ],
             persist_dir: None,
             port: None,
+            extra_config: None,
         }
     }
 }
@@ -110,6 +116,18 @@ impl WorkerServer {
             &free_port().to_string(),
         ]);
         command.arg("--persist-to").arg(&persist_dir);
+        // Beside the original, so its relative paths (the worker, the assets, the migrations) hold.
+        let config_file = options.extra_config.as_ref().map(|extra| {
+            let original = std::fs::read_to_string(root.join("wrangler.toml"))
+                .expect("wrangler.toml is readable");
+            let path = root.join(format!("wrangler.test-{port}.toml"));
+            std::fs::write(&path, format!("{original}\n{extra}\n"))
+                .expect("the test's configuration can be written");
+            path
+        });
+        if let Some(path) = &config_file {
+            command.arg("--config").arg(path);
+        }
         let origin = format!("http://127.0.0.1:{port}");
         for (name, value) in &options.vars {
             let value = value.replace("{origin}", &origin);
@@ -142,6 +160,7 @@ impl WorkerServer {
             persist_dir,
             process,
             owns_state,
+            config_file,
         }
     }
 
@@ -262,6 +281,9 @@ impl Drop for WorkerServer {
         self.process.stop();
         if self.owns_state {
             let _ = std::fs::remove_dir_all(&self.persist_dir);
+        }
+        if let Some(path) = &self.config_file {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

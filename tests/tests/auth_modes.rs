@@ -23,8 +23,7 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn without_auth_configured_every_protected_route_is_503_and_dev_login_does_not_exist() {
     let server = WorkerServer::start_with(ServerOptions {
         vars: vars(&[("AUTH_MODE", "off")]),
-        persist_dir: None,
-        port: None,
+        ..ServerOptions::default()
     });
     let anonymous = Client::anonymous(&server);
     for route in domain::api::routes::ROUTES.iter() {
@@ -139,8 +138,7 @@ fn github_server(github_url: &str, extra: &[(&str, &str)]) -> WorkerServer {
     settings.extend_from_slice(extra);
     WorkerServer::start_with(ServerOptions {
         vars: vars(&settings),
-        persist_dir: None,
-        port: None,
+        ..ServerOptions::default()
     })
 }
 
@@ -399,8 +397,7 @@ async fn dev_mode_refuses_to_start_next_to_a_real_secret_and_github_refuses_a_sh
                 "a-real-secret-for-a-real-deployment-0123",
             ),
         ]),
-        persist_dir: None,
-        port: None,
+        ..ServerOptions::default()
     });
     let answer = Client::anonymous(&dev_with_secret)
         .post("/auth/dev-login", json!({ "login": "mallory" }))
@@ -422,8 +419,7 @@ async fn dev_mode_refuses_to_start_next_to_a_real_secret_and_github_refuses_a_sh
             ("GITHUB_CLIENT_SECRET", "shh-client-secret"),
             ("PUBLIC_ORIGIN", "{origin}"),
         ]),
-        persist_dir: None,
-        port: None,
+        ..ServerOptions::default()
     });
     let answer = Client::anonymous(&short).get("/auth/github/login").await;
     assert_eq!(answer.status, 503);

@@ -58,8 +58,19 @@ async fn setup() -> Setup {
 
 /// [`setup`], with more of the worker's variables, chosen knowing the scripted model's address.
 async fn setup_with(more_vars: impl FnOnce(&ScriptedModel) -> Vec<(String, String)>) -> Setup {
+    setup_configured(None, more_vars).await
+}
+
+/// [`setup_with`], on the repository's `wrangler.toml` with `extra_config` appended.
+async fn setup_configured(
+    extra_config: Option<&str>,
+    more_vars: impl FnOnce(&ScriptedModel) -> Vec<(String, String)>,
+) -> Setup {
     let model = ScriptedModel::start_with(responder).await;
-    let mut options = ServerOptions::default();
+    let mut options = ServerOptions {
+        extra_config: extra_config.map(str::to_owned),
+        ..ServerOptions::default()
+    };
     options.vars.extend(more_vars(&model));
     options
         .vars
@@ -840,4 +851,55 @@ async fn both_wire_formats_are_served_and_spoken_upstream_translated_streamed_an
             "a response carried a key: {body}"
         );
     }
+}
+
+/// With the `AI` binding bound, as a deployment binds it: `wrangler dev --local` answers every call on
+/// it with an error (Workers AI runs on Cloudflare only), which exercises the worker's whole binding
+/// path short of the model: the input handed to `AI.run`, its refusal surfacing as a clean
+/// `502 upstream_failed`, and the call settled uncharged with its reservation released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_workers_ai_call_the_binding_refuses_fails_cleanly_and_is_settled_uncharged() {
+    let setup = setup_configured(Some("[ai]\nbinding = \"AI\""), |_| Vec::new()).await;
+    let workers_ai = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
+    let models = setup
+        .admin
+        .get(&format!("/models?accountId={}", setup.account))
+        .await
+        .expect(200);
+    let listed = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["id"] == workers_ai)
+        .unwrap();
+    assert_eq!(listed["usableNow"], true, "the binding is there");
+    let token = setup.token(workers_ai).await;
+    for stream in [false, true] {
+        let refused = chat(
+            &setup.server,
+            &token,
+            json!({ "model": workers_ai, "max_tokens": 20, "stream": stream,
+                    "tools": [{"type": "function", "function": {"name": "read_file",
+                        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}],
+                    "messages": [{"role": "user", "content": "hello"}] }),
+        )
+        .await
+        .expect(502);
+        assert_eq!(refused["error"]["code"], "upstream_failed", "{refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("Workers AI refused the call"), "{message}");
+    }
+    let rows = setup.wait_for_ledger_rows(2).await;
+    for row in &rows {
+        assert_eq!(row["model"], workers_ai);
+        assert_eq!(row["status"], "upstream_error");
+        assert_eq!(row["cost_micros"], 0);
+    }
+    let spend = setup
+        .admin
+        .get(&format!("/accounts/{}/spend", setup.account))
+        .await
+        .expect(200);
+    assert_eq!(spend["budget"]["reserved"], 0, "{spend}");
+    assert_eq!(spend["budget"]["spent"], 0, "{spend}");
 }
