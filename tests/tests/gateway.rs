@@ -887,7 +887,11 @@ async fn a_workers_ai_call_the_binding_refuses_fails_cleanly_and_is_settled_unch
         .expect(502);
         assert_eq!(refused["error"]["code"], "upstream_failed", "{refused}");
         let message = refused["error"]["message"].as_str().unwrap();
-        assert!(message.starts_with("Workers AI refused the call"), "{message}");
+        println!("streamed: {stream}; the gateway says: {message}");
+        assert!(
+            message.starts_with("Workers AI refused the call"),
+            "{message}"
+        );
     }
     let rows = setup.wait_for_ledger_rows(2).await;
     for row in &rows {
