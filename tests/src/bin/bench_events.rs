@@ -136,15 +136,29 @@ async fn main() {
     let first_seq = client.board(&workspace).await["seq"].as_i64().unwrap() + 1;
     let mut sent_at = Vec::with_capacity(CHANGES);
     let mut answered_at = Vec::with_capacity(CHANGES);
+    // `wrangler dev`'s own proxy in front of the worker sometimes answers a write 503 "Your worker
+    // restarted mid-request" with 1,000 sockets proxied through it, while neither workerd process
+    // restarted and nothing reloaded (a local-only artefact: its ProxyWorker does not retry a
+    // PATCH). Such a change is sent again (a 409 then says the first attempt was applied), and
+    // counted; its latency runs from the first send.
+    let mut proxy_refusals = 0;
     for n in 0..CHANGES {
         let send = Instant::now();
         let path = format!("/workspaces/{workspace}/blocks/{frame}");
-        let answer = client
-            .patch(
-                &path,
-                json!({ "rev": n + 1, "title": format!("change {n}") }),
-            )
-            .await;
+        let body = json!({ "rev": n + 1, "title": format!("change {n}") });
+        let mut answer = client.patch(&path, body.clone()).await;
+        while answer.status == 503
+            && answer
+                .body
+                .as_str()
+                .is_some_and(|text| text.contains("restarted mid-request"))
+        {
+            proxy_refusals += 1;
+            answer = client.patch(&path, body.clone()).await;
+            if answer.status == 409 {
+                answer.status = 200;
+            }
+        }
         assert_eq!(
             answer.status,
             200,
@@ -184,6 +198,9 @@ async fn main() {
     println!(
         "deliveries: {} received, {missing} missing",
         from_response.len()
+    );
+    println!(
+        "  changes refused by wrangler dev's proxy (\"restarted mid-request\") and sent again: {proxy_refusals}"
     );
     println!(
         "  request sent  → receipt: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   (goal: p99 ≤ 40 ms)",
