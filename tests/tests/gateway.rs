@@ -152,6 +152,16 @@ impl Setup {
     }
 }
 
+/// The catalog entry `GET /models` lists for `id`.
+fn listed_model<'a>(models: &'a Value, id: &str) -> &'a Value {
+    models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is not in the catalog: {models}"))
+}
+
 async fn chat(server: &WorkerServer, token: &str, body: Value) -> Answer {
     Client::anonymous(server)
         .with_token(token)
@@ -316,24 +326,14 @@ async fn a_call_is_forwarded_metered_settled_and_never_leaks_the_key() {
         .get(&format!("/models?accountId={}", setup.account))
         .await
         .expect(200);
-    let scripted = models
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|model| model["id"] == "scripted")
-        .unwrap();
+    let scripted = listed_model(&models, "scripted");
     assert_eq!(scripted["usableNow"], true);
     seen_bodies.push(models.to_string());
     // Workers AI is the `AI` binding, which `wrangler dev --local` does not have: its models are
     // listed as not usable, and a call to one is refused before anything is reserved, saying how
     // to bind it.
     let workers_ai = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
-    let listed = models
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|model| model["id"] == workers_ai)
-        .unwrap();
+    let listed = listed_model(&models, workers_ai);
     assert_eq!(listed["provider"], "workers_ai");
     assert_eq!(listed["usableNow"], false);
     let refused = chat(
@@ -866,12 +866,7 @@ async fn a_workers_ai_call_the_binding_refuses_fails_cleanly_and_is_settled_unch
         .get(&format!("/models?accountId={}", setup.account))
         .await
         .expect(200);
-    let listed = models
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|model| model["id"] == workers_ai)
-        .unwrap();
+    let listed = listed_model(&models, workers_ai);
     assert_eq!(listed["usableNow"], true, "the binding is there");
     let token = setup.token(workers_ai).await;
     for stream in [false, true] {

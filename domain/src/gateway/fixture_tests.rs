@@ -158,6 +158,26 @@ fn translate_stream(stream: &str, upstream: Dialect, caller: Dialect) -> String 
     out
 }
 
+/// The text an OpenAI chunk stream carries.
+fn openai_text(chunks: &[Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|chunk| {
+            chunk
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        })
+        .collect()
+}
+
+/// The text an Anthropic event stream carries.
+fn anthropic_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter_map(|event| event.pointer("/delta/text").and_then(Value::as_str))
+        .collect()
+}
+
 fn events(stream: &str) -> Vec<Value> {
     SseSplitter::new()
         .push(stream.as_bytes())
@@ -177,10 +197,7 @@ fn an_openai_stream_is_metered_and_becomes_an_anthropic_stream() {
         Dialect::OpenAi,
         Dialect::Anthropic,
     ));
-    let text: String = translated
-        .iter()
-        .filter_map(|event| event.pointer("/delta/text").and_then(Value::as_str))
-        .collect();
+    let text = anthropic_text(&translated);
     assert_eq!(text, TEXT);
     // Each tool call is one block: its start names it, its deltas carry the arguments.
     let mut calls = Vec::new();
@@ -219,14 +236,7 @@ fn an_anthropic_stream_is_metered_and_becomes_an_openai_stream() {
         Dialect::Anthropic,
         Dialect::OpenAi,
     ));
-    let text: String = translated
-        .iter()
-        .filter_map(|chunk| {
-            chunk
-                .pointer("/choices/0/delta/content")
-                .and_then(Value::as_str)
-        })
-        .collect();
+    let text = openai_text(&translated);
     assert_eq!(text, TEXT);
     let mut calls: Vec<(String, String)> = Vec::new();
     for chunk in &translated {
@@ -298,14 +308,7 @@ fn a_workers_ai_stream_is_metered_and_becomes_an_openai_and_an_anthropic_stream(
         Dialect::WorkersAi,
         Dialect::OpenAi,
     ));
-    let text: String = openai
-        .iter()
-        .filter_map(|chunk| {
-            chunk
-                .pointer("/choices/0/delta/content")
-                .and_then(Value::as_str)
-        })
-        .collect();
+    let text = openai_text(&openai);
     assert_eq!(text, TEXT);
     assert!(
         openai
@@ -317,10 +320,7 @@ fn a_workers_ai_stream_is_metered_and_becomes_an_openai_and_an_anthropic_stream(
         Dialect::WorkersAi,
         Dialect::Anthropic,
     ));
-    let text: String = anthropic
-        .iter()
-        .filter_map(|event| event.pointer("/delta/text").and_then(Value::as_str))
-        .collect();
+    let text = anthropic_text(&anthropic);
     assert_eq!(text, TEXT);
     assert_eq!(anthropic.last().unwrap()["type"], "message_stop");
 }
