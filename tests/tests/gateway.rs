@@ -121,6 +121,14 @@ impl Setup {
             .to_owned()
     }
 
+    /// `GET /accounts/:id/spend` for the setup's account.
+    async fn spend(&self) -> Value {
+        self.admin
+            .get(&format!("/accounts/{}/spend", self.account))
+            .await
+            .expect(200)
+    }
+
     fn ledger(&self) -> Vec<Value> {
         let output = self.server.execute_sql(
             "SELECT id, period, model, input_tokens, output_tokens, cost_micros, status FROM spend_ledger ORDER BY at",
@@ -210,11 +218,7 @@ async fn a_call_is_forwarded_metered_settled_and_never_leaks_the_key() {
     );
     assert_eq!(ledger[0]["cost_micros"], 107);
     assert_eq!(ledger[0]["status"], "completed");
-    let spend = setup
-        .admin
-        .get(&format!("/accounts/{}/spend", setup.account))
-        .await
-        .expect(200);
+    let spend = setup.spend().await;
     assert_eq!(spend["budget"]["spent"], 107);
     assert_eq!(spend["budget"]["reserved"], 0);
     seen_bodies.push(spend.to_string());
@@ -347,11 +351,7 @@ async fn a_call_is_forwarded_metered_settled_and_never_leaks_the_key() {
     assert_eq!(refused["error"]["code"], "unavailable", "{refused}");
     let message = refused["error"]["message"].as_str().unwrap();
     assert!(message.contains("binding = \"AI\""), "{message}");
-    let spend = setup
-        .admin
-        .get(&format!("/accounts/{}/spend", setup.account))
-        .await
-        .expect(200);
+    let spend = setup.spend().await;
     assert_eq!(spend["budget"]["reserved"], 0, "{spend}");
 
     // The key is in no response, no event and no line the worker logged.
@@ -457,11 +457,7 @@ async fn fifty_concurrent_calls_never_spend_past_the_limit_then_override_and_rol
     for _ in 0..3 {
         chat(&setup.server, &token, body.clone()).await.expect(200);
     }
-    let spend = setup
-        .admin
-        .get(&format!("/accounts/{}/spend", setup.account))
-        .await
-        .expect(200);
+    let spend = setup.spend().await;
     assert_eq!(spend["budget"]["spent"], sum + 3 * 107);
 }
 
@@ -591,11 +587,7 @@ async fn an_upstream_that_dies_mid_stream_settles_and_ends_with_a_clean_error() 
     // Settled from what was seen: no usage was reported, so the input bound and the output bytes.
     assert_eq!(died["output_tokens"], "The answer is cut".len());
     assert!(died["input_tokens"].as_u64().unwrap() > 0);
-    let spend = setup
-        .admin
-        .get(&format!("/accounts/{}/spend", setup.account))
-        .await
-        .expect(200);
+    let spend = setup.spend().await;
     assert_eq!(
         spend["budget"]["reserved"], 0,
         "every reservation was released"
@@ -894,11 +886,7 @@ async fn a_workers_ai_call_the_binding_refuses_fails_cleanly_and_is_settled_unch
         assert_eq!(row["status"], "upstream_error");
         assert_eq!(row["cost_micros"], 0);
     }
-    let spend = setup
-        .admin
-        .get(&format!("/accounts/{}/spend", setup.account))
-        .await
-        .expect(200);
+    let spend = setup.spend().await;
     assert_eq!(spend["budget"]["reserved"], 0, "{spend}");
     assert_eq!(spend["budget"]["spent"], 0, "{spend}");
 }

@@ -190,17 +190,25 @@ impl StreamMeter {
         }
     }
 
-    fn observe_workers_ai(&mut self, event: &Value) {
+    /// An OpenAI-like event's `error` (kept; `false`: nothing more to read) or `usage` (kept).
+    fn observe_error_and_usage(&mut self, event: &Value) -> bool {
         if let Some(error) = event.get("error") {
             self.upstream_error = Some(error_text(error));
-            return;
+            return false;
         }
         if let Some(usage) = event
             .get("usage")
-            .and_then(|usage| read_usage(Dialect::WorkersAi, usage))
+            .and_then(|usage| read_usage(self.dialect, usage))
         {
             self.reported_input = Some(usage.input_tokens);
             self.reported_output = Some(usage.output_tokens);
+        }
+        true
+    }
+
+    fn observe_workers_ai(&mut self, event: &Value) {
+        if !self.observe_error_and_usage(event) {
+            return;
         }
         self.output_bytes_seen += text_len(event.get("response"));
         for call in event
@@ -219,16 +227,8 @@ impl StreamMeter {
     }
 
     fn observe_openai(&mut self, chunk: &Value) {
-        if let Some(error) = chunk.get("error") {
-            self.upstream_error = Some(error_text(error));
+        if !self.observe_error_and_usage(chunk) {
             return;
-        }
-        if let Some(usage) = chunk
-            .get("usage")
-            .and_then(|usage| read_usage(Dialect::OpenAi, usage))
-        {
-            self.reported_input = Some(usage.input_tokens);
-            self.reported_output = Some(usage.output_tokens);
         }
         for choice in chunk
             .get("choices")
