@@ -381,6 +381,10 @@ async fn handle(
     };
     let pipeline_timings = context.timings.borrow().len();
     let response = dispatch(&request, &context).await?;
+    if context.timings.borrow().len() > pipeline_timings {
+        // The worker's whole share of the request, from its arrival to the response.
+        context.record_timing("total", started);
+    }
     let timings = context.timings.borrow();
     if timings.len() > pipeline_timings {
         // Only the writes time their command; a response from the assets binding stays untouched.

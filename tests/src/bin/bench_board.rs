@@ -9,6 +9,8 @@
 //! `PATCH /workspaces/:id/blocks/:blockId` one after another: median and p99 (the goal for a create is
 //! a median ≤ 6 ms), with the medians of the `Server-Timing` parts (the session and access read, the
 //! command). Hub delivery runs after the response (`ctx.waitUntil`), so it is in no request's time.
+//! `BENCH_BOARD_PAUSE_MS=N` pauses N ms before each write, so the previous write's delivery (which
+//! shares local workerd's one thread) is done before the next is timed.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -289,7 +291,23 @@ async fn write_path(
         })
         .map(block_id)
         .collect();
+    // `BENCH_BOARD_PAUSE_MS`: a pause before each write, so the previous write's work after its
+    // response (its events' delivery to the hub) is done before the next one is timed. Locally every
+    // request shares workerd's one thread; the difference shows what that sharing costs.
+    let pause = std::env::var("BENCH_BOARD_PAUSE_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis);
+    if let Some(pause) = pause {
+        println!(
+            "  (with a pause of {} ms before each write)",
+            pause.as_millis()
+        );
+    }
     let send = |request: reqwest::RequestBuilder, status: u16| async move {
+        if let Some(pause) = pause {
+            tokio::time::sleep(pause).await;
+        }
         let started = Instant::now();
         let response = request
             .bearer_auth(token)

@@ -8,7 +8,9 @@
 //! the settlement (one D1 batch) runs after the answer is handed over. It also prints the gateway's
 //! own phases (its `Server-Timing`) and, for scale, the floor of any request through the worker under
 //! `wrangler dev` on this machine in the same run: a route with no I/O at all (`/__test/noop`), a
-//! static file, and `/health` (one D1 read).
+//! static file, and `/health` (one D1 read). `server: total − upstream` is the gateway's own work
+//! inside the worker per call (the worker's whole time less its wait for the upstream), without the
+//! local proxy and loopback hops that the end-to-end figure includes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -120,6 +122,19 @@ impl Phases {
         }
     }
 
+    /// Per call, the worker's whole time less its wait for the upstream: what the gateway itself
+    /// spent inside the worker (token, configuration, reservation, translation).
+    fn inside_the_worker(&self) -> Vec<f64> {
+        match (self.0.get("total"), self.0.get("upstream")) {
+            (Some(total), Some(upstream)) if total.len() == upstream.len() => total
+                .iter()
+                .zip(upstream)
+                .map(|(total, upstream)| total - upstream)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn print(self) {
         for (name, samples) in self.0 {
             summary(&format!("  server: {name}"), samples);
@@ -205,7 +220,14 @@ async fn main() {
     let (gateway_p50, gateway_p99) = summary("through the gateway", through);
     // Where the gateway's own time went, as its Server-Timing reports it (setup = the request
     // pipeline before the handler: configuration, nothing read from D1 on this route).
+    let inside = phases.inside_the_worker();
     phases.print();
+    if !inside.is_empty() {
+        summary(
+            "  server: total − upstream (the gateway's own work in the worker)",
+            inside,
+        );
+    }
     // For scale, in the same run on this machine: the floor of any request through this worker under
     // `wrangler dev` (no I/O at all: the entry proxy, workerd and the worker's pipeline), a static
     // file (plus the assets binding), and the worker's cheapest route with one D1 read.

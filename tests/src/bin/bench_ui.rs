@@ -13,7 +13,8 @@
 //! renders during the script; `BENCH_UI_CSS='.block { box-shadow: none }'` adds style rules before the
 //! script, to try what a paint costs without rebuilding the board (ADR 22). It prints the browser's
 //! own counters for the load (script, style, layout time: DevTools' `Performance.getMetrics`), and
-//! `BENCH_UI_PROFILE=1` adds the load's CPU profile, summed by function (ADR 24).
+//! `BENCH_UI_PROFILE=1` adds the load's CPU profile, summed by function (ADR 24), and
+//! `BENCH_UI_PROFILE=script` the scripted pan and zoom's instead.
 //! `BENCH_UI_RENDERS=1` prints every canvas render of the script, with the time to each of its marks.
 
 use std::io::Write;
@@ -35,6 +36,18 @@ const STATUSES: [&str; 6] = [
     "pr_ready",
     "done",
 ];
+
+/// Starts sampling the page's CPU every 250 µs.
+async fn start_profile(browser: &Browser) {
+    browser.cdp("Profiler.enable", serde_json::json!({})).await;
+    browser
+        .cdp(
+            "Profiler.setSamplingInterval",
+            serde_json::json!({ "interval": 250 }),
+        )
+        .await;
+    browser.cdp("Profiler.start", serde_json::json!({})).await;
+}
 
 fn block_id(n: usize) -> String {
     format!("blk_{n:016x}")
@@ -262,16 +275,11 @@ async fn bench_board_of(frames: usize) {
         .cdp("Performance.enable", serde_json::json!({}))
         .await;
     let metrics_before = browser_metrics(&browser).await;
-    let profiling = std::env::var_os("BENCH_UI_PROFILE").is_some();
+    let profile_what = std::env::var("BENCH_UI_PROFILE").ok();
+    let profiling = profile_what.as_deref().is_some_and(|what| what != "script");
+    let profiling_script = profile_what.as_deref() == Some("script");
     if profiling {
-        browser.cdp("Profiler.enable", serde_json::json!({})).await;
-        browser
-            .cdp(
-                "Profiler.setSamplingInterval",
-                serde_json::json!({ "interval": 250 }),
-            )
-            .await;
-        browser.cdp("Profiler.start", serde_json::json!({})).await;
+        start_profile(&browser).await;
     }
     let loading = Instant::now();
     browser
@@ -413,11 +421,19 @@ async fn bench_board_of(frames: usize) {
             .await
             .expect("the extra CSS is added");
     }
+    if profiling_script {
+        start_profile(&browser).await;
+    }
     let value = browser
         .client
         .execute_async(SCRIPT, Vec::new())
         .await
         .expect("the scripted pan and zoom runs");
+    if profiling_script {
+        println!("  CPU profile of the scripted pan and zoom:");
+        let profile = browser.cdp("Profiler.stop", serde_json::json!({})).await;
+        print_profile(&profile["profile"]);
+    }
     let renders: Vec<f64> = value["renders"]
         .as_array()
         .expect("render durations")
@@ -557,11 +573,20 @@ fn print_profile(profile: &serde_json::Value) {
         };
         *by_function.entry(key).or_default() += node["hitCount"].as_f64().unwrap_or_default();
     }
+    // The page's own code (script and wasm, and the DOM calls they make), apart from the browser's
+    // own work ("(program)": style, layout, paint), its garbage collector, and idle time.
+    let browser_own = ["(idle)", "(program)", "(garbage collector)"];
+    let script: f64 = by_function
+        .iter()
+        .filter(|(name, _)| !browser_own.contains(&name.as_str()))
+        .map(|(_, hits)| hits)
+        .sum();
     let mut top: Vec<(String, f64)> = by_function.into_iter().collect();
     top.sort_by(|a, b| b.1.total_cmp(&a.1));
     println!(
-        "  CPU profile of the load ({:.0} ms, {samples:.0} samples), self time by function:",
-        (end - start) / 1000.0
+        "  CPU profile ({:.0} ms, {samples:.0} samples; the page's script and its DOM calls {:.0} ms), self time by function:",
+        (end - start) / 1000.0,
+        script * per_sample_ms
     );
     for (name, hits) in top.into_iter().take(25) {
         println!("    {:>7.1} ms  {name}", hits * per_sample_ms);
