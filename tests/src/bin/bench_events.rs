@@ -4,7 +4,9 @@
 //! The writer's response does not wait for the hub (delivery runs after it, in `ctx.waitUntil`), so
 //! request sent → receipt is the figure a collaborator feels. The latency from the writer's response is
 //! printed as well; it can be negative when a socket receives the event before the writer reads its
-//! answer.
+//! answer. Per change, it also prints the first receipt and the spread to the last (the fan-out), and
+//! the rate the changes were sent at: the changes go back to back, so a fan-out slower than the
+//! writes queues. `BENCH_EVENTS_PAUSE_MS=N` waits N ms after each change's answer instead.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,7 +144,20 @@ async fn main() {
     // PATCH). Such a change is sent again (a 409 then says the first attempt was applied), and
     // counted; its latency runs from the first send.
     let mut proxy_refusals = 0;
+    // `BENCH_EVENTS_PAUSE_MS=N`: N ms between one change's answer and the next change, so each
+    // change's fan-out is measured on its own rather than queued behind the previous ones'.
+    let pause = std::env::var("BENCH_EVENTS_PAUSE_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(Duration::from_millis);
+    if let Some(pause) = pause {
+        println!("  (a pause of {} ms after each change)", pause.as_millis());
+    }
+    let sending = Instant::now();
     for n in 0..CHANGES {
+        if let Some(pause) = pause.filter(|_| n > 0) {
+            tokio::time::sleep(pause).await;
+        }
         let send = Instant::now();
         let path = format!("/workspaces/{workspace}/blocks/{frame}");
         let body = json!({ "rev": n + 1, "title": format!("change {n}") });
@@ -169,6 +184,7 @@ async fn main() {
         sent_at.push(send);
         answered_at.push(Instant::now());
     }
+    let sent_in = sending.elapsed().as_secs_f64();
     for reader in readers {
         let _ = tokio::time::timeout(Duration::from_secs(120), reader).await;
     }
@@ -177,11 +193,19 @@ async fn main() {
     let mut from_response = Vec::with_capacity(SOCKETS * CHANGES);
     let mut from_request = Vec::with_capacity(SOCKETS * CHANGES);
     let mut missing = 0;
+    // Per change, its first and its last receipt over all sockets: the first says how long the
+    // change took to reach the hub, the spread how long the hub's fan-out to every socket took.
+    let mut first_last: Vec<Option<(Instant, Instant)>> = vec![None; CHANGES];
     for socket in arrivals.iter() {
         let socket = socket.lock().await;
         missing += CHANGES.saturating_sub(socket.len());
         for (seq, at) in socket.iter() {
             let change = (*seq - first_seq) as usize;
+            let span = &mut first_last[change];
+            *span = Some(match *span {
+                Some((first, last)) => (first.min(*at), last.max(*at)),
+                None => (*at, *at),
+            });
             let signed = |from: Instant| {
                 if *at >= from {
                     at.duration_since(from).as_secs_f64()
@@ -213,6 +237,33 @@ async fn main() {
         percentile(&from_response, 0.5),
         percentile(&from_response, 0.99),
         from_response.last().unwrap()
+    );
+    let mut first_after_request: Vec<f64> = Vec::with_capacity(CHANGES);
+    let mut spread: Vec<f64> = Vec::with_capacity(CHANGES);
+    for (change, span) in first_last.iter().enumerate() {
+        if let Some((first, last)) = span {
+            first_after_request.push(
+                first
+                    .saturating_duration_since(sent_at[change])
+                    .as_secs_f64()
+                    * 1000.0,
+            );
+            spread.push(last.duration_since(*first).as_secs_f64() * 1000.0);
+        }
+    }
+    first_after_request.sort_by(f64::total_cmp);
+    spread.sort_by(f64::total_cmp);
+    println!(
+        "  per change: request sent → first receipt p50 {:.1} ms   p99 {:.1} ms;   first → last receipt (the fan-out to {SOCKETS} sockets) p50 {:.1} ms   p99 {:.1} ms",
+        percentile(&first_after_request, 0.5),
+        percentile(&first_after_request, 0.99),
+        percentile(&spread, 0.5),
+        percentile(&spread, 0.99)
+    );
+    println!(
+        "  {CHANGES} changes sent in {sent_in:.1} s ({:.0} changes/s offered, {:.0} deliveries/s)",
+        CHANGES as f64 / sent_in,
+        (CHANGES * SOCKETS) as f64 / sent_in
     );
     println!(
         "  workerd RSS: {:.1} MB idle, {:.1} MB with {SOCKETS} sockets, {:.1} MB after {CHANGES} changes (hub ≈ the growth)",
