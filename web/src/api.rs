@@ -43,23 +43,59 @@ thread_local! {
 /// Reads the board's `config.json` (served next to the app) before the app starts. A missing file
 /// means the API is on the page's own origin.
 pub async fn load_config() -> Result<(), String> {
-    let text = match gloo_net::http::Request::get("/config.json").send().await {
-        Ok(response) if response.status() == 200 => Some(
-            response
-                .text()
-                .await
-                .map_err(|error| format!("the board's config.json could not be read: {error}"))?,
-        ),
-        Ok(_) => None,
-        Err(error) => {
-            return Err(format!(
-                "the board's config.json could not be fetched: {error}"
-            ));
-        }
+    let text = match config_from_page().await {
+        Some(answer) => answer?,
+        None => fetch_config().await?,
     };
     let origin = parse_board_config(text.as_deref())?;
     API_ORIGIN.with(|current| *current.borrow_mut() = origin);
     Ok(())
+}
+
+/// Where `index.html` leaves its request for `config.json`: a promise of the file's text, or `null`
+/// when there is none.
+const CONFIG_KEY: &str = "__catFactoryConfig";
+
+/// The answer to the `config.json` request `index.html` started while the app loaded, taken once;
+/// `None` when the page started none (the app then asks itself).
+async fn config_from_page() -> Option<Result<Option<String>, String>> {
+    use wasm_bindgen::JsCast;
+    let window = web_sys::window()?;
+    let key = wasm_bindgen::JsValue::from_str(CONFIG_KEY);
+    let pending = js_sys::Reflect::get(&window, &key)
+        .ok()?
+        .dyn_into::<js_sys::Promise>()
+        .ok()?;
+    let _ = js_sys::Reflect::delete_property(&window, &key);
+    Some(match wasm_bindgen_futures::JsFuture::from(pending).await {
+        Ok(text) => Ok(text.as_string()),
+        Err(error) => Err(format!(
+            "the board's config.json could not be fetched: {}",
+            error
+                .dyn_into::<js_sys::Error>()
+                .map(|error| String::from(error.message()))
+                .unwrap_or_else(|other| format!("{other:?}"))
+        )),
+    })
+}
+
+/// Fetches `config.json`: its text, or `None` when there is no such file.
+async fn fetch_config() -> Result<Option<String>, String> {
+    Ok(
+        match gloo_net::http::Request::get("/config.json").send().await {
+            Ok(response) if response.status() == 200 => {
+                Some(response.text().await.map_err(|error| {
+                    format!("the board's config.json could not be read: {error}")
+                })?)
+            }
+            Ok(_) => None,
+            Err(error) => {
+                return Err(format!(
+                    "the board's config.json could not be fetched: {error}"
+                ));
+            }
+        },
+    )
 }
 
 /// The API's origin as `config.json` set it.

@@ -125,13 +125,16 @@ pub fn toast_info(app: &AppContext, text: impl Into<String>) {
     app.dispatch(Action::Toast(ToastKind::Info, text.into()));
 }
 
-/// Loads the caller and their workspaces after a sign-in (or with a stored token).
+/// Loads the caller and their workspaces after a sign-in (or with a stored token). Both requests go
+/// out together (one round trip, not two, before a board knows the person's role); the workspaces
+/// are used only once the session is known to be good.
 pub fn load_session(app: AppContext) {
     wasm_bindgen_futures::spawn_local(async move {
-        match api::me().await {
+        let (me, workspaces) = futures::join!(api::me(), api::workspaces());
+        match me {
             Ok(me) => {
                 app.dispatch(Action::SignedIn(Rc::new(me)));
-                match api::workspaces().await {
+                match workspaces {
                     Ok(list) => app.dispatch(Action::Workspaces(list)),
                     Err(failure) => {
                         toast_error(&app, failure.message);
