@@ -60,13 +60,7 @@ const CONFIG_KEY: &str = "__catFactoryConfig";
 /// `None` when the page started none (the app then asks itself).
 async fn config_from_page() -> Option<Result<Option<String>, String>> {
     use wasm_bindgen::JsCast;
-    let window = web_sys::window()?;
-    let key = wasm_bindgen::JsValue::from_str(CONFIG_KEY);
-    let pending = js_sys::Reflect::get(&window, &key)
-        .ok()?
-        .dyn_into::<js_sys::Promise>()
-        .ok()?;
-    let _ = js_sys::Reflect::delete_property(&window, &key);
+    let pending = take_from_page(CONFIG_KEY)?;
     Some(match wasm_bindgen_futures::JsFuture::from(pending).await {
         Ok(text) => Ok(text.as_string()),
         Err(error) => Err(format!(
@@ -77,6 +71,20 @@ async fn config_from_page() -> Option<Result<Option<String>, String>> {
                 .unwrap_or_else(|other| format!("{other:?}"))
         )),
     })
+}
+
+/// A request `index.html` started before the app loaded and left on `window` under `key`, taken
+/// once (removed, so nothing takes it twice).
+fn take_from_page(key: &str) -> Option<js_sys::Promise> {
+    use wasm_bindgen::JsCast;
+    let window = web_sys::window()?;
+    let key = wasm_bindgen::JsValue::from_str(key);
+    let pending = js_sys::Reflect::get(&window, &key)
+        .ok()?
+        .dyn_into::<js_sys::Promise>()
+        .ok()?;
+    let _ = js_sys::Reflect::delete_property(&window, &key);
+    Some(pending)
 }
 
 /// Fetches `config.json`: its text, or `None` when there is no such file.
@@ -297,12 +305,7 @@ const PREFETCH_KEY: &str = "__catFactoryBoardPrefetch";
 async fn prefetched(path: &str) -> Option<Result<(u16, Vec<u8>), ApiFailure>> {
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
-    let window = web_sys::window()?;
-    let key = wasm_bindgen::JsValue::from_str(PREFETCH_KEY);
-    let pending = js_sys::Reflect::get(&window, &key).ok()?;
-    let pending = pending.dyn_into::<js_sys::Promise>().ok()?;
-    let _ = js_sys::Reflect::delete_property(&window, &key);
-    let started = JsFuture::from(pending).await.ok()?;
+    let started = JsFuture::from(take_from_page(PREFETCH_KEY)?).await.ok()?;
     let field = |name: &str| js_sys::Reflect::get(&started, &wasm_bindgen::JsValue::from_str(name));
     let url = field("url").ok()?.as_string()?;
     let token_sent = field("token").ok()?.as_string()?;

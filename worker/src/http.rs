@@ -381,16 +381,13 @@ async fn handle(
     };
     let pipeline_timings = context.timings.borrow().len();
     let response = dispatch(&request, &context).await?;
+    // Only the writes time their command; a response from the assets binding stays untouched.
     if context.timings.borrow().len() > pipeline_timings {
-        // The worker's whole share of the request, from its arrival to the response.
+        // Last, the worker's whole share of the request, from its arrival to the response.
         context.record_timing("total", started);
-    }
-    let timings = context.timings.borrow();
-    if timings.len() > pipeline_timings {
-        // Only the writes time their command; a response from the assets binding stays untouched.
         let _ = response
             .headers()
-            .set("server-timing", &server_timing(&timings));
+            .set("server-timing", &server_timing(&context.timings.borrow()));
     }
     Ok(response)
 }
