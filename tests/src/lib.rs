@@ -23,6 +23,16 @@ pub use cat_testkit::scripted_model;
 pub mod worker;
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// A benchmark's pause between requests, from the environment variable `name` in milliseconds
+/// (`BENCH_BOARD_PAUSE_MS`, `BENCH_EVENTS_PAUSE_MS`); `None` when it is unset or not a number.
+pub fn pause_from_env(name: &str) -> Option<Duration> {
+    std::env::var(name)
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(Duration::from_millis)
+}
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {

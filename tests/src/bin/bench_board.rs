@@ -294,10 +294,7 @@ async fn write_path(
     // `BENCH_BOARD_PAUSE_MS`: a pause before each write, so the previous write's work after its
     // response (its events' delivery to the hub) is done before the next one is timed. Locally every
     // request shares workerd's one thread; the difference shows what that sharing costs.
-    let pause = std::env::var("BENCH_BOARD_PAUSE_MS")
-        .ok()
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .map(std::time::Duration::from_millis);
+    let pause = cat_tests::pause_from_env("BENCH_BOARD_PAUSE_MS");
     if let Some(pause) = pause {
         println!(
             "  (with a pause of {} ms before each write)",

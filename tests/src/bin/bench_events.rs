@@ -146,10 +146,7 @@ async fn main() {
     let mut proxy_refusals = 0;
     // `BENCH_EVENTS_PAUSE_MS=N`: N ms between one change's answer and the next change, so each
     // change's fan-out is measured on its own rather than queued behind the previous ones'.
-    let pause = std::env::var("BENCH_EVENTS_PAUSE_MS")
-        .ok()
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .map(Duration::from_millis);
+    let pause = cat_tests::pause_from_env("BENCH_EVENTS_PAUSE_MS");
     if let Some(pause) = pause {
         println!("  (a pause of {} ms after each change)", pause.as_millis());
     }
