@@ -694,6 +694,35 @@ impl Settlement {
 /// reservation is ever swept.
 pub const RESERVATION_TTL_MS: i64 = 15 * 60 * 1000;
 
+/// How long an account's budget object remembers a settled call's id: a repeat of the settlement
+/// inside this time charges nothing. Twice a reservation's life, so a settlement that arrives after
+/// its reservation expired is still recognised when repeated.
+pub const SETTLED_IDS_KEPT_MS: i64 = 2 * RESERVATION_TTL_MS;
+
+/// How soon the budget object sends D1 again a settlement D1 did not take.
+pub const MIRROR_RETRY_MS: i64 = 30_000;
+
+/// When the budget object's alarm must next run, from what it holds: the earliest open
+/// reservation's expiry (to release it if its call never settles), a retry for settlements D1 has
+/// not confirmed, and the time the oldest remembered settled id may be forgotten. `None`: nothing to
+/// come back for. Never earlier than `now_ms`.
+pub fn budget_wake_at(
+    earliest_expiry_ms: Option<i64>,
+    unmirrored: bool,
+    oldest_settled_ms: Option<i64>,
+    now_ms: i64,
+) -> Option<i64> {
+    [
+        earliest_expiry_ms,
+        unmirrored.then(|| now_ms.saturating_add(MIRROR_RETRY_MS)),
+        oldest_settled_ms.map(|at| at.saturating_add(SETTLED_IDS_KEPT_MS)),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .map(|at| at.max(now_ms))
+}
+
 /// Whether a reservation made at `reserved_at_ms` is abandoned at `now_ms`.
 pub fn reservation_abandoned(reserved_at_ms: i64, now_ms: i64) -> bool {
     now_ms.saturating_sub(reserved_at_ms) >= RESERVATION_TTL_MS
@@ -1277,6 +1306,31 @@ mod tests {
         assert_eq!(normal.charge, MicroDollars(120));
         assert!(!normal.overran());
         assert!(settle(MicroDollars(100), MicroDollars(101)).overran());
+    }
+
+    #[test]
+    fn the_budget_object_wakes_for_the_earliest_thing_it_holds() {
+        let now = 1_000_000;
+        assert_eq!(budget_wake_at(None, false, None, now), None);
+        assert_eq!(
+            budget_wake_at(Some(now + 5), true, Some(now), now),
+            Some(now + 5),
+            "an expiry before the retry"
+        );
+        assert_eq!(
+            budget_wake_at(Some(now + MIRROR_RETRY_MS + 1), true, None, now),
+            Some(now + MIRROR_RETRY_MS),
+            "D1's retry before the expiry"
+        );
+        assert_eq!(
+            budget_wake_at(None, false, Some(now - SETTLED_IDS_KEPT_MS - 10), now),
+            Some(now),
+            "overdue work is done now, never in the past"
+        );
+        assert_eq!(
+            budget_wake_at(None, false, Some(now), now),
+            Some(now + SETTLED_IDS_KEPT_MS)
+        );
     }
 
     #[test]

@@ -44,6 +44,10 @@ fn the_run_coordinator_and_the_runner_container_are_configured() {
     };
     assert!(bound("RUN_COORDINATOR", "RunCoordinator"));
     assert!(bound("RUNNER_CONTAINER", "RunnerContainer"));
+    assert!(
+        bound("BUDGET_OBJECT", "BudgetObject"),
+        "ADR 27's book per account"
+    );
 
     let container = tables
         .iter()
@@ -65,7 +69,12 @@ fn the_run_coordinator_and_the_runner_container_are_configured() {
         .filter(|(header, _)| header == "[[migrations]]")
         .filter_map(|(_, body)| value(body, "new_sqlite_classes"))
         .collect();
-    for class in ["WorkspaceHub", "RunCoordinator", "RunnerContainer"] {
+    for class in [
+        "WorkspaceHub",
+        "RunCoordinator",
+        "RunnerContainer",
+        "BudgetObject",
+    ] {
         assert!(
             sqlite_classes.contains(&format!("\"{class}\"")),
             "{class} is created SQLite-backed by a migration: {sqlite_classes}"
@@ -76,7 +85,12 @@ fn the_run_coordinator_and_the_runner_container_are_configured() {
     assert_eq!(value(&dev.1, "enable_containers"), Some("false"));
 
     let exports = std::fs::read_to_string(root.join("worker/src/lib.rs")).unwrap();
-    for class in ["RunCoordinator", "RunnerContainer", "WorkspaceHub"] {
+    for class in [
+        "RunCoordinator",
+        "RunnerContainer",
+        "WorkspaceHub",
+        "BudgetObject",
+    ] {
         assert!(
             exports.contains(&format!("::{class};")),
             "worker/src/lib.rs exports {class}"

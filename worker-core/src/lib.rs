@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod board;
+pub mod budget;
 pub mod context;
 pub mod delivery;
 pub mod events;

@@ -1,12 +1,13 @@
-//! The spend cap's storage: limits, overrides, reservations, the ledger, account prices and provider
-//! keys (ADR 13, reserve then settle).
+//! Spend in D1: the ledger, its reporting totals, the mirror of limits and overrides, account
+//! prices and provider keys (ADR 13, reserve then settle; ADR 27, a book per account).
 //!
-//! The rules live in `domain::spend`; this module is their SQL. The one rule that must hold under
-//! any interleaving — `spent + reserved + this ≤ limit` — is the precondition of the reservation's
-//! guarded plan, so it is checked and the reservation written in one transaction: two calls racing
-//! for the last dollar cannot both pass, whatever order their reads and writes arrive in. Running
-//! totals per (account, period) live in `spend_totals`, changed only in the same plans that add a
-//! reservation or a ledger row, so the comparison reads one row instead of summing the ledger.
+//! The rules live in `domain::spend`; this module is their SQL. The cap itself — the reservation's
+//! guarded write, `spent + reserved + this ≤ limit` — is kept by each account's budget object
+//! (`crate::budget`, on the object's own storage): [`reserve`] and [`settle_on_book`] run there. D1
+//! holds what the reports read: one ledger row per settled call ([`record_settlement`], idempotent on
+//! the reservation id), the period's settled total per account (`spend_totals.spent_micros`, written
+//! in the same plan), and the limits and overrides an admin set (with who set them), which a new
+//! object adopts ([`adoption`]).
 
 use domain::api::ApiError;
 use domain::event::{Actor, EventPayload};
@@ -16,8 +17,9 @@ use domain::spend::{
     AccountSpend, BillingPeriod, Budget, BudgetExhausted, CatalogModel, MicroDollars, Price,
     Provider, SettledCall, SpendGrouping, SpendLine, day_key, reservation_expires_at,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use crate::budget::{AdoptedReservation, Adoption};
 use crate::context::{Committed, Runtime, WriteContext};
 use crate::events;
 use crate::params;
@@ -32,7 +34,7 @@ fn to_micros(value: i64) -> MicroDollars {
 }
 
 /// Who a call is for and what it calls: the attribution every reservation and ledger row carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallAttribution {
     pub account: AccountId,
     pub workspace: WorkspaceId,
@@ -72,7 +74,7 @@ impl CallAttribution {
 }
 
 /// An amount held for a call in flight.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     pub id: String,
     pub period: BillingPeriod,
@@ -129,37 +131,104 @@ pub async fn grant_override<S: Store, R: Runtime>(
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct BudgetRow {
-    limit_micros: Option<i64>,
-    spent_micros: i64,
-    reserved_micros: i64,
-    overridden: i64,
+/// What an account's budget object takes over from D1 when it has no book yet (ADR 27): the
+/// limit, the overridden periods, settled spend per period, and reservations made before the
+/// object existed.
+pub async fn adoption<S: Store>(store: &S, account: &AccountId) -> Result<Adoption, ApiError> {
+    #[derive(Deserialize)]
+    struct LimitRow {
+        limit_micros: i64,
+    }
+    #[derive(Deserialize)]
+    struct PeriodRow {
+        period: String,
+    }
+    #[derive(Deserialize)]
+    struct SpentRow {
+        period: String,
+        spent_micros: i64,
+    }
+    #[derive(Deserialize)]
+    struct OpenRow {
+        id: String,
+        period: String,
+        amount_micros: i64,
+        expires_at: i64,
+    }
+    let id = account.as_str();
+    let mut results = store
+        .read(vec![
+            Statement::new(
+                "SELECT limit_micros FROM spend_limits WHERE account_id = ?1",
+                &params![id],
+            ),
+            Statement::new(
+                "SELECT period FROM spend_overrides WHERE account_id = ?1 ORDER BY period",
+                &params![id],
+            ),
+            Statement::new(
+                "SELECT period, spent_micros FROM spend_totals WHERE account_id = ?1 ORDER BY period",
+                &params![id],
+            ),
+            Statement::new(
+                "SELECT id, period, amount_micros, expires_at FROM spend_reservations
+                 WHERE account_id = ?1 ORDER BY id",
+                &params![id],
+            ),
+        ])
+        .await?
+        .into_iter();
+    let (Some(limit), Some(overrides), Some(spent), Some(open)) = (
+        results.next(),
+        results.next(),
+        results.next(),
+        results.next(),
+    ) else {
+        return Err(ApiError::internal());
+    };
+    let limit: Vec<LimitRow> = limit.decode()?;
+    let overrides: Vec<PeriodRow> = overrides.decode()?;
+    let spent: Vec<SpentRow> = spent.decode()?;
+    let open: Vec<OpenRow> = open.decode()?;
+    Ok(Adoption {
+        account: account.clone(),
+        limit: limit.first().map(|row| to_micros(row.limit_micros)),
+        overridden_periods: overrides.into_iter().map(|row| row.period).collect(),
+        spent: spent
+            .into_iter()
+            .map(|row| (row.period, to_micros(row.spent_micros)))
+            .collect(),
+        open: open
+            .into_iter()
+            .map(|row| AdoptedReservation {
+                id: row.id,
+                period: row.period,
+                amount: to_micros(row.amount_micros),
+                expires_at_ms: row.expires_at,
+            })
+            .collect(),
+    })
 }
 
-/// An account's budget in `period`: its limit, settled spend, what calls in flight hold, and
-/// whether the limit is overridden.
-pub async fn budget<S: Store>(
+/// After the account's object adopted them, D1 forgets the reservations it held (the object
+/// releases or settles them from now on).
+pub async fn forget_adopted_reservations<S: Store>(
     store: &S,
     account: &AccountId,
-    period: BillingPeriod,
-) -> Result<Budget, ApiError> {
-    let row: Option<BudgetRow> = store
-        .first(Statement::new(
-            "SELECT (SELECT limit_micros FROM spend_limits WHERE account_id = ?1) AS limit_micros,
-                    COALESCE((SELECT spent_micros FROM spend_totals WHERE account_id = ?1 AND period = ?2), 0) AS spent_micros,
-                    COALESCE((SELECT reserved_micros FROM spend_totals WHERE account_id = ?1 AND period = ?2), 0) AS reserved_micros,
-                    EXISTS (SELECT 1 FROM spend_overrides WHERE account_id = ?1 AND period = ?2) AS overridden",
-            &params![account.as_str(), period.key()],
-        ))
+) -> Result<(), ApiError> {
+    store
+        .write(vec![
+            Statement::new(
+                "UPDATE spend_totals SET reserved_micros = 0 WHERE account_id = ?1",
+                &params![account.as_str()],
+            ),
+            Statement::new(
+                "DELETE FROM spend_reservations WHERE account_id = ?1",
+                &params![account.as_str()],
+            ),
+        ])
         .await?;
-    let row = row.ok_or_else(ApiError::internal)?;
-    Ok(Budget {
-        limit: row.limit_micros.map(to_micros),
-        spent: to_micros(row.spent_micros),
-        reserved: to_micros(row.reserved_micros),
-        overridden: row.overridden != 0,
-    })
+    Ok(())
 }
 
 /// Why a reservation was not made.
@@ -186,12 +255,23 @@ impl From<ReserveRefused> for ApiError {
     }
 }
 
-/// Reserves `amount` for a call, with ONE guarded write whose precondition is the cap itself
-/// (`Budget::admit`'s rule, in SQL): no limit, or an override for the period, or
-/// `spent + reserved + amount ≤ limit`. Either the reservation and the total's bump both commit,
-/// or nothing does and the caller is told the figures.
+impl From<crate::budget::Refused> for ReserveRefused {
+    fn from(refused: crate::budget::Refused) -> Self {
+        match refused {
+            crate::budget::Refused::Exhausted(exhausted) => {
+                ReserveRefused::BudgetExhausted(exhausted)
+            }
+            crate::budget::Refused::Failed(error) => ReserveRefused::Failed(error),
+        }
+    }
+}
+
+/// Reserves `amount` for a call on the account's book (the budget object's storage, or a native
+/// store in tests): draws the reservation's id and makes the one guarded write
+/// (`budget::reserve`). Either the reservation holds, or nothing was written and the caller is told
+/// the figures.
 pub async fn reserve<S: Store, R: Runtime>(
-    store: &S,
+    book: &S,
     runtime: &R,
     attribution: &CallAttribution,
     amount: MicroDollars,
@@ -199,92 +279,83 @@ pub async fn reserve<S: Store, R: Runtime>(
     let now = runtime.now_ms();
     let period = BillingPeriod::containing(now);
     let id = format!("rsv_{}", runtime.guard_id()?);
-    let account = attribution.account.as_str();
-    let key = period.key();
-    let mut plan = GuardedPlan::new(
+    crate::budget::reserve(
+        book,
         runtime.guard_id()?,
-        "EXISTS (SELECT 1 FROM accounts WHERE id = ?1) AND (
-             NOT EXISTS (SELECT 1 FROM spend_limits WHERE account_id = ?1)
-             OR EXISTS (SELECT 1 FROM spend_overrides WHERE account_id = ?1 AND period = ?2)
-             OR COALESCE((SELECT spent_micros + reserved_micros FROM spend_totals
-                          WHERE account_id = ?1 AND period = ?2), 0) + ?3
-                <= (SELECT limit_micros FROM spend_limits WHERE account_id = ?1))",
-        &params![account, key.as_str(), micros(amount)],
-    );
-    plan.push(
-        &format!(
-            "INSERT INTO spend_totals (account_id, period, reserved_micros) SELECT ?1, ?2, ?3 WHERE {GUARD}
-             ON CONFLICT (account_id, period) DO UPDATE SET reserved_micros = reserved_micros + excluded.reserved_micros"
-        ),
-        &params![account, key.as_str(), micros(amount)],
-    );
-    plan.push(
-        &format!(
-            "INSERT INTO spend_reservations (id, account_id, period, amount_micros, created_at, expires_at,
-                 workspace_id, block_id, run_id, step, user_id, model)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE {GUARD}"
-        ),
-        &params![
-            id.as_str(),
-            account,
-            key.as_str(),
-            micros(amount),
-            now,
-            reservation_expires_at(now),
-            attribution.workspace.as_str(),
-            attribution.block.as_ref().map(BlockId::as_str),
-            attribution.run.as_deref(),
-            attribution.step.map(i64::from),
-            attribution.user.as_ref().map(UserId::as_str),
-            attribution.model.as_str()
-        ],
-    );
-    let outcome = store.execute(plan).await.map_err(ReserveRefused::Failed)?;
-    if outcome.applied {
-        return Ok(Reservation {
-            id,
-            period,
-            amount,
-            reserved_at_ms: now,
-            attribution: attribution.clone(),
-        });
-    }
-    // Refused: read the figures for the message. They may have moved since the write; the
-    // decision was the write's, this only explains it.
-    let budget = budget(store, &attribution.account, period)
-        .await
-        .map_err(ReserveRefused::Failed)?;
-    match budget.admit(amount) {
-        Err(exhausted) => Err(ReserveRefused::BudgetExhausted(exhausted)),
-        // The figures moved between the refusal and this read (a call settled): still refused,
-        // say so with the numbers as they are now.
-        Ok(()) => Err(ReserveRefused::BudgetExhausted(BudgetExhausted {
-            limit: budget.limit.unwrap_or_default(),
-            spent: budget.spent,
-            reserved: budget.reserved,
-            requested: amount,
-        })),
-    }
+        &id,
+        period,
+        amount,
+        reservation_expires_at(now),
+    )
+    .await?;
+    Ok(Reservation {
+        id,
+        period,
+        amount,
+        reserved_at_ms: now,
+        attribution: attribution.clone(),
+    })
 }
 
 /// What a call really used, to settle its reservation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallOutcome {
     pub call: SettledCall,
     pub latency_ms: i64,
 }
 
-/// Settles a reservation in one plan: releases what it held, adds the real cost to the period's
-/// spend, writes the ledger row and records `spend.changed` on the workspace's stream. Settling
-/// twice does nothing the second time (the ledger row's id is the reservation's). A reservation
-/// the sweep already released is still charged: the provider billed the call.
-pub async fn settle<S: Store, R: Runtime>(
-    store: &S,
+/// A settled call as D1's ledger records it: the reservation (with its attribution), what the call
+/// used, and when it settled. The budget object keeps it, as JSON, until D1 confirms it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementRecord {
+    pub reservation: Reservation,
+    pub outcome: CallOutcome,
+    pub at_ms: i64,
+}
+
+/// Settles a reservation on the account's book (the cap's side: the hold released, the real cost
+/// charged; a repeat charges nothing) and returns the record for D1's ledger, or `None` when the
+/// book had already settled it.
+pub async fn settle_on_book<S: Store, R: Runtime>(
+    book: &S,
     runtime: &R,
     reservation: &Reservation,
     outcome: &CallOutcome,
+) -> Result<Option<SettlementRecord>, ApiError> {
+    let record = SettlementRecord {
+        reservation: reservation.clone(),
+        outcome: outcome.clone(),
+        at_ms: runtime.now_ms(),
+    };
+    let text = serde_json::to_string(&record).map_err(|_| ApiError::internal())?;
+    let applied = crate::budget::settle(
+        book,
+        runtime.guard_id()?,
+        &reservation.id,
+        reservation.period,
+        outcome.call.cost,
+        &text,
+        record.at_ms,
+    )
+    .await?;
+    Ok(applied.then_some(record))
+}
+
+/// Writes a settled call into D1 in one plan: the ledger row, the period's reporting total and
+/// `spend.changed` on the workspace's stream. Writing it twice does nothing the second time (the
+/// ledger row's id is the reservation's), so the budget object may re-send a record D1 did not
+/// confirm.
+pub async fn record_settlement<S: Store, R: Runtime>(
+    store: &S,
+    runtime: &R,
+    record: &SettlementRecord,
 ) -> Result<Committed<()>, ApiError> {
-    let now = runtime.now_ms();
+    let SettlementRecord {
+        reservation,
+        outcome,
+        at_ms,
+    } = record;
+    let now = *at_ms;
     let attribution = &reservation.attribution;
     let account = attribution.account.as_str();
     let key = reservation.period.key();
@@ -298,16 +369,9 @@ pub async fn settle<S: Store, R: Runtime>(
     plan.push(
         &format!(
             "INSERT INTO spend_totals (account_id, period, spent_micros) SELECT ?1, ?2, ?3 WHERE {GUARD}
-             ON CONFLICT (account_id, period) DO UPDATE SET
-                 spent_micros = spent_micros + excluded.spent_micros,
-                 reserved_micros = reserved_micros
-                     - COALESCE((SELECT amount_micros FROM spend_reservations WHERE id = ?4), 0)"
+             ON CONFLICT (account_id, period) DO UPDATE SET spent_micros = spent_micros + excluded.spent_micros"
         ),
-        &params![account, key.as_str(), cost, id],
-    );
-    plan.push(
-        &format!("DELETE FROM spend_reservations WHERE id = ?1 AND {GUARD}"),
-        &params![id],
+        &params![account, key.as_str(), cost],
     );
     let usage = outcome.call.usage;
     plan.push(
@@ -354,33 +418,6 @@ pub async fn settle<S: Store, R: Runtime>(
         value: (),
         events: committed.events,
     })
-}
-
-/// Releases every reservation that expired by `now_ms` (its call crashed before settling) in one
-/// transaction; returns how many were released.
-pub async fn sweep_expired_reservations<S: Store>(
-    store: &S,
-    now_ms: i64,
-) -> Result<usize, ApiError> {
-    let changed = store
-        .write(vec![
-            Statement::new(
-                "UPDATE spend_totals SET reserved_micros = reserved_micros - (
-                     SELECT COALESCE(SUM(amount_micros), 0) FROM spend_reservations r
-                     WHERE r.account_id = spend_totals.account_id AND r.period = spend_totals.period
-                       AND r.expires_at <= ?1)
-                 WHERE EXISTS (SELECT 1 FROM spend_reservations r
-                     WHERE r.account_id = spend_totals.account_id AND r.period = spend_totals.period
-                       AND r.expires_at <= ?1)",
-                &params![now_ms],
-            ),
-            Statement::new(
-                "DELETE FROM spend_reservations WHERE expires_at <= ?1",
-                &params![now_ms],
-            ),
-        ])
-        .await?;
-    Ok(changed.get(1).copied().unwrap_or(0))
 }
 
 #[derive(Deserialize)]
@@ -438,13 +475,14 @@ pub async fn breakdown<S: Store>(
     Ok(rows.into_iter().map(SpendLine::from).collect())
 }
 
-/// `GET /accounts/:id/spend`: the budget and the breakdowns by workspace, model and day.
+/// `GET /accounts/:id/spend`: the budget (as the account's book holds it) and D1's breakdowns by
+/// workspace, model and day.
 pub async fn account_spend<S: Store>(
     store: &S,
     account: &AccountId,
     period: BillingPeriod,
+    budget: Budget,
 ) -> Result<AccountSpend, ApiError> {
-    let budget = budget(store, account, period).await?;
     let scope = SpendScope::Account(account);
     Ok(AccountSpend {
         period: period.key(),

@@ -40,6 +40,17 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// A fresh in-memory database with only `schema` (a budget object's book: `crate::budget::SCHEMA`).
+    pub fn with_schema(schema: &[&str]) -> Result<SqliteStore, ApiError> {
+        let connection = Connection::open_in_memory().map_err(failed("opening SQLite"))?;
+        for statement in schema {
+            connection
+                .execute_batch(statement)
+                .map_err(failed("creating the schema"))?;
+        }
+        Ok(SqliteStore { connection })
+    }
+
     /// Applies every `NNNN_name.sql` in `dir`, in name order (how wrangler orders them).
     pub fn apply_migrations(&self, dir: &Path) -> Result<Vec<String>, ApiError> {
         let mut files: Vec<_> = std::fs::read_dir(dir)

@@ -193,8 +193,18 @@ fn every_command_that_draws_fails_closed_and_changes_nothing_then_the_next_one_c
         user: None,
         model: "gpt-4o-mini".to_owned(),
     };
+    // The account's budget object's book (ADR 27), adopted from D1 as the object does.
+    let book = worker_core::sqlite::SqliteStore::with_schema(worker_core::budget::SCHEMA).unwrap();
+    let adoption = block_on(spend::adoption(&f.store, &f.account)).unwrap();
+    block_on(worker_core::budget::adopt(
+        &book,
+        "guard_adopt".to_owned(),
+        &adoption,
+        1,
+    ))
+    .unwrap();
     let reservation = block_on(spend::reserve(
-        &f.store,
+        &book,
         &f.runtime,
         &attribution,
         MicroDollars(500),
@@ -340,10 +350,11 @@ fn every_command_that_draws_fails_closed_and_changes_nothing_then_the_next_one_c
             BlockStatus::InProgress,
         )),
     );
+    let book_before = book_rows(&book);
     assert_entropy_unavailable(
         "reserve",
         block_on(spend::reserve(
-            &f.store,
+            &book,
             &f.runtime,
             &attribution,
             MicroDollars(500),
@@ -353,27 +364,41 @@ fn every_command_that_draws_fails_closed_and_changes_nothing_then_the_next_one_c
             ReserveRefused::BudgetExhausted(exhausted) => exhausted.to_api_error(),
         }),
     );
+    let outcome = CallOutcome {
+        call: SettledCall {
+            block_id: Some(second.id.clone()),
+            run_id: Some(run.record.id.as_str().to_owned()),
+            step: Some(0),
+            model: "gpt-4o-mini".to_owned(),
+            provider: "openai_compatible".to_owned(),
+            usage: TokenUsage {
+                input_tokens: 100,
+                output_tokens: 20,
+            },
+            cost: MicroDollars(300),
+            status: CallStatus::Completed,
+        },
+        latency_ms: 10,
+    };
     assert_entropy_unavailable(
-        "settle",
-        block_on(spend::settle(
-            &f.store,
+        "settle_on_book",
+        block_on(spend::settle_on_book(
+            &book,
             &f.runtime,
             &reservation,
-            &CallOutcome {
-                call: SettledCall {
-                    block_id: Some(second.id.clone()),
-                    run_id: Some(run.record.id.as_str().to_owned()),
-                    step: Some(0),
-                    model: "gpt-4o-mini".to_owned(),
-                    provider: "openai_compatible".to_owned(),
-                    usage: TokenUsage {
-                        input_tokens: 100,
-                        output_tokens: 20,
-                    },
-                    cost: MicroDollars(300),
-                    status: CallStatus::Completed,
-                },
-                latency_ms: 10,
+            &outcome,
+        )),
+    );
+    assert_eq!(book_rows(&book), book_before, "the book is untouched");
+    assert_entropy_unavailable(
+        "record_settlement",
+        block_on(spend::record_settlement(
+            &f.store,
+            &f.runtime,
+            &spend::SettlementRecord {
+                reservation: reservation.clone(),
+                outcome,
+                at_ms: 5,
             },
         )),
     );
@@ -398,4 +423,32 @@ fn every_command_that_draws_fails_closed_and_changes_nothing_then_the_next_one_c
     .unwrap();
     assert_eq!(created.events.len(), 1);
     assert_eq!(created.events[0].seq, seq_before + 1);
+}
+
+/// Every row of a budget book, for "nothing changed" comparisons.
+fn book_rows(book: &worker_core::sqlite::SqliteStore) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in [
+        "budget_account",
+        "budget_overrides",
+        "budget_totals",
+        "budget_open",
+        "budget_settled",
+        "budget_unmirrored",
+        "write_guards",
+    ] {
+        let mut statement = book
+            .connection()
+            .prepare(&format!("SELECT * FROM {table}"))
+            .unwrap();
+        let columns = statement.column_count();
+        let mut query = statement.query([]).unwrap();
+        while let Some(row) = query.next().unwrap() {
+            let values: Vec<String> = (0..columns)
+                .map(|index| format!("{:?}", row.get_ref(index).unwrap()))
+                .collect();
+            rows.push(format!("{table}: {}", values.join(", ")));
+        }
+    }
+    rows
 }

@@ -1,8 +1,9 @@
-//! The spend cap's contract on SQLite (the same SQL D1 runs): reserve then settle, refusal that
-//! writes nothing, many calls interleaved against a budget that fits only some, overrides, period
-//! rollover and the sweep of abandoned reservations. Races are interleaved at the port, as in
-//! `contract.rs`: every plan yields once before it executes, so all joined calls read (and decide)
-//! before any of them writes.
+//! The spend cap's contract on SQLite (the same SQL D1 and the budget object's storage run): an
+//! account's book (ADR 27) adopted from D1, reserve on the book then settle on the book and into
+//! D1's ledger, refusal that writes nothing, many calls interleaved against a budget that fits only
+//! some, overrides, period rollover, the expiry of abandoned reservations and the re-sending of
+//! settlements D1 did not confirm. Races are interleaved at the port, as in `contract.rs`: every plan
+//! yields once before it executes, so all joined calls read (and decide) before any of them writes.
 
 mod common;
 
@@ -11,26 +12,51 @@ use domain::api::{ApiError, ErrorCode};
 use domain::event::{EventPayload, WorkspaceEvent};
 use domain::ids::{AccountId, BlockId, UserId, WorkspaceId};
 use domain::spend::{
-    BillingPeriod, CallStatus, MicroDollars, RESERVATION_TTL_MS, SettledCall, SpendGrouping,
-    TokenUsage,
+    BillingPeriod, CallStatus, MicroDollars, RESERVATION_TTL_MS, SETTLED_IDS_KEPT_MS, SettledCall,
+    SpendGrouping, TokenUsage,
 };
 use futures_executor::block_on;
 use futures_util::future::join_all;
+use worker_core::budget;
 use worker_core::spend::{
-    self, CallAttribution, CallOutcome, Reservation, ReserveRefused, SpendScope,
+    self, CallAttribution, CallOutcome, Reservation, ReserveRefused, SettlementRecord, SpendScope,
 };
 use worker_core::sqlite::{SqliteRows, SqliteStore};
-use worker_core::{GuardedPlan, PlanOutcome, Statement, Store};
+use worker_core::{GuardedPlan, PlanOutcome, Runtime, Statement, Store};
 
 /// 2026-11-15T00:00:00Z.
 const MID_NOVEMBER: i64 = 1_794_700_800_000;
 
 struct Fixture {
+    /// D1: the ledger, the reports, the mirror of limits.
     store: SqliteStore,
+    /// The account's budget object's storage.
+    book: SqliteStore,
     runtime: TestRuntime,
     account: AccountId,
     workspace: WorkspaceId,
     admin: UserId,
+}
+
+fn empty_book() -> SqliteStore {
+    SqliteStore::with_schema(budget::SCHEMA).unwrap()
+}
+
+/// Adopts `account`'s book from `store` (D1) into `book`, as a new budget object does.
+fn adopt(
+    store: &SqliteStore,
+    book: &SqliteStore,
+    runtime: &TestRuntime,
+    account: &AccountId,
+) -> bool {
+    let adoption = block_on(spend::adoption(store, account)).unwrap();
+    block_on(budget::adopt(
+        book,
+        runtime.guard_id().unwrap(),
+        &adoption,
+        runtime.now_ms(),
+    ))
+    .unwrap()
 }
 
 fn fixture() -> Fixture {
@@ -40,9 +66,13 @@ fn fixture() -> Fixture {
         account,
         workspace,
     } = seeded_store("admin");
+    let runtime = TestRuntime::fixed(MID_NOVEMBER);
+    let book = empty_book();
+    assert!(adopt(&store, &book, &runtime, &account));
     Fixture {
         store,
-        runtime: TestRuntime::fixed(MID_NOVEMBER),
+        book,
+        runtime,
         account,
         workspace,
         admin,
@@ -62,34 +92,32 @@ impl Fixture {
         }
     }
 
+    /// As the limit route does: D1's mirror (who set it), then the book.
     fn set_limit(&self, dollars: u64) {
+        let limit = MicroDollars::from_dollars(dollars);
         block_on(spend::set_limit(
             &self.store,
             &self.runtime,
             &self.account,
-            MicroDollars::from_dollars(dollars),
+            limit,
             Some(&self.admin),
         ))
         .unwrap();
+        block_on(budget::set_limit(&self.book, limit)).unwrap();
     }
 
     fn reserve(&self, micros: u64) -> Result<Reservation, ReserveRefused> {
         block_on(spend::reserve(
-            &self.store,
+            &self.book,
             &self.runtime,
             &self.attribution(),
             MicroDollars(micros),
         ))
     }
 
+    /// As the budget object does: the book, then D1's ledger, then the book forgets the record.
     fn settle(&self, reservation: &Reservation, cost: u64) -> worker_core::Committed<()> {
-        block_on(spend::settle(
-            &self.store,
-            &self.runtime,
-            reservation,
-            &outcome(cost),
-        ))
-        .unwrap()
+        settle_both(&self.book, &self.store, &self.runtime, reservation, cost)
     }
 
     fn period(&self) -> BillingPeriod {
@@ -97,17 +125,45 @@ impl Fixture {
     }
 
     fn budget(&self) -> domain::spend::Budget {
-        block_on(spend::budget(&self.store, &self.account, self.period())).unwrap()
+        block_on(budget::budget(&self.book, self.period())).unwrap()
     }
 
     fn count(&self, table: &str) -> i64 {
-        self.store
-            .connection()
-            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-                row.get(0)
-            })
-            .unwrap()
+        count(&self.store, table)
     }
+}
+
+fn count(store: &SqliteStore, table: &str) -> i64 {
+    store
+        .connection()
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
+fn settle_both(
+    book: &SqliteStore,
+    store: &SqliteStore,
+    runtime: &TestRuntime,
+    reservation: &Reservation,
+    cost: u64,
+) -> worker_core::Committed<()> {
+    let Some(record) = block_on(spend::settle_on_book(
+        book,
+        runtime,
+        reservation,
+        &outcome(cost),
+    ))
+    .unwrap() else {
+        return worker_core::Committed {
+            value: (),
+            events: Vec::new(),
+        };
+    };
+    let committed = block_on(spend::record_settlement(store, runtime, &record)).unwrap();
+    block_on(budget::mirrored(book, &reservation.id)).unwrap();
+    committed
 }
 
 fn outcome(cost: u64) -> CallOutcome {
@@ -142,7 +198,8 @@ fn a_reservation_is_settled_into_the_ledger_with_its_event() {
     f.set_limit(10);
     let reservation = f.reserve(3_000_000).unwrap();
     assert_eq!(f.budget().reserved, MicroDollars(3_000_000));
-    assert_eq!(f.count("spend_reservations"), 1);
+    assert_eq!(count(&f.book, "budget_open"), 1);
+    assert_eq!(f.count("spend_reservations"), 0, "D1 holds no reservation");
 
     let committed = f.settle(&reservation, 1_250_000);
     let budget = f.budget();
@@ -150,7 +207,8 @@ fn a_reservation_is_settled_into_the_ledger_with_its_event() {
         (budget.spent, budget.reserved),
         (MicroDollars(1_250_000), MicroDollars::ZERO)
     );
-    assert_eq!(f.count("spend_reservations"), 0);
+    assert_eq!(count(&f.book, "budget_open"), 0);
+    assert_eq!(count(&f.book, "budget_unmirrored"), 0);
     assert_eq!(f.count("spend_ledger"), 1);
     assert_eq!(committed.events.len(), 1);
     let event: WorkspaceEvent = serde_json::from_str(&committed.events[0].body).unwrap();
@@ -181,7 +239,13 @@ fn a_reservation_is_settled_into_the_ledger_with_its_event() {
         ),
         (1, MicroDollars(1_250_000), 100)
     );
-    let overview = block_on(spend::account_spend(&f.store, &f.account, f.period())).unwrap();
+    let overview = block_on(spend::account_spend(
+        &f.store,
+        &f.account,
+        f.period(),
+        f.budget(),
+    ))
+    .unwrap();
     assert_eq!(overview.headroom, Some(MicroDollars(8_750_000)));
     assert_eq!(overview.by_model[0].key.as_deref(), Some("gpt-4o-mini"));
     assert_eq!(overview.by_day[0].key.as_deref(), Some("2026-11-15"));
@@ -197,9 +261,9 @@ fn a_reservation_that_does_not_fit_is_refused_and_writes_nothing() {
     assert_eq!(details["limitMicros"], 1_000_000);
     assert_eq!(details["reservedMicros"], 600_000);
     assert_eq!(details["requestedMicros"], 400_001);
-    assert_eq!(f.count("spend_reservations"), 1);
+    assert_eq!(count(&f.book, "budget_open"), 1);
     assert_eq!(f.budget().reserved, MicroDollars(600_000));
-    assert_eq!(f.count("write_guards"), 0);
+    assert_eq!(count(&f.book, "write_guards"), 0);
     // Exactly the rest fits.
     let rest = f.reserve(400_000).unwrap();
     assert_eq!(f.budget().headroom(), Some(MicroDollars::ZERO));
@@ -217,7 +281,22 @@ fn without_a_limit_every_call_is_admitted_and_still_metered() {
     assert_eq!(f.budget().limit, None);
 }
 
-/// The store, but every plan waits one turn before it executes: all joined calls read first.
+#[test]
+fn a_book_that_was_never_adopted_admits_nothing() {
+    let f = fixture();
+    let empty = empty_book();
+    let refused = block_on(spend::reserve(
+        &empty,
+        &f.runtime,
+        &f.attribution(),
+        MicroDollars(1),
+    ))
+    .unwrap_err();
+    assert!(matches!(refused, ReserveRefused::Failed(_)), "{refused:?}");
+    assert_eq!(count(&empty, "budget_open"), 0);
+}
+
+/// The book, but every plan waits one turn before it executes: all joined calls read first.
 struct RacingStore<'a> {
     inner: &'a SqliteStore,
 }
@@ -239,8 +318,8 @@ impl Store for RacingStore<'_> {
             .connection()
             .query_row(
                 "SELECT COALESCE(SUM(spent_micros), 0), COALESCE(SUM(reserved_micros), 0),
-                        (SELECT limit_micros FROM spend_limits)
-                 FROM spend_totals",
+                        (SELECT limit_micros FROM budget_account)
+                 FROM budget_totals",
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
@@ -258,7 +337,7 @@ impl Store for RacingStore<'_> {
 fn fifty_interleaved_calls_never_take_spend_past_the_limit() {
     let f = fixture();
     f.set_limit(1); // $1 = 1,000,000 µ$
-    let racing = RacingStore { inner: &f.store };
+    let racing = RacingStore { inner: &f.book };
     let attribution = f.attribution();
     // Each call may cost up to 70,000 µ$ and really costs between 10,000 and 70,000: with every
     // call in flight at once only 14 bounds fit, and a settled call frees room for later ones.
@@ -266,12 +345,18 @@ fn fifty_interleaved_calls_never_take_spend_past_the_limit() {
         let racing = &racing;
         let runtime = &f.runtime;
         let attribution = &attribution;
+        let store = &f.store;
         async move {
             let bound = MicroDollars(70_000);
             match spend::reserve(racing, runtime, attribution, bound).await {
                 Ok(reservation) => {
                     let cost = 10_000 + (index * 7_919) % 60_001;
-                    spend::settle(racing, runtime, &reservation, &outcome(cost))
+                    let record =
+                        spend::settle_on_book(racing, runtime, &reservation, &outcome(cost))
+                            .await
+                            .unwrap()
+                            .expect("settled once");
+                    spend::record_settlement(store, runtime, &record)
                         .await
                         .unwrap();
                     Ok(cost)
@@ -314,14 +399,7 @@ fn an_override_lifts_the_limit_for_the_rest_of_the_period_only() {
     let full = f.reserve(1_000_000).unwrap();
     f.settle(&full, 1_000_000);
     exhausted(f.reserve(1).unwrap_err());
-    block_on(spend::grant_override(
-        &f.store,
-        &f.runtime,
-        &f.account,
-        f.period(),
-        Some(&f.admin),
-    ))
-    .unwrap();
+    block_on(budget::grant_override(&f.book, f.period())).unwrap();
     let beyond = f.reserve(5_000_000).unwrap();
     f.settle(&beyond, 5_000_000);
     assert_eq!(f.budget().spent, MicroDollars(6_000_000));
@@ -357,28 +435,25 @@ fn the_month_rolling_over_gives_a_fresh_budget() {
 }
 
 #[test]
-fn the_sweep_releases_only_expired_reservations() {
+fn the_alarm_releases_only_expired_reservations_and_forgets_old_settled_ids() {
     let f = fixture();
     f.set_limit(1);
     let crashed = f.reserve(700_000).unwrap();
     f.runtime.now.set(MID_NOVEMBER + 60_000);
     let live = f.reserve(300_000).unwrap();
     exhausted(f.reserve(1).unwrap_err());
+    let pending = block_on(budget::pending(&f.book)).unwrap();
+    assert_eq!(
+        pending.earliest_expiry_ms,
+        Some(MID_NOVEMBER + RESERVATION_TTL_MS)
+    );
 
-    let swept = block_on(spend::sweep_expired_reservations(
-        &f.store,
-        MID_NOVEMBER + RESERVATION_TTL_MS - 1,
-    ))
-    .unwrap();
-    assert_eq!(swept, 0);
-    let swept = block_on(spend::sweep_expired_reservations(
-        &f.store,
-        MID_NOVEMBER + RESERVATION_TTL_MS,
-    ))
-    .unwrap();
-    assert_eq!(swept, 1);
+    let expire =
+        |now: i64| block_on(budget::expire(&f.book, now, now - SETTLED_IDS_KEPT_MS)).unwrap();
+    assert_eq!(expire(MID_NOVEMBER + RESERVATION_TTL_MS - 1), 0);
+    assert_eq!(expire(MID_NOVEMBER + RESERVATION_TTL_MS), 1);
     assert_eq!(f.budget().reserved, MicroDollars(300_000));
-    assert_eq!(f.count("spend_reservations"), 1);
+    assert_eq!(count(&f.book, "budget_open"), 1);
 
     // The crashed call settling late is still charged (the provider billed it), and releases
     // nothing twice.
@@ -388,6 +463,114 @@ fn the_sweep_releases_only_expired_reservations() {
     assert_eq!(
         (budget.spent, budget.reserved),
         (MicroDollars(300_000), MicroDollars::ZERO)
+    );
+    // Settled ids are remembered (a repeat charges nothing) until they are old enough to forget.
+    f.settle(&live, 100_000);
+    assert_eq!(f.budget().spent, MicroDollars(300_000));
+    assert_eq!(count(&f.book, "budget_settled"), 2);
+    expire(MID_NOVEMBER + SETTLED_IDS_KEPT_MS + 60_000 + 1);
+    assert_eq!(count(&f.book, "budget_settled"), 0);
+}
+
+#[test]
+fn a_settlement_d1_did_not_take_is_kept_and_sent_again_once() {
+    let f = fixture();
+    let reservation = f.reserve(5_000).unwrap();
+    // The book settles; the write to D1 never happens (the worker died, D1 refused).
+    let record = block_on(spend::settle_on_book(
+        &f.book,
+        &f.runtime,
+        &reservation,
+        &outcome(4_000),
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        f.budget().spent,
+        MicroDollars(4_000),
+        "the cap counts it at once"
+    );
+    assert_eq!(f.count("spend_ledger"), 0);
+    let waiting = block_on(budget::unmirrored(&f.book, 10)).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].id, reservation.id);
+    let kept: SettlementRecord = serde_json::from_str(&waiting[0].record).unwrap();
+    assert_eq!(kept, record);
+    assert!(block_on(budget::pending(&f.book)).unwrap().unmirrored > 0);
+
+    // The alarm sends it; a second send (its confirmation was lost) writes nothing more.
+    let first = block_on(spend::record_settlement(&f.store, &f.runtime, &kept)).unwrap();
+    let second = block_on(spend::record_settlement(&f.store, &f.runtime, &kept)).unwrap();
+    assert_eq!((first.events.len(), second.events.len()), (1, 0));
+    block_on(budget::mirrored(&f.book, &reservation.id)).unwrap();
+    assert_eq!(f.count("spend_ledger"), 1);
+    assert_eq!(
+        block_on(spend::ledger_total(&f.store, &f.account, f.period())).unwrap(),
+        MicroDollars(4_000)
+    );
+    assert!(
+        block_on(budget::unmirrored(&f.book, 10))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_new_book_adopts_what_d1_held_once() {
+    let f = fixture();
+    let period = f.period().key();
+    // D1 as it was before budget objects: a limit, an override, settled spend and a reservation.
+    f.store
+        .connection()
+        .execute_batch(&format!(
+            "INSERT INTO spend_limits (account_id, limit_micros, updated_at) VALUES ('{a}', 5000000, 1);
+             INSERT INTO spend_overrides (account_id, period, granted_at) VALUES ('{a}', '2026-10', 1);
+             INSERT INTO spend_totals (account_id, period, spent_micros, reserved_micros) VALUES ('{a}', '{period}', 1000000, 250000);
+             INSERT INTO spend_reservations (id, account_id, period, amount_micros, created_at, expires_at, workspace_id, model)
+                 VALUES ('rsv_old', '{a}', '{period}', 250000, {now}, {expires}, '{w}', 'gpt-4o-mini');",
+            a = f.account.as_str(),
+            w = f.workspace.as_str(),
+            now = MID_NOVEMBER,
+            expires = MID_NOVEMBER + RESERVATION_TTL_MS,
+        ))
+        .unwrap();
+    let book = empty_book();
+    assert!(!block_on(budget::adopted(&book)).unwrap());
+    assert!(adopt(&f.store, &book, &f.runtime, &f.account));
+    let adopted = block_on(budget::budget(&book, f.period())).unwrap();
+    assert_eq!(adopted.limit, Some(MicroDollars(5_000_000)));
+    assert_eq!(adopted.spent, MicroDollars(1_000_000));
+    assert_eq!(adopted.reserved, MicroDollars(250_000));
+    assert!(!adopted.overridden);
+    let october = BillingPeriod {
+        year: 2026,
+        month: 10,
+    };
+    assert!(block_on(budget::budget(&book, october)).unwrap().overridden);
+
+    // A second adoption (two first requests raced) changes nothing.
+    block_on(budget::set_limit(&book, MicroDollars(9))).unwrap();
+    assert!(!adopt(&f.store, &book, &f.runtime, &f.account));
+    assert_eq!(
+        block_on(budget::budget(&book, f.period())).unwrap().limit,
+        Some(MicroDollars(9))
+    );
+    // D1 forgets the reservations the book took over.
+    block_on(spend::forget_adopted_reservations(&f.store, &f.account)).unwrap();
+    assert_eq!(f.count("spend_reservations"), 0);
+    // The adopted reservation settles on the book like any other.
+    let old = Reservation {
+        id: "rsv_old".to_owned(),
+        period: f.period(),
+        amount: MicroDollars(250_000),
+        reserved_at_ms: MID_NOVEMBER,
+        attribution: f.attribution(),
+    };
+    settle_both(&book, &f.store, &f.runtime, &old, 100_000);
+    let settled = block_on(budget::budget(&book, f.period())).unwrap();
+    assert_eq!(
+        (settled.spent, settled.reserved),
+        (MicroDollars(1_100_000), MicroDollars::ZERO)
     );
 }
 

@@ -129,7 +129,7 @@ fn now() -> u64 {
 }
 
 /// An alarm at a point in time. (A bare number would be an offset from now to the runtime.)
-fn alarm_at(at_ms: u64) -> worker::ScheduledTime {
+pub(crate) fn alarm_at(at_ms: u64) -> worker::ScheduledTime {
     worker::ScheduledTime::new(worker::js_sys::Date::new(&JsValue::from_f64(at_ms as f64)))
 }
 

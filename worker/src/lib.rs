@@ -8,6 +8,7 @@
 
 mod access;
 mod auth;
+mod budget;
 mod coordinator;
 mod delivery;
 pub mod gateway;
@@ -16,6 +17,7 @@ mod http;
 mod hub;
 mod ids;
 mod limits;
+mod object_sql;
 mod people;
 mod providers;
 mod routes;
@@ -24,6 +26,7 @@ mod store;
 mod sweep;
 mod test_hooks;
 
+pub use budget::BudgetObject;
 pub use coordinator::RunCoordinator;
 pub use hub::WorkspaceHub;
 pub use runner::RunnerContainer;

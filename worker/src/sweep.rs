@@ -62,11 +62,6 @@ async fn sweep(env: &Env) -> Result<(), domain::api::ApiError> {
     if let Err(error) = delivery::prune_delivered(&db, window).await {
         worker::console_error!("sweep: pruning delivered events failed: {error}");
     }
-    // Reservations whose call crashed before settling hold budget until released here.
-    let released = worker_core::spend::sweep_expired_reservations(&db, now_ms()).await?;
-    if released > 0 {
-        worker::console_log!("sweep: released {released} abandoned spend reservations");
-    }
     db.run(
         "DELETE FROM revoked_sessions WHERE expires_at < ?1",
         &params![now_ms() / 1000],
@@ -79,11 +74,18 @@ async fn sweep(env: &Env) -> Result<(), domain::api::ApiError> {
 
 /// Runs paused on their account's budget resume once the budget has room again without anyone
 /// touching the limit (a new billing period began, abandoned reservations were released). Raising
-/// the limit resumes them at once (`routes::spend`); this is the catch-all.
+/// the limit resumes them at once (`routes::spend`); this is the catch-all. (Reservations whose call
+/// crashed are released by their account's budget object's alarm, ADR 27.)
 async fn resume_runs_with_budget(env: &Env, db: &Db) -> Result<(), domain::api::ApiError> {
     let period = domain::spend::BillingPeriod::containing(now_ms());
     for account_id in worker_core::runs::accounts_with_paused_runs(db).await? {
-        let budget = worker_core::spend::budget(db, &account_id, period).await?;
+        let budget = match crate::budget::budget(env, &account_id, period).await {
+            Ok(budget) => budget,
+            Err(error) => {
+                worker::console_error!("sweep: the budget of {account_id}: {error}");
+                continue;
+            }
+        };
         if budget.has_headroom() {
             crate::coordinator::budget_freed(env, &account_id).await;
         }

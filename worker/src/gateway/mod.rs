@@ -1,8 +1,8 @@
 //! The model gateway: `POST /v1/chat/completions` and `POST /v1/messages`, and [`call_inline`] for
 //! the run engine's in-worker agent steps. Every call goes the same way (ADR 13): plan it
-//! (`domain::gateway::call`), reserve its most possible cost with one conditional write, forward it,
-//! settle the reservation with the real usage. A call that does not fit the budget is refused before
-//! any byte goes upstream. Provider keys live in this module only: never in a response, a log line
+//! (`domain::gateway::call`), reserve its most possible cost with one conditional write on the
+//! account's budget object (ADR 27), forward it, settle the reservation with the real usage. A call
+//! that does not fit the budget is refused before any byte goes upstream. Provider keys live in this module only: never in a response, a log line
 //! or an event.
 
 pub mod account_config;
@@ -17,11 +17,10 @@ use domain::gateway::{GATEWAY_TOKEN_PREFIX, GatewayClaims};
 use domain::spend::{CallStatus, SettledCall, TokenUsage};
 use serde_json::Value;
 use worker::{Env, Headers, Request};
-use worker_core::spend::{self, CallAttribution, CallOutcome, Reservation};
+use worker_core::spend::{CallAttribution, CallOutcome, Reservation};
 
 use crate::auth::{AuthConfig, now_ms, now_seconds};
 use crate::http::{HandlerResult, RequestContext, internal};
-use crate::ids::{ClockedRuntime, WorkerRuntime};
 use crate::store::Db;
 
 pub use upstream::{ProviderEndpoint, deployment_configured};
@@ -45,7 +44,7 @@ pub async fn call_inline(
     }
     let db = Db::from_env(env)?;
     let prepared = prepare(env, &db, claims, Dialect::OpenAi, &request, now_ms(), None).await?;
-    forward_whole(&db, Delivery::Now(env), prepared, |answer| answer).await
+    forward_whole(env, Delivery::Now(env), prepared, |answer| answer).await
 }
 
 /// A call planned, its provider chosen and its reservation made: ready to forward.
@@ -75,11 +74,12 @@ async fn prepare(
         context.record_timing("config_plan", phase);
         context.clock()
     });
-    let reservation = spend::reserve(
-        db,
-        &ClockedRuntime { now_ms: clock_ms },
+    // The account's budget object holds the cap (ADR 27): one request, no D1 write.
+    let reservation = crate::budget::reserve(
+        env,
         &CallAttribution::from(claims),
         planned.bound.max_cost,
+        clock_ms,
     )
     .await?;
     if let Some(context) = timings {
@@ -102,9 +102,10 @@ enum Delivery<'a> {
     Later(&'a std::cell::RefCell<Vec<worker_core::OutboxEvent>>),
 }
 
-/// Settles a call; a failure is logged (the sweep releases the reservation if it never settles).
+/// Settles a call on its account's book and in D1; a failure is logged (the budget object's alarm
+/// releases a reservation that never settles).
 async fn settle(
-    db: &Db,
+    env: &Env,
     delivery: Delivery<'_>,
     planned: &PlannedCall,
     reservation: &Reservation,
@@ -134,17 +135,17 @@ async fn settle(
         },
         latency_ms: now_ms() - started_ms,
     };
-    match spend::settle(db, &WorkerRuntime, reservation, &outcome).await {
-        Ok(committed) => match delivery {
+    match crate::budget::settle(env, reservation, &outcome).await {
+        Ok(events) => match delivery {
             Delivery::Now(env) => {
                 crate::delivery::deliver_and_mark(
                     env,
                     reservation.attribution.workspace.as_str(),
-                    &committed.events,
+                    &events,
                 )
                 .await;
             }
-            Delivery::Later(pending) => pending.borrow_mut().extend(committed.events),
+            Delivery::Later(pending) => pending.borrow_mut().extend(events),
         },
         Err(error) => {
             worker::console_error!("gateway: settling {} failed: {error}", reservation.id)
@@ -158,7 +159,7 @@ async fn settle(
 /// maximum cost until then, so the cap still holds; one never settled is released by the sweep).
 /// The run engine's returns the answer, so it gets it after the ledger holds the call.
 async fn forward_whole<T>(
-    db: &Db,
+    env: &Env,
     delivery: Delivery<'_>,
     prepared: Prepared,
     hand_over: impl FnOnce(Result<Value, ApiError>) -> T,
@@ -183,7 +184,7 @@ async fn forward_whole<T>(
     };
     let handed_over = hand_over(result);
     settle(
-        db,
+        env,
         delivery,
         &planned,
         &reservation,
@@ -287,17 +288,10 @@ async fn serve(request: &Request, context: &RequestContext, dialect: Dialect) ->
     let workspace = claims.workspace.to_string();
     context.execution.wait_until(async move {
         let pending = std::cell::RefCell::new(Vec::new());
-        match Db::from_env(&env) {
-            Ok(db) => {
-                forward_whole(&db, Delivery::Later(&pending), prepared, |answer| {
-                    let _ = sender.send(answer);
-                })
-                .await;
-            }
-            Err(error) => {
-                let _ = sender.send(Err(error));
-            }
-        }
+        forward_whole(&env, Delivery::Later(&pending), prepared, |answer| {
+            let _ = sender.send(answer);
+        })
+        .await;
         // The board hears of the spend after the caller has its answer.
         let events = pending.into_inner();
         if !events.is_empty() {

@@ -17,7 +17,6 @@ use worker::{ByteStream, Env, Response};
 
 use super::{Delivery, Prepared, settle, sse_headers, upstream};
 use crate::http::{HandlerResult, internal};
-use crate::store::Db;
 
 /// What a finished (or abandoned) stream used.
 struct StreamReport {
@@ -132,9 +131,8 @@ pub async fn forward(env: &Env, execution: &worker::Context, prepared: Prepared)
     let upstream_body = match upstream::send_streamed(&endpoint, &planned).await {
         Ok(body) => body,
         Err(error) => {
-            let db = Db::from_env(env)?;
             settle(
-                &db,
+                env,
                 Delivery::Now(env),
                 &planned,
                 &reservation,
@@ -173,21 +171,16 @@ pub async fn forward(env: &Env, execution: &worker::Context, prepared: Prepared)
             },
             status: CallStatus::StreamDied,
         });
-        match Db::from_env(&settle_env) {
-            Ok(db) => {
-                settle(
-                    &db,
-                    Delivery::Now(&settle_env),
-                    &planned,
-                    &reservation,
-                    report.usage,
-                    report.status,
-                    started_ms,
-                )
-                .await;
-            }
-            Err(error) => worker::console_error!("gateway: no database to settle in: {error}"),
-        }
+        settle(
+            &settle_env,
+            Delivery::Now(&settle_env),
+            &planned,
+            &reservation,
+            report.usage,
+            report.status,
+            started_ms,
+        )
+        .await;
     });
     let response = Response::from_stream(metered).map_err(internal("streaming response"))?;
     Ok(response.with_headers(sse_headers()))

@@ -1,6 +1,7 @@
 //! The spend cap and the model catalog over HTTP: limits, overrides, spend views, gateway tokens for
 //! people, account prices, forecasts and account provider keys. The rules are `domain::spend` and
-//! `domain::gateway`; the storage is `worker_core::spend`.
+//! `domain::gateway`; the storage is `worker_core::spend` (D1) and each account's budget object
+//! (`crate::budget`, ADR 27), which holds the cap.
 
 use std::collections::HashMap;
 
@@ -14,8 +15,8 @@ use domain::gateway::{
 };
 use domain::ids::{AccountId, BlockId};
 use domain::spend::{
-    BillingPeriod, CatalogListing, PriceModelRequest, Provider, SetLimitRequest, SpendGrouping,
-    account_catalog, day_key, forecast, resolve_model,
+    AccountSpend, BillingPeriod, Budget, CatalogListing, PriceModelRequest, Provider,
+    SetLimitRequest, SpendGrouping, account_catalog, day_key, forecast, resolve_model,
 };
 use worker_core::spend::{self, SpendScope};
 
@@ -50,11 +51,18 @@ fn this_period() -> BillingPeriod {
     BillingPeriod::containing(now_ms())
 }
 
+/// The account's spend: the budget as its book holds it (ADR 27), the breakdowns from D1's ledger.
+async fn account_spend(
+    context: &RequestContext,
+    account: &AccountId,
+    budget: Budget,
+) -> Result<AccountSpend, ApiError> {
+    spend::account_spend(&context.db, account, this_period(), budget).await
+}
+
 async fn account_spend_response(context: &RequestContext, account: &AccountId) -> HandlerResult {
-    json(
-        200,
-        &spend::account_spend(&context.db, account, this_period()).await?,
-    )
+    let budget = crate::budget::budget(&context.env, account, this_period()).await?;
+    json(200, &account_spend(context, account, budget).await?)
 }
 
 /// `GET /models`.
@@ -91,6 +99,7 @@ pub async fn set_limit(context: &RequestContext) -> HandlerResult {
     let account = admin_account(context).await?;
     let request: SetLimitRequest = context.json()?;
     let limit = request.limit()?;
+    // D1 keeps who set it (and what a new book adopts); the book enforces it.
     spend::set_limit(
         &context.db,
         &WorkerRuntime,
@@ -99,14 +108,19 @@ pub async fn set_limit(context: &RequestContext) -> HandlerResult {
         Some(&context.caller().user.id),
     )
     .await?;
-    resume_paused_runs(context, &account.id).await
+    let budget = crate::budget::set_limit(&context.env, &account.id, limit, this_period()).await?;
+    resume_paused_runs(context, &account.id, budget).await
 }
 
 /// Answers with the account's spend after a change to its limit and, when the budget has room
 /// again (`Budget::has_headroom`, the domain's rule), resumes the account's runs paused on it
 /// after the response (ADR 14). A limit that is still spent resumes nothing.
-async fn resume_paused_runs(context: &RequestContext, account_id: &AccountId) -> HandlerResult {
-    let account_spend = spend::account_spend(&context.db, account_id, this_period()).await?;
+async fn resume_paused_runs(
+    context: &RequestContext,
+    account_id: &AccountId,
+    budget: Budget,
+) -> HandlerResult {
+    let account_spend = account_spend(context, account_id, budget).await?;
     if !account_spend.budget.has_headroom() {
         return json(200, &account_spend);
     }
@@ -135,7 +149,8 @@ pub async fn grant_override(context: &RequestContext) -> HandlerResult {
         Some(&context.caller().user.id),
     )
     .await?;
-    resume_paused_runs(context, &account.id).await
+    let budget = crate::budget::grant_override(&context.env, &account.id, this_period()).await?;
+    resume_paused_runs(context, &account.id, budget).await
 }
 
 /// `GET /workspaces/:id/spend?by=block|model|run|day`.
