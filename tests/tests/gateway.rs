@@ -4,7 +4,8 @@
 //! that fits only some leave the ledger at or under the limit; an override and the month rolling
 //! over lift the cap; an upstream that dies mid-stream settles and ends with a clean error event;
 //! both wire formats (OpenAI Chat Completions and Anthropic Messages) are served and spoken upstream,
-//! each translated to the other, streamed and not.
+//! each translated to the other, streamed and not; a call that never settles has its reservation
+//! released by its account's budget object's alarm (ADR 27).
 
 use std::time::{Duration, Instant};
 
@@ -27,14 +28,16 @@ fn prompt(tag: &str) -> String {
 }
 
 /// The scripted model answers by the prompt's first word: `die` cuts a stream after three events;
-/// anything else is answered with text.
+/// `hang` never answers; anything else is answered with text.
 fn responder(request: &cat_tests::scripted_model::RecordedModelRequest) -> Reply {
     let text = request.body["messages"]
         .as_array()
         .and_then(|messages| messages.last())
         .map(|message| message["content"].to_string())
         .unwrap_or_default();
-    if text.contains("die ") {
+    if text.contains("hang ") {
+        Reply::Hang
+    } else if text.contains("die ") {
         Reply::DieMidStream {
             text: "a long answer that will never be finished by this model".into(),
             events: 3,
@@ -594,6 +597,92 @@ async fn an_upstream_that_dies_mid_stream_settles_and_ends_with_a_clean_error() 
     );
     let ledger_sum = tokio::task::block_in_place(|| setup.ledger_sum());
     assert_eq!(spend["budget"]["spent"], ledger_sum);
+}
+
+/// Polls the account's spend until `done` holds for its budget, or fails at the deadline.
+async fn wait_for_budget(setup: &Setup, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let spend = setup.spend().await;
+        if done(&spend["budget"]) {
+            return spend;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what}: the budget is {}",
+            spend["budget"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reservation_whose_call_never_settles_is_released_by_the_budget_objects_alarm() {
+    let setup = setup().await;
+    let token = setup.token("scripted").await;
+    put(
+        &setup.admin,
+        &format!("/accounts/{}/spend/limit", setup.account),
+        json!({ "limitUsd": "1" }),
+    )
+    .await
+    .expect(200);
+    // The call is made at a test clock set so its reservation expires 8 s from now (reservations
+    // live `RESERVATION_TTL_MS`); the provider never answers, so the call never settles: to the
+    // budget, a crashed call.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let clock = now - domain::spend::RESERVATION_TTL_MS + 8_000;
+    if domain::spend::BillingPeriod::containing(clock)
+        != domain::spend::BillingPeriod::containing(now)
+    {
+        eprintln!(
+            "skipped: the backdated clock falls in last month (the first minutes of a month)"
+        );
+        return;
+    }
+    let body = json!({ "model": "scripted", "max_tokens": 20,
+                       "messages": [{ "role": "user", "content": prompt("hang") }] });
+    let client = Client::anonymous(&setup.server)
+        .with_token(&token)
+        .with_header("x-test-clock-ms", &clock.to_string());
+    let hanging = tokio::spawn(async move { client.post("/v1/chat/completions", body).await });
+
+    // The call holds its bound while it is in flight …
+    let held = wait_for_budget(&setup, "the hang's reservation", |budget| {
+        budget["reserved"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(held["budget"]["spent"], 0);
+    let started = Instant::now();
+    // … and the alarm releases it at its expiry, with nothing charged (no ledger row: nothing
+    // settled), while the request itself still hangs.
+    let released = wait_for_budget(&setup, "the release", |budget| budget["reserved"] == 0).await;
+    assert_eq!(released["budget"]["spent"], 0);
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "released at its expiry, not before ({:?})",
+        started.elapsed()
+    );
+    assert!(
+        !hanging.is_finished(),
+        "the call is still waiting on its provider"
+    );
+    assert!(tokio::task::block_in_place(|| setup.ledger()).is_empty());
+    assert_eq!(setup.model.requests().len(), 1);
+    hanging.abort();
+
+    // The budget is whole again: a normal call is admitted and settled.
+    let normal = json!({ "model": "scripted", "max_tokens": 20,
+                         "messages": [{ "role": "user", "content": prompt("after") }] });
+    chat(&setup.server, &token, normal).await.expect(200);
+    setup.wait_for_ledger_rows(1).await;
+    wait_for_budget(&setup, "the settled call", |budget| {
+        budget["reserved"] == 0 && budget["spent"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
 }
 
 /// The deployment's Anthropic key in the dialect test; it must never come back out either.

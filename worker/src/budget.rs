@@ -203,6 +203,9 @@ pub struct BudgetObject {
     env: Env,
     /// When the alarm is set for, as far as this instance knows (`None`: not known to be set).
     alarm_at: Cell<Option<i64>>,
+    /// This instance created the schema and found (or made) the adopted book: neither is checked
+    /// again while it lives.
+    ready: Cell<bool>,
 }
 
 fn json<T: Serialize>(value: &T) -> std::result::Result<Response, ApiError> {
@@ -219,6 +222,7 @@ impl DurableObject for BudgetObject {
             state,
             env,
             alarm_at: Cell::new(None),
+            ready: Cell::new(false),
         }
     }
 
@@ -251,13 +255,19 @@ impl DurableObject for BudgetObject {
 
 impl BudgetObject {
     fn book(&self) -> std::result::Result<ObjectSql, ApiError> {
+        if self.ready.get() {
+            return Ok(ObjectSql::new(&self.state));
+        }
         ObjectSql::open(&self.state, budget::SCHEMA)
     }
 
     async fn answer(&self, envelope: Envelope) -> std::result::Result<Response, ApiError> {
         let book = self.book()?;
-        if !budget::adopted(&book).await? {
-            self.adopt(&book, &envelope.account).await?;
+        if !self.ready.get() {
+            if !budget::adopted(&book).await? {
+                self.adopt(&book, &envelope.account).await?;
+            }
+            self.ready.set(true);
         }
         match envelope.request {
             BudgetRequest::Reserve {

@@ -65,16 +65,21 @@ pub struct ObjectSql {
 }
 
 impl ObjectSql {
+    /// The object's storage, whose schema exists already.
+    pub fn new(state: &State) -> ObjectSql {
+        ObjectSql {
+            storage: state
+                .as_raw()
+                .storage()
+                .map(JsValue::from)
+                .unwrap_or(JsValue::UNDEFINED),
+            sql: state.storage().sql(),
+        }
+    }
+
     /// The object's storage, with `schema` created if it is not there yet.
     pub fn open(state: &State, schema: &[&str]) -> Result<ObjectSql, ApiError> {
-        let storage = state.as_raw().storage().map_err(|error| {
-            worker::console_error!("object storage: {error:?}");
-            ApiError::internal()
-        })?;
-        let store = ObjectSql {
-            storage: storage.into(),
-            sql: state.storage().sql(),
-        };
+        let store = ObjectSql::new(state);
         for statement in schema {
             run(&store.sql, &Statement::new(*statement, &[]))?;
         }
