@@ -304,12 +304,16 @@ pub async fn settle<S: Store>(
     Ok(store.execute(plan).await?.applied)
 }
 
-/// D1 holds settlement `id`: the book stops keeping its record.
-pub async fn mirrored<S: Store>(store: &S, id: &str) -> Result<(), ApiError> {
+/// D1 holds these settlements: the book stops keeping their records.
+pub async fn mirrored<S: Store>(store: &S, ids: &[String]) -> Result<(), ApiError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ids = serde_json::to_string(ids).map_err(|_| ApiError::internal())?;
     store
         .write(vec![Statement::new(
-            "DELETE FROM budget_unmirrored WHERE id = ?1",
-            &params![id],
+            "DELETE FROM budget_unmirrored WHERE id IN (SELECT value FROM json_each(?1))",
+            &params![ids],
         )])
         .await?;
     Ok(())

@@ -162,7 +162,11 @@ fn settle_both(
         };
     };
     let committed = block_on(spend::record_settlement(store, runtime, &record)).unwrap();
-    block_on(budget::mirrored(book, &reservation.id)).unwrap();
+    block_on(budget::mirrored(
+        book,
+        std::slice::from_ref(&reservation.id),
+    ))
+    .unwrap();
     committed
 }
 
@@ -502,7 +506,11 @@ fn a_settlement_d1_did_not_take_is_kept_and_sent_again_once() {
     let first = block_on(spend::record_settlement(&f.store, &f.runtime, &kept)).unwrap();
     let second = block_on(spend::record_settlement(&f.store, &f.runtime, &kept)).unwrap();
     assert_eq!((first.events.len(), second.events.len()), (1, 0));
-    block_on(budget::mirrored(&f.book, &reservation.id)).unwrap();
+    block_on(budget::mirrored(
+        &f.book,
+        std::slice::from_ref(&reservation.id),
+    ))
+    .unwrap();
     assert_eq!(f.count("spend_ledger"), 1);
     assert_eq!(
         block_on(spend::ledger_total(&f.store, &f.account, f.period())).unwrap(),

@@ -5,7 +5,7 @@
 //! the admission path, so an account's calls queue only behind the same account's.
 //!
 //! A settlement is written to the book first (so the cap counts it at once), then to D1 (the ledger
-//! row, the reporting total, `spend.changed`), then forgotten by the book. If D1 does not take it,
+//! row, the reporting total, `spend.changed`), then forgotten by the book with its next write. If D1 does not take it,
 //! the book keeps it and the object's alarm sends it again until D1 does; the ledger write is
 //! idempotent on the reservation id. The same alarm releases reservations whose call never settled
 //! and forgets old settled ids.
@@ -16,7 +16,7 @@
 //! The object decides nothing itself: the cap's rule is the plan's precondition (`Budget::admit`'s
 //! rule), the alarm's time is `domain::spend::budget_wake_at`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use domain::api::{ApiError, ErrorCode};
 use domain::ids::AccountId;
@@ -206,6 +206,10 @@ pub struct BudgetObject {
     /// This instance created the schema and found (or made) the adopted book: neither is checked
     /// again while it lives.
     ready: Cell<bool>,
+    /// Settlements D1 confirmed whose records the book still keeps. They are forgotten with the
+    /// next write of the book (the same commit), not with a write of their own; if this instance
+    /// ends first, the alarm sends them to D1 again, which takes each once.
+    confirmed: RefCell<Vec<String>>,
 }
 
 fn json<T: Serialize>(value: &T) -> std::result::Result<Response, ApiError> {
@@ -223,6 +227,7 @@ impl DurableObject for BudgetObject {
             env,
             alarm_at: Cell::new(None),
             ready: Cell::new(false),
+            confirmed: RefCell::new(Vec::new()),
         }
     }
 
@@ -268,6 +273,13 @@ impl BudgetObject {
                 self.adopt(&book, &envelope.account).await?;
             }
             self.ready.set(true);
+        }
+        if matches!(
+            envelope.request,
+            BudgetRequest::Reserve { .. } | BudgetRequest::Settle { .. }
+        ) && let Err(error) = self.forget_confirmed(&book).await
+        {
+            worker::console_error!("budget: forgetting confirmed settlements: {error}");
         }
         match envelope.request {
             BudgetRequest::Reserve {
@@ -334,7 +346,7 @@ impl BudgetObject {
         else {
             return Ok(Vec::new());
         };
-        match self.mirror(book, &record).await {
+        match self.mirror(&record).await {
             Ok(events) => Ok(events),
             Err(error) => {
                 worker::console_error!(
@@ -348,20 +360,37 @@ impl BudgetObject {
         }
     }
 
-    /// Writes one settlement into D1 and tells the book D1 has it.
+    /// Writes one settlement into D1; the book forgets its record with its next write (the alarm,
+    /// due within `MIRROR_RETRY_MS`, is that write if no request comes first).
     async fn mirror(
         &self,
-        book: &ObjectSql,
         record: &SettlementRecord,
     ) -> std::result::Result<Vec<OutboxEvent>, ApiError> {
         let db = Db::from_env(&self.env)?;
         let committed = spend::record_settlement(&db, &WorkerRuntime, record).await?;
-        budget::mirrored(book, &record.reservation.id).await?;
+        self.confirmed
+            .borrow_mut()
+            .push(record.reservation.id.clone());
+        self.wake_by(now_ms() + domain::spend::MIRROR_RETRY_MS)
+            .await;
         Ok(committed.events)
+    }
+
+    /// Forgets the records of the settlements D1 confirmed. Synchronous on the object's storage, so
+    /// it is committed together with the request's own write.
+    async fn forget_confirmed(&self, book: &ObjectSql) -> std::result::Result<(), ApiError> {
+        let confirmed = self.confirmed.take();
+        if let Err(error) = budget::mirrored(book, &confirmed).await {
+            // Kept for the next write; the alarm would only send them to D1 again.
+            self.confirmed.borrow_mut().extend(confirmed);
+            return Err(error);
+        }
+        Ok(())
     }
 
     async fn on_alarm(&self) -> std::result::Result<(), ApiError> {
         let book = self.book()?;
+        self.forget_confirmed(&book).await?;
         let now = now_ms();
         let released = budget::expire(&book, now, now - SETTLED_IDS_KEPT_MS).await?;
         if released > 0 {
@@ -375,7 +404,7 @@ impl BudgetObject {
                     continue;
                 }
             };
-            let events = self.mirror(&book, &record).await?;
+            let events = self.mirror(&record).await?;
             crate::delivery::deliver_and_mark(
                 &self.env,
                 record.reservation.attribution.workspace.as_str(),
@@ -383,6 +412,7 @@ impl BudgetObject {
             )
             .await;
         }
+        self.forget_confirmed(&book).await?;
         let pending = budget::pending(&book).await?;
         if let Some(at) = budget_wake_at(
             pending.earliest_expiry_ms,
