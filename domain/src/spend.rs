@@ -689,9 +689,9 @@ impl Settlement {
     }
 }
 
-/// How long a reservation may stay unsettled before the sweep releases it: longer than any call the
-/// gateway forwards can take (its upstream timeout is 10 minutes), so only a crashed call's
-/// reservation is ever swept.
+/// How long a reservation may stay unsettled before its account's budget object's alarm releases
+/// it: longer than any call the gateway forwards can take (its upstream timeout is 10 minutes), so
+/// only a crashed call's reservation is ever released this way.
 pub const RESERVATION_TTL_MS: i64 = 15 * 60 * 1000;
 
 /// How long an account's budget object remembers a settled call's id: a repeat of the settlement
