@@ -4,8 +4,9 @@
 //! serialize unrelated accounts). Goal: added p50 ≤ 5 ms, p99 ≤ 20 ms locally.
 //!
 //! The figures include what the gateway adds per call: the token check, the account's configuration
-//! (read at most every 5 s per isolate), the reservation (one D1 batch) and the extra loopback hops;
-//! the settlement (one D1 batch) runs after the answer is handed over. It also prints the gateway's
+//! (read at most every 5 s per isolate), the reservation (one request to the account's budget object,
+//! one transaction on its storage: ADR 27) and the extra loopback hops; the settlement (the budget
+//! object, then one D1 batch) runs after the answer is handed over. It also prints the gateway's
 //! own phases (its `Server-Timing`) and, for scale, the floor of any request through the worker under
 //! `wrangler dev` on this machine in the same run: a route with no I/O at all (`/__test/noop`), a
 //! static file, and `/health` (one D1 read). `server: total − upstream` is the gateway's own work

@@ -183,6 +183,9 @@ async fn forward_whole<T>(
         Err(error) => (Err(error), TokenUsage::default(), CallStatus::UpstreamError),
     };
     let handed_over = hand_over(result);
+    // Let the runtime send the answer on its way before the settlement's own work (a request to the
+    // budget object, then D1's batch) takes the isolate's one thread.
+    worker::Delay::from(std::time::Duration::ZERO).await;
     settle(
         env,
         delivery,
