@@ -18,14 +18,11 @@
 
 use std::cell::{Cell, RefCell};
 
-use domain::api::{ApiError, ErrorCode};
+use domain::api::ApiError;
 use domain::ids::AccountId;
 use domain::spend::{BillingPeriod, Budget, MicroDollars, SETTLED_IDS_KEPT_MS, budget_wake_at};
 use serde::{Deserialize, Serialize};
-use worker::{
-    DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result, State,
-    durable_object,
-};
+use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 use worker_core::budget;
 use worker_core::spend::{self, CallAttribution, CallOutcome, Reservation, SettlementRecord};
 use worker_core::{OutboxEvent, Runtime};
@@ -94,42 +91,17 @@ async fn send<T: serde::de::DeserializeOwned>(
     account: &AccountId,
     request: BudgetRequest,
 ) -> std::result::Result<T, ApiError> {
-    let outcome = async {
-        let headers = Headers::new();
-        headers.set("content-type", "application/json")?;
-        let envelope = Envelope {
-            account: account.clone(),
-            request,
-        };
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(serde_json::to_string(&envelope)?.into()));
-        let request = Request::new_with_init("https://budget.internal/", &init)?;
-        let mut response = stub(env, account)?.fetch_with_request(request).await?;
-        let status = response.status_code();
-        let text = response.text().await?;
-        Ok::<_, worker::Error>((status, text))
-    }
-    .await;
-    let (status, text) = outcome.map_err(|error| {
-        worker::console_error!("the budget object of {account} did not answer: {error}");
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "The account's budget could not be reached; try again in a moment.",
-        )
-    })?;
-    if status == 200 {
-        return serde_json::from_str(&text)
-            .map_err(crate::http::internal("the budget object's answer"));
-    }
-    match serde_json::from_str::<domain::api::ErrorEnvelope>(&text) {
-        Ok(envelope) => Err(envelope.error),
-        Err(_) => {
-            worker::console_error!("the budget object of {account} answered {status}: {text}");
-            Err(ApiError::internal())
-        }
-    }
+    let envelope = Envelope {
+        account: account.clone(),
+        request,
+    };
+    crate::object_call::call(
+        stub(env, account),
+        &envelope,
+        &format!("the budget object of {account}"),
+        "The account's budget could not be reached; try again in a moment.",
+    )
+    .await
 }
 
 /// Reserves a call's most possible cost on its account's book.
@@ -216,10 +188,6 @@ fn json<T: Serialize>(value: &T) -> std::result::Result<Response, ApiError> {
     Response::from_json(value).map_err(crate::http::internal("the budget object's answer"))
 }
 
-fn error_response(error: &ApiError) -> Result<Response> {
-    Ok(Response::from_json(&error.clone().into_envelope())?.with_status(error.status()))
-}
-
 impl DurableObject for BudgetObject {
     fn new(state: State, env: Env) -> Self {
         BudgetObject {
@@ -232,18 +200,14 @@ impl DurableObject for BudgetObject {
     }
 
     async fn fetch(&self, mut request: Request) -> Result<Response> {
-        let envelope: Envelope = match request.json().await {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                return error_response(&ApiError::new(
-                    ErrorCode::InvalidJson,
-                    format!("budget request: {error}"),
-                ));
-            }
-        };
+        let envelope: Envelope =
+            match crate::object_call::request_body(&mut request, "budget request").await {
+                Ok(envelope) => envelope,
+                Err(response) => return response,
+            };
         match self.answer(envelope).await {
             Ok(response) => Ok(response),
-            Err(error) => error_response(&error),
+            Err(error) => crate::object_call::error_response(&error),
         }
     }
 

@@ -26,10 +26,7 @@ use domain::run::{
 };
 use serde::{Deserialize, Serialize};
 use worker::wasm_bindgen::JsValue;
-use worker::{
-    DurableObject, Env, Headers, ListOptions, Method, Request, RequestInit, Response, Result,
-    State, durable_object,
-};
+use worker::{DurableObject, Env, ListOptions, Request, Response, Result, State, durable_object};
 use worker_core::runner::{Runner, RunnerError, input_for};
 use worker_core::runs::{self, RunContext, RunSetupRecord};
 
@@ -78,50 +75,19 @@ pub async fn send(
     run_id: &RunId,
     request: &CoordinatorRequest,
 ) -> std::result::Result<CoordinatorAnswer, ApiError> {
-    let outcome = async {
-        let headers = Headers::new();
-        headers.set("content-type", "application/json")?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(serde_json::to_string(request)?.into()));
-        let request = Request::new_with_init("https://coordinator.internal/", &init)?;
-        let mut response = stub(env, run_id.as_str())?
-            .fetch_with_request(request)
-            .await?;
-        let status = response.status_code();
-        let text = response.text().await?;
-        Ok::<_, worker::Error>((status, text))
-    }
-    .await;
-    let (status, text) = outcome.map_err(|error| {
-        worker::console_error!("the coordinator of {run_id} did not answer: {error}");
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "The run's coordinator did not answer; try again in a moment.",
-        )
-    })?;
-    if status == 200 {
-        return serde_json::from_str(&text)
-            .map_err(crate::http::internal("the coordinator's answer"));
-    }
-    match serde_json::from_str::<domain::api::ErrorEnvelope>(&text) {
-        Ok(envelope) => Err(envelope.error),
-        Err(_) => {
-            worker::console_error!("the coordinator of {run_id} answered {status}: {text}");
-            Err(ApiError::internal())
-        }
-    }
+    crate::object_call::call(
+        stub(env, run_id.as_str()),
+        request,
+        &format!("the coordinator of {run_id}"),
+        "The run's coordinator did not answer; try again in a moment.",
+    )
+    .await
 }
 
 #[durable_object]
 pub struct RunCoordinator {
     state: State,
     env: Env,
-}
-
-fn error_response(error: &ApiError) -> Result<Response> {
-    Ok(Response::from_json(&error.clone().into_envelope())?.with_status(error.status()))
 }
 
 fn now() -> u64 {
@@ -139,15 +105,11 @@ impl DurableObject for RunCoordinator {
     }
 
     async fn fetch(&self, mut request: Request) -> Result<Response> {
-        let request: CoordinatorRequest = match request.json().await {
-            Ok(request) => request,
-            Err(error) => {
-                return error_response(&ApiError::new(
-                    ErrorCode::InvalidJson,
-                    format!("coordinator request: {error}"),
-                ));
-            }
-        };
+        let request: CoordinatorRequest =
+            match crate::object_call::request_body(&mut request, "coordinator request").await {
+                Ok(request) => request,
+                Err(response) => return response,
+            };
         let outcome = match request {
             CoordinatorRequest::Start { setup } => self.start(*setup).await,
             CoordinatorRequest::Wake { setup } => self.wake(*setup).await,
@@ -155,7 +117,7 @@ impl DurableObject for RunCoordinator {
         };
         match outcome {
             Ok(summary) => Response::from_json(&CoordinatorAnswer { summary }),
-            Err(error) => error_response(&error),
+            Err(error) => crate::object_call::error_response(&error),
         }
     }
 

@@ -17,6 +17,7 @@ mod http;
 mod hub;
 mod ids;
 mod limits;
+mod object_call;
 mod object_sql;
 mod people;
 mod providers;
