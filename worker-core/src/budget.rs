@@ -19,6 +19,7 @@ use domain::spend::{BillingPeriod, Budget, BudgetExhausted, MicroDollars};
 use serde::{Deserialize, Serialize};
 
 use crate::params;
+use crate::spend::{micros, to_micros};
 use crate::store::{GUARD, GuardedPlan, Statement, Store};
 
 /// The object's tables, created on every start (`IF NOT EXISTS`): the object has no migration step.
@@ -48,14 +49,6 @@ pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS budget_unmirrored (
          id TEXT PRIMARY KEY NOT NULL, record TEXT NOT NULL, at INTEGER NOT NULL)",
 ];
-
-fn micros(amount: MicroDollars) -> i64 {
-    i64::try_from(amount.0).unwrap_or(i64::MAX)
-}
-
-fn to_micros(value: i64) -> MicroDollars {
-    MicroDollars(u64::try_from(value).unwrap_or(0))
-}
 
 /// A reservation D1 held before the account's object existed, taken over by it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

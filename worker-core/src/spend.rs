@@ -25,11 +25,13 @@ use crate::events;
 use crate::params;
 use crate::store::{GUARD, GuardedPlan, Param, Rows, Statement, Store};
 
-fn micros(amount: MicroDollars) -> i64 {
+/// An amount as the integer column stores it (saturating: amounts are far below `i64::MAX`).
+pub(crate) fn micros(amount: MicroDollars) -> i64 {
     i64::try_from(amount.0).unwrap_or(i64::MAX)
 }
 
-fn to_micros(value: i64) -> MicroDollars {
+/// An integer column as an amount (a negative value, which the schema's checks forbid, reads as 0).
+pub(crate) fn to_micros(value: i64) -> MicroDollars {
     MicroDollars(u64::try_from(value).unwrap_or(0))
 }
 

@@ -19,11 +19,11 @@ use domain::event::Actor;
 use domain::ids::{AccountId, UserId};
 use domain::pipeline::PipelineDraft;
 use domain::run::{EngineSettings, RunEvent};
-use domain::spend::{CallStatus, MicroDollars, SettledCall, TokenUsage};
+use domain::spend::MicroDollars;
 use futures_executor::block_on;
 use serde_json::{Value, json};
 use worker_core::runs::{self, RunDefaults};
-use worker_core::spend::{self, CallAttribution, CallOutcome, ReserveRefused};
+use worker_core::spend::{self, CallAttribution, ReserveRefused};
 use worker_core::sqlite::SqliteStore;
 use worker_core::{Statement, Store, WriteContext, accounts, board, workspaces};
 
@@ -364,22 +364,11 @@ fn every_command_that_draws_fails_closed_and_changes_nothing_then_the_next_one_c
             ReserveRefused::BudgetExhausted(exhausted) => exhausted.to_api_error(),
         }),
     );
-    let outcome = CallOutcome {
-        call: SettledCall {
-            block_id: Some(second.id.clone()),
-            run_id: Some(run.record.id.as_str().to_owned()),
-            step: Some(0),
-            model: "gpt-4o-mini".to_owned(),
-            provider: "openai_compatible".to_owned(),
-            usage: TokenUsage {
-                input_tokens: 100,
-                output_tokens: 20,
-            },
-            cost: MicroDollars(300),
-            status: CallStatus::Completed,
-        },
-        latency_ms: 10,
-    };
+    let outcome = common::completed_call(
+        Some(second.id.clone()),
+        Some(run.record.id.as_str().to_owned()),
+        300,
+    );
     assert_entropy_unavailable(
         "settle_on_book",
         block_on(spend::settle_on_book(

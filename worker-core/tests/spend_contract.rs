@@ -12,8 +12,7 @@ use domain::api::{ApiError, ErrorCode};
 use domain::event::{EventPayload, WorkspaceEvent};
 use domain::ids::{AccountId, BlockId, UserId, WorkspaceId};
 use domain::spend::{
-    BillingPeriod, CallStatus, MicroDollars, RESERVATION_TTL_MS, SETTLED_IDS_KEPT_MS, SettledCall,
-    SpendGrouping, TokenUsage,
+    BillingPeriod, MicroDollars, RESERVATION_TTL_MS, SETTLED_IDS_KEPT_MS, SpendGrouping,
 };
 use futures_executor::block_on;
 use futures_util::future::join_all;
@@ -171,22 +170,11 @@ fn settle_both(
 }
 
 fn outcome(cost: u64) -> CallOutcome {
-    CallOutcome {
-        call: SettledCall {
-            block_id: Some(BlockId::from_random([0xdd; 8])),
-            run_id: Some("run_1".to_owned()),
-            step: Some(0),
-            model: "gpt-4o-mini".to_owned(),
-            provider: "openai_compatible".to_owned(),
-            usage: TokenUsage {
-                input_tokens: 100,
-                output_tokens: 20,
-            },
-            cost: MicroDollars(cost),
-            status: CallStatus::Completed,
-        },
-        latency_ms: 12,
-    }
+    common::completed_call(
+        Some(BlockId::from_random([0xdd; 8])),
+        Some("run_1".to_owned()),
+        cost,
+    )
 }
 
 fn exhausted(refused: ReserveRefused) -> ApiError {

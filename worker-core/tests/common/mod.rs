@@ -9,7 +9,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use domain::ids::{AccountId, UserId, WorkspaceId};
+use domain::ids::{AccountId, BlockId, UserId, WorkspaceId};
+use domain::spend::{CallStatus, MicroDollars, SettledCall, TokenUsage};
+use worker_core::spend::CallOutcome;
 use worker_core::sqlite::SqliteStore;
 use worker_core::{EntropyUnavailable, Runtime};
 
@@ -107,5 +109,26 @@ impl Future for YieldOnce {
             context.waker().wake_by_ref();
             Poll::Pending
         }
+    }
+}
+
+/// A completed gateway call on `gpt-4o-mini` (100 tokens in, 20 out) that cost `cost` µ$, for block
+/// `block` of run `run`'s first step: what a settlement records.
+pub fn completed_call(block: Option<BlockId>, run: Option<String>, cost: u64) -> CallOutcome {
+    CallOutcome {
+        call: SettledCall {
+            block_id: block,
+            run_id: run,
+            step: Some(0),
+            model: "gpt-4o-mini".to_owned(),
+            provider: "openai_compatible".to_owned(),
+            usage: TokenUsage {
+                input_tokens: 100,
+                output_tokens: 20,
+            },
+            cost: MicroDollars(cost),
+            status: CallStatus::Completed,
+        },
+        latency_ms: 12,
     }
 }
