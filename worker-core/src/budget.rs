@@ -19,7 +19,7 @@ use domain::spend::{BillingPeriod, Budget, BudgetExhausted, MicroDollars};
 use serde::{Deserialize, Serialize};
 
 use crate::params;
-use crate::spend::{micros, to_micros};
+use crate::spend::{ReserveRefused, micros, to_micros};
 use crate::store::{GUARD, GuardedPlan, Statement, Store};
 
 /// The object's tables, created on every start (`IF NOT EXISTS`): the object has no migration step.
@@ -174,14 +174,6 @@ pub async fn budget<S: Store>(store: &S, period: BillingPeriod) -> Result<Budget
     })
 }
 
-/// Why the book did not take a reservation.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Refused {
-    /// It does not fit under the limit; nothing was written.
-    Exhausted(BudgetExhausted),
-    Failed(ApiError),
-}
-
 /// Holds `amount` for call `id` in `period` until `expires_at_ms`, with ONE guarded plan whose
 /// precondition is the cap: no limit, or an override for the period, or
 /// `spent + reserved + amount ≤ limit`. A repeated id is refused as a failure (ids are random).
@@ -192,7 +184,7 @@ pub async fn reserve<S: Store>(
     period: BillingPeriod,
     amount: MicroDollars,
     expires_at_ms: i64,
-) -> Result<(), Refused> {
+) -> Result<(), ReserveRefused> {
     let key = period.key();
     let mut plan = GuardedPlan::new(
         guard_id,
@@ -218,12 +210,17 @@ pub async fn reserve<S: Store>(
         ),
         &params![id, key.as_str(), micros(amount), expires_at_ms],
     );
-    if store.execute(plan).await.map_err(Refused::Failed)?.applied {
+    if store
+        .execute(plan)
+        .await
+        .map_err(ReserveRefused::Failed)?
+        .applied
+    {
         return Ok(());
     }
-    if !adopted(store).await.map_err(Refused::Failed)? {
+    if !adopted(store).await.map_err(ReserveRefused::Failed)? {
         // The object serves only after adopting; reaching this is a bug in its shell.
-        return Err(Refused::Failed(ApiError::internal()));
+        return Err(ReserveRefused::Failed(ApiError::internal()));
     }
     #[derive(Deserialize)]
     struct Known {
@@ -236,22 +233,24 @@ pub async fn reserve<S: Store>(
             &params![id],
         ))
         .await
-        .map_err(Refused::Failed)?;
+        .map_err(ReserveRefused::Failed)?;
     if known.is_some_and(|known| known.known != 0) {
         // A repeated id: never expected with random ids.
-        return Err(Refused::Failed(ApiError::internal()));
+        return Err(ReserveRefused::Failed(ApiError::internal()));
     }
     // Refused on the cap: read the figures for the message. They may have moved since the write
     // (a call settled); the decision was the write's, this only explains it.
-    let budget = budget(store, period).await.map_err(Refused::Failed)?;
-    Err(Refused::Exhausted(budget.admit(amount).err().unwrap_or(
-        BudgetExhausted {
+    let budget = budget(store, period)
+        .await
+        .map_err(ReserveRefused::Failed)?;
+    Err(ReserveRefused::BudgetExhausted(
+        budget.admit(amount).err().unwrap_or(BudgetExhausted {
             limit: budget.limit.unwrap_or_default(),
             spent: budget.spent,
             reserved: budget.reserved,
             requested: amount,
-        },
-    )))
+        }),
+    ))
 }
 
 /// Settles call `id`: releases what it held (nothing if the alarm already released it), charges

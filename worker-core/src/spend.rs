@@ -257,17 +257,6 @@ impl From<ReserveRefused> for ApiError {
     }
 }
 
-impl From<crate::budget::Refused> for ReserveRefused {
-    fn from(refused: crate::budget::Refused) -> Self {
-        match refused {
-            crate::budget::Refused::Exhausted(exhausted) => {
-                ReserveRefused::BudgetExhausted(exhausted)
-            }
-            crate::budget::Refused::Failed(error) => ReserveRefused::Failed(error),
-        }
-    }
-}
-
 /// Reserves `amount` for a call on the account's book (the budget object's storage, or a native
 /// store in tests): draws the reservation's id and makes the one guarded write
 /// (`budget::reserve`). Either the reservation holds, or nothing was written and the caller is told

@@ -2,8 +2,8 @@
 //! the run engine's in-worker agent steps. Every call goes the same way (ADR 13): plan it
 //! (`domain::gateway::call`), reserve its most possible cost with one conditional write on the
 //! account's budget object (ADR 27), forward it, settle the reservation with the real usage. A call
-//! that does not fit the budget is refused before any byte goes upstream. Provider keys live in this module only: never in a response, a log line
-//! or an event.
+//! that does not fit the budget is refused before any byte goes upstream. Provider keys live in this
+//! module only: never in a response, a log line or an event.
 
 pub mod account_config;
 mod stream;
@@ -156,7 +156,8 @@ async fn settle(
 /// Forwards a non-streamed call (with bounded retries), hands its answer to `hand_over`, then
 /// settles it and returns what `hand_over` made. The HTTP handler's `hand_over` sends the answer to
 /// the waiting caller, so the settlement is off the caller's path (the reservation holds the call's
-/// maximum cost until then, so the cap still holds; one never settled is released by the sweep).
+/// maximum cost until then, so the cap still holds; one never settled is released by the account's
+/// budget object's alarm).
 /// The run engine's returns the answer, so it gets it after the ledger holds the call.
 async fn forward_whole<T>(
     env: &Env,
@@ -183,9 +184,12 @@ async fn forward_whole<T>(
         Err(error) => (Err(error), TokenUsage::default(), CallStatus::UpstreamError),
     };
     let handed_over = hand_over(result);
-    // Let the runtime send the answer on its way before the settlement's own work (a request to the
-    // budget object, then D1's batch) takes the isolate's one thread.
-    worker::Delay::from(std::time::Duration::ZERO).await;
+    if let Delivery::Later(_) = delivery {
+        // The answer went to a waiting HTTP request: let the runtime send it on its way before the
+        // settlement's own work (a request to the budget object, then D1's batch) takes the
+        // isolate's one thread. The run engine's call gets its answer back here, so it does not wait.
+        worker::Delay::from(std::time::Duration::ZERO).await;
+    }
     settle(
         env,
         delivery,
